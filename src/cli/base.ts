@@ -1,0 +1,85 @@
+/**
+ * Shared by every command: --debug, --catalog, the runtime flags, and the one place where errors
+ * become messages and exit codes. Commands stay thin: parse, call a module, render.
+ */
+import {Command, Flags, Interfaces} from '@oclif/core'
+import {isUserError, UserError} from '../errors.js'
+
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
+export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
+
+export const catalogFlag = Flags.string({
+  char: 'c',
+  summary: 'AsyncAPI 3 catalog (YAML or JSON). Default: the TekTree catalog shipped with tektree.',
+  env: 'TEKTREE_CATALOG',
+  helpGroup: 'GLOBAL',
+})
+
+/** Flags of every command that talks to a runtime (bus, store). */
+export const runtimeFlags = {
+  'redis-url': Flags.string({
+    summary: 'Use this Redis server as the bus instead of the embedded runtime.',
+    env: 'TEKTREE_REDIS_URL',
+    helpGroup: 'RUNTIME',
+  }),
+  'mongo-url': Flags.string({
+    summary: 'Use this MongoDB server as the event store instead of the embedded runtime.',
+    env: 'TEKTREE_MONGO_URL',
+    helpGroup: 'RUNTIME',
+  }),
+  'in-process': Flags.boolean({
+    summary: 'Run on the in-process engine only (no servers; state lives and dies with this command).',
+    default: false,
+    helpGroup: 'RUNTIME',
+  }),
+}
+
+export abstract class BaseCommand<T extends typeof Command> extends Command {
+  static baseFlags = {
+    debug: Flags.boolean({summary: 'Show stack traces and internal detail on errors.', default: false, helpGroup: 'GLOBAL'}),
+  }
+
+  protected override flags!: BaseFlags<T>
+  protected args!: BaseArgs<T>
+
+  public override async init(): Promise<void> {
+    await super.init()
+    const {args, flags} = await this.parse({
+      flags: this.ctor.flags,
+      baseFlags: (super.ctor as typeof BaseCommand).baseFlags,
+      enableJsonFlag: this.ctor.enableJsonFlag,
+      args: this.ctor.args,
+      strict: this.ctor.strict,
+    })
+    this.flags = flags as BaseFlags<T>
+    this.args = args as BaseArgs<T>
+  }
+
+  protected get debugMode(): boolean {
+    return Boolean((this.flags as {debug?: boolean} | undefined)?.debug) || process.argv.includes('--debug')
+  }
+
+  /** A user's mistake: message, next step, exit code; no stack unless --debug. */
+  protected override async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
+    if (isUserError(error)) {
+      if (this.jsonEnabled()) {
+        this.logJson(error.toContract())
+      } else {
+        process.stderr.write(`Error: ${error.message}\n`)
+        if (error.hint) process.stderr.write(`${error.hint}\n`)
+        if (this.debugMode && error.stack) process.stderr.write(`${error.stack}\n`)
+      }
+      process.exitCode = error.exitCode
+      return this.exit(error.exitCode)
+    }
+    // oclif's own parse errors and this.exit() already carry their exit code and message.
+    if (error.oclif?.exit !== undefined || error.constructor?.name === 'ExitError') throw error
+    if (this.debugMode) throw error
+    const message = error?.message ?? String(error)
+    process.stderr.write(`Error: ${message}\n(an unexpected error; run again with --debug for the stack trace)\n`)
+    process.exitCode = 1
+    return this.exit(1)
+  }
+}
+
+export {UserError}

@@ -1,0 +1,273 @@
+/**
+ * The runtime's ports. No vendor type crosses these interfaces: adapters (in-process, Redis,
+ * MongoDB, later Kafka) own their connections and translate. Each port has one contract suite in
+ * test/contracts/ that runs unchanged against every adapter.
+ */
+import type {ErrorContract, EventEnvelope} from './envelope.js'
+
+// ---------------------------------------------------------------------------------------------
+// Clock
+// ---------------------------------------------------------------------------------------------
+
+/** Real time by default; a virtual clock lets retries, streaks and retention run without waiting. */
+export interface Clock {
+  /** Milliseconds since the epoch, in this clock's time. */
+  now(): number
+  /** Resolves after `ms` of this clock's time; rejects with an AbortError when `signal` aborts. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bus
+// ---------------------------------------------------------------------------------------------
+
+export interface TopicSpec {
+  /** e.g. "tektree.knowledge" (one topic per domain, see README "Stream layout"). */
+  name: string
+  /** Messages are routed to a partition by hash(key); order is kept within a partition. */
+  partitions: number
+  /** Trimming policy from the catalog's retention table; absent = keep everything. */
+  retention?: {maxAgeMs?: number; maxLen?: number}
+}
+
+export interface OutgoingMessage {
+  topic: string
+  /** Partition key: the aggregate id. */
+  key: string
+  /** The serialized envelope. The bus never parses it (poison pills must reach the runner intact). */
+  value: string
+  /** Small routing hints: event_type, event_id, published_at (ms). */
+  headers: Record<string, string>
+}
+
+export interface Delivery {
+  /** Transport id: stream entry id (Redis), offset (Kafka), sequence (in-process). */
+  id: string
+  topic: string
+  partition: number
+  key: string
+  value: string
+  headers: Record<string, string>
+  /** 1 on first delivery; incremented on every redelivery. */
+  deliveryCount: number
+  /** When the bus accepted the message (ms since epoch, wall clock). */
+  enqueuedAt: number
+}
+
+export interface SubscribeOptions {
+  group: string
+  /** Unique per consumer instance (e.g. `${hostname}-${pid}-${n}`). */
+  consumer: string
+  topics: string[]
+  /** Most deliveries one next() returns. */
+  batchSize?: number
+  /** How long next() may wait for messages before returning []. */
+  blockMs?: number
+  /** Unacked deliveries older than this are delivered again (to the partition's current owner). */
+  visibilityTimeoutMs?: number
+  /** Where a new group starts: the beginning of the topic (default) or only new messages. */
+  startFrom?: 'earliest' | 'latest'
+}
+
+/**
+ * One consumer's membership in a group. Within a group each partition is owned by at most one
+ * consumer at a time (this is what keeps per-aggregate order while a group is scaled out); ownership
+ * rebalances when consumers join or leave (a dead consumer's partitions move after its lease expires).
+ */
+export interface Subscription {
+  /** Waits up to blockMs; returns [] when idle. Deliveries of one partition come in order. */
+  next(signal?: AbortSignal): Promise<Delivery[]>
+  ack(deliveries: readonly Delivery[]): Promise<void>
+  /** Partitions this consumer currently owns. */
+  assignment(): ReadonlyArray<{topic: string; partition: number}>
+  /** Leaves the group; unacked deliveries stay pending for the next owner. */
+  close(): Promise<void>
+}
+
+export interface ConsumerInfo {
+  name: string
+  pending: number
+  idleMs: number
+}
+
+export interface GroupStats {
+  group: string
+  topic: string
+  /** Messages not yet delivered to the group. */
+  lag: number
+  /** Delivered, not acked. */
+  pending: number
+  oldestPendingAgeMs: number | null
+  consumers: ConsumerInfo[]
+}
+
+export interface TopicInfo {
+  name: string
+  partitions: number
+  /** Messages currently retained. */
+  length: number
+  groups: string[]
+}
+
+export interface Bus {
+  /** "memory" | "redis" | "kafka" */
+  readonly kind: string
+  ensureTopics(specs: readonly TopicSpec[]): Promise<void>
+  /** Returns the transport ids, in order. Batches are pipelined; a batch is not atomic. */
+  publish(messages: readonly OutgoingMessage[]): Promise<string[]>
+  subscribe(options: SubscribeOptions): Promise<Subscription>
+  stats(filter?: {group?: string; topic?: string}): Promise<GroupStats[]>
+  topics(): Promise<TopicInfo[]>
+  /** Reads outside any group (tail, inspection): entries after `afterId` (exclusive; null = from start). */
+  read(topic: string, partition: number, afterId: string | null, count: number): Promise<Delivery[]>
+  /** Applies a retention policy now; returns how many entries were removed. */
+  trim(topic: string, policy: {maxAgeMs?: number; maxLen?: number}): Promise<number>
+  close(): Promise<void>
+}
+
+// ---------------------------------------------------------------------------------------------
+// Store
+// ---------------------------------------------------------------------------------------------
+
+export interface EventQuery {
+  /** Event type globs ("knowledge.*", "social.content.liked"). */
+  types?: string[]
+  /** Inclusive lower bound on the envelope timestamp (ISO string or ms). */
+  from?: string | number
+  /** Exclusive upper bound. */
+  to?: string | number
+  aggregateId?: string
+  correlationId?: string
+  limit?: number
+  /** Append order (default "asc"). */
+  order?: 'asc' | 'desc'
+}
+
+export interface AppendResult {
+  inserted: number
+  /** event_ids already present (append is idempotent by event_id). */
+  duplicates: string[]
+}
+
+export interface EventStore {
+  /** Appends in order; every inserted event also enters the outbox (same document, no transaction). */
+  append(events: readonly EventEnvelope[]): Promise<AppendResult>
+  get(eventId: string): Promise<EventEnvelope | null>
+  /** A streaming cursor: memory stays flat however many events match. */
+  query(query: EventQuery): AsyncIterable<EventEnvelope>
+  count(query?: EventQuery): Promise<number>
+}
+
+export interface Outbox {
+  /** Leases up to `limit` unpublished events, oldest first, for `leaseMs`; others cannot claim them meanwhile. */
+  claim(options: {owner: string; limit: number; leaseMs: number}): Promise<EventEnvelope[]>
+  markPublished(eventIds: readonly string[]): Promise<void>
+  /** Unpublished events (claimed or not). */
+  pending(): Promise<number>
+}
+
+/** Seed 002's IdempotencyKeyStore, with an atomic claim. */
+export interface IdempotencyStore {
+  /** True when the key was newly claimed, false when it was already there. */
+  claim(scope: string, key: string, ttlMs?: number): Promise<boolean>
+  has(scope: string, key: string): Promise<boolean>
+  release(scope: string, key: string): Promise<void>
+}
+
+/** Update operators, a portable subset of MongoDB's. Dotted paths address nested fields. */
+export interface ProjectionUpdate {
+  $set?: Record<string, unknown>
+  $setOnInsert?: Record<string, unknown>
+  $inc?: Record<string, number>
+  $max?: Record<string, number | string>
+  $min?: Record<string, number | string>
+  $addToSet?: Record<string, unknown>
+  /** Appends, keeping only the last `slice` items when slice is given (negative, as in MongoDB). */
+  $push?: Record<string, {each: unknown[]; slice?: number}>
+  $unset?: Record<string, true>
+}
+
+export type ProjectionDoc = {_id: string} & Record<string, unknown>
+
+export interface ProjectionStore {
+  get(collection: string, id: string): Promise<ProjectionDoc | null>
+  /** Equality filter on top-level or dotted fields; sort by one field. */
+  find(
+    collection: string,
+    filter?: Record<string, unknown>,
+    options?: {limit?: number; sort?: {field: string; order: 'asc' | 'desc'}},
+  ): Promise<ProjectionDoc[]>
+  count(collection: string, filter?: Record<string, unknown>): Promise<number>
+  /** Upsert. */
+  update(collection: string, id: string, update: ProjectionUpdate): Promise<void>
+  /**
+   * Upsert applied at most once per eventId for this document: the guard and the change are one
+   * atomic document write, so a redelivered event can never apply twice. False when already applied.
+   */
+  applyOnce(collection: string, id: string, eventId: string, update: ProjectionUpdate): Promise<boolean>
+  /** Removes every document of a collection (tests, replay from scratch). */
+  drop(collection: string): Promise<void>
+}
+
+export interface DlqRecord {
+  /** `${group}:${event_id}` (or `${group}:${delivery id}` when the event could not be parsed). */
+  id: string
+  group: string
+  event_id: string | null
+  event_type: string | null
+  topic: string
+  partition: number
+  delivery_id: string
+  error: ErrorContract
+  attempts: number
+  first_failure_at: string
+  last_failure_at: string
+  dead_lettered_at: string
+  /** The original bytes, so a poison pill can be inspected exactly as it arrived. */
+  raw: string
+  /** The parsed envelope when it could be parsed. */
+  envelope: EventEnvelope | null
+}
+
+export interface DlqStore {
+  /** Idempotent by id: a re-added record replaces the old one (a crash may add it twice). */
+  add(record: DlqRecord): Promise<void>
+  list(filter?: {group?: string; type?: string; limit?: number}): Promise<DlqRecord[]>
+  get(id: string): Promise<DlqRecord | null>
+  remove(ids: readonly string[]): Promise<number>
+  count(filter?: {group?: string; type?: string}): Promise<number>
+}
+
+export interface Store {
+  /** "memory" | "mongodb" */
+  readonly kind: string
+  readonly events: EventStore
+  readonly outbox: Outbox
+  readonly idempotency: IdempotencyStore
+  readonly projections: ProjectionStore
+  readonly dlq: DlqStore
+  close(): Promise<void>
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leaderboards (Redis sorted sets, or the in-process equivalent)
+// ---------------------------------------------------------------------------------------------
+
+export interface LeaderboardEntry {
+  member: string
+  score: number
+  /** 1-based. */
+  rank: number
+}
+
+export interface Leaderboards {
+  readonly kind: string
+  /** ZINCRBY guarded by eventId, atomically: redelivery never adds twice. Null when already applied. */
+  incrementOnce(board: string, member: string, delta: number, eventId: string): Promise<number | null>
+  top(board: string, n: number): Promise<LeaderboardEntry[]>
+  score(board: string, member: string): Promise<number | null>
+  rank(board: string, member: string): Promise<number | null>
+  boards(): Promise<string[]>
+  drop(board: string): Promise<void>
+  close(): Promise<void>
+}

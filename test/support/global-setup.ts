@@ -1,0 +1,56 @@
+/**
+ * Starts the real servers the integration tier needs, once, and hands their URLs to the tests
+ * through provide/inject. With CI=true a server that cannot be started fails the run; elsewhere the
+ * suites that need it are skipped with the reason printed (never silently).
+ */
+import type {TestProject} from 'vitest/node'
+import {startRedisServer} from './redis-server.js'
+import {startMongoServer} from './mongo-server.js'
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    redisUrl: string | null
+    redisUnavailable: string | null
+    mongoUrl: string | null
+    mongoUnavailable: string | null
+    mongoServer: string | null
+  }
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const inCi = process.env.CI === 'true'
+  const stops: Array<() => Promise<void>> = []
+
+  const [redis, mongo] = await Promise.allSettled([startRedisServer(), startMongoServer()])
+
+  if (redis.status === 'fulfilled') {
+    project.provide('redisUrl', redis.value.url)
+    project.provide('redisUnavailable', null)
+    stops.push(redis.value.stop)
+  } else {
+    const reason = String((redis.reason as Error)?.message ?? redis.reason)
+    if (inCi) throw new Error(`CI=true and redis-server could not be started: ${reason}`)
+    process.stderr.write(`\n[tektree tests] SKIPPING Redis integration suites: ${reason}\n`)
+    project.provide('redisUrl', null)
+    project.provide('redisUnavailable', reason)
+  }
+
+  if (mongo.status === 'fulfilled') {
+    project.provide('mongoUrl', mongo.value.url)
+    project.provide('mongoServer', mongo.value.server)
+    project.provide('mongoUnavailable', null)
+    stops.push(mongo.value.stop)
+    process.stderr.write(`\n[tektree tests] MongoDB tests run against: ${mongo.value.server}\n`)
+  } else {
+    const reason = String((mongo.reason as Error)?.message ?? mongo.reason)
+    if (inCi) throw new Error(`CI=true and no MongoDB wire-protocol server could be started: ${reason}`)
+    process.stderr.write(`\n[tektree tests] SKIPPING MongoDB integration suites: ${reason}\n`)
+    project.provide('mongoUrl', null)
+    project.provide('mongoServer', null)
+    project.provide('mongoUnavailable', reason)
+  }
+
+  return async () => {
+    await Promise.allSettled(stops.map((stop) => stop()))
+  }
+}
