@@ -35,11 +35,11 @@ export const runtimeFlags = {
 }
 
 export abstract class BaseCommand<T extends typeof Command> extends Command {
-  static baseFlags = {
+  static override baseFlags = {
     debug: Flags.boolean({summary: 'Show stack traces and internal detail on errors.', default: false, helpGroup: 'GLOBAL'}),
   }
 
-  protected override flags!: BaseFlags<T>
+  protected flags!: BaseFlags<T>
   protected args!: BaseArgs<T>
 
   public override async init(): Promise<void> {
