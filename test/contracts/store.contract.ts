@@ -1,0 +1,438 @@
+/**
+ * The Store contract: every adapter (in-process, MongoDB) runs this suite unchanged.
+ *
+ * Wiring an adapter:
+ *   storeContract('MongoStore', async () => {
+ *     const dbName = uniqueName('t')
+ *     const store = await createMongoStore({url, dbName})
+ *     return {store, cleanup: () => dropDatabase(dbName)}
+ *   })
+ *
+ * The factory is called once per test and must return a store whose data no other test sees (its
+ * own database / prefix): the outbox and count() are store-wide. `cleanup` runs after the test.
+ *
+ * Semantics pinned down here (beyond the doc comments of src/runtime/ports.ts):
+ * - event type globs follow src/runtime/glob.ts ("knowledge.*" = the domain and everything below;
+ *   `*` one segment; `**` any number); adapters may use typeGlobsToRegExpSource() for a $regex;
+ * - query() orders by append order; `from` inclusive, `to` exclusive, on the envelope timestamp,
+ *   given as an ISO string or ms; aggregateId matches metadata.aggregate_id;
+ * - projection docs returned by get/find never show the applyOnce bookkeeping field `_applied`;
+ * - find() equality on a dotted path ("author.id") addresses nested fields;
+ * - $push with `slice` keeps the last -slice items (negative) or the first slice items (positive);
+ *   $max/$min/$inc on a missing field set it; $addToSet adds one value unless an equal one is there;
+ * - dlq.list/count filter `type` is the exact event type.
+ */
+import {describe, it, expect, beforeEach, afterEach} from 'vitest'
+import type {EventEnvelope} from '../../src/runtime/envelope.js'
+import type {Store} from '../../src/runtime/ports.js'
+import {makeDlqRecord, makeEvent, uniqueName, until} from './helpers.js'
+
+export type StoreFactory = () => Promise<{store: Store; cleanup?: () => Promise<void>}>
+
+async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = []
+  for await (const item of iterable) out.push(item)
+  return out
+}
+
+const ids = (events: EventEnvelope[]) => events.map((e) => e.event_id)
+const T0 = Date.parse('2025-03-01T00:00:00.000Z')
+const at = (seconds: number) => new Date(T0 + seconds * 1000).toISOString()
+
+export function storeContract(name: string, factory: StoreFactory): void {
+  describe(name, () => {
+    let store: Store
+    let cleanup: (() => Promise<void>) | undefined
+
+    beforeEach(async () => {
+      const made = await factory()
+      store = made.store
+      cleanup = made.cleanup
+    })
+
+    afterEach(async () => {
+      await store.close().catch(() => undefined)
+      await cleanup?.()
+    })
+
+    it('has a kind', () => {
+      expect(typeof store.kind).toBe('string')
+      expect(store.kind.length).toBeGreaterThan(0)
+    })
+
+    // ------------------------------------------------------------------------------- events
+    describe('events', () => {
+      it('append is idempotent by event_id and reports duplicates', async () => {
+        const a = makeEvent()
+        const b = makeEvent()
+        expect(await store.events.append([a, b])).toEqual({inserted: 2, duplicates: []})
+        const c = makeEvent()
+        const result = await store.events.append([b, c, a])
+        expect(result.inserted).toBe(1)
+        expect([...result.duplicates].sort()).toEqual([a.event_id, b.event_id].sort())
+        expect(await store.events.count()).toBe(3)
+        expect(ids(await collect(store.events.query({})))).toEqual([a.event_id, b.event_id, c.event_id])
+      })
+
+      it('a duplicate inside one batch is inserted once', async () => {
+        const a = makeEvent()
+        const result = await store.events.append([a, {...a}])
+        expect(result.inserted).toBe(1)
+        expect(result.duplicates).toEqual([a.event_id])
+        expect(await store.events.count()).toBe(1)
+      })
+
+      it('get returns the envelope as appended, or null', async () => {
+        const e = makeEvent({
+          payload: {question_id: 'q1', nested: {list: [1, 2, {x: 'y'}]}, unicode: 'ünï 🚀'},
+          causation_id: 'cause-1',
+          metadata: {aggregate_id: 'q1', sequence: 7, tenant: 't1'},
+        })
+        await store.events.append([e])
+        expect(await store.events.get(e.event_id)).toEqual(e)
+        expect(await store.events.get('missing-id')).toBeNull()
+      })
+
+      it('query filters by type globs', async () => {
+        const q = makeEvent({event_type: 'knowledge.question.posted'})
+        const ans = makeEvent({event_type: 'knowledge.answer.accepted'})
+        const like = makeEvent({event_type: 'social.content.liked'})
+        const kb = makeEvent({event_type: 'knowledgebase.article.created'})
+        await store.events.append([q, ans, like, kb])
+        expect(ids(await collect(store.events.query({types: ['knowledge.*']})))).toEqual([q.event_id, ans.event_id])
+        expect(ids(await collect(store.events.query({types: ['social.content.liked']})))).toEqual([like.event_id])
+        expect(ids(await collect(store.events.query({types: ['*.content.liked', 'knowledge.answer.*']})))).toEqual([
+          ans.event_id,
+          like.event_id,
+        ])
+        expect(ids(await collect(store.events.query({types: ['knowledge.*.posted']})))).toEqual([q.event_id])
+        expect(await store.events.count({types: ['knowledge.*']})).toBe(2)
+        expect(await store.events.count({types: ['nothing.here']})).toBe(0)
+      })
+
+      it('query filters by time range [from, to) given as ISO or ms', async () => {
+        const events = Array.from({length: 10}, (_, i) => makeEvent({timestamp: at(i)}))
+        await store.events.append(events)
+        expect(ids(await collect(store.events.query({from: at(3), to: at(6)})))).toEqual(ids(events.slice(3, 6)))
+        expect(ids(await collect(store.events.query({from: T0 + 3000, to: T0 + 6000})))).toEqual(ids(events.slice(3, 6)))
+        expect(ids(await collect(store.events.query({from: at(8)})))).toEqual(ids(events.slice(8)))
+        expect(ids(await collect(store.events.query({to: at(2)})))).toEqual(ids(events.slice(0, 2)))
+        expect(await store.events.count({from: at(3), to: at(6)})).toBe(3)
+      })
+
+      it('query filters by aggregateId and correlationId', async () => {
+        const a1 = makeEvent({aggregateId: 'agg-a'})
+        const b1 = makeEvent({aggregateId: 'agg-b', correlation_id: 'corr-1'})
+        const a2 = makeEvent({aggregateId: 'agg-a', correlation_id: 'corr-1'})
+        await store.events.append([a1, b1, a2])
+        expect(ids(await collect(store.events.query({aggregateId: 'agg-a'})))).toEqual([a1.event_id, a2.event_id])
+        expect(ids(await collect(store.events.query({correlationId: 'corr-1'})))).toEqual([b1.event_id, a2.event_id])
+        expect(ids(await collect(store.events.query({correlationId: 'corr-1', aggregateId: 'agg-b'})))).toEqual([b1.event_id])
+        expect(await store.events.count({aggregateId: 'agg-a'})).toBe(2)
+      })
+
+      it('query honours limit and order', async () => {
+        const events = Array.from({length: 8}, () => makeEvent())
+        await store.events.append(events)
+        expect(ids(await collect(store.events.query({limit: 3})))).toEqual(ids(events.slice(0, 3)))
+        expect(ids(await collect(store.events.query({order: 'desc'})))).toEqual(ids(events).reverse())
+        expect(ids(await collect(store.events.query({order: 'desc', limit: 2})))).toEqual(ids(events.slice(6)).reverse())
+      })
+
+      it('query streams large results as an async iterable', async () => {
+        const total = 2_500
+        for (let i = 0; i < total; i += 500) {
+          await store.events.append(Array.from({length: 500}, (_, j) => makeEvent({timestamp: at(i + j)})))
+        }
+        const result = store.events.query({order: 'asc'})
+        expect(typeof result[Symbol.asyncIterator]).toBe('function')
+        let n = 0
+        let previous = ''
+        for await (const e of result) {
+          expect(e.timestamp > previous).toBe(true)
+          previous = e.timestamp
+          n++
+        }
+        expect(n).toBe(total)
+        // Stopping early is allowed (the cursor is released).
+        let seen = 0
+        for await (const _ of store.events.query({})) {
+          if (++seen === 10) break
+        }
+        expect(seen).toBe(10)
+        expect(await store.events.count()).toBe(total)
+      })
+    })
+
+    // ------------------------------------------------------------------------------- outbox
+    describe('outbox', () => {
+      it('appended events are pending; claim leases them in append order', async () => {
+        const events = Array.from({length: 10}, () => makeEvent())
+        await store.events.append(events)
+        await store.events.append([events[0]]) // a duplicate does not re-enter the outbox
+        expect(await store.outbox.pending()).toBe(10)
+        const first = await store.outbox.claim({owner: 'relay-a', limit: 4, leaseMs: 60_000})
+        expect(ids(first)).toEqual(ids(events.slice(0, 4)))
+        expect(first[0]).toEqual(events[0])
+        const second = await store.outbox.claim({owner: 'relay-b', limit: 100, leaseMs: 60_000})
+        expect(ids(second)).toEqual(ids(events.slice(4)))
+        expect(await store.outbox.claim({owner: 'relay-c', limit: 100, leaseMs: 60_000})).toEqual([])
+        expect(await store.outbox.pending()).toBe(10)
+      })
+
+      it('markPublished removes events from pending', async () => {
+        const events = Array.from({length: 5}, () => makeEvent())
+        await store.events.append(events)
+        const claimed = await store.outbox.claim({owner: 'relay', limit: 3, leaseMs: 60_000})
+        await store.outbox.markPublished(ids(claimed))
+        expect(await store.outbox.pending()).toBe(2)
+        await store.outbox.markPublished(ids(claimed)) // idempotent
+        expect(await store.outbox.pending()).toBe(2)
+        // Unclaimed events can be marked too (another relay published them).
+        await store.outbox.markPublished([events[4].event_id])
+        expect(await store.outbox.pending()).toBe(1)
+        expect(ids(await store.outbox.claim({owner: 'relay', limit: 10, leaseMs: 60_000}))).toEqual([events[3].event_id])
+        // Published events stay in the event log.
+        expect(await store.events.count()).toBe(5)
+      })
+
+      it('a lease expires: another claimer then gets the events', async () => {
+        const events = Array.from({length: 3}, () => makeEvent())
+        await store.events.append(events)
+        expect(ids(await store.outbox.claim({owner: 'relay-a', limit: 10, leaseMs: 300}))).toEqual(ids(events))
+        const reclaimed = await until(
+          async () => {
+            const got = await store.outbox.claim({owner: 'relay-b', limit: 10, leaseMs: 60_000})
+            return got.length > 0 ? got : null
+          },
+          {message: 'the expired lease is claimable'},
+        )
+        expect(ids(reclaimed)).toEqual(ids(events))
+      })
+
+      it('concurrent claimers never get the same event', async () => {
+        await store.events.append(Array.from({length: 50}, () => makeEvent()))
+        const batches = await Promise.all(
+          Array.from({length: 5}, (_, i) => store.outbox.claim({owner: `relay-${i}`, limit: 20, leaseMs: 60_000})),
+        )
+        const all = batches.flatMap(ids)
+        expect(new Set(all).size).toBe(all.length)
+        expect(all.length).toBe(50)
+      })
+    })
+
+    // -------------------------------------------------------------------------- idempotency
+    describe('idempotency', () => {
+      it('claim is atomic; has; release', async () => {
+        const key = uniqueName('k')
+        expect(await store.idempotency.has('scope-a', key)).toBe(false)
+        expect(await store.idempotency.claim('scope-a', key)).toBe(true)
+        expect(await store.idempotency.claim('scope-a', key)).toBe(false)
+        expect(await store.idempotency.has('scope-a', key)).toBe(true)
+        expect(await store.idempotency.has('scope-b', key)).toBe(false)
+        expect(await store.idempotency.claim('scope-b', key)).toBe(true)
+        await store.idempotency.release('scope-a', key)
+        expect(await store.idempotency.has('scope-a', key)).toBe(false)
+        expect(await store.idempotency.claim('scope-a', key)).toBe(true)
+      })
+
+      it('concurrent claims of one key: exactly one wins', async () => {
+        const key = uniqueName('k')
+        const results = await Promise.all(Array.from({length: 10}, () => store.idempotency.claim('s', key)))
+        expect(results.filter(Boolean)).toHaveLength(1)
+      })
+
+      it('a claim with a ttl expires', async () => {
+        const key = uniqueName('k')
+        expect(await store.idempotency.claim('s', key, 300)).toBe(true)
+        await until(async () => !(await store.idempotency.has('s', key)), {message: 'the key expires'})
+        expect(await store.idempotency.claim('s', key, 60_000)).toBe(true)
+        expect(await store.idempotency.claim('s', key, 60_000)).toBe(false)
+      })
+    })
+
+    // -------------------------------------------------------------------------- projections
+    describe('projections', () => {
+      it('update upserts; get returns the document or null', async () => {
+        const c = uniqueName('coll')
+        expect(await store.projections.get(c, 'u1')).toBeNull()
+        await store.projections.update(c, 'u1', {$set: {name: 'Ada', 'profile.city': 'Paris'}})
+        expect(await store.projections.get(c, 'u1')).toEqual({_id: 'u1', name: 'Ada', profile: {city: 'Paris'}})
+        await store.projections.update(c, 'u1', {$set: {'profile.lang': 'fr'}})
+        expect(await store.projections.get(c, 'u1')).toEqual({_id: 'u1', name: 'Ada', profile: {city: 'Paris', lang: 'fr'}})
+      })
+
+      it('$setOnInsert applies only when the document is created', async () => {
+        const c = uniqueName('coll')
+        await store.projections.update(c, 'd', {$setOnInsert: {created: 'first', n: 1}, $set: {seen: 1}})
+        await store.projections.update(c, 'd', {$setOnInsert: {created: 'second', n: 2}, $set: {seen: 2}})
+        expect(await store.projections.get(c, 'd')).toEqual({_id: 'd', created: 'first', n: 1, seen: 2})
+      })
+
+      it('$inc, $max, $min (missing fields are set)', async () => {
+        const c = uniqueName('coll')
+        await store.projections.update(c, 'd', {$inc: {count: 2, 'stats.views': 5}, $max: {best: 10}, $min: {low: 10}})
+        await store.projections.update(c, 'd', {$inc: {count: 3, 'stats.views': -1}, $max: {best: 7}, $min: {low: 3}})
+        await store.projections.update(c, 'd', {$max: {best: 12, last: '2025-01-02'}, $min: {low: 4}})
+        await store.projections.update(c, 'd', {$max: {last: '2025-01-01'}})
+        expect(await store.projections.get(c, 'd')).toEqual({
+          _id: 'd',
+          count: 5,
+          stats: {views: 4},
+          best: 12,
+          low: 3,
+          last: '2025-01-02',
+        })
+      })
+
+      it('$addToSet adds a value once (objects compared by value)', async () => {
+        const c = uniqueName('coll')
+        await store.projections.update(c, 'd', {$addToSet: {tags: 'a'}})
+        await store.projections.update(c, 'd', {$addToSet: {tags: 'b'}})
+        await store.projections.update(c, 'd', {$addToSet: {tags: 'a', 'meta.refs': {id: 1}}})
+        await store.projections.update(c, 'd', {$addToSet: {'meta.refs': {id: 1}}})
+        expect(await store.projections.get(c, 'd')).toEqual({_id: 'd', tags: ['a', 'b'], meta: {refs: [{id: 1}]}})
+      })
+
+      it('$push appends each value and keeps a slice', async () => {
+        const c = uniqueName('coll')
+        await store.projections.update(c, 'd', {$push: {recent: {each: [1, 2, 3]}}})
+        await store.projections.update(c, 'd', {$push: {recent: {each: [4, 5], slice: -4}}})
+        expect((await store.projections.get(c, 'd'))!.recent).toEqual([2, 3, 4, 5])
+        await store.projections.update(c, 'd', {$push: {recent: {each: [6], slice: 2}, 'x.log': {each: [{a: 1}]}}})
+        expect(await store.projections.get(c, 'd')).toEqual({_id: 'd', recent: [2, 3], x: {log: [{a: 1}]}})
+      })
+
+      it('$unset removes fields, including dotted ones', async () => {
+        const c = uniqueName('coll')
+        await store.projections.update(c, 'd', {$set: {a: 1, b: 2, nested: {x: 1, y: 2}}})
+        await store.projections.update(c, 'd', {$unset: {a: true, 'nested.x': true, 'missing.path': true}})
+        expect(await store.projections.get(c, 'd')).toEqual({_id: 'd', b: 2, nested: {y: 2}})
+      })
+
+      it('concurrent updates are atomic per document', async () => {
+        const c = uniqueName('coll')
+        await Promise.all(Array.from({length: 20}, () => store.projections.update(c, 'd', {$inc: {n: 1}})))
+        expect((await store.projections.get(c, 'd'))!.n).toBe(20)
+      })
+
+      it('applyOnce applies an event once; a second apply changes nothing and returns false', async () => {
+        const c = uniqueName('coll')
+        expect(await store.projections.applyOnce(c, 'd', 'evt-1', {$inc: {n: 1}, $push: {log: {each: ['evt-1']}}})).toBe(true)
+        expect(await store.projections.applyOnce(c, 'd', 'evt-1', {$inc: {n: 1}, $push: {log: {each: ['evt-1']}}})).toBe(false)
+        expect(await store.projections.applyOnce(c, 'd', 'evt-2', {$inc: {n: 1}, $push: {log: {each: ['evt-2']}}})).toBe(true)
+        const doc = await store.projections.get(c, 'd')
+        expect(doc).toEqual({_id: 'd', n: 2, log: ['evt-1', 'evt-2']})
+        expect(doc).not.toHaveProperty('_applied')
+        // The guard is per document: the same event may change another document once.
+        expect(await store.projections.applyOnce(c, 'other', 'evt-1', {$inc: {n: 1}})).toBe(true)
+        expect(await store.projections.applyOnce(c, 'other', 'evt-1', {$inc: {n: 1}})).toBe(false)
+      })
+
+      it('concurrent applyOnce of one eventId applies exactly once; of distinct ids, each once', async () => {
+        const c = uniqueName('coll')
+        const same = await Promise.all(
+          Array.from({length: 10}, () => store.projections.applyOnce(c, 'd', 'evt-same', {$inc: {n: 1}})),
+        )
+        expect(same.filter(Boolean)).toHaveLength(1)
+        expect((await store.projections.get(c, 'd'))!.n).toBe(1)
+        const distinct = await Promise.all(
+          Array.from({length: 10}, (_, i) => store.projections.applyOnce(c, 'e', `evt-${i}`, {$inc: {n: 1}})),
+        )
+        expect(distinct.every(Boolean)).toBe(true)
+        expect((await store.projections.get(c, 'e'))!.n).toBe(10)
+      })
+
+      it('find filters by equality (dotted paths too), sorts and limits; count filters', async () => {
+        const c = uniqueName('coll')
+        const people = [
+          {id: 'p1', name: 'Ada', team: 'red', score: 30, author: {id: 'u1'}},
+          {id: 'p2', name: 'Bob', team: 'blue', score: 10, author: {id: 'u2'}},
+          {id: 'p3', name: 'Cy', team: 'red', score: 20, author: {id: 'u1'}},
+          {id: 'p4', name: 'Di', team: 'red', score: 40, author: {id: 'u3'}},
+        ]
+        for (const {id, ...rest} of people) await store.projections.update(c, id, {$set: rest})
+        const red = await store.projections.find(c, {team: 'red'}, {sort: {field: 'score', order: 'asc'}})
+        expect(red.map((d) => d._id)).toEqual(['p3', 'p1', 'p4'])
+        const byAuthor = await store.projections.find(c, {'author.id': 'u1'}, {sort: {field: 'score', order: 'desc'}})
+        expect(byAuthor.map((d) => d._id)).toEqual(['p1', 'p3'])
+        const top2 = await store.projections.find(c, {}, {sort: {field: 'score', order: 'desc'}, limit: 2})
+        expect(top2.map((d) => d._id)).toEqual(['p4', 'p1'])
+        expect(top2[0]).toEqual({_id: 'p4', name: 'Di', team: 'red', score: 40, author: {id: 'u3'}})
+        expect((await store.projections.find(c)).map((d) => d._id).sort()).toEqual(['p1', 'p2', 'p3', 'p4'])
+        expect(await store.projections.find(c, {team: 'red', name: 'Bob'})).toEqual([])
+        expect(await store.projections.find(c, {_id: 'p2'})).toHaveLength(1)
+        expect(await store.projections.count(c)).toBe(4)
+        expect(await store.projections.count(c, {team: 'red'})).toBe(3)
+        expect(await store.projections.count(c, {'author.id': 'u9'})).toBe(0)
+        expect(await store.projections.count(uniqueName('empty'))).toBe(0)
+      })
+
+      it('find never shows the _applied bookkeeping', async () => {
+        const c = uniqueName('coll')
+        await store.projections.applyOnce(c, 'd', 'evt-1', {$set: {k: 'v'}})
+        const [doc] = await store.projections.find(c, {k: 'v'})
+        expect(doc).toEqual({_id: 'd', k: 'v'})
+      })
+
+      it('drop removes every document of one collection only', async () => {
+        const c = uniqueName('coll')
+        const keep = uniqueName('coll')
+        await store.projections.update(c, 'a', {$set: {x: 1}})
+        await store.projections.applyOnce(c, 'b', 'evt-1', {$set: {x: 2}})
+        await store.projections.update(keep, 'a', {$set: {x: 1}})
+        await store.projections.drop(c)
+        expect(await store.projections.count(c)).toBe(0)
+        expect(await store.projections.get(c, 'a')).toBeNull()
+        expect(await store.projections.count(keep)).toBe(1)
+        // After a drop, an event applies again (a replay from scratch).
+        expect(await store.projections.applyOnce(c, 'b', 'evt-1', {$set: {x: 3}})).toBe(true)
+        await store.projections.drop(uniqueName('never-existed'))
+      })
+    })
+
+    // --------------------------------------------------------------------------------- dlq
+    describe('dlq', () => {
+      it('add is idempotent by id and replaces; get; count', async () => {
+        const record = makeDlqRecord({group: 'g1'})
+        await store.dlq.add(record)
+        await store.dlq.add({...record, attempts: 5, last_failure_at: '2025-01-02T00:00:00.000Z'})
+        expect(await store.dlq.count()).toBe(1)
+        expect(await store.dlq.get(record.id)).toEqual({...record, attempts: 5, last_failure_at: '2025-01-02T00:00:00.000Z'})
+        expect(await store.dlq.get('nope')).toBeNull()
+      })
+
+      it('keeps poison pills exactly (raw bytes, null envelope) and parsed envelopes', async () => {
+        const poison = makeDlqRecord({event_id: null, event_type: null, raw: '{not json ünï', envelope: null})
+        const envelope = makeEvent()
+        const parsed = makeDlqRecord({event_id: envelope.event_id, envelope, raw: JSON.stringify(envelope)})
+        await store.dlq.add(poison)
+        await store.dlq.add(parsed)
+        expect(await store.dlq.get(poison.id)).toEqual(poison)
+        expect(await store.dlq.get(parsed.id)).toEqual(parsed)
+      })
+
+      it('list filters by group and exact type, with a limit; count filters; remove', async () => {
+        const records = [
+          makeDlqRecord({group: 'g1', event_type: 'knowledge.question.posted'}),
+          makeDlqRecord({group: 'g1', event_type: 'social.content.liked'}),
+          makeDlqRecord({group: 'g2', event_type: 'knowledge.question.posted'}),
+          makeDlqRecord({group: 'g2', event_type: 'knowledge.question.posted'}),
+        ]
+        for (const r of records) await store.dlq.add(r)
+        const list = await store.dlq.list()
+        expect(list.map((r) => r.id).sort()).toEqual(records.map((r) => r.id).sort())
+        expect((await store.dlq.list({group: 'g1'})).map((r) => r.id).sort()).toEqual([records[0].id, records[1].id].sort())
+        expect((await store.dlq.list({type: 'knowledge.question.posted'})).length).toBe(3)
+        expect((await store.dlq.list({group: 'g2', type: 'knowledge.question.posted'})).length).toBe(2)
+        expect(await store.dlq.list({limit: 2})).toHaveLength(2)
+        expect(await store.dlq.count({group: 'g2'})).toBe(2)
+        expect(await store.dlq.count({type: 'social.content.liked'})).toBe(1)
+        expect(await store.dlq.count()).toBe(4)
+        expect(await store.dlq.remove([records[0].id, records[2].id, 'missing'])).toBe(2)
+        expect(await store.dlq.count()).toBe(2)
+        expect(await store.dlq.get(records[0].id)).toBeNull()
+      })
+    })
+  })
+}
