@@ -1,0 +1,347 @@
+/**
+ * The in-process Store: events in append order with indexes by event_id, aggregate and correlation;
+ * the outbox as the ordered set of unpublished ids with leases; projections as plain maps updated by
+ * the reference applyUpdate(). Single-threaded JavaScript makes every write atomic.
+ *
+ * Stored envelopes are copies of what was appended; what reads return is shared: treat it as read-only.
+ */
+import type {EventEnvelope} from '../envelope.js'
+import type {
+  AppendResult,
+  DlqRecord,
+  DlqStore,
+  EventQuery,
+  EventStore,
+  IdempotencyStore,
+  Outbox,
+  ProjectionDoc,
+  ProjectionStore,
+  ProjectionUpdate,
+  Store,
+} from '../ports.js'
+import {compileTypeGlobs} from '../glob.js'
+import {APPLIED_FIELD, APPLIED_LIMIT, applyUpdate, compareValues, getPath, matchesFilter, type Doc} from '../projection-update.js'
+
+export interface MemoryStoreOptions {
+  /** Wall clock for leases and ttls (tests may inject one). */
+  now?: () => number
+  /** Events a query() yields between two turns of the event loop. */
+  queryChunkSize?: number
+}
+
+const closedError = () => new Error('The in-process store is closed')
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve))
+
+function toMs(value: string | number): number {
+  const ms = typeof value === 'number' ? value : Date.parse(value)
+  if (Number.isNaN(ms)) throw new Error(`Invalid time bound "${value}"`)
+  return ms
+}
+
+export class MemoryStore implements Store {
+  readonly kind = 'memory'
+  readonly events: EventStore
+  readonly outbox: Outbox
+  readonly idempotency: IdempotencyStore
+  readonly projections: ProjectionStore
+  readonly dlq: DlqStore
+
+  private closed = false
+  private readonly now: () => number
+  private readonly chunkSize: number
+
+  // Events: the log, and parallel indexes of log positions.
+  private readonly log: EventEnvelope[] = []
+  private readonly timestamps: number[] = []
+  private readonly byId = new Map<string, number>()
+  private readonly byAggregate = new Map<string, number[]>()
+  private readonly byCorrelation = new Map<string, number[]>()
+  // Outbox: unpublished event ids in append order (Map keeps insertion order) with their lease.
+  private readonly unpublished = new Map<string, {position: number; leaseUntil: number; owner: string | null}>()
+  private readonly idempotencyKeys = new Map<string, number>()
+  private readonly collections = new Map<string, Map<string, Doc>>()
+  private readonly dlqRecords = new Map<string, DlqRecord>()
+
+  constructor(options: MemoryStoreOptions = {}) {
+    this.now = options.now ?? Date.now
+    this.chunkSize = options.queryChunkSize ?? 256
+    this.events = {
+      append: async (events) => this.append(events),
+      get: async (eventId) => {
+        this.check()
+        const position = this.byId.get(eventId)
+        return position === undefined ? null : this.log[position]
+      },
+      query: (query) => this.query(query),
+      count: async (query) => this.count(query ?? {}),
+    }
+    this.outbox = {
+      claim: async (options) => this.claim(options),
+      markPublished: async (eventIds) => {
+        this.check()
+        for (const id of eventIds) this.unpublished.delete(id)
+      },
+      pending: async () => {
+        this.check()
+        return this.unpublished.size
+      },
+    }
+    this.idempotency = {
+      claim: async (scope, key, ttlMs) => {
+        this.check()
+        const k = `${scope}\u0000${key}`
+        const expires = this.idempotencyKeys.get(k)
+        if (expires !== undefined && expires > this.now()) return false
+        this.idempotencyKeys.set(k, ttlMs === undefined ? Number.POSITIVE_INFINITY : this.now() + ttlMs)
+        return true
+      },
+      has: async (scope, key) => {
+        this.check()
+        const k = `${scope}\u0000${key}`
+        const expires = this.idempotencyKeys.get(k)
+        if (expires === undefined) return false
+        if (expires <= this.now()) {
+          this.idempotencyKeys.delete(k)
+          return false
+        }
+        return true
+      },
+      release: async (scope, key) => {
+        this.check()
+        this.idempotencyKeys.delete(`${scope}\u0000${key}`)
+      },
+    }
+    this.projections = {
+      get: async (collection, id) => {
+        this.check()
+        const doc = this.collections.get(collection)?.get(id)
+        return doc ? publicDoc(doc) : null
+      },
+      find: async (collection, filter, options) => this.find(collection, filter, options),
+      count: async (collection, filter) => {
+        this.check()
+        let n = 0
+        for (const doc of this.collections.get(collection)?.values() ?? []) if (matchesFilter(doc, filter)) n++
+        return n
+      },
+      update: async (collection, id, update) => {
+        this.check()
+        this.write(collection, id, update, null)
+      },
+      applyOnce: async (collection, id, eventId, update) => {
+        this.check()
+        return this.write(collection, id, update, eventId)
+      },
+      drop: async (collection) => {
+        this.check()
+        this.collections.delete(collection)
+      },
+    }
+    this.dlq = {
+      add: async (record) => {
+        this.check()
+        this.dlqRecords.set(record.id, structuredClone(record))
+      },
+      list: async (filter = {}) => {
+        this.check()
+        const out: DlqRecord[] = []
+        for (const record of this.dlqRecords.values()) {
+          if (out.length >= (filter.limit ?? Number.POSITIVE_INFINITY)) break
+          if (dlqMatches(record, filter)) out.push(structuredClone(record))
+        }
+        return out
+      },
+      get: async (id) => {
+        this.check()
+        const record = this.dlqRecords.get(id)
+        return record ? structuredClone(record) : null
+      },
+      remove: async (ids) => {
+        this.check()
+        let n = 0
+        for (const id of ids) if (this.dlqRecords.delete(id)) n++
+        return n
+      },
+      count: async (filter = {}) => {
+        this.check()
+        let n = 0
+        for (const record of this.dlqRecords.values()) if (dlqMatches(record, filter)) n++
+        return n
+      },
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+  }
+
+  private check(): void {
+    if (this.closed) throw closedError()
+  }
+
+  private append(events: readonly EventEnvelope[]): AppendResult {
+    this.check()
+    let inserted = 0
+    const duplicates: string[] = []
+    for (const original of events) {
+      if (this.byId.has(original.event_id)) {
+        duplicates.push(original.event_id)
+        continue
+      }
+      const event = structuredClone(original)
+      const position = this.log.length
+      this.log.push(event)
+      this.timestamps.push(Date.parse(event.timestamp))
+      this.byId.set(event.event_id, position)
+      const aggregate = event.metadata?.aggregate_id
+      if (typeof aggregate === 'string') push(this.byAggregate, aggregate, position)
+      push(this.byCorrelation, event.correlation_id, position)
+      this.unpublished.set(event.event_id, {position, leaseUntil: 0, owner: null})
+      inserted++
+    }
+    return {inserted, duplicates}
+  }
+
+  /** The log positions a query may match, in append order, and a predicate for the rest. */
+  private plan(query: EventQuery): {positions: readonly number[] | null; length: number; match: (p: number) => boolean} {
+    const length = this.log.length
+    let positions: readonly number[] | null = null
+    if (query.aggregateId !== undefined) positions = this.byAggregate.get(query.aggregateId) ?? []
+    if (query.correlationId !== undefined) {
+      const byCorrelation = this.byCorrelation.get(query.correlationId) ?? []
+      if (positions === null || byCorrelation.length < positions.length) positions = byCorrelation
+    }
+    const typeMatch = query.types && query.types.length > 0 ? compileTypeGlobs(query.types) : null
+    const from = query.from === undefined ? null : toMs(query.from)
+    const to = query.to === undefined ? null : toMs(query.to)
+    const match = (p: number) => {
+      const event = this.log[p]
+      if (typeMatch && !typeMatch(event.event_type)) return false
+      if (from !== null && !(this.timestamps[p] >= from)) return false
+      if (to !== null && !(this.timestamps[p] < to)) return false
+      if (query.aggregateId !== undefined && event.metadata?.aggregate_id !== query.aggregateId) return false
+      if (query.correlationId !== undefined && event.correlation_id !== query.correlationId) return false
+      return true
+    }
+    return {positions, length, match}
+  }
+
+  private async *query(query: EventQuery): AsyncGenerator<EventEnvelope> {
+    this.check()
+    // A snapshot of the log length: events appended while the cursor runs are not seen.
+    const {positions, length, match} = this.plan(query)
+    const limit = query.limit ?? Number.POSITIVE_INFINITY
+    const desc = query.order === 'desc'
+    const total = positions === null ? length : countBelow(positions, length)
+    let yielded = 0
+    let sinceYield = 0
+    for (let i = 0; i < total && yielded < limit; i++) {
+      const index = desc ? total - 1 - i : i
+      const p = positions === null ? index : positions[index]
+      if (match(p)) {
+        yielded++
+        yield this.log[p]
+      }
+      if (++sinceYield >= this.chunkSize) {
+        sinceYield = 0
+        await yieldToLoop()
+        this.check()
+      }
+    }
+  }
+
+  private count(query: EventQuery): number {
+    this.check()
+    const {positions, length, match} = this.plan(query)
+    const limit = query.limit ?? Number.POSITIVE_INFINITY
+    const noFilter = !query.types?.length && query.from === undefined && query.to === undefined
+    if (noFilter && query.aggregateId === undefined && query.correlationId === undefined) return Math.min(length, limit)
+    let n = 0
+    const candidates = positions ?? null
+    const total = candidates === null ? length : candidates.length
+    for (let i = 0; i < total && n < limit; i++) if (match(candidates === null ? i : candidates[i])) n++
+    return n
+  }
+
+  private claim({owner, limit, leaseMs}: {owner: string; limit: number; leaseMs: number}): EventEnvelope[] {
+    this.check()
+    const now = this.now()
+    const out: EventEnvelope[] = []
+    for (const entry of this.unpublished.values()) {
+      if (out.length >= limit) break
+      if (entry.leaseUntil > now) continue
+      entry.leaseUntil = now + leaseMs
+      entry.owner = owner
+      out.push(this.log[entry.position])
+    }
+    return out
+  }
+
+  private find(
+    collection: string,
+    filter?: Record<string, unknown>,
+    options: {limit?: number; sort?: {field: string; order: 'asc' | 'desc'}} = {},
+  ): ProjectionDoc[] {
+    this.check()
+    const docs = this.collections.get(collection)
+    if (!docs) return []
+    const limit = options.limit ?? Number.POSITIVE_INFINITY
+    const matched: Doc[] = []
+    for (const doc of docs.values()) {
+      if (!matchesFilter(doc, filter)) continue
+      matched.push(doc)
+      if (!options.sort && matched.length >= limit) break
+    }
+    if (options.sort) {
+      const {field, order} = options.sort
+      const sign = order === 'desc' ? -1 : 1
+      matched.sort((a, b) => sign * compareValues(getPath(a, field), getPath(b, field)) || compareValues(a._id, b._id))
+    }
+    return matched.slice(0, limit).map(publicDoc)
+  }
+
+  /** One atomic document write; with an eventId, guarded by the document's applied ids. */
+  private write(collection: string, id: string, update: ProjectionUpdate, eventId: string | null): boolean {
+    let docs = this.collections.get(collection)
+    if (!docs) {
+      docs = new Map()
+      this.collections.set(collection, docs)
+    }
+    const existing = docs.get(id) ?? null
+    const applied = (existing?.[APPLIED_FIELD] as string[] | undefined) ?? []
+    if (eventId !== null && applied.includes(eventId)) return false
+    const next = applyUpdate(existing, update, {isInsert: existing === null})
+    next._id = id
+    if (eventId !== null) {
+      const ids = [...applied, eventId]
+      next[APPLIED_FIELD] = ids.length > APPLIED_LIMIT ? ids.slice(ids.length - APPLIED_LIMIT) : ids
+    }
+    docs.set(id, next)
+    return true
+  }
+}
+
+function push(index: Map<string, number[]>, key: string, position: number): void {
+  const list = index.get(key)
+  if (list) list.push(position)
+  else index.set(key, [position])
+}
+
+/** Positions are ascending: how many are below `length` (the query's snapshot). */
+function countBelow(positions: readonly number[], length: number): number {
+  let n = positions.length
+  while (n > 0 && positions[n - 1] >= length) n--
+  return n
+}
+
+/** A copy without the applyOnce bookkeeping. */
+function publicDoc(doc: Doc): ProjectionDoc {
+  const {[APPLIED_FIELD]: _applied, ...rest} = doc
+  return structuredClone(rest) as ProjectionDoc
+}
+
+function dlqMatches(record: DlqRecord, filter: {group?: string; type?: string}): boolean {
+  if (filter.group !== undefined && record.group !== filter.group) return false
+  if (filter.type !== undefined && record.event_type !== filter.type) return false
+  return true
+}

@@ -1,0 +1,154 @@
+/**
+ * The semantic reference for ProjectionUpdate (a portable subset of MongoDB's update operators) and
+ * for the equality filters of ProjectionStore.find. The in-process store uses it directly; the
+ * MongoDB adapter sends the operators to the server, and both run the same contract suite.
+ *
+ * Pure: applyUpdate never mutates its input.
+ */
+import type {ProjectionUpdate} from './ports.js'
+
+export type Doc = Record<string, unknown>
+
+/** The field applyOnce keeps the last applied event ids in (same name in every adapter). */
+export const APPLIED_FIELD = '_applied'
+/** How many applied event ids a document remembers (same bound in every adapter). */
+export const APPLIED_LIMIT = 256
+
+function isPlainObject(value: unknown): value is Doc {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function split(path: string): string[] {
+  if (path === '' || path.split('.').some((part) => part === '')) throw new Error(`Invalid field path "${path}"`)
+  return path.split('.')
+}
+
+/** The value at a dotted path, or undefined. */
+export function getPath(doc: unknown, path: string): unknown {
+  let current: unknown = doc
+  for (const part of split(path)) {
+    if (!isPlainObject(current)) return undefined
+    current = current[part]
+  }
+  return current
+}
+
+function setPath(doc: Doc, path: string, value: unknown): void {
+  const parts = split(path)
+  let current = doc
+  for (let i = 0; i < parts.length - 1; i++) {
+    const next = current[parts[i]]
+    if (next === undefined || next === null) {
+      const created: Doc = {}
+      current[parts[i]] = created
+      current = created
+    } else if (isPlainObject(next)) {
+      current = next
+    } else {
+      throw new Error(`Cannot create field "${path}": "${parts.slice(0, i + 1).join('.')}" is not an object`)
+    }
+  }
+  current[parts[parts.length - 1]] = value
+}
+
+function unsetPath(doc: Doc, path: string): void {
+  const parts = split(path)
+  let current: unknown = doc
+  for (let i = 0; i < parts.length - 1; i++) {
+    if (!isPlainObject(current)) return
+    current = current[parts[i]]
+  }
+  if (isPlainObject(current)) delete current[parts[parts.length - 1]]
+}
+
+/** Structural equality for JSON-like values (key order does not matter, as in our filters). */
+export function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (typeof a !== typeof b || a === null || b === null || typeof a !== 'object') return false
+  if (Array.isArray(a) !== Array.isArray(b)) return false
+  if (Array.isArray(a)) {
+    const other = b as unknown[]
+    return a.length === other.length && a.every((item, i) => deepEqual(item, other[i]))
+  }
+  const ka = Object.keys(a as Doc)
+  const kb = Object.keys(b as Doc)
+  return ka.length === kb.length && ka.every((k) => Object.hasOwn(b as Doc, k) && deepEqual((a as Doc)[k], (b as Doc)[k]))
+}
+
+/**
+ * Total order used by $max/$min and sorting, following MongoDB's type order for the types we carry:
+ * missing/null < numbers < strings < objects < arrays < booleans.
+ */
+export function compareValues(a: unknown, b: unknown): number {
+  const rank = (v: unknown) =>
+    v === undefined || v === null ? 0 : typeof v === 'number' ? 1 : typeof v === 'string' ? 2 : Array.isArray(v) ? 4 : typeof v === 'object' ? 3 : typeof v === 'boolean' ? 5 : 6
+  const ra = rank(a)
+  const rb = rank(b)
+  if (ra !== rb) return ra - rb
+  if (ra === 1) return (a as number) - (b as number)
+  if (ra === 2) return (a as string) < (b as string) ? -1 : (a as string) > (b as string) ? 1 : 0
+  if (ra === 5) return Number(a) - Number(b)
+  return 0
+}
+
+/**
+ * Applies `update` to a copy of `doc` (null = the document does not exist yet) and returns it.
+ * `isInsert` decides whether $setOnInsert applies. Operators run in a fixed order:
+ * $setOnInsert, $set, $unset, $inc, $max, $min, $addToSet, $push.
+ */
+export function applyUpdate(doc: Doc | null, update: ProjectionUpdate, options: {isInsert: boolean}): Doc {
+  const result: Doc = doc === null ? {} : structuredClone(doc)
+  const clone = <T>(value: T): T => (typeof value === 'object' && value !== null ? structuredClone(value) : value)
+
+  if (options.isInsert && update.$setOnInsert) {
+    for (const [path, value] of Object.entries(update.$setOnInsert)) setPath(result, path, clone(value))
+  }
+  for (const [path, value] of Object.entries(update.$set ?? {})) setPath(result, path, clone(value))
+  for (const path of Object.keys(update.$unset ?? {})) unsetPath(result, path)
+  for (const [path, delta] of Object.entries(update.$inc ?? {})) {
+    const current = getPath(result, path)
+    if (current !== undefined && current !== null && typeof current !== 'number') {
+      throw new Error(`$inc on non-numeric field "${path}"`)
+    }
+    setPath(result, path, ((current as number | undefined) ?? 0) + delta)
+  }
+  for (const [path, value] of Object.entries(update.$max ?? {})) {
+    const current = getPath(result, path)
+    if (current === undefined || compareValues(value, current) > 0) setPath(result, path, value)
+  }
+  for (const [path, value] of Object.entries(update.$min ?? {})) {
+    const current = getPath(result, path)
+    if (current === undefined || compareValues(value, current) < 0) setPath(result, path, value)
+  }
+  for (const [path, value] of Object.entries(update.$addToSet ?? {})) {
+    const current = getPath(result, path)
+    if (current !== undefined && !Array.isArray(current)) throw new Error(`$addToSet on non-array field "${path}"`)
+    const list = (current as unknown[] | undefined) ?? []
+    if (!list.some((item) => deepEqual(item, value))) list.push(clone(value))
+    setPath(result, path, list)
+  }
+  for (const [path, {each, slice}] of Object.entries(update.$push ?? {})) {
+    const current = getPath(result, path)
+    if (current !== undefined && !Array.isArray(current)) throw new Error(`$push on non-array field "${path}"`)
+    let list = [...((current as unknown[] | undefined) ?? []), ...each.map(clone)]
+    if (slice !== undefined) list = slice < 0 ? list.slice(slice) : slice === 0 ? [] : list.slice(0, slice)
+    setPath(result, path, list)
+  }
+  return result
+}
+
+/**
+ * Equality filter on top-level or dotted fields, MongoDB style: a scalar filter value also matches
+ * an array field that contains it.
+ */
+export function matchesFilter(doc: Doc, filter: Record<string, unknown> | undefined): boolean {
+  if (!filter) return true
+  for (const [path, expected] of Object.entries(filter)) {
+    const actual = getPath(doc, path)
+    if (deepEqual(actual, expected)) continue
+    if (Array.isArray(actual) && !Array.isArray(expected) && actual.some((item) => deepEqual(item, expected))) continue
+    if (expected === null && actual === undefined) continue
+    return false
+  }
+  return true
+}
