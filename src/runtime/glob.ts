@@ -28,20 +28,26 @@ export function typeGlobToRegExpSource(glob: string): string {
     body = body.slice(0, -2)
     suffix = '\\..+'
   }
-  const segments = body.split('.')
+  // "a.**.**.b" means "a.**.b"; a body of only "**" before ".*" matches everything anyway.
+  const segments = body.split('.').filter((segment, i, all) => !(segment === '**' && all[i - 1] === '**'))
+  if (segments.length === 1 && segments[0] === '**') return '^.*$'
   let source = ''
   segments.forEach((segment, index) => {
+    const first = index === 0
     if (segment === '**') {
-      // Zero or more whole segments, with the separator they need.
-      source += index === 0 ? '(?:[^.]+\\.)*' : index === segments.length - 1 ? '(?:\\.[^.]+)*' : '(?:\\.[^.]+)*'
+      // Any number of whole segments (none included), carrying the separators they need.
+      source += first ? '(?:[^.]+\\.)*' : '(?:\\.[^.]+)*'
       return
     }
-    if (index > 0 && segments[index - 1] !== '**') source += '\\.'
-    else if (index > 0 && segments[index - 1] === '**' && index - 1 > 0) source += '\\.'
-    source += segment
-      .split('*')
-      .map((part) => part.split('?').map(escapeRegExp).join('[^.]'))
-      .join('[^.]*')
+    // A separator before this segment, unless a leading "**." already ended with one.
+    if (!first && !(index === 1 && segments[0] === '**')) source += '\\.'
+    source +=
+      segment === '*'
+        ? '[^.]+'
+        : segment
+            .split('*')
+            .map((part) => part.split('?').map(escapeRegExp).join('[^.]'))
+            .join('[^.]*')
   })
   return `^${source}${suffix}$`
 }
@@ -58,6 +64,7 @@ export function compileTypeGlobs(globs: readonly string[]): (type: string) => bo
   const exact = new Set<string>()
   const patterns: string[] = []
   for (const glob of globs) {
+    if (glob.trim() === '') throw new Error('An event type glob cannot be empty')
     if (/[*?]/.test(glob)) patterns.push(glob)
     else exact.add(glob.trim())
   }

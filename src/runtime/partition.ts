@@ -17,14 +17,14 @@ export function fnv1a32(key: string): number {
       continue
     }
     // Non-ASCII: hash the UTF-8 encoding byte by byte, so other languages can reproduce it.
-    if (code >= 0xd800 && code <= 0xdbff && i + 1 < key.length) {
-      const low = key.charCodeAt(i + 1)
+    if (code >= 0xd800 && code <= 0xdfff) {
+      const low = code <= 0xdbff && i + 1 < key.length ? key.charCodeAt(i + 1) : 0
       if (low >= 0xdc00 && low <= 0xdfff) {
         code = 0x10000 + ((code - 0xd800) << 10) + (low - 0xdc00)
         i++
+      } else {
+        code = 0xfffd // a lone surrogate: TextEncoder writes U+FFFD
       }
-    } else if (code >= 0xd800 && code <= 0xdfff) {
-      code = 0xfffd // lone surrogate: TextEncoder writes U+FFFD
     }
     if (code < 0x800) {
       hash = Math.imul(hash ^ (0xc0 | (code >> 6)), FNV_PRIME)
