@@ -1,0 +1,85 @@
+/**
+ * The pure reference for ProjectionUpdate. The store contract checks the same semantics through
+ * every adapter; these tests pin the edge cases of the reference itself (purity, errors, filters).
+ */
+import {describe, it, expect} from 'vitest'
+import {applyUpdate, compareValues, matchesFilter} from '../../src/runtime/projection-update.js'
+
+describe('applyUpdate', () => {
+  it('never mutates its input', () => {
+    const doc = {_id: 'd', n: 1, nested: {list: [1]}, tags: ['a']}
+    const copy = structuredClone(doc)
+    const value = {deep: [1]}
+    const result = applyUpdate(
+      doc,
+      {$inc: {n: 1}, $push: {'nested.list': {each: [2]}}, $addToSet: {tags: 'b'}, $set: {v: value}},
+      {isInsert: false},
+    )
+    expect(doc).toEqual(copy)
+    expect(result).toEqual({_id: 'd', n: 2, nested: {list: [1, 2]}, tags: ['a', 'b'], v: {deep: [1]}})
+    value.deep.push(2)
+    expect(result.v).toEqual({deep: [1]})
+  })
+
+  it('$setOnInsert only with isInsert', () => {
+    expect(applyUpdate(null, {$setOnInsert: {a: 1}}, {isInsert: true})).toEqual({a: 1})
+    expect(applyUpdate({b: 2}, {$setOnInsert: {a: 1}}, {isInsert: false})).toEqual({b: 2})
+  })
+
+  it('$max/$min compare numbers and strings (ISO dates), missing fields are set', () => {
+    const doc = applyUpdate(null, {$max: {n: 3, at: '2025-01-02'}, $min: {m: 3}}, {isInsert: true})
+    expect(applyUpdate(doc, {$max: {n: 2, at: '2025-01-03'}, $min: {m: 1}}, {isInsert: false})).toEqual({
+      n: 3,
+      at: '2025-01-03',
+      m: 1,
+    })
+  })
+
+  it('$push slices: negative keeps the last, positive the first, 0 empties', () => {
+    const doc = {list: [1, 2, 3]}
+    expect(applyUpdate(doc, {$push: {list: {each: [4], slice: -2}}}, {isInsert: false}).list).toEqual([3, 4])
+    expect(applyUpdate(doc, {$push: {list: {each: [4], slice: 2}}}, {isInsert: false}).list).toEqual([1, 2])
+    expect(applyUpdate(doc, {$push: {list: {each: [4], slice: 0}}}, {isInsert: false}).list).toEqual([])
+    expect(applyUpdate(doc, {$push: {list: {each: []}}}, {isInsert: false}).list).toEqual([1, 2, 3])
+  })
+
+  it('$addToSet compares objects by value, whatever the key order', () => {
+    const doc = {refs: [{a: 1, b: 2}]}
+    expect(applyUpdate(doc, {$addToSet: {refs: {b: 2, a: 1}}}, {isInsert: false}).refs).toHaveLength(1)
+    expect(applyUpdate(doc, {$addToSet: {refs: {a: 1}}}, {isInsert: false}).refs).toHaveLength(2)
+  })
+
+  it('rejects operators on the wrong type, like MongoDB', () => {
+    expect(() => applyUpdate({n: 'x'}, {$inc: {n: 1}}, {isInsert: false})).toThrow(/non-numeric/)
+    expect(() => applyUpdate({l: 1}, {$push: {l: {each: [1]}}}, {isInsert: false})).toThrow(/non-array/)
+    expect(() => applyUpdate({l: 1}, {$addToSet: {l: 1}}, {isInsert: false})).toThrow(/non-array/)
+    expect(() => applyUpdate({a: 1}, {$set: {'a.b': 1}}, {isInsert: false})).toThrow(/not an object/)
+    expect(() => applyUpdate({}, {$set: {'a..b': 1}}, {isInsert: false})).toThrow(/Invalid field path/)
+  })
+})
+
+describe('matchesFilter', () => {
+  const doc = {_id: 'd', team: 'red', author: {id: 'u1'}, tags: ['a', 'b'], n: 0, gone: null}
+  it('matches equality on top-level and dotted fields', () => {
+    expect(matchesFilter(doc, {team: 'red', 'author.id': 'u1'})).toBe(true)
+    expect(matchesFilter(doc, {team: 'blue'})).toBe(false)
+    expect(matchesFilter(doc, {'author.id': 'u2'})).toBe(false)
+    expect(matchesFilter(doc, {n: 0})).toBe(true)
+    expect(matchesFilter(doc, {n: false})).toBe(false)
+    expect(matchesFilter(doc, undefined)).toBe(true)
+  })
+
+  it('a scalar matches an array containing it; null matches missing', () => {
+    expect(matchesFilter(doc, {tags: 'a'})).toBe(true)
+    expect(matchesFilter(doc, {tags: ['a', 'b']})).toBe(true)
+    expect(matchesFilter(doc, {tags: 'c'})).toBe(false)
+    expect(matchesFilter(doc, {missing: null, gone: null})).toBe(true)
+  })
+})
+
+describe('compareValues', () => {
+  it('orders null < numbers < strings, numerically and lexically within a type', () => {
+    const values = ['b', 10, null, 'a', 2]
+    expect([...values].sort(compareValues)).toEqual([null, 2, 10, 'a', 'b'])
+  })
+})
