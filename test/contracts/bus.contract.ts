@@ -233,8 +233,8 @@ export function busContract(name: string, factory: BusFactory, options: BusContr
       await bus.ensureTopics([{name: topic, partitions}])
       const group = uniqueName('g')
       // A long visibility timeout: this test is about ownership, not redelivery.
-      const a = await subscribe({group, topics: [topic], consumer: 'consumer-a', visibilityTimeoutMs: 60_000})
-      const b = await subscribe({group, topics: [topic], consumer: 'consumer-b', visibilityTimeoutMs: 60_000})
+      const a = await subscribe({group, topics: [topic], consumer: 'consumer-a', visibilityTimeoutMs: 60_000, batchSize: 7})
+      const b = await subscribe({group, topics: [topic], consumer: 'consumer-b', visibilityTimeoutMs: 60_000, batchSize: 7})
       const owned = (s: Subscription) => s.assignment().map((p) => `${p.topic}:${p.partition}`)
       await until(
         async () => {
@@ -247,7 +247,8 @@ export function busContract(name: string, factory: BusFactory, options: BusContr
         {timeoutMs: waitTimeoutMs, message: 'assignments disjoint and covering every partition'},
       )
       const keys = Array.from({length: 24}, (_, i) => `key-${i}`)
-      await bus.publish(keys.flatMap((key) => messages(topic, key, 10)))
+      // Interleaved by key, so any batch boundary splits keys if ownership were shared.
+      for (let round = 0; round < 10; round++) await bus.publish(keys.flatMap((key) => messages(topic, key, 1, round)))
       const got: Record<string, Delivery[]> = {a: [], b: []}
       await until(
         async () => {
