@@ -5,7 +5,8 @@
  */
 import {describe, it, expect} from 'vitest'
 import {createMemoryBus} from '../../src/runtime/memory/index.js'
-import {consumeUntil, uniqueName} from '../contracts/helpers.js'
+import {consumeUntil, settlesWithin, uniqueName} from '../contracts/helpers.js'
+import {partitionFor} from '../../src/runtime/partition.js'
 
 const msg = (topic: string, key: string, n: number) => ({topic, key, value: String(n), headers: {}})
 
@@ -49,6 +50,21 @@ describe('MemoryBus (in-process only)', () => {
     await bus.ensureTopics([{name: 't', partitions: 1}])
     await bus.subscribe({group: 'g', consumer: 'same', topics: ['t']})
     await expect(bus.subscribe({group: 'g', consumer: 'same', topics: ['t']})).rejects.toThrow(/already a live member/)
+    await bus.close()
+  })
+
+  it('a consumer blocked in a long next() takes over at once when the other consumer leaves', async () => {
+    const bus = createMemoryBus()
+    await bus.ensureTopics([{name: 't', partitions: 2}])
+    const a = await bus.subscribe({group: 'g', consumer: 'a', topics: ['t']})
+    const b = await bus.subscribe({group: 'g', consumer: 'b', topics: ['t'], blockMs: 60_000})
+    const aPartition = a.assignment()[0].partition
+    const key = Array.from({length: 50}, (_, i) => `k${i}`).find((k) => partitionFor(k, 2) === aPartition)!
+    await bus.publish([msg('t', key, 1)])
+    const waiting = b.next()
+    await a.close()
+    const result = await settlesWithin(waiting, 20_000, "b's blocked next()")
+    expect(result).toMatchObject({status: 'fulfilled', value: [{key, value: '1'}]})
     await bus.close()
   })
 

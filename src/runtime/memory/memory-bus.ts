@@ -100,6 +100,10 @@ interface Group {
   liveKey: string
   /** topic -> owner name per partition (null: no live member). */
   owners: Map<string, Array<string | null>>
+  /** Open subscriptions, woken when ownership changes (one may just have gained partitions). */
+  subs: Set<MemorySubscription>
+  /** When departed consumers (closed, with entries still pending) were last seen. */
+  departed: Map<string, number>
 }
 
 const closedBusError = () => new Error('The in-process bus is closed')
@@ -253,7 +257,16 @@ export class MemoryBus implements Bus {
     const topics = options.topics.map((name) => this.topic(name))
     let group = this.groups.get(options.group)
     if (!group) {
-      group = {name: options.group, topics: new Map(), members: new Map(), consumerPending: new Map(), liveKey: '', owners: new Map()}
+      group = {
+        name: options.group,
+        topics: new Map(),
+        members: new Map(),
+        consumerPending: new Map(),
+        liveKey: '',
+        owners: new Map(),
+        subs: new Set(),
+        departed: new Map(),
+      }
       this.groups.set(options.group, group)
     }
     for (const topic of topics) {
@@ -274,13 +287,15 @@ export class MemoryBus implements Bus {
     }
     const member: Member = {name: options.consumer, topics: new Set(options.topics), lastSeen: this.now(), waiting: 0}
     group.members.set(member.name, member)
-    this.refreshMembership(group, this.now())
+    group.departed.delete(member.name)
     const subscription = new MemorySubscription(this, group, member, topics, {
       batchSize: options.batchSize ?? this.defaults.batchSize,
       blockMs: options.blockMs ?? this.defaults.blockMs,
       visibilityTimeoutMs: options.visibilityTimeoutMs ?? this.defaults.visibilityTimeoutMs,
     })
     this.subscriptions.add(subscription)
+    group.subs.add(subscription)
+    this.refreshMembership(group, this.now())
     return subscription
   }
 
@@ -304,6 +319,7 @@ export class MemoryBus implements Bus {
         groupTopic.parts.map((_, p) => (members.length === 0 ? null : members[p % members.length].name)),
       )
     }
+    for (const sub of group.subs) sub.wake()
   }
 
   /** @internal */
@@ -344,7 +360,7 @@ export class MemoryBus implements Bus {
           consumers: [...names].sort().map((name) => ({
             name,
             pending: perConsumer.get(name) ?? 0,
-            idleMs: Math.max(0, now - (group.members.get(name)?.lastSeen ?? 0)),
+            idleMs: Math.max(0, now - (group.members.get(name)?.lastSeen ?? group.departed.get(name) ?? now)),
           })),
         })
       }
@@ -558,12 +574,21 @@ class MemorySubscription implements Subscription {
     this.abandon()
   }
 
+  /** Ends a blocked next() early so it polls again. */
+  wake(): void {
+    for (const wake of [...this.wakers]) wake()
+  }
+
   /** Leaves the group: pending entries stay for the partitions' next owners. */
   abandon(): void {
     this.closed = true
-    if (this.group.members.get(this.member.name) === this.member) this.group.members.delete(this.member.name)
+    if (this.group.members.get(this.member.name) === this.member) {
+      this.group.members.delete(this.member.name)
+      this.group.departed.set(this.member.name, this.member.lastSeen)
+    }
+    this.group.subs.delete(this)
     this.bus.refreshMembership(this.group, this.bus.now())
     this.bus.forget(this)
-    for (const wake of [...this.wakers]) wake()
+    this.wake()
   }
 }
