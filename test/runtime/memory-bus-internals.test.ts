@@ -63,7 +63,7 @@ describe('MemoryBus (in-process only)', () => {
     await bus.publish([msg('t', key, 1)])
     const waiting = b.next()
     await a.close()
-    const result = await settlesWithin(waiting, 20_000, "b's blocked next()")
+    const result = await settlesWithin(waiting, 10_000, "b's blocked next()")
     expect(result).toMatchObject({status: 'fulfilled', value: [{key, value: '1'}]})
     await bus.close()
   })
