@@ -1,0 +1,118 @@
+/**
+ * Seeded randomness for the simulator: one small PRNG (sfc32) for choices and ids, so a --seed run
+ * repeats exactly; without a seed the state comes from crypto and ids are crypto-random.
+ */
+import {randomBytes, randomUUID} from 'node:crypto'
+
+export interface Random {
+  /** [0, 1) */
+  next(): number
+  int(maxExclusive: number): number
+  /** A valid UUID v4 string. */
+  uuid(): string
+  pick<T>(items: readonly T[]): T
+  chance(p: number): boolean
+}
+
+const HEX: string[] = Array.from({length: 256}, (_, i) => i.toString(16).padStart(2, '0'))
+
+function hex32(n: number): string {
+  return HEX[(n >>> 24) & 255] + HEX[(n >>> 16) & 255] + HEX[(n >>> 8) & 255] + HEX[n & 255]
+}
+
+/** Formats 128 bits (four uint32) as a UUID v4 (version and variant bits forced). */
+export function uuidFromWords(a: number, b: number, c: number, d: number): string {
+  b = (b & 0xffff0fff) | 0x00004000
+  c = (c & 0x3fffffff) | 0x80000000
+  const h = hex32(a) + hex32(b) + hex32(c) + hex32(d)
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`
+}
+
+/** murmur3's finalizer: a good 32-bit mix. */
+export function mix32(h: number): number {
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  h ^= h >>> 16
+  return h >>> 0
+}
+
+/** A stable hash of a string to [0, 1): deterministic fault decisions by (event_id, attempt). */
+export function unitHash(text: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193)
+  return mix32(h) / 0x1_0000_0000
+}
+
+export function createRandom(seed: number | null): Random {
+  let a: number, b: number, c: number, d: number
+  if (seed === null) {
+    const bytes = randomBytes(16)
+    a = bytes.readUInt32LE(0)
+    b = bytes.readUInt32LE(4)
+    c = bytes.readUInt32LE(8)
+    d = bytes.readUInt32LE(12)
+  } else {
+    a = mix32(seed ^ 0x9e3779b9)
+    b = mix32(a ^ 0x243f6a88)
+    c = mix32(b ^ 0xb7e15162)
+    d = mix32(Math.floor(seed / 0x1_0000_0000) ^ 0x6a09e667)
+  }
+  function u32(): number {
+    // sfc32
+    a >>>= 0
+    b >>>= 0
+    c >>>= 0
+    d >>>= 0
+    let t = (a + b) | 0
+    a = b ^ (b >>> 9)
+    b = (c + (c << 3)) | 0
+    c = (c << 21) | (c >>> 11)
+    d = (d + 1) | 0
+    t = (t + d) | 0
+    c = (c + t) | 0
+    return t >>> 0
+  }
+  for (let i = 0; i < 12; i++) u32()
+  const random: Random = {
+    next: () => u32() / 0x1_0000_0000,
+    int: (max) => Math.floor((u32() / 0x1_0000_0000) * max),
+    uuid: seed === null ? () => randomUUID() : () => uuidFromWords(u32(), u32(), u32(), u32()),
+    pick: (items) => items[Math.floor((u32() / 0x1_0000_0000) * items.length)],
+    chance: (p) => p > 0 && u32() / 0x1_0000_0000 < p,
+  }
+  return random
+}
+
+/** Weighted choice over a fixed set, by cumulative weights (binary search). */
+export class WeightedPicker<K extends string> {
+  private readonly keys: K[]
+  private readonly cumulative: number[]
+  readonly total: number
+
+  constructor(weights: Partial<Record<K, number>>) {
+    this.keys = []
+    this.cumulative = []
+    let sum = 0
+    for (const [key, weight] of Object.entries(weights) as Array<[K, number]>) {
+      if (!(weight > 0)) continue
+      sum += weight
+      this.keys.push(key)
+      this.cumulative.push(sum)
+    }
+    this.total = sum
+  }
+
+  pick(random: Random): K {
+    const x = random.next() * this.total
+    let lo = 0
+    let hi = this.cumulative.length - 1
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (this.cumulative[mid] > x) hi = mid
+      else lo = mid + 1
+    }
+    return this.keys[lo]
+  }
+}
