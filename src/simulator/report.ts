@@ -1,0 +1,141 @@
+/**
+ * The simulation report: one object (written with --report FILE.json and returned by --json) and a
+ * summary table for people.
+ */
+import {writeFileSync} from 'node:fs'
+import Table from 'cli-table3'
+import type {LatencySummary} from '../runtime/metrics.js'
+import type {AssertMetric, ThresholdResult} from './assertions.js'
+
+export interface VerifySummary {
+  checked: number
+  differences: number
+  /** The first few differences, as found. */
+  sample: Array<{projection: string; id: string; field: string; expected: unknown; actual: unknown}>
+}
+
+export interface SimulationReport {
+  scenario: {name: string; description: string; source: string}
+  seed: number | null
+  runtime: string
+  services: string[]
+  startedAt: string
+  /** Generation time (ms), drain time and the whole run. */
+  durationMs: number
+  drainMs: number
+  totalMs: number
+  interrupted: boolean
+  drained: boolean
+  rate: {
+    /** What the profile asked for over the generation time (events/s). */
+    target: number
+    /** Simulated events/s achieved. */
+    achieved: number
+    /** All events (simulated + derived) per second over the whole run incl. drain. */
+    achievedTotal: number
+    /** The sender fell behind the profile at some point. */
+    fellBehind: boolean
+  }
+  events: {
+    simulated: number
+    derived: number
+    total: number
+    rejected: number
+    duplicatesRefused: number
+    byType: Record<string, number>
+    steps: Record<string, number>
+  }
+  faults: {
+    poison: number
+    duplicates: number
+    reordered: number
+    transientFailures: number
+    permanentFailures: number
+    consumerCrashes: number
+  }
+  latency: {publish: LatencySummary; delivery: LatencySummary}
+  deliveries: {delivered: number; acked: number; retried: number; deadLettered: number}
+  dlq: number
+  retries: number
+  maxBacklog: number
+  errors: string[]
+  verify: VerifySummary | null
+  assertions: ThresholdResult[]
+}
+
+/** The values thresholds are checked against. null = not measured (fails any threshold on it). */
+export function assertionValues(report: SimulationReport): Record<AssertMetric, number | null> {
+  const delivered = report.deliveries.delivered
+  return {
+    throughput: report.rate.achieved,
+    throughput_total: report.rate.achievedTotal,
+    publish_p50: report.latency.publish.count > 0 ? report.latency.publish.p50 : null,
+    publish_p95: report.latency.publish.count > 0 ? report.latency.publish.p95 : null,
+    publish_p99: report.latency.publish.count > 0 ? report.latency.publish.p99 : null,
+    delivery_p50: report.latency.delivery.count > 0 ? report.latency.delivery.p50 : null,
+    delivery_p95: report.latency.delivery.count > 0 ? report.latency.delivery.p95 : null,
+    delivery_p99: report.latency.delivery.count > 0 ? report.latency.delivery.p99 : null,
+    dlq: report.dlq,
+    retries: report.retries,
+    max_backlog: report.maxBacklog,
+    events: report.events.simulated,
+    derived_events: report.events.derived,
+    duplicates: report.faults.duplicates + report.events.duplicatesRefused,
+    verify_differences: report.verify ? report.verify.differences : null,
+    errors: report.errors.length + report.events.rejected,
+    delivery_error_pct: delivered > 0 ? (report.deliveries.deadLettered / delivered) * 100 : null,
+  }
+}
+
+const ms = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(v < 10 ? 2 : 1)} ms`)
+const n = (v: number) => Math.round(v).toLocaleString('en-US')
+
+export function emptyLatency(): LatencySummary {
+  return {count: 0, p50: 0, p95: 0, p99: 0, max: 0, mean: 0}
+}
+
+export function renderSummary(report: SimulationReport, options: {color?: boolean} = {}): string {
+  const style = options.color ? undefined : {head: [] as string[], border: [] as string[]}
+  const table = new Table({style})
+  const lat = (l: LatencySummary) => (l.count === 0 ? 'n/a' : `p50 ${ms(l.p50)}  p95 ${ms(l.p95)}  p99 ${ms(l.p99)}  max ${ms(l.max)}`)
+  table.push(
+    {Scenario: `${report.scenario.name}${report.seed !== null ? `  (seed ${report.seed})` : ''}`},
+    {Runtime: report.runtime},
+    {Services: report.services.length > 0 ? report.services.join(', ') : 'none'},
+    {Duration: `${ms(report.durationMs)} generating + ${ms(report.drainMs)} draining${report.interrupted ? '  (interrupted)' : ''}`},
+    {Throughput: `${n(report.rate.achieved)}/s simulated (target ${n(report.rate.target)}/s)${report.rate.fellBehind ? '  FELL BEHIND' : ''}`},
+    {'Throughput (all)': `${n(report.rate.achievedTotal)}/s incl. derived`},
+    {Events: `${n(report.events.simulated)} simulated + ${n(report.events.derived)} derived = ${n(report.events.total)}${report.events.rejected ? `, ${n(report.events.rejected)} rejected` : ''}`},
+    {'Publish latency': lat(report.latency.publish)},
+    {'Delivery latency': lat(report.latency.delivery)},
+    {Deliveries: `${n(report.deliveries.delivered)} delivered, ${n(report.deliveries.acked)} acked, ${n(report.retries)} retries, ${n(report.dlq)} to DLQ`},
+    {'Max backlog': n(report.maxBacklog)},
+  )
+  const f = report.faults
+  if (f.poison + f.duplicates + f.reordered + f.transientFailures + f.permanentFailures + f.consumerCrashes > 0) {
+    table.push({
+      Faults: `${n(f.poison)} poison, ${n(f.duplicates)} duplicates, ${n(f.reordered)} reordered, ${n(f.transientFailures)} transient + ${n(f.permanentFailures)} permanent handler failures, ${n(f.consumerCrashes)} consumer crashes`,
+    })
+  }
+  if (report.verify) table.push({Verify: `${n(report.verify.checked)} checked, ${n(report.verify.differences)} differences`})
+  if (!report.drained) table.push({Drain: 'did not finish: some events were still in flight when the wait ended'})
+  for (const error of report.errors.slice(0, 5)) table.push({Error: error})
+
+  const lines = [table.toString()]
+  const types = Object.entries(report.events.byType).sort((a, b) => b[1] - a[1])
+  if (types.length > 0) {
+    const byType = new Table({head: ['event type', 'published'], style})
+    for (const [type, count] of types) byType.push([type, n(count)])
+    lines.push(byType.toString())
+  }
+  if (report.assertions.length > 0) {
+    const checks = new Table({head: ['assertion', 'actual', 'result'], style})
+    for (const a of report.assertions) checks.push([a.threshold, a.actual === null ? 'n/a' : String(Math.round(a.actual * 100) / 100), a.ok ? 'ok' : `FAILED${a.reason ? `: ${a.reason}` : ''}`])
+    lines.push(checks.toString())
+  }
+  return lines.join('\n')
+}
+
+export function writeReport(path: string, report: SimulationReport): void {
+  writeFileSync(path, JSON.stringify(report, null, 2) + '\n')
+}

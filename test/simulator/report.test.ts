@@ -1,0 +1,87 @@
+import {describe, expect, it} from 'vitest'
+import {evaluateThresholds, parseThresholds} from '../../src/simulator/assertions.js'
+import {formatProgress, createProgressWriter} from '../../src/simulator/progress.js'
+import {assertionValues, emptyLatency, renderSummary, type SimulationReport} from '../../src/simulator/report.js'
+
+function report(overrides: Partial<SimulationReport> = {}): SimulationReport {
+  return {
+    scenario: {name: 'smoke', description: '', source: 'fixtures/scenarios/smoke.yaml'},
+    seed: 42,
+    runtime: 'in-process',
+    services: ['gamification'],
+    startedAt: new Date(0).toISOString(),
+    durationMs: 4000,
+    drainMs: 500,
+    totalMs: 4600,
+    interrupted: false,
+    drained: true,
+    rate: {target: 500, achieved: 498, achievedTotal: 900, fellBehind: false},
+    events: {simulated: 2000, derived: 2100, total: 4100, rejected: 0, duplicatesRefused: 0, byType: {'user.registered': 300, 'gamification.xp.earned': 900}, steps: {}},
+    faults: {poison: 3, duplicates: 10, reordered: 5, transientFailures: 2, permanentFailures: 1, consumerCrashes: 1},
+    latency: {publish: {count: 10, p50: 1, p95: 4, p99: 8, max: 9, mean: 2}, delivery: emptyLatency()},
+    deliveries: {delivered: 1000, acked: 990, retried: 4, deadLettered: 5},
+    dlq: 5,
+    retries: 4,
+    maxBacklog: 120,
+    errors: [],
+    verify: null,
+    assertions: [],
+    ...overrides,
+  }
+}
+
+describe('report', () => {
+  it('maps the report to assertion values; unmeasured ones are null', () => {
+    const values = assertionValues(report())
+    expect(values.throughput).toBe(498)
+    expect(values.throughput_total).toBe(900)
+    expect(values.publish_p95).toBe(4)
+    expect(values.delivery_p95).toBeNull()
+    expect(values.verify_differences).toBeNull()
+    expect(values.derived_events).toBe(2100)
+    expect(values.delivery_error_pct).toBeCloseTo(0.5)
+    const results = evaluateThresholds(parseThresholds(['delivery_p95<100ms', 'publish_p95<10ms']), values)
+    expect(results.map((r) => r.ok)).toEqual([false, true])
+  })
+
+  it('renders both throughput figures, latencies, faults and failing assertions', () => {
+    const text = renderSummary(
+      report({
+        verify: {checked: 10, differences: 0, sample: []},
+        assertions: [{threshold: 'dlq == 0', metric: 'dlq', actual: 5, ok: false, reason: 'dlq was 5'}],
+      }),
+    )
+    expect(text).toMatch(/498\/s simulated \(target 500\/s\)/)
+    expect(text).toMatch(/900\/s incl\. derived/)
+    expect(text).toMatch(/p95 4\.00 ms/)
+    expect(text).toMatch(/3 poison/)
+    expect(text).toMatch(/10 checked, 0 differences/)
+    expect(text).toMatch(/FAILED: dlq was 5/)
+    expect(text).toMatch(/gamification\.xp\.earned/)
+  })
+})
+
+describe('progress', () => {
+  const p = {elapsedMs: 65_000, sent: 1234, targetRate: 1000, achievedRate: 990, processed: 1200, backlog: 34, deliveryP95: 12.345, dlq: 1, etaMs: 5000, behind: false, phase: 'generating' as const}
+
+  it('formats one line', () => {
+    expect(formatProgress(p)).toBe('1m05s | rate 990/1,000/s | sent 1,234 | processed 1,200 | lag 34 | p95 12.3ms | DLQ 1 | ETA 5s')
+  })
+
+  it('rewrites one line on a TTY, prints periodic lines otherwise', () => {
+    const tty: string[] = []
+    const w = createProgressWriter({isTTY: true, columns: 200, write: (s: string) => tty.push(s)})
+    w.update(p)
+    w.update(p)
+    w.done()
+    expect(tty[0].startsWith('\r')).toBe(true)
+    expect(tty.at(-1)).toBe('\n')
+
+    let now = 0
+    const plain: string[] = []
+    const w2 = createProgressWriter({isTTY: false, write: (s: string) => plain.push(s)}, {everyMs: 2000, now: () => now})
+    for (now = 0; now < 5000; now += 500) w2.update(p)
+    expect(plain).toHaveLength(3)
+    expect(plain.every((l) => l.endsWith('\n') && !l.includes('\r'))).toBe(true)
+  })
+})
