@@ -1,0 +1,103 @@
+import {Flags} from '@oclif/core'
+import {BaseCommand, catalogFlag, runtimeFlags, UserError} from '../cli/base.js'
+import {exitCodeFor, parseThresholds} from '../simulator/assertions.js'
+import {createProgressWriter} from '../simulator/progress.js'
+import {renderSummary, writeReport, type SimulationReport} from '../simulator/report.js'
+import {runSimulation} from '../simulator/run.js'
+import {applyOverrides, loadScenario, parseDuration} from '../simulator/scenario.js'
+
+export default class Simulate extends BaseCommand<typeof Simulate> {
+  static override summary = 'Simulate TekTree traffic: realistic user journeys at a target rate, with faults, a report and SLO assertions.'
+  static override description = `Generates causally consistent events (users register, ask, answer, like, follow, upgrade...) at the scenario's rate through the real path (store -> outbox -> bus), runs the TekTree services on them, injects faults when the scenario asks, then drains and reports throughput, latencies, retries, DLQ and backlog.
+
+Scenarios ship in fixtures/scenarios (smoke, steady-1k, burst-5k, soak, chaos, ci, registration, engagement, achievement) or come from a YAML file. Flags override the scenario. Assertions use a k6-like grammar: "metric op value[unit]".
+
+Exit codes: 0 all assertions hold, 1 an assertion failed, 2 a usage error (bad scenario, bad assertion).`
+  static override enableJsonFlag = true
+  static override examples = [
+    '<%= config.bin %> <%= command.id %>',
+    '<%= config.bin %> <%= command.id %> --scenario steady-1k --assert "delivery_p95<100ms" --assert "dlq==0"',
+    '<%= config.bin %> <%= command.id %> --scenario chaos --verify --report chaos.json',
+    '<%= config.bin %> <%= command.id %> --rate 2000 --duration 30s --seed 7 --in-process',
+    '<%= config.bin %> <%= command.id %> --scenario ./my-scenario.yaml --redis-url redis://127.0.0.1:6379',
+  ]
+
+  static override flags = {
+    scenario: Flags.string({char: 's', summary: 'A shipped scenario name or a path to a scenario YAML file.', default: 'smoke'}),
+    rate: Flags.integer({char: 'r', summary: 'Replace the stages with one steady rate (events/s).'}),
+    duration: Flags.string({char: 'd', summary: 'How long to generate (e.g. 30s, 5m).'}),
+    events: Flags.integer({char: 'n', summary: 'Stop after this many simulated events.'}),
+    seed: Flags.integer({summary: 'Seed: the same seed gives the same events (apart from timestamps).'}),
+    population: Flags.integer({summary: 'Number of simulated users.'}),
+    report: Flags.string({summary: 'Write the JSON report to this file.'}),
+    assert: Flags.string({char: 'a', summary: 'A threshold like "delivery_p95<100ms" (repeatable; adds to the scenario\'s).', multiple: true}),
+    verify: Flags.boolean({summary: 'After draining, recompute the projections from the event log and compare.', default: false}),
+    'drain-timeout': Flags.string({summary: 'Longest wait for the backlog to empty after generation.', default: '30s'}),
+    catalog: catalogFlag,
+    ...runtimeFlags,
+  }
+
+  public async run(): Promise<SimulationReport> {
+    const {flags} = this
+    const scenario = applyOverrides(loadScenario(flags.scenario), {
+      rate: flags.rate,
+      duration: flags.duration,
+      events: flags.events,
+      seed: flags.seed,
+      population: flags.population,
+      assert: flags.assert,
+    })
+    parseThresholds(scenario.assert) // a bad threshold fails now (exit 2), before any traffic
+    let drainTimeoutMs: number
+    try {
+      drainTimeoutMs = parseDuration(flags['drain-timeout'])
+    } catch (error) {
+      throw new UserError(`--drain-timeout ${(error as Error).message}`, {code: 'INVALID_FLAG'})
+    }
+
+    const human = !this.jsonEnabled()
+    const progress = createProgressWriter(process.stderr)
+    const controller = new AbortController()
+    const onSigint = () => {
+      // The first Ctrl+C stops generation and still reports; a second one gets the default behaviour.
+      process.off('SIGINT', onSigint)
+      if (human) process.stderr.write('\nStopping: draining briefly, then the report (Ctrl+C again to quit now)\n')
+      controller.abort()
+    }
+    process.on('SIGINT', onSigint)
+    let report: SimulationReport
+    try {
+      report = await runSimulation(
+        {
+          scenario,
+          redisUrl: flags['redis-url'],
+          mongoUrl: flags['mongo-url'],
+          inProcess: flags['in-process'],
+          catalogPath: flags.catalog,
+          verify: flags.verify,
+          drainTimeoutMs,
+        },
+        {signal: controller.signal, onProgress: human ? (p) => progress.update(p) : undefined},
+      )
+    } finally {
+      process.off('SIGINT', onSigint)
+      progress.done()
+    }
+
+    if (flags.report) writeReport(flags.report, report)
+    if (human) {
+      this.log(renderSummary(report))
+      if (flags.report) this.log(`Report written to ${flags.report}`)
+    }
+    const code = exitCodeFor(report.assertions)
+    if (code !== 0) {
+      const failed = report.assertions.filter((a) => !a.ok)
+      if (human) {
+        process.stderr.write(`${failed.length} assertion(s) failed:\n`)
+        for (const a of failed) process.stderr.write(`  ${a.threshold}: ${a.reason ?? 'failed'}\n`)
+      }
+      process.exitCode = code
+    }
+    return report
+  }
+}

@@ -1,0 +1,403 @@
+/**
+ * runSimulation: open (or take) a runtime, start the outbox relay and the services' consumers,
+ * generate events at the scenario's rate through the publisher (store append -> outbox -> bus),
+ * inject faults, watch the backlog, then drain, verify when asked, and build the report.
+ * An aborted signal (Ctrl+C) stops generation; the run still drains briefly and reports.
+ */
+import {performance} from 'node:perf_hooks'
+import type {EventEnvelope} from '../runtime/envelope.js'
+import type {Runtime} from '../runtime/runtime.js'
+import {evaluateThresholds, needsVerify, parseThresholds} from './assertions.js'
+import {openEngine, type ConsumerHandle, type SimEngine} from './engine.js'
+import {makePoison, pickDuplicates, reorderInPlace, draftKey, sampleCount, toBusMessage, withFailures, type FailureCounters} from './faults.js'
+import {createForeignSource} from './foreign.js'
+import {createJourneys, type DraftSource, type SimDraft} from './journeys.js'
+import {createRandom} from './random.js'
+import {createRateProfile, Pacer} from './rate.js'
+import {assertionValues, emptyLatency, type SimulationReport} from './report.js'
+import {plannedDurationMs, type Scenario} from './scenario.js'
+import {loadServices, verifyProjections, type SimService} from './services-bridge.js'
+import {UserError} from '../errors.js'
+
+export interface SimulationOptions {
+  scenario: Scenario
+  /** Use this runtime (tests, an attached `tektree up`); it is not closed. Else one is opened. */
+  runtime?: Runtime
+  redisUrl?: string
+  mongoUrl?: string
+  inProcess?: boolean
+  catalogPath?: string
+  /** Run the projection oracle after draining (also on when an assertion needs it). */
+  verify?: boolean
+  /** Longest wait for the backlog to empty after generation (ms). */
+  drainTimeoutMs?: number
+  /** After Ctrl+C, the shorter drain (ms). */
+  interruptDrainMs?: number
+  /** How often progress is sampled (ms). */
+  sampleEveryMs?: number
+  /** Most events per publish call. */
+  batchSize?: number
+  /** Run these services instead of the TekTree ones (tests, benchmarks of the bus alone). */
+  services?: SimService[]
+  /** Visibility timeout of the consumers (ms): how soon a crashed consumer's work is redelivered. */
+  visibilityTimeoutMs?: number
+}
+
+export interface SimulationProgress {
+  elapsedMs: number
+  sent: number
+  targetRate: number
+  achievedRate: number
+  processed: number
+  backlog: number
+  deliveryP95: number | null
+  dlq: number
+  /** ms until generation ends; null when unknown (events-only runs use the rate). */
+  etaMs: number | null
+  behind: boolean
+  phase: 'generating' | 'draining' | 'verifying'
+}
+
+export interface RunHooks {
+  onProgress?: (progress: SimulationProgress) => void
+  signal?: AbortSignal
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve()
+    const timer = setTimeout(done, ms)
+    function done() {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', done)
+      resolve()
+    }
+    signal?.addEventListener('abort', done, {once: true})
+  })
+
+export async function runSimulation(options: SimulationOptions, hooks: RunHooks = {}): Promise<SimulationReport> {
+  const scenario = options.scenario
+  const thresholds = parseThresholds(scenario.assert)
+  const wantVerify = Boolean(options.verify) || needsVerify(thresholds)
+  const engine = await openEngine({
+    runtime: options.runtime,
+    redisUrl: options.redisUrl,
+    mongoUrl: options.mongoUrl,
+    inProcess: options.inProcess,
+    catalogPath: options.catalogPath,
+    clockSpeed: scenario.clock.speed,
+    visibilityTimeoutMs: options.visibilityTimeoutMs,
+  })
+  try {
+    return await simulate(engine, options, hooks, thresholds, wantVerify)
+  } finally {
+    await engine.close()
+  }
+}
+
+async function simulate(
+  engine: SimEngine,
+  options: SimulationOptions,
+  hooks: RunHooks,
+  thresholds: ReturnType<typeof parseThresholds>,
+  wantVerify: boolean,
+): Promise<SimulationReport> {
+  const {scenario} = options
+  const {runtime, catalog} = engine
+  const signal = hooks.signal
+  const errors: string[] = []
+  const faultRandom = createRandom(scenario.seed === null ? null : scenario.seed + 1)
+  const startedAt = new Date()
+  const t0 = performance.now()
+
+  // --- what to generate, and who consumes it
+  let source: DraftSource
+  let services: SimService[] = []
+  if (catalog.tektree) {
+    source = createJourneys({
+      users: scenario.population.users,
+      areas: scenario.population.areas,
+      weights: scenario.journeys,
+      seed: scenario.seed,
+      now: () => runtime.clock.now(),
+    })
+    services = options.services ?? (await loadServices({only: scenario.services === 'all' ? undefined : scenario.services, clock: runtime.clock, catalog}))
+    if (!options.services && scenario.services !== 'all') {
+      const known = new Set(services.map((s) => s.name))
+      const unknown = scenario.services.filter((name) => !known.has(name))
+      if (unknown.length > 0 && services.length > 0) {
+        throw new UserError(`Unknown service(s) in scenario ${scenario.name}: ${unknown.join(', ')}`, {code: 'SCENARIO_INVALID', hint: `Services: ${[...known].join(', ')}`})
+      }
+    }
+  } else {
+    source = createForeignSource({catalog, seed: scenario.seed, generatorFor: engine.payloadGenerator})
+    services = options.services ?? []
+  }
+  const failureCounters: FailureCounters = {transient: 0, permanent: 0}
+  services = services.map((s) =>
+    withFailures(s, {transient: scenario.faults.handlerFailure[s.name] ?? 0, permanent: scenario.faults.permanentFailure[s.name] ?? 0}, failureCounters),
+  )
+
+  await runtime.bus.ensureTopics(catalog.topics())
+  const eventsBefore = await runtime.store.events.count()
+  const dlqBefore = await runtime.store.dlq.count()
+  const metricsBefore = runtime.metrics.snapshot()
+
+  engine.relay.start()
+  const consumers = new Map<string, ConsumerHandle[]>()
+  let consumerSeq = 0
+  const startOne = (service: SimService) => engine.startConsumer(service, `${service.name}-sim-${process.pid}-${consumerSeq++}`)
+  for (const service of services) {
+    consumers.set(service.name, Array.from({length: scenario.consumers}, () => startOne(service)))
+  }
+
+  // --- the rate
+  const profile = createRateProfile(scenario.rate)
+  const plannedMs = plannedDurationMs(scenario)
+  const pacer = new Pacer(profile, {
+    now: () => performance.now(),
+    maxEvents: scenario.events,
+    durationMs: plannedMs,
+    maxBatch: options.batchSize ?? 500,
+  })
+
+  // --- sampling (backlog, progress)
+  let maxBacklog = 0
+  let backlog = 0
+  let phase: SimulationProgress['phase'] = 'generating'
+  let fellBehind = false
+  let simulated = 0
+  let rejected = 0
+  let duplicatesRefused = 0
+  let poisonCount = 0
+  let duplicateCount = 0
+  let reordered = 0
+  let crashes = 0
+  const byTypeSimulated: Record<string, number> = {}
+
+  const sampleBacklog = async (): Promise<number> => {
+    let total = 0
+    try {
+      const stats = await runtime.bus.stats()
+      const ours = new Set(services.map((s) => s.name))
+      for (const g of stats) {
+        if (ours.size > 0 && !ours.has(g.group)) continue
+        total += g.lag + g.pending
+        runtime.metrics.groupStats(`${g.group}:${g.topic}`, {lag: g.lag, pending: g.pending, oldestPendingAgeMs: g.oldestPendingAgeMs})
+      }
+      total += await runtime.store.outbox.pending()
+    } catch (error) {
+      errors.push(`sampling the backlog failed: ${(error as Error).message}`)
+    }
+    backlog = total
+    maxBacklog = Math.max(maxBacklog, total)
+    return total
+  }
+
+  const progress = (): SimulationProgress => {
+    const status = pacer.status()
+    if (status.behind) fellBehind = true
+    const snap = runtime.metrics.snapshot()
+    const rate = status.targetRate || profile.rateAt(status.elapsedMs)
+    let etaMs: number | null = null
+    if (phase === 'generating') {
+      if (plannedMs !== null) etaMs = Math.max(0, plannedMs - status.elapsedMs)
+      else if (scenario.events !== null && rate > 0) etaMs = ((scenario.events - status.sent) / rate) * 1000
+    }
+    return {
+      elapsedMs: performance.now() - t0,
+      sent: status.sent,
+      targetRate: rate,
+      achievedRate: status.achievedRate,
+      processed: snap.totals.acked - metricsBefore.totals.acked,
+      backlog,
+      deliveryP95: snap.deliveryLatencyMs.count > 0 ? snap.deliveryLatencyMs.p95 : null,
+      dlq: snap.totals.deadLettered - metricsBefore.totals.deadLettered,
+      etaMs,
+      behind: status.behind,
+      phase,
+    }
+  }
+
+  const sampleEvery = options.sampleEveryMs ?? 500
+  let sampling = true
+  const sampler = (async () => {
+    while (sampling) {
+      await sampleBacklog()
+      hooks.onProgress?.(progress())
+      await sleep(sampleEvery)
+    }
+  })()
+
+  // --- consumer crashes: abort one consumer without acking, start a replacement
+  const crashEvery = scenario.faults.consumerCrashEveryMs
+  let crashing = crashEvery !== null && services.length > 0
+  const crasher = (async () => {
+    while (crashing) {
+      await sleep(crashEvery!)
+      if (!crashing) break
+      const service = services[faultRandom.int(services.length)]
+      const list = consumers.get(service.name)!
+      const victim = list.shift()!
+      victim.crash()
+      list.push(startOne(service))
+      crashes++
+    }
+  })()
+
+  // --- generation
+  pacer.start()
+  let previousBatch: EventEnvelope[] = []
+  const poisonTopics = [...new Set(services.flatMap((s) => s.consumes.map((t) => catalog.get(t)?.topic).filter((t): t is string => Boolean(t))))]
+  const poisonTypes = services.flatMap((s) => s.consumes).filter((t) => catalog.get(t))
+  const hardStop = plannedMs === null ? Number.POSITIVE_INFINITY : plannedMs + 60_000
+  while (!signal?.aborted && !pacer.done()) {
+    if (performance.now() - t0 > hardStop) {
+      errors.push('generation overran its planned duration by a minute and was stopped')
+      break
+    }
+    const n = pacer.take()
+    if (n === 0) {
+      if (plannedMs === null && profile.rateAt(pacer.status().elapsedMs) === 0 && profile.stagesMs <= pacer.status().elapsedMs) {
+        errors.push('the rate is 0 after the last stage, so --events can never be reached')
+        break
+      }
+      await sleep(Math.max(1, pacer.msUntilNext(20)), signal)
+      continue
+    }
+    const drafts = source.next(n)
+    reordered += reorderInPlace<SimDraft>(drafts, scenario.faults.reorderPct, faultRandom, (d) => draftKey(d, catalog))
+    const envelopes = drafts.map((d) => engine.envelope(d))
+    try {
+      const result = await engine.publish(envelopes)
+      simulated += result.accepted
+      rejected += result.rejected.length
+      duplicatesRefused += result.duplicates
+      for (const r of result.rejected.slice(0, 3)) if (errors.length < 20) errors.push(`rejected ${r.type ?? ''} ${r.eventId ?? ''}: ${r.message}`.replace(/\s+/g, ' '))
+      for (const e of envelopes) byTypeSimulated[e.event_type] = (byTypeSimulated[e.event_type] ?? 0) + 1
+    } catch (error) {
+      if (errors.length < 20) errors.push(`publish failed: ${(error as Error).message}`)
+    }
+    pacer.record(n)
+    engine.relay.kick()
+
+    // Faults straight to the bus (bypassing store and validation).
+    if (scenario.faults.poisonPct > 0 && poisonTopics.length > 0) {
+      const count = sampleCount(n, scenario.faults.poisonPct, faultRandom)
+      if (count > 0) {
+        const messages = Array.from({length: count}, () => {
+          const type = faultRandom.pick(poisonTypes)
+          const {kind: _kind, ...message} = makePoison(faultRandom, catalog.get(type)!.topic, type)
+          return message
+        })
+        await runtime.bus.publish(messages)
+        poisonCount += count
+      }
+    }
+    if (scenario.faults.duplicatePct > 0 && previousBatch.length > 0) {
+      const dups = pickDuplicates(previousBatch, scenario.faults.duplicatePct, faultRandom)
+      if (dups.length > 0) {
+        await runtime.bus.publish(dups.map((e) => toBusMessage(e, catalog)))
+        duplicateCount += dups.length
+      }
+    }
+    previousBatch = envelopes
+  }
+  const generationMs = performance.now() - t0
+  crashing = false
+  const interrupted = Boolean(signal?.aborted)
+
+  // --- drain: outbox empty and every group caught up, bounded
+  phase = 'draining'
+  const drainStart = performance.now()
+  const drainLimit = interrupted ? (options.interruptDrainMs ?? 3000) : (options.drainTimeoutMs ?? 30_000)
+  let drained = false
+  let quiet = 0
+  while (performance.now() - drainStart < drainLimit) {
+    engine.relay.kick()
+    const left = await sampleBacklog()
+    if (left === 0) {
+      // Twice in a row: a handler may be about to emit a derived event.
+      if (++quiet >= 2) {
+        drained = true
+        break
+      }
+    } else quiet = 0
+    await sleep(50)
+  }
+  const drainMs = performance.now() - drainStart
+  await crasher
+
+  let verify: SimulationReport['verify'] = null
+  if (wantVerify) {
+    phase = 'verifying'
+    try {
+      const result = await verifyProjections({store: runtime.store, leaderboards: runtime.leaderboards, catalog})
+      if (result === null) errors.push('verify is not available: the TekTree services are not part of this build')
+      else verify = {checked: result.checked, differences: result.differences.length, sample: result.differences.slice(0, 10)}
+    } catch (error) {
+      errors.push(`verify failed: ${(error as Error).message}`)
+    }
+  }
+
+  sampling = false
+  await sampler
+  for (const list of consumers.values()) await Promise.all(list.map((c) => c.stop()))
+  await engine.relay.stop()
+
+  // --- the report
+  const snap = runtime.metrics.snapshot()
+  const eventsAfter = await runtime.store.events.count()
+  const dlqAfter = await runtime.store.dlq.count()
+  const storedNew = eventsAfter - eventsBefore
+  const derived = Math.max(0, storedNew - simulated)
+  const totalMs = performance.now() - t0
+  const published: Record<string, number> = {}
+  for (const [type, count] of Object.entries(snap.published)) {
+    const d = count - (metricsBefore.published[type] ?? 0)
+    if (d > 0) published[type] = d
+  }
+  const byType = Object.keys(published).length > 0 ? published : byTypeSimulated
+  const genSeconds = Math.max(0.001, generationMs / 1000)
+  const delta = (key: keyof typeof snap.totals) => snap.totals[key] - metricsBefore.totals[key]
+  const report: SimulationReport = {
+    scenario: {name: scenario.name, description: scenario.description, source: scenario.source},
+    seed: scenario.seed,
+    runtime: engine.description,
+    services: services.map((s) => s.name),
+    startedAt: startedAt.toISOString(),
+    durationMs: Math.round(generationMs),
+    drainMs: Math.round(drainMs),
+    totalMs: Math.round(totalMs),
+    interrupted,
+    drained,
+    rate: {
+      target: profile.cumulativeAt(plannedMs === null ? generationMs : Math.min(plannedMs, generationMs)) / genSeconds,
+      achieved: simulated / genSeconds,
+      achievedTotal: (simulated + derived) / Math.max(0.001, (generationMs + drainMs) / 1000),
+      fellBehind,
+    },
+    events: {simulated, derived, total: simulated + derived, rejected, duplicatesRefused, byType, steps: source.counts()},
+    faults: {
+      poison: poisonCount,
+      duplicates: duplicateCount,
+      reordered,
+      transientFailures: failureCounters.transient,
+      permanentFailures: failureCounters.permanent,
+      consumerCrashes: crashes,
+    },
+    latency: {
+      publish: snap.publishLatencyMs.count > 0 ? snap.publishLatencyMs : emptyLatency(),
+      delivery: snap.deliveryLatencyMs.count > 0 ? snap.deliveryLatencyMs : emptyLatency(),
+    },
+    deliveries: {delivered: delta('delivered'), acked: delta('acked'), retried: delta('retried'), deadLettered: delta('deadLettered')},
+    dlq: dlqAfter - dlqBefore,
+    retries: delta('retried'),
+    maxBacklog,
+    errors,
+    verify,
+    assertions: [],
+  }
+  report.assertions = evaluateThresholds(thresholds, assertionValues(report))
+  return report
+}
