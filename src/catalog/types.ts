@@ -50,6 +50,19 @@ export interface CatalogEvent {
   pointer: string
 }
 
+/**
+ * A message the catalog defines but tektree cannot use (Avro/protobuf payload, recursive or remote
+ * $ref). The rest of the catalog loads; using this type fails with this code and message.
+ */
+export interface CatalogProblem {
+  type: string
+  pointer: string
+  /** UNSUPPORTED_SCHEMA_FORMAT, REF_CYCLE, REMOTE_REF or UNSUPPORTED_PAYLOAD. */
+  code: string
+  message: string
+  hint?: string
+}
+
 export interface Catalog {
   /** Absolute path of the document, or "-" for stdin. */
   source: string
@@ -59,6 +72,8 @@ export interface Catalog {
   /** True when the document carries TekTree's x-tektree extensions (services can run on it). */
   tektree: boolean
   events: CatalogEvent[]
+  /** Messages left out of `events` and why (additive; absent = none). */
+  problems?: CatalogProblem[]
   /** Looks a type up by canonical name or alias. */
   get(typeOrAlias: string): CatalogEvent | undefined
   /** Topics with partition counts and retention, for Bus.ensureTopics. */

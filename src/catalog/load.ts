@@ -1,0 +1,505 @@
+/**
+ * Loads an AsyncAPI 3.x document (YAML or JSON; a file or "-" for stdin) into the Catalog model.
+ *
+ * - Local and relative-file $refs are dereferenced; allOf/oneOf stay as JSON Schema.
+ * - Remote (http/https) $refs are never fetched (tektree runs offline): REMOTE_REF.
+ * - A message tektree cannot use (a non-JSON-Schema payload such as Avro or protobuf, a recursive
+ *   payload schema, a remote $ref inside it) does NOT fail the whole document: it is left out of
+ *   `events` and listed in `catalog.problems`; using that type (`requireEvent`, the validator,
+ *   `catalog show`) fails with the problem's code. A third-party catalog stays usable for the rest.
+ * - A document without x-tektree loads too: type = message name (or its key), topic = channel address.
+ */
+import {readFile} from 'node:fs/promises'
+import path from 'node:path'
+import {fileURLToPath} from 'node:url'
+import $RefParser from '@apidevtools/json-schema-ref-parser'
+import {parseDocument} from 'yaml'
+import {UserError} from '../errors.js'
+import type {TopicSpec} from '../runtime/ports.js'
+import {retentionMs} from './duration.js'
+import type {Catalog, CatalogConsumer, CatalogEvent, CatalogProblem, JsonSchema, RetentionPolicy} from './types.js'
+
+type Obj = Record<string, unknown>
+
+const REMOTE_SENTINEL = 'x-tektree-remote-ref'
+
+/** The TekTree catalog shipped with tektree; resolved from this file so it works from src/ and dist/. */
+export function defaultCatalogPath(): string {
+  return fileURLToPath(new URL('../../fixtures/catalog/tektree.asyncapi.yaml', import.meta.url))
+}
+
+export interface LoadOptions {
+  /** Where "-" reads from (default process.stdin). */
+  stdin?: NodeJS.ReadableStream
+}
+
+export async function loadCatalog(file?: string, options: LoadOptions = {}): Promise<Catalog> {
+  const source = file === '-' ? '-' : path.resolve(file ?? defaultCatalogPath())
+  let text: string
+  if (source === '-') {
+    text = await readAll(options.stdin ?? process.stdin)
+  } else {
+    try {
+      text = await readFile(source, 'utf8')
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code
+      if (code === 'ENOENT' || code === 'ENOTDIR') {
+        throw new UserError(`Catalog not found: ${source}`, {
+          code: 'CATALOG_NOT_FOUND',
+          details: {path: source},
+          hint: file ? 'Check the path given to --catalog (or TEKTREE_CATALOG).' : 'The TekTree catalog is missing from this installation of tektree; reinstall it or pass --catalog FILE.',
+        })
+      }
+      if (code === 'EISDIR') throw new UserError(`Catalog path is a directory: ${source}`, {code: 'CATALOG_NOT_FOUND', details: {path: source}})
+      throw error
+    }
+  }
+  return loadCatalogFromText(text, source)
+}
+
+/** The same as loadCatalog for a document already in memory; `source` names it in messages and resolves relative $refs. */
+export async function loadCatalogFromText(text: string, source: string): Promise<Catalog> {
+  const doc = parseText(text, source)
+  checkAsyncApi(doc, source)
+  const remoteRefs = replaceRemoteRefs(doc)
+  const pointers = messagePointers(doc)
+  const circular: string[] = []
+  const base = source === '-' ? path.join(process.cwd(), 'stdin.yaml') : source
+  let deref: Obj
+  try {
+    deref = (await $RefParser.dereference(base, doc as any, {
+      resolve: {
+        http: false,
+        // Remote refs inside referenced files: refuse rather than reach the network.
+        remote: {
+          order: 0,
+          canRead: /^https?:\/\//i,
+          read(file: {url: string}) {
+            throw new UserError(`Remote $ref "${file.url}" is not supported: tektree does not fetch schemas over the network.`, {
+              code: 'REMOTE_REF',
+              details: {ref: file.url},
+              hint: 'Download the schema next to the catalog and refer to it by a relative path.',
+            })
+          },
+        },
+      } as any,
+      dereference: {circular: 'ignore', onCircular: (p: string) => circular.push(p)},
+    })) as Obj
+  } catch (error) {
+    throw refError(error, source)
+  }
+  return buildCatalog(deref, source, pointers, circular, remoteRefs)
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = []
+  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer))
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+/** YAML 1.2 is a superset of JSON, so one parser gives line and column for both. */
+function parseText(text: string, source: string): Obj {
+  const parsed = parseDocument(text, {prettyErrors: true, uniqueKeys: true, maxAliasCount: 1000})
+  if (parsed.errors.length > 0) {
+    const first = parsed.errors[0]
+    const pos = first.linePos?.[0]
+    const where = pos ? `${source === '-' ? '<stdin>' : source}:${pos.line}:${pos.col}` : source
+    const reason = first.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')
+    throw new UserError(`Cannot parse the catalog at ${where}: ${reason}`, {
+      code: 'CATALOG_PARSE_ERROR',
+      details: {path: source, line: pos?.line ?? null, column: pos?.col ?? null},
+    })
+  }
+  const value = parsed.toJS({maxAliasCount: 1000}) as unknown
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new UserError(`${source} is not an AsyncAPI document: found ${value === null ? 'an empty document' : Array.isArray(value) ? 'a list' : `a ${typeof value}`}.`, {
+      code: 'CATALOG_INVALID',
+      details: {path: source},
+    })
+  }
+  return value as Obj
+}
+
+function checkAsyncApi(doc: Obj, source: string): void {
+  const version = doc.asyncapi
+  if (typeof version === 'string' && /^3\.\d+\.\d+/.test(version)) return
+  const found =
+    version !== undefined
+      ? `asyncapi: ${JSON.stringify(version)}`
+      : typeof doc.openapi === 'string'
+        ? `an OpenAPI ${doc.openapi} document`
+        : typeof doc.swagger === 'string'
+          ? `a Swagger ${doc.swagger} document`
+          : `no "asyncapi" field (top-level keys: ${Object.keys(doc).slice(0, 6).join(', ') || 'none'})`
+  throw new UserError(`${source} is not an AsyncAPI 3.x document: found ${found}.`, {
+    code: 'CATALOG_INVALID',
+    details: {path: source, asyncapi: version ?? null},
+    hint: typeof version === 'string' && version.startsWith('2.') ? 'Convert it first: `npx @asyncapi/cli convert FILE --target-version=3.0.0`.' : undefined,
+  })
+}
+
+/** Swaps every remote $ref in the main document for a marker, so only the messages using one fail. */
+function replaceRemoteRefs(doc: Obj): Map<Obj, string> {
+  const found = new Map<Obj, string>()
+  const walk = (node: unknown): void => {
+    if (node === null || typeof node !== 'object') return
+    if (Array.isArray(node)) {
+      for (const item of node) walk(item)
+      return
+    }
+    const obj = node as Obj
+    if (typeof obj.$ref === 'string' && /^https?:\/\//i.test(obj.$ref)) {
+      const ref = obj.$ref
+      delete obj.$ref
+      obj[REMOTE_SENTINEL] = ref
+      found.set(obj, ref)
+      return
+    }
+    for (const key of Object.keys(obj)) walk(obj[key])
+  }
+  walk(doc)
+  return found
+}
+
+function escapePointer(token: string): string {
+  return token.replace(/~/g, '~0').replace(/\//g, '~1')
+}
+
+function unescapePointer(token: string): string {
+  return token.replace(/~1/g, '/').replace(/~0/g, '~')
+}
+
+/** Where each channel's messages are defined, read before dereferencing erases the $refs. */
+function messagePointers(doc: Obj): Map<string, string> {
+  const pointers = new Map<string, string>()
+  const channels = asObj(doc.channels)
+  for (const [channelKey, channel] of Object.entries(channels)) {
+    const messages = asObj(asObj(channel).messages)
+    for (const [messageKey, message] of Object.entries(messages)) {
+      const ref = asObj(message).$ref
+      const own = `#/channels/${escapePointer(channelKey)}/messages/${escapePointer(messageKey)}`
+      pointers.set(own, typeof ref === 'string' && ref.startsWith('#') ? ref : own)
+    }
+  }
+  return pointers
+}
+
+function refError(error: unknown, source: string): unknown {
+  if (error instanceof UserError) return error
+  const err = error as Error & {source?: string; path?: string; code?: string}
+  const message = String(err?.message ?? error)
+  const remote = /(https?:\/\/[^\s"']+)/i.exec(message)
+  if (remote) {
+    return new UserError(`Remote $ref "${remote[1]}" is not supported: tektree does not fetch schemas over the network.`, {
+      code: 'REMOTE_REF',
+      details: {ref: remote[1], path: source},
+      hint: 'Download the schema next to the catalog and refer to it by a relative path.',
+    })
+  }
+  if (err?.name === 'ResolverError' || err?.name === 'MissingPointerError' || err?.name === 'ParserError' || err?.name === 'InvalidPointerError') {
+    return new UserError(`Cannot resolve a $ref in ${source}: ${message}`, {code: 'REF_NOT_FOUND', details: {path: source}, cause: error})
+  }
+  return error
+}
+
+function asObj(value: unknown): Obj {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Obj) : {}
+}
+
+function asString(value: unknown): string | undefined {
+  return typeof value === 'string' && value.length > 0 ? value : undefined
+}
+
+/** JSON Schema flavours AsyncAPI 3 allows for payloads (the AsyncAPI schema is a JSON Schema superset). */
+function isJsonSchemaFormat(format: string): boolean {
+  const f = format.toLowerCase().replace(/\s+/g, '')
+  return f.startsWith('application/vnd.aai.asyncapi') || f.startsWith('application/schema+json') || f.startsWith('application/schema+yaml')
+}
+
+interface RawEvent {
+  type: string
+  pointer: string
+  topic: string
+  message: Obj
+  partitions?: number
+}
+
+function buildCatalog(doc: Obj, source: string, pointers: Map<string, string>, circular: string[], remoteRefs: Map<Obj, string>): Catalog {
+  const info = asObj(doc.info)
+  const docExt = doc['x-tektree'] === undefined ? null : asObj(doc['x-tektree'])
+  const tektree = docExt !== null
+  const retentionTable = asObj(docExt?.retention)
+  const defaultPartitions = positiveInt(docExt?.partitions) ?? 1
+
+  // Channel messages first (they carry the topic), then component messages no channel names.
+  const raws: RawEvent[] = []
+  const seenPointers = new Set<string>()
+  for (const [channelKey, channelValue] of Object.entries(asObj(doc.channels))) {
+    const channel = asObj(follow(doc, channelValue))
+    const topic = asString(channel.address) ?? channelKey
+    const partitions = positiveInt(asObj(asObj(channel.bindings).kafka).partitions) ?? positiveInt(asObj(channel['x-tektree']).partitions)
+    for (const [messageKey, messageValue] of Object.entries(asObj(channel.messages))) {
+      const own = `#/channels/${escapePointer(channelKey)}/messages/${escapePointer(messageKey)}`
+      const pointer = pointers.get(own) ?? own
+      seenPointers.add(pointer)
+      const message = asObj(follow(doc, messageValue))
+      const componentKey = pointer.startsWith('#/components/messages/') ? unescapePointer(pointer.slice('#/components/messages/'.length)) : undefined
+      const type = asString(message.name) ?? componentKey ?? asString(messageKey) ?? topic
+      raws.push({type, pointer, topic, message, partitions})
+    }
+  }
+  for (const [key, value] of Object.entries(asObj(asObj(doc.components).messages))) {
+    const pointer = `#/components/messages/${escapePointer(key)}`
+    if (seenPointers.has(pointer)) continue
+    const message = asObj(value)
+    const ext = asObj(message['x-tektree'])
+    const domain = asString(ext.domain)
+    // A message on no channel is only an event when x-tektree says where it travels.
+    if (!tektree || !domain) continue
+    const prefix = asString(docExt?.['topic-prefix'])
+    raws.push({type: asString(message.name) ?? key, pointer, topic: prefix ? `${prefix}.${domain}` : domain, message})
+  }
+
+  const events: CatalogEvent[] = []
+  const problems: CatalogProblem[] = []
+  const byName = new Map<string, CatalogEvent>()
+  const problemTypes = new Set<string>()
+  for (const raw of raws) {
+    if (byName.has(raw.type) || problemTypes.has(raw.type)) continue // the same message on two channels: first wins
+    const result = toEvent(raw, {info, docExt, retentionTable, source, circular, remoteRefs, partitions: raw.partitions ?? defaultPartitions})
+    if ('problem' in result) {
+      problems.push(result.problem)
+      problemTypes.add(raw.type)
+      continue
+    }
+    events.push(result.event)
+    byName.set(result.event.type, result.event)
+  }
+  for (const event of events) {
+    for (const alias of event.aliases) if (!byName.has(alias)) byName.set(alias, event)
+  }
+  const partitionsByTopic = new Map<string, number>()
+  for (const raw of raws) if (!partitionsByTopic.has(raw.topic)) partitionsByTopic.set(raw.topic, raw.partitions ?? defaultPartitions)
+
+  return {
+    source,
+    title: asString(info.title) ?? (source === '-' ? '<stdin>' : path.basename(source)),
+    version: asString(info.version) ?? '0.0.0',
+    asyncapi: String(doc.asyncapi),
+    tektree,
+    events,
+    problems,
+    get: (typeOrAlias: string) => byName.get(typeOrAlias),
+    topics: () => topicSpecs(events, partitionsByTopic),
+  }
+}
+
+/**
+ * Dereferencing with circular: 'ignore' leaves a $ref in place on every path that leads into a cycle
+ * (the channel's message ref included); follow local ones so the message itself is still read.
+ */
+function follow(doc: Obj, value: unknown): unknown {
+  let current = value
+  for (let hops = 0; hops < 32; hops++) {
+    const ref = asObj(current).$ref
+    if (typeof ref !== 'string' || !ref.startsWith('#/')) return current
+    let target: unknown = doc
+    for (const token of ref.slice(2).split('/')) target = asObj(target)[unescapePointer(decodeURIComponent(token))]
+    if (target === undefined) return current
+    current = target
+  }
+  return current
+}
+
+/** Envelopes carry a semver: "1.0" reads as 1.0.0, "v2" as 2.0.0, anything else as 0.0.0. */
+function semver(version: string | undefined): string {
+  if (!version) return '0.0.0'
+  const match = /^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(-[0-9A-Za-z.-]+)?$/.exec(version.trim())
+  return match ? `${match[1]}.${match[2] ?? 0}.${match[3] ?? 0}${match[4] ?? ''}` : '0.0.0'
+}
+
+function positiveInt(value: unknown): number | undefined {
+  const n = Number(value)
+  return Number.isInteger(n) && n > 0 ? n : undefined
+}
+
+interface BuildContext {
+  info: Obj
+  docExt: Obj | null
+  retentionTable: Obj
+  source: string
+  circular: string[]
+  remoteRefs: Map<Obj, string>
+  partitions: number
+}
+
+function toEvent(raw: RawEvent, ctx: BuildContext): {event: CatalogEvent} | {problem: CatalogProblem} {
+  const {message, type, pointer} = raw
+  const problem = (code: string, text: string, hint?: string) => ({problem: {type, pointer, code, message: text, ...(hint ? {hint} : {})}})
+
+  let payload: unknown = message.payload
+  const payloadObj = asObj(payload)
+  const format = asString(payloadObj.schemaFormat) ?? asString(message.schemaFormat)
+  if (format && !isJsonSchemaFormat(format)) {
+    return problem(
+      'UNSUPPORTED_SCHEMA_FORMAT',
+      `Message "${type}" has a payload in ${format}; tektree validates and generates JSON Schema payloads only.`,
+      'Describe the payload with a JSON Schema (AsyncAPI schema) to use this event with tektree.',
+    )
+  }
+  if (asString(payloadObj.schemaFormat) && 'schema' in payloadObj) payload = payloadObj.schema
+  if (payload === undefined || payload === null) payload = {type: 'object'}
+  if (typeof payload !== 'object' || Array.isArray(payload)) return problem('UNSUPPORTED_PAYLOAD', `Message "${type}" has a payload that is not a schema object.`)
+
+  const leftover = findLeftover(payload as Obj, ctx.remoteRefs)
+  if (leftover?.kind === 'remote') {
+    return problem('REMOTE_REF', `Message "${type}" uses the remote $ref "${leftover.ref}"; tektree does not fetch schemas over the network.`, 'Download the schema next to the catalog and refer to it by a relative path.')
+  }
+  if (leftover?.kind === 'ref') {
+    const target = leftover.ref
+    const at = ctx.circular.find((p) => p.includes(target.startsWith('#') ? `${target}/` : target)) ?? ctx.circular.find((p) => p.endsWith(leftover.ref))
+    return problem(
+      'REF_CYCLE',
+      `Message "${type}" has a recursive payload schema: $ref "${target}" refers back to itself${at ? ` (at ${at.replace(/^.*#/, '#')})` : ''}. tektree needs a finite payload schema.`,
+      'Bound the recursion (e.g. a fixed depth of nested objects) or type the recursive field as a plain object.',
+    )
+  }
+  const schema = payload as JsonSchema
+  const declared = schema.type
+  if (declared !== undefined && declared !== 'object' && !(Array.isArray(declared) && declared.includes('object'))) {
+    return problem('UNSUPPORTED_PAYLOAD', `Message "${type}" has a payload of type ${JSON.stringify(declared)}; a TekTree envelope carries an object payload.`)
+  }
+
+  const ext = message['x-tektree'] === undefined ? null : asObj(message['x-tektree'])
+  let retention: RetentionPolicy | null = null
+  const category = asString(ext?.retention)
+  if (category) {
+    const entry = ctx.retentionTable[category]
+    if (entry === undefined) {
+      throw new UserError(`Message "${type}" names retention category "${category}", which x-tektree.retention does not define (it has: ${Object.keys(ctx.retentionTable).join(', ') || 'none'}).`, {
+        code: 'CATALOG_INVALID',
+        details: {path: ctx.source, pointer},
+      })
+    }
+    const policy = asObj(entry)
+    const maxAgeMs = retentionMs(policy.period)
+    if (maxAgeMs === undefined) {
+      throw new UserError(`Retention category "${category}" has period ${JSON.stringify(policy.period)}, which is neither "indefinite" nor an ISO-8601 duration such as P7D.`, {
+        code: 'CATALOG_INVALID',
+        details: {path: ctx.source, category},
+      })
+    }
+    retention = {category, maxAgeMs, storage: asString(policy.storage) ?? 'event-store'}
+  }
+
+  const consumers: CatalogConsumer[] = Array.isArray(ext?.consumers)
+    ? (ext!.consumers as unknown[]).map((c) => {
+        const consumer = asObj(c)
+        return {
+          service: String(consumer.service ?? ''),
+          effects: (Array.isArray(consumer.effects) ? consumer.effects : []).map((e) => {
+            const effect = asObj(e)
+            return {action: String(effect.action ?? ''), description: String(effect.description ?? ''), params: asObj(effect.params)}
+          }),
+        }
+      })
+    : []
+
+  return {
+    event: {
+      type,
+      aliases: Array.isArray(ext?.aliases) ? (ext!.aliases as unknown[]).map(String).filter((a) => a !== type) : [],
+      version: semver(asString(ext?.version) ?? asString(ctx.info.version)),
+      domain: asString(ext?.domain) ?? type.split(/[./]/)[0],
+      summary: asString(message.summary) ?? asString(message.title) ?? asString(message.description) ?? '',
+      producer: asString(ext?.producer) ?? null,
+      consumers,
+      retention,
+      partitionKey: asString(ext?.['partition-key']) ?? null,
+      topic: raw.topic,
+      payloadSchema: schema,
+      pointer,
+    },
+  }
+}
+
+/** A $ref still present after dereferencing is a cycle (circular: 'ignore' leaves them); the marker is a remote ref. */
+function findLeftover(root: Obj, remoteRefs: Map<Obj, string>): {kind: 'ref' | 'remote'; ref: string} | null {
+  const visited = new Set<object>()
+  const stack: unknown[] = [root]
+  while (stack.length > 0) {
+    const node = stack.pop()
+    if (node === null || typeof node !== 'object' || visited.has(node)) continue
+    visited.add(node)
+    if (Array.isArray(node)) {
+      for (const item of node) stack.push(item)
+      continue
+    }
+    const obj = node as Obj
+    if (typeof obj[REMOTE_SENTINEL] === 'string') return {kind: 'remote', ref: remoteRefs.get(obj) ?? String(obj[REMOTE_SENTINEL])}
+    if (typeof obj.$ref === 'string') return {kind: 'ref', ref: obj.$ref}
+    for (const key of Object.keys(obj)) {
+      // const/enum/examples/default hold data, not schemas: a "$ref" key there is a value.
+      if (key === 'const' || key === 'enum' || key === 'examples' || key === 'example' || key === 'default') continue
+      stack.push(obj[key])
+    }
+  }
+  return null
+}
+
+function topicSpecs(events: CatalogEvent[], partitionsByTopic: Map<string, number>): TopicSpec[] {
+  const specs = new Map<string, {partitions: number; maxAgeMs: number | null | undefined}>()
+  for (const event of events) {
+    const spec = specs.get(event.topic) ?? {partitions: partitionsByTopic.get(event.topic) ?? 1, maxAgeMs: undefined}
+    // The longest retention of the topic's events wins (indefinite beats any period), so no event is trimmed early.
+    const age = event.retention ? event.retention.maxAgeMs : null
+    spec.maxAgeMs = spec.maxAgeMs === undefined ? age : spec.maxAgeMs === null || age === null ? null : Math.max(spec.maxAgeMs, age)
+    specs.set(event.topic, spec)
+  }
+  return [...specs].map(([name, spec]) => ({name, partitions: spec.partitions, ...(typeof spec.maxAgeMs === 'number' ? {retention: {maxAgeMs: spec.maxAgeMs}} : {})}))
+}
+
+/** Levenshtein distance, for "did you mean" suggestions. */
+function distance(a: string, b: string): number {
+  const row = Array.from({length: b.length + 1}, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]
+    row[0] = i
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1))
+      prev = tmp
+    }
+  }
+  return row[b.length]
+}
+
+/** The closest known names (types and aliases) to a misspelt one, best first. */
+export function suggestTypes(catalog: Catalog, name: string, limit = 3): string[] {
+  const names = new Set<string>()
+  for (const event of catalog.events) {
+    names.add(event.type)
+    for (const alias of event.aliases) names.add(alias)
+  }
+  const lower = name.toLowerCase()
+  return [...names]
+    .map((n) => ({n, d: n.toLowerCase().includes(lower) || lower.includes(n.toLowerCase()) ? 0.5 : distance(lower, n.toLowerCase())}))
+    .filter((x) => x.d <= Math.max(3, Math.floor(name.length / 3)))
+    .sort((a, b) => a.d - b.d || a.n.localeCompare(b.n))
+    .slice(0, limit)
+    .map((x) => x.n)
+}
+
+/** The event for a type or alias, or a UserError: the problem it has, or the closest names. */
+export function requireEvent(catalog: Catalog, typeOrAlias: string): CatalogEvent {
+  const event = catalog.get(typeOrAlias)
+  if (event) return event
+  const problem = catalog.problems?.find((p) => p.type === typeOrAlias)
+  if (problem) throw new UserError(problem.message, {code: problem.code, hint: problem.hint, details: {type: problem.type, pointer: problem.pointer}})
+  const suggestions = suggestTypes(catalog, typeOrAlias)
+  throw new UserError(`Unknown event type "${typeOrAlias}" in ${catalog.title}.`, {
+    code: 'UNKNOWN_EVENT_TYPE',
+    details: {type: typeOrAlias, suggestions},
+    hint: suggestions.length > 0 ? `Did you mean: ${suggestions.join(', ')}?` : 'List the types with `tektree catalog list`.',
+  })
+}
