@@ -99,7 +99,7 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
 
 /** YAML 1.2 is a superset of JSON, so one parser gives line and column for both. */
 function parseText(text: string, source: string): Obj {
-  const parsed = parseDocument(text, {prettyErrors: true, uniqueKeys: true, maxAliasCount: 1000})
+  const parsed = parseDocument(text, {prettyErrors: true, uniqueKeys: true})
   if (parsed.errors.length > 0) {
     const first = parsed.errors[0]
     const pos = first.linePos?.[0]

@@ -60,7 +60,7 @@ export function createValidator(catalog: Catalog): EventValidator {
     const definition = catalog.get(event.event_type)
     if (definition === undefined) return unknownType(catalog, event.event_type)
     const check = payloadValidator(definition)
-    if (typeof check !== 'function') return {ok: false, error: check}
+    if (typeof check !== 'function') return {ok: false, error: errorContract(check.error.code, check.error.message, {...check.error.details})}
     if (!check(event.payload)) return failure(check.errors![0], '$.payload', value)
     return {ok: true, event: definition.type === event.event_type ? event : {...event, event_type: definition.type}, definition}
   }
