@@ -61,6 +61,9 @@ async function packageRootDir(): Promise<string> {
 
 /** mongod (MONGOMS_SYSTEM_BINARY or PATH), else mongo-java-server when java and its jars are there. */
 export async function findMongoServer(): Promise<MongoCandidate> {
+  // TEKTREE_MONGO_BIN, like TEKTREE_REDIS_BIN, pins the server binary: when it is missing, nothing else is tried.
+  const pinned = process.env.TEKTREE_MONGO_BIN
+  if (pinned) return existsSync(pinned) ? {kind: 'mongod', bin: pinned} : {kind: 'none', reason: `mongod not found (TEKTREE_MONGO_BIN=${pinned} does not exist)`}
   const mongod = process.env.MONGOMS_SYSTEM_BINARY || findOnPath('mongod')
   if (mongod && existsSync(mongod)) return {kind: 'mongod', bin: mongod}
   const javaHome = process.env.JAVA_HOME ? join(process.env.JAVA_HOME, 'bin', 'java') : null
