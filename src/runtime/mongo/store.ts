@@ -1,0 +1,530 @@
+/**
+ * The MongoDB Store (official driver 7). Works on a standalone mongod: nothing here needs a
+ * multi-document transaction.
+ *
+ * Collections of one database:
+ * - `events`: one document per event, `_id` = event_id (append is idempotent by the _id index). The
+ *   document IS the outbox entry: `published: false` and an expired lease are set by the same insert,
+ *   so "event stored" and "event queued for publishing" can never disagree. Internal fields (`seq`,
+ *   `appended_at`, `ts_ms`, `published`, `lease_*`) are projected away: readers get the envelope.
+ * - `idempotency`: `{_id: scope:key, expires_at}` with a TTL index; expiry is also checked on read
+ *   (the TTL monitor runs once a minute, and mongo-java-server has none).
+ * - `proj_<name>`: projection documents; updates are sent as MongoDB update operators. applyOnce
+ *   keeps the last APPLIED_LIMIT event ids in `_applied`, guarded in the same single-document write.
+ * - `dlq`: dead-letter records by id.
+ *
+ * Retryable writes: the driver default is kept. A standalone server (and mongo-java-server) has no
+ * sessions, so the driver does not retry there; on a replica set a retried write is harmless, because
+ * every write here is idempotent (insert by _id, applyOnce guard, claim re-read by lease token).
+ */
+import {randomUUID} from 'node:crypto'
+import {MongoClient, type Collection, type Db, type Document, type Filter, type UpdateFilter} from 'mongodb'
+import type {EventEnvelope} from '../envelope.js'
+import type {
+  AppendResult,
+  DlqRecord,
+  DlqStore,
+  EventQuery,
+  EventStore,
+  IdempotencyStore,
+  Outbox,
+  ProjectionDoc,
+  ProjectionStore,
+  ProjectionUpdate,
+  Store,
+} from '../ports.js'
+import {typeGlobsToRegExpSource} from '../glob.js'
+import {APPLIED_FIELD, APPLIED_LIMIT} from '../projection-update.js'
+import {UserError, maskUrl} from '../../errors.js'
+
+export type MongoStoreTarget = {url: string; database: string} | {client: MongoClient; database: string}
+
+export interface MongoStoreOptions {
+  /** Wall clock for leases, ttls and append order (tests may inject one). */
+  now?: () => number
+  /** Documents per cursor batch for query() (default 1000). */
+  batchSize?: number
+  /** Create the indexes the queries need (default true; idempotent). */
+  ensureIndexes?: boolean
+  /** Server selection / connect timeout when the store creates its client (default 5000 ms). */
+  connectTimeoutMs?: number
+}
+
+interface EventDoc extends EventEnvelope {
+  _id: string
+  /** Append order: appended_at * 1000 + a per-store counter, strictly increasing within a store. */
+  seq: number
+  appended_at: number
+  /** The envelope timestamp in ms, for range queries (ISO strings of varying precision do not sort). */
+  ts_ms: number
+  published: boolean
+  lease_until: number
+  lease_owner: string | null
+  lease_token: string | null
+}
+
+interface IdempotencyDoc {
+  _id: string
+  scope: string
+  key: string
+  claimed_at: Date
+  expires_at: Date | null
+}
+
+type DlqDoc = DlqRecord & {_id: string; _seq: number}
+type ProjDoc = {_id: string} & Document
+
+const EVENT_INTERNAL = ['_id', 'seq', 'appended_at', 'ts_ms', 'published', 'lease_until', 'lease_owner', 'lease_token'] as const
+const EVENT_PROJECTION = Object.fromEntries(EVENT_INTERNAL.map((field) => [field, 0]))
+const DUPLICATE_KEY = 11000
+
+export async function createMongoStore(target: MongoStoreTarget, options: MongoStoreOptions = {}): Promise<MongoStore> {
+  let client: MongoClient
+  let owned = false
+  if ('client' in target) {
+    client = target.client
+  } else {
+    const timeout = options.connectTimeoutMs ?? 5_000
+    client = new MongoClient(target.url, {
+      serverSelectionTimeoutMS: timeout,
+      connectTimeoutMS: timeout,
+      appName: 'tektree',
+    })
+    owned = true
+    try {
+      await client.connect()
+    } catch (error) {
+      await client.close().catch(() => undefined)
+      throw new UserError(`Cannot connect to MongoDB at ${maskUrl(target.url)}: ${driverMessage(error)}`, {
+        code: 'MONGO_UNREACHABLE',
+        hint:
+          'Check that mongod is running and reachable from here (host, port, credentials, --bind_ip), ' +
+          'or drop --mongo-url to use the embedded store.',
+        exitCode: 3,
+        details: {url: maskUrl(target.url)},
+        cause: error,
+      })
+    }
+  }
+  const store = new MongoStore(client, target.database, owned, options)
+  if (options.ensureIndexes !== false) {
+    try {
+      await store.ensureIndexes()
+    } catch (error) {
+      if (owned) await client.close().catch(() => undefined)
+      throw error
+    }
+  }
+  return store
+}
+
+export class MongoStore implements Store {
+  readonly kind = 'mongodb'
+  readonly events: EventStore
+  readonly outbox: Outbox
+  readonly idempotency: IdempotencyStore
+  readonly projections: ProjectionStore
+  readonly dlq: DlqStore
+  readonly db: Db
+
+  private readonly eventsCollection: Collection<EventDoc>
+  private readonly idempotencyCollection: Collection<IdempotencyDoc>
+  private readonly dlqCollection: Collection<DlqDoc>
+  private readonly now: () => number
+  private readonly batchSize: number
+  private lastSeq = 0
+  private closed = false
+
+  constructor(
+    private readonly client: MongoClient,
+    database: string,
+    private readonly ownsClient: boolean,
+    options: MongoStoreOptions = {},
+  ) {
+    this.db = client.db(database)
+    this.eventsCollection = this.db.collection<EventDoc>('events')
+    this.idempotencyCollection = this.db.collection<IdempotencyDoc>('idempotency')
+    this.dlqCollection = this.db.collection<DlqDoc>('dlq')
+    this.now = options.now ?? Date.now
+    this.batchSize = options.batchSize ?? 1_000
+
+    this.events = {
+      append: (events) => this.append(events),
+      get: async (eventId) => {
+        const doc = await this.eventsCollection.findOne({_id: eventId}, {projection: EVENT_PROJECTION})
+        return doc as EventEnvelope | null
+      },
+      query: (query) => this.query(query),
+      count: (query = {}) =>
+        this.eventsCollection.countDocuments(eventFilter(query), query.limit === undefined ? {} : {limit: query.limit}),
+    }
+    this.outbox = {
+      claim: (claimOptions) => this.claim(claimOptions),
+      markPublished: async (eventIds) => {
+        if (eventIds.length === 0) return
+        await this.eventsCollection.updateMany(
+          {_id: {$in: [...eventIds]}},
+          {$set: {published: true, lease_until: 0, lease_owner: null, lease_token: null}},
+        )
+      },
+      pending: () => this.eventsCollection.countDocuments({published: false}),
+    }
+    this.idempotency = {
+      claim: (scope, key, ttlMs) => this.claimKey(scope, key, ttlMs),
+      has: async (scope, key) => {
+        const doc = await this.idempotencyCollection.findOne(
+          {_id: idempotencyId(scope, key), $or: [{expires_at: null}, {expires_at: {$gt: new Date(this.now())}}]},
+          {projection: {_id: 1}},
+        )
+        return doc !== null
+      },
+      release: async (scope, key) => {
+        await this.idempotencyCollection.deleteOne({_id: idempotencyId(scope, key)})
+      },
+    }
+    this.projections = {
+      get: async (collection, id) =>
+        (await this.projection(collection).findOne({_id: id}, {projection: {[APPLIED_FIELD]: 0}})) as ProjectionDoc | null,
+      find: async (collection, filter, findOptions = {}) => {
+        const cursor = this.projection(collection).find(equalityFilter(filter), {projection: {[APPLIED_FIELD]: 0}})
+        if (findOptions.sort) {
+          const direction = findOptions.sort.order === 'desc' ? -1 : 1
+          cursor.sort(findOptions.sort.field === '_id' ? {_id: direction} : {[findOptions.sort.field]: direction, _id: 1})
+        }
+        if (findOptions.limit !== undefined) cursor.limit(findOptions.limit)
+        return (await cursor.toArray()) as ProjectionDoc[]
+      },
+      count: (collection, filter) => this.projection(collection).countDocuments(equalityFilter(filter)),
+      update: async (collection, id, update) => {
+        await this.updateProjection(collection, id, update)
+      },
+      applyOnce: (collection, id, eventId, update) => this.applyOnce(collection, id, eventId, update),
+      drop: async (collection) => {
+        try {
+          await this.projection(collection).drop()
+        } catch (error) {
+          // Dropping a collection that does not exist is not an error for us (older servers say 26).
+          if (!isNamespaceNotFound(error)) throw error
+        }
+      },
+    }
+    this.dlq = {
+      add: async (record) => {
+        // $setOnInsert keeps the first insertion position, so list() stays in dead-letter order.
+        await this.dlqCollection.updateOne(
+          {_id: record.id},
+          {$set: {...record}, $setOnInsert: {_seq: this.nextSeq()}},
+          {upsert: true},
+        )
+      },
+      list: async (filter = {}) => {
+        const cursor = this.dlqCollection.find(dlqFilter(filter), {projection: {_id: 0, _seq: 0}}).sort({_seq: 1})
+        if (filter.limit !== undefined) cursor.limit(filter.limit)
+        return (await cursor.toArray()) as DlqRecord[]
+      },
+      get: async (id) => (await this.dlqCollection.findOne({_id: id}, {projection: {_id: 0, _seq: 0}})) as DlqRecord | null,
+      remove: async (ids) => {
+        if (ids.length === 0) return 0
+        return (await this.dlqCollection.deleteMany({_id: {$in: [...ids]}})).deletedCount
+      },
+      count: (filter = {}) => this.dlqCollection.countDocuments(dlqFilter(filter)),
+    }
+  }
+
+  /** Creates the indexes the queries use. Idempotent (same name and options each time). */
+  async ensureIndexes(): Promise<void> {
+    await this.eventsCollection.createIndexes([
+      {key: {seq: 1}, name: 'seq'},
+      {key: {event_type: 1, seq: 1}, name: 'event_type_seq'},
+      {key: {ts_ms: 1, seq: 1}, name: 'ts_seq'},
+      {key: {'metadata.aggregate_id': 1, seq: 1}, name: 'aggregate_seq'},
+      {key: {correlation_id: 1, seq: 1}, name: 'correlation_seq'},
+      // The outbox: only unpublished events are indexed, so the index stays as small as the backlog.
+      {key: {published: 1, seq: 1}, name: 'outbox', partialFilterExpression: {published: false}},
+    ])
+    await this.idempotencyCollection.createIndexes([{key: {expires_at: 1}, name: 'ttl', expireAfterSeconds: 0}])
+    await this.dlqCollection.createIndexes([
+      {key: {_seq: 1}, name: 'seq'},
+      {key: {group: 1, _seq: 1}, name: 'group_seq'},
+      {key: {event_type: 1, _seq: 1}, name: 'type_seq'},
+    ])
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    if (this.ownsClient) await this.client.close()
+  }
+
+  // ---------------------------------------------------------------------------------- events
+
+  /** Strictly increasing within this store; follows the clock so separate processes interleave by time. */
+  private nextSeq(): number {
+    this.lastSeq = Math.max(this.lastSeq + 1, this.now() * 1_000)
+    return this.lastSeq
+  }
+
+  private async append(events: readonly EventEnvelope[]): Promise<AppendResult> {
+    if (events.length === 0) return {inserted: 0, duplicates: []}
+    const appendedAt = this.now()
+    const docs: EventDoc[] = events.map((event) => {
+      const ts = Date.parse(event.timestamp)
+      if (Number.isNaN(ts)) throw new Error(`Event ${event.event_id} has an invalid timestamp "${event.timestamp}"`)
+      return {
+        ...event,
+        _id: event.event_id,
+        seq: this.nextSeq(),
+        appended_at: appendedAt,
+        ts_ms: ts,
+        published: false,
+        lease_until: 0,
+        lease_owner: null,
+        lease_token: null,
+      }
+    })
+    try {
+      await this.eventsCollection.insertMany(docs, {ordered: false})
+      return {inserted: docs.length, duplicates: []}
+    } catch (error) {
+      const writeErrors = bulkWriteErrors(error)
+      if (writeErrors === null || writeErrors.some((e) => e.code !== DUPLICATE_KEY)) throw error
+      const duplicates = writeErrors.map((e) => docs[e.index]._id)
+      // Counted from the errors: the inserted count some servers report with errors is unreliable.
+      return {inserted: docs.length - duplicates.length, duplicates}
+    }
+  }
+
+  private async *query(query: EventQuery): AsyncGenerator<EventEnvelope> {
+    const direction = query.order === 'desc' ? -1 : 1
+    const cursor = this.eventsCollection.find(eventFilter(query), {
+      projection: EVENT_PROJECTION,
+      sort: {seq: direction},
+      batchSize: this.batchSize,
+      ...(query.limit === undefined ? {} : {limit: query.limit}),
+    })
+    try {
+      for await (const doc of cursor) yield doc as EventEnvelope
+    } finally {
+      // Also runs when the caller stops early: the server-side cursor is released.
+      await cursor.close()
+    }
+  }
+
+  // ---------------------------------------------------------------------------------- outbox
+
+  /**
+   * Leases unpublished events oldest first. Without a transaction: pick candidates, lease them with a
+   * conditional updateMany (only those still unleased), then read back what carries this call's
+   * lease token, so two relays never both get one event. Candidates another relay took in between
+   * are simply skipped and the next round picks further ones, up to `limit`.
+   */
+  private async claim({owner, limit, leaseMs}: {owner: string; limit: number; leaseMs: number}): Promise<EventEnvelope[]> {
+    if (limit <= 0) return []
+    const token = randomUUID()
+    const mine: string[] = []
+    for (let round = 0; round < 100 && mine.length < limit; round++) {
+      const now = this.now()
+      const candidates = await this.eventsCollection
+        .find({published: false, lease_until: {$lt: now}, _id: {$nin: mine}}, {projection: {_id: 1}})
+        .sort({seq: 1})
+        .limit(limit - mine.length)
+        .toArray()
+      if (candidates.length === 0) break
+      const ids = candidates.map((c) => c._id)
+      const result = await this.eventsCollection.updateMany(
+        {_id: {$in: ids}, published: false, lease_until: {$lt: now}},
+        {$set: {lease_until: now + leaseMs, lease_owner: owner, lease_token: token}},
+      )
+      if (result.modifiedCount === 0) continue
+      const held = await this.eventsCollection
+        .find({_id: {$in: ids}, lease_token: token}, {projection: {_id: 1}})
+        .toArray()
+      mine.push(...held.map((h) => h._id))
+    }
+    if (mine.length === 0) return []
+    const docs = await this.eventsCollection
+      .find({_id: {$in: mine}, lease_token: token}, {projection: EVENT_PROJECTION})
+      .sort({seq: 1})
+      .toArray()
+    return docs as EventEnvelope[]
+  }
+
+  // ----------------------------------------------------------------------------- idempotency
+
+  private async claimKey(scope: string, key: string, ttlMs?: number): Promise<boolean> {
+    const _id = idempotencyId(scope, key)
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const now = this.now()
+      const expires_at = ttlMs === undefined ? null : new Date(now + ttlMs)
+      try {
+        await this.idempotencyCollection.insertOne({_id, scope, key, claimed_at: new Date(now), expires_at})
+        return true
+      } catch (error) {
+        if (!isDuplicateKey(error)) throw error
+      }
+      // Taken: take it over only if it has expired (a ttl of null never expires; {$lte} skips null).
+      const takeover = await this.idempotencyCollection.updateOne(
+        {_id, expires_at: {$lte: new Date(now)}},
+        {$set: {claimed_at: new Date(now), expires_at}},
+      )
+      if (takeover.matchedCount === 1) return true
+      // Not expired, or deleted in between (release / TTL monitor): then the insert is tried again.
+      if ((await this.idempotencyCollection.countDocuments({_id}, {limit: 1})) === 1) return false
+    }
+    return false
+  }
+
+  // ----------------------------------------------------------------------------- projections
+
+  private projection(name: string): Collection<ProjDoc> {
+    if (name === '' || /[$\0]/.test(name)) throw new Error(`Invalid projection collection name "${name}"`)
+    return this.db.collection<ProjDoc>(`proj_${name}`)
+  }
+
+  private async updateProjection(collection: string, id: string, update: ProjectionUpdate): Promise<void> {
+    const translated = toMongoUpdate(update)
+    if (Object.keys(translated).length === 0) {
+      // No operator: the upsert still creates the document (MongoDB rejects an empty update).
+      try {
+        await this.projection(collection).insertOne({_id: id})
+      } catch (error) {
+        if (!isDuplicateKey(error)) throw error
+      }
+      return
+    }
+    await this.projection(collection).updateOne({_id: id}, translated, {upsert: true})
+  }
+
+  /**
+   * The guard (`_applied` does not hold eventId) and the change are one document write. When the
+   * upsert's insert hits a duplicate key, either the event was applied (false), or another writer
+   * created the document first for a different event: then the update is retried on it.
+   */
+  private async applyOnce(collection: string, id: string, eventId: string, update: ProjectionUpdate): Promise<boolean> {
+    const translated = toMongoUpdate(update)
+    const push = (translated.$push ?? {}) as Record<string, unknown>
+    const guarded = {
+      ...translated,
+      $push: {...push, [APPLIED_FIELD]: {$each: [eventId], $slice: -APPLIED_LIMIT}},
+    } as unknown as UpdateFilter<ProjDoc>
+    const coll = this.projection(collection)
+    for (let attempt = 0; attempt < 10; attempt++) {
+      try {
+        const result = await coll.updateOne({_id: id, [APPLIED_FIELD]: {$ne: eventId}} as Filter<ProjDoc>, guarded, {upsert: true})
+        return result.matchedCount + result.upsertedCount > 0
+      } catch (error) {
+        if (!isDuplicateKey(error)) throw error
+      }
+      if (await coll.findOne({_id: id, [APPLIED_FIELD]: eventId} as Filter<ProjDoc>, {projection: {_id: 1}})) return false
+    }
+    throw new Error(`applyOnce(${collection}, ${id}, ${eventId}) kept conflicting with concurrent writers`)
+  }
+}
+
+// ---------------------------------------------------------------------------------- helpers
+
+function eventFilter(query: EventQuery): Filter<EventDoc> {
+  const filter: Filter<EventDoc> = {}
+  const and: Filter<EventDoc>[] = []
+  if (query.types && query.types.length > 0) {
+    const exact = query.types.filter((t) => !/[*?]/.test(t)).map((t) => t.trim())
+    const globs = query.types.filter((t) => /[*?]/.test(t))
+    const byType: Filter<EventDoc>[] = []
+    if (exact.length > 0) byType.push({event_type: {$in: exact}})
+    if (globs.length > 0) byType.push({event_type: {$regex: typeGlobsToRegExpSource(globs)}})
+    and.push(byType.length === 1 ? byType[0] : {$or: byType})
+  }
+  if (query.from !== undefined || query.to !== undefined) {
+    const range: {$gte?: number; $lt?: number} = {}
+    if (query.from !== undefined) range.$gte = toMs(query.from)
+    if (query.to !== undefined) range.$lt = toMs(query.to)
+    filter.ts_ms = range
+  }
+  if (query.aggregateId !== undefined) filter['metadata.aggregate_id'] = query.aggregateId
+  if (query.correlationId !== undefined) filter.correlation_id = query.correlationId
+  if (and.length === 1) Object.assign(filter, and[0])
+  return filter
+}
+
+function toMs(value: string | number): number {
+  const ms = typeof value === 'number' ? value : Date.parse(value)
+  if (Number.isNaN(ms)) throw new Error(`Invalid time bound "${value}"`)
+  return ms
+}
+
+/** Every value is matched with $eq, so a filter value can never smuggle in an operator. */
+function equalityFilter(filter: Record<string, unknown> | undefined): Filter<ProjDoc> {
+  const out: Record<string, unknown> = {}
+  for (const [path, value] of Object.entries(filter ?? {})) {
+    if (path.startsWith('$')) throw new Error(`Projection filters are equality only: "${path}" is not a field`)
+    out[path] = {$eq: value}
+  }
+  return out as Filter<ProjDoc>
+}
+
+/** ProjectionUpdate to MongoDB update operators; empty operators are left out (older servers reject them). */
+export function toMongoUpdate(update: ProjectionUpdate): Record<string, Record<string, unknown>> {
+  const out: Record<string, Record<string, unknown>> = {}
+  const touchesApplied = (fields: Record<string, unknown>) =>
+    Object.keys(fields).some((path) => path === APPLIED_FIELD || path.startsWith(`${APPLIED_FIELD}.`))
+  for (const [operator, fields] of Object.entries(update) as Array<[keyof ProjectionUpdate, Record<string, unknown> | undefined]>) {
+    if (!fields || Object.keys(fields).length === 0) continue
+    if (touchesApplied(fields)) throw new Error(`"${APPLIED_FIELD}" is reserved for applyOnce bookkeeping`)
+    switch (operator) {
+      case '$unset':
+        out.$unset = Object.fromEntries(Object.keys(fields).map((path) => [path, '']))
+        break
+      case '$push':
+        out.$push = Object.fromEntries(
+          Object.entries(fields as NonNullable<ProjectionUpdate['$push']>).map(([path, {each, slice}]) => [
+            path,
+            slice === undefined ? {$each: each} : {$each: each, $slice: slice},
+          ]),
+        )
+        break
+      case '$set':
+      case '$setOnInsert':
+      case '$inc':
+      case '$max':
+      case '$min':
+      case '$addToSet':
+        out[operator] = {...fields}
+        break
+      default:
+        throw new Error(`Unsupported projection update operator "${String(operator)}"`)
+    }
+  }
+  return out
+}
+
+function dlqFilter(filter: {group?: string; type?: string}): Filter<DlqDoc> {
+  const out: Filter<DlqDoc> = {}
+  if (filter.group !== undefined) out.group = filter.group
+  if (filter.type !== undefined) out.event_type = filter.type
+  return out
+}
+
+/** `scope` is escaped so a ":" in it cannot make two different (scope, key) pairs collide. */
+function idempotencyId(scope: string, key: string): string {
+  return `${encodeURIComponent(scope)}:${key}`
+}
+
+function bulkWriteErrors(error: unknown): Array<{index: number; code: number}> | null {
+  if (typeof error !== 'object' || error === null || !('writeErrors' in error)) return null
+  const raw = (error as {writeErrors: unknown}).writeErrors
+  const list = Array.isArray(raw) ? raw : raw ? [raw] : []
+  return list.map((e: {index: number; code: number}) => ({index: e.index, code: e.code}))
+}
+
+function isDuplicateKey(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as {code?: unknown}).code === DUPLICATE_KEY
+}
+
+function isNamespaceNotFound(error: unknown): boolean {
+  const e = error as {code?: unknown; message?: unknown}
+  return e?.code === 26 || /ns not found/i.test(String(e?.message ?? ''))
+}
+
+function driverMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}
