@@ -1,0 +1,30 @@
+import {Flags} from '@oclif/core'
+import {BaseCommand} from '../cli/base.js'
+import {downEmbeddedRuntime, type DownResult} from '../runtime/embedded/index.js'
+import {dataDirFlag} from './up.js'
+
+export default class Down extends BaseCommand<typeof Down> {
+  static override summary = 'Stop the embedded runtime that `tektree up` started.'
+  static override description = `Sends SIGTERM to each server of the embedded runtime, SIGKILL after the grace period, waits until the processes are gone, and removes the discovery file. Data stays in <data-dir> (Redis' append-only file, mongod's files) for the next \`tektree up\`, unless --purge.`
+  static override enableJsonFlag = true
+  static override examples = ['<%= config.bin %> <%= command.id %>', '<%= config.bin %> <%= command.id %> --purge', '<%= config.bin %> <%= command.id %> --grace 3 --json']
+  static override flags = {
+    'data-dir': dataDirFlag,
+    grace: Flags.integer({summary: 'Seconds to wait after SIGTERM before SIGKILL.', default: 10, min: 0}),
+    purge: Flags.boolean({summary: 'Also delete the servers\' data directories.', default: false}),
+  }
+
+  public async run(): Promise<DownResult> {
+    const result = await downEmbeddedRuntime({dataDir: this.flags['data-dir'], graceMs: this.flags.grace * 1000, purge: this.flags.purge})
+    if (!this.jsonEnabled()) {
+      if (result.state === 'not-running') this.log('The embedded runtime is not running.')
+      for (const s of result.stopped) {
+        const how = {terminated: 'stopped', killed: 'killed after the grace period', 'not-running': 'was not running', survived: 'still running', 'pid-reused': 'pid now belongs to another program: left alone'}[s.how]
+        this.log(`  ${s.part === 'redis' ? 'bus  ' : 'store'} (pid ${s.pid}): ${how}`)
+      }
+      if (result.discovery_file_removed) this.log('Discovery file removed.')
+      for (const dir of result.purged) this.log(`Deleted ${dir}`)
+    }
+    return result
+  }
+}
