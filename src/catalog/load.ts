@@ -35,31 +35,41 @@ export interface LoadOptions {
 
 export async function loadCatalog(file?: string, options: LoadOptions = {}): Promise<Catalog> {
   const source = file === '-' ? '-' : path.resolve(file ?? defaultCatalogPath())
-  let text: string
-  if (source === '-') {
-    text = await readAll(options.stdin ?? process.stdin)
-  } else {
+  if (source === '-') return loadCatalogFromText(await readAll(options.stdin ?? process.stdin), '-')
+  let doc: unknown
+  try {
+    // json-schema-ref-parser's reader (js-yaml, JSON schema) is several times faster than `yaml` on a
+    // large catalog and is what reads referenced files anyway; `yaml` is only used to place an error.
+    doc = await $RefParser.parse(source, {resolve: {http: false}} as any)
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? ((error as {ioErrorCode?: string}).ioErrorCode)
+    const message = String((error as Error).message ?? '')
+    if (code === 'ENOENT' || code === 'ENOTDIR' || /ENOENT|no such file/i.test(message)) {
+      throw new UserError(`Catalog not found: ${source}`, {
+        code: 'CATALOG_NOT_FOUND',
+        details: {path: source},
+        hint: file ? 'Check the path given to --catalog (or TEKTREE_CATALOG).' : 'The TekTree catalog is missing from this installation of tektree; reinstall it or pass --catalog FILE.',
+      })
+    }
+    if (code === 'EISDIR' || /EISDIR|is a directory/i.test(message)) throw new UserError(`Catalog path is a directory: ${source}`, {code: 'CATALOG_NOT_FOUND', details: {path: source}})
+    let text: string
     try {
       text = await readFile(source, 'utf8')
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code
-      if (code === 'ENOENT' || code === 'ENOTDIR') {
-        throw new UserError(`Catalog not found: ${source}`, {
-          code: 'CATALOG_NOT_FOUND',
-          details: {path: source},
-          hint: file ? 'Check the path given to --catalog (or TEKTREE_CATALOG).' : 'The TekTree catalog is missing from this installation of tektree; reinstall it or pass --catalog FILE.',
-        })
-      }
-      if (code === 'EISDIR') throw new UserError(`Catalog path is a directory: ${source}`, {code: 'CATALOG_NOT_FOUND', details: {path: source}})
+    } catch {
       throw error
     }
+    return loadCatalogFromText(text, source) // throws CATALOG_PARSE_ERROR with line and column
   }
-  return loadCatalogFromText(text, source)
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) return loadCatalogFromText(await readFile(source, 'utf8'), source)
+  return loadDocument(doc as Obj, source)
 }
 
 /** The same as loadCatalog for a document already in memory; `source` names it in messages and resolves relative $refs. */
 export async function loadCatalogFromText(text: string, source: string): Promise<Catalog> {
-  const doc = parseText(text, source)
+  return loadDocument(parseText(text, source), source)
+}
+
+async function loadDocument(doc: Obj, source: string): Promise<Catalog> {
   checkAsyncApi(doc, source)
   const remoteRefs = replaceRemoteRefs(doc)
   const pointers = messagePointers(doc)
