@@ -1,0 +1,241 @@
+import {createReadStream} from 'node:fs'
+import {stat} from 'node:fs/promises'
+import {hostname} from 'node:os'
+import {createInterface} from 'node:readline'
+import {Args, Flags} from '@oclif/core'
+import {BaseCommand, catalogFlag, runtimeFlags, UserError} from '../cli/base.js'
+import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
+import type {Catalog} from '../catalog/types.js'
+import type {EventValidator} from '../catalog/validate.js'
+import {errorContract, type ErrorContract, type EventEnvelope} from '../runtime/envelope.js'
+import type {RuntimeMetrics} from '../runtime/metrics.js'
+import type {RuntimeDescription} from '../runtime/runtime.js'
+import type {Bus, Store} from '../runtime/ports.js'
+
+/*
+ * The publisher and the outbox relay are written alongside this command: loaded by specifier and typed
+ * by their agreed signatures, so the build does not depend on the order in which they land.
+ */
+interface Publisher {
+  draft(type: string, payload: Record<string, unknown>, options?: Record<string, unknown>): EventEnvelope
+  publish(
+    events: EventEnvelope[],
+  ): Promise<{accepted: unknown; duplicates: unknown; rejected: Array<{index: number; error: ErrorContract | {error?: unknown; message?: string}}>}>
+}
+interface Relay {
+  start(): unknown
+  kick(): void
+  stop(): Promise<unknown>
+  drain(): Promise<unknown>
+}
+interface PublisherModule {
+  createPublisher(options: {store: Store; catalog: Catalog; validator: EventValidator; relay?: Relay; producerId: string; metrics?: RuntimeMetrics}): Publisher
+}
+interface RelayModule {
+  createOutboxRelay(options: {store: Store; bus: Bus; catalog: Catalog; metrics?: RuntimeMetrics; owner: string}): Relay
+}
+const load = <T>(specifier: string): Promise<T> => import(specifier) as Promise<T>
+
+export interface PublishSummary {
+  source: string
+  /** Non-blank lines read. */
+  read: number
+  published: number
+  /** Lines whose event_id the store already had (append is idempotent by event_id). */
+  duplicates: number
+  invalid: number
+  /** Unpublished events left in the outbox after the drain (0 unless the bus failed). */
+  outbox_pending: number
+  runtime: RuntimeDescription
+  /** With --json: the first --max-errors error contracts, each with details.line. */
+  errors: ErrorContract[]
+}
+
+const count = (value: unknown): number => (Array.isArray(value) ? value.length : Number(value ?? 0))
+
+function asContract(value: unknown): ErrorContract {
+  const v = value as {error?: {code?: unknown; message?: unknown; details?: unknown}; message?: unknown}
+  if (v?.error && typeof v.error === 'object' && typeof v.error.code === 'string') {
+    return {error: {code: v.error.code, message: String(v.error.message ?? ''), details: {...((v.error.details as Record<string, unknown>) ?? {})}}}
+  }
+  return errorContract('PUBLISH_REJECTED', String(v?.message ?? v?.error ?? value))
+}
+
+export interface PublishStreamOptions {
+  input: NodeJS.ReadableStream
+  catalog: Catalog
+  publisher: Publisher
+  batchSize: number
+  onInvalid: (error: ErrorContract, line: number) => void | Promise<void>
+}
+
+/**
+ * Streams NDJSON: each line is an envelope, or a draft {"event_type", "payload"[, "correlation_id",
+ * "causation_id"]} whose envelope is filled in. Valid lines are published in batches of `batchSize`
+ * (store.append + outbox -> relay -> bus); memory holds one batch.
+ */
+export async function publishNdjson(options: PublishStreamOptions): Promise<{read: number; published: number; duplicates: number; invalid: number}> {
+  const {publisher, onInvalid} = options
+  const totals = {read: 0, published: 0, duplicates: 0, invalid: 0}
+  let batch: EventEnvelope[] = []
+  let lines: number[] = []
+
+  const invalid = async (contract: ErrorContract, line: number) => {
+    contract.error.details = {...contract.error.details, line}
+    totals.invalid++
+    const pending = onInvalid(contract, line)
+    if (pending) await pending
+  }
+
+  const flush = async () => {
+    if (batch.length === 0) return
+    const events = batch
+    const lineNumbers = lines
+    batch = []
+    lines = []
+    const result = await publisher.publish(events)
+    totals.published += count(result.accepted)
+    totals.duplicates += count(result.duplicates)
+    for (const rejected of result.rejected ?? []) await invalid(asContract(rejected.error), lineNumbers[rejected.index] ?? 0)
+  }
+
+  const reader = createInterface({input: options.input, crlfDelay: Infinity})
+  let lineNumber = 0
+  for await (const line of reader) {
+    lineNumber++
+    if (line.trim().length === 0) continue
+    totals.read++
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(line)
+    } catch (error) {
+      await invalid(errorContract('INVALID_JSON', `Not JSON: ${(error as Error).message}`), lineNumber)
+      continue
+    }
+    let candidate = parsed
+    const draft = parsed as {event_id?: unknown; event_type?: unknown; payload?: unknown; correlation_id?: unknown; causation_id?: unknown}
+    if (draft && typeof draft === 'object' && !Array.isArray(draft) && draft.event_id === undefined && typeof draft.event_type === 'string' && draft.payload && typeof draft.payload === 'object') {
+      const definition = options.catalog.get(draft.event_type)
+      if (!definition) {
+        await invalid(errorContract('UNKNOWN_EVENT_TYPE', `Unknown event type "${draft.event_type}" (not in the catalog)`, {event_type: draft.event_type}), lineNumber)
+        continue
+      }
+      try {
+        candidate = publisher.draft(definition.type, draft.payload as Record<string, unknown>, {
+          ...(typeof draft.correlation_id === 'string' ? {correlationId: draft.correlation_id} : {}),
+          ...(typeof draft.causation_id === 'string' ? {causationId: draft.causation_id} : {}),
+        })
+      } catch (error) {
+        await invalid(asContract((error as {toContract?: () => ErrorContract}).toContract?.() ?? error), lineNumber)
+        continue
+      }
+    }
+    // The publisher validates (envelope, payload schema, aliases); its rejections come back by index.
+    batch.push(candidate as EventEnvelope)
+    lines.push(lineNumber)
+    if (batch.length >= options.batchSize) await flush()
+  }
+  await flush()
+  return totals
+}
+
+export default class Publish extends BaseCommand<typeof Publish> {
+  static override summary = 'Publish NDJSON events (one per line) through the store, the outbox and the bus, like `kcat -P`.'
+  static override description = `Reads FILE (or stdin when FILE is "-" or absent) line by line and publishes in batches. Each line is either
+  - a full envelope (event_id, event_type, event_version, timestamp, source_service, payload, trace_id, correlation_id, causation_id, producer_id, metadata), or
+  - a draft: {"event_type": "...", "payload": {...}} with optional "correlation_id" and "causation_id"; tektree fills in the rest of the envelope (new event_id, timestamp, trace, producer, metadata.aggregate_id from the partition key).
+Each line is validated against the catalog (envelope and payload schema; aliases accepted). Valid events are appended to the store (idempotent by event_id: a known event_id counts as a duplicate) and reach the bus through the outbox relay, which is drained before the command exits. Blank lines are skipped.
+
+Each bad line prints its error contract (seed 002, with details.line) on stderr; with --json, stdout gets one summary {read, published, duplicates, invalid, errors} instead.
+
+Runtime: --redis-url / --mongo-url, else the embedded runtime of \`tektree up\`, else servers started for this command, else in-process. In-process, the events live only as long as this command and no consumer sees them: use \`tektree up\` to share them with other terminals.
+
+Exit codes: 0 every line published (or a duplicate), 1 a line was invalid or rejected, 2 a usage error (no such file, bad catalog, unreachable server).`
+  static override enableJsonFlag = true
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> events.ndjson',
+    'cat events.ndjson | <%= config.bin %> <%= command.id %>',
+    `echo '{"event_type":"user.registered","payload":{"user_id":"...","username":"ada","email_hash":"sha256:...","signup_source":"web"}}' | <%= config.bin %> <%= command.id %>`,
+    '<%= config.bin %> <%= command.id %> - --json --in-process < events.ndjson',
+  ]
+
+  static override args = {
+    file: Args.string({description: 'NDJSON file, or "-" for stdin (the default).', required: false, ignoreStdin: true}),
+  }
+
+  static override flags = {
+    'batch-size': Flags.integer({summary: 'Events per store append / bus publish.', default: 500, min: 1, max: 10_000}),
+    'max-errors': Flags.integer({summary: 'With --json: how many error contracts the summary keeps.', default: 100, min: 0}),
+    catalog: catalogFlag,
+    ...runtimeFlags,
+  }
+
+  public async run(): Promise<PublishSummary> {
+    const file = this.args.file ?? '-'
+    if (file !== '-') {
+      const info = await stat(file).catch(() => null)
+      if (!info || !info.isFile()) throw new UserError(`No such file: ${file}`, {code: 'FILE_NOT_FOUND', details: {path: file}, hint: 'Give an NDJSON file, or "-" to read stdin.'})
+    }
+    const json = this.jsonEnabled()
+    const [{loadCatalog}, {createValidator}, {createPublisher}, {createOutboxRelay}] = await Promise.all([
+      import('../catalog/load.js'),
+      import('../catalog/validate.js'),
+      load<PublisherModule>('../runtime/publisher.js'),
+      load<RelayModule>('../runtime/relay.js'),
+    ])
+    const catalog = await loadCatalog(this.flags.catalog)
+    const validator = createValidator(catalog)
+    const runtime = await openRuntimeFromFlags(this.flags)
+    const errors: ErrorContract[] = []
+    try {
+      const producerId = `tektree-publish-${hostname()}-${process.pid}`
+      const relay = createOutboxRelay({store: runtime.store, bus: runtime.bus, catalog, metrics: runtime.metrics, owner: producerId})
+      const publisher = createPublisher({store: runtime.store, catalog, validator, relay, producerId, metrics: runtime.metrics})
+      if (!json && file === '-' && process.stdin.isTTY) process.stderr.write('Reading NDJSON from stdin (Ctrl+D ends)...\n')
+      relay.start()
+      let totals
+      try {
+        const input = file === '-' ? process.stdin : createReadStream(file, {highWaterMark: 1 << 20})
+        totals = await publishNdjson({
+          input,
+          catalog,
+          publisher,
+          batchSize: this.flags['batch-size'],
+          onInvalid: (error) => {
+            if (json) {
+              if (errors.length < this.flags['max-errors']) errors.push(error)
+              return
+            }
+            process.stderr.write(`${JSON.stringify(error)}\n`)
+          },
+        })
+        try {
+          await relay.drain()
+        } catch (error) {
+          // Reported below as events left in the outbox (exit 1); the next relay run publishes them.
+          process.stderr.write(`The outbox could not be drained to the bus: ${(error as Error).message}\n`)
+        }
+      } finally {
+        await relay.stop()
+      }
+      const summary: PublishSummary = {
+        source: file,
+        ...totals,
+        outbox_pending: await runtime.store.outbox.pending(),
+        runtime: runtime.describe(),
+        errors,
+      }
+      if (!json) {
+        const where = summary.runtime.bus.origin === 'in-process' ? ' (in-process: gone when this command ends)' : ` to ${summary.runtime.bus.kind} ${summary.runtime.bus.location}`
+        process.stderr.write(
+          `${summary.published} published${where}, ${summary.duplicates} duplicate${summary.duplicates === 1 ? '' : 's'}, ${summary.invalid} invalid of ${summary.read} lines` +
+            `${summary.outbox_pending > 0 ? `; ${summary.outbox_pending} still in the outbox` : ''}\n`,
+        )
+      }
+      if (summary.invalid > 0 || summary.outbox_pending > 0) process.exitCode = 1
+      return summary
+    } finally {
+      await runtime.close()
+    }
+  }
+}
