@@ -1,0 +1,731 @@
+/**
+ * The consumer runner every service runs on, whatever the bus: subscribe as the service's consumer
+ * group, filter, parse and validate, deduplicate, hand each event to the handler, retry, dead-letter,
+ * ack. Services only write handle(event, ctx).
+ *
+ * Delivery is at-least-once, so effects are made idempotent in layers:
+ *   1. an LRU of event ids this runner completed (cheap skip of redeliveries and bus duplicates);
+ *   2. the (aggregate, sequence) guard of seed 004 when metadata.sequence is present;
+ *   3. the handlers' own atomic guards (projections.applyOnce, leaderboards.incrementOnce by event id);
+ *   4. derived events get deterministic ids (event-id.ts), so the store drops re-emits.
+ *
+ * Ordering: deliveries are grouped by key (the aggregate id) into lanes. Different keys run
+ * concurrently (at most `concurrency` at once); one key runs strictly in order. A failing event
+ * PARKS its lane while it waits for its retry: later events of that key wait behind it (this batch's
+ * and later batches'), other keys go on. Fetching pauses while too many deliveries are buffered
+ * (backpressure), so memory stays bounded however far behind the group is.
+ *
+ * Retries follow seed 000: immediately, after 10 s, after 60 s, then the DLQ (4 attempts in all),
+ * slept on the runtime clock (a virtual clock makes them free). Poison pills (unparseable, invalid,
+ * unknown type) go to the DLQ at once. The DLQ record is written BEFORE the ack: a crash in between
+ * may re-add it (dlq.add is idempotent by id) but never loses the event.
+ */
+import {hostname} from 'node:os'
+import type {Catalog, CatalogEvent} from '../catalog/types.js'
+import type {EventValidator} from '../catalog/validate.js'
+import {errorContract, type ErrorContract, type EventEnvelope} from './envelope.js'
+import {isAbortError, isNonRetryable, NonRetryableError} from './errors.js'
+import {derivedEventId} from './event-id.js'
+import {compileTypeGlobs} from './glob.js'
+import type {RuntimeMetrics} from './metrics.js'
+import type {Bus, Clock, Delivery, DlqRecord, Leaderboards, Store, Subscription} from './ports.js'
+import type {Publisher} from './publisher.js'
+import type {Runtime} from './runtime.js'
+
+export interface HandlerContext {
+  readonly event: EventEnvelope
+  readonly definition: CatalogEvent
+  /** 1 on the first attempt in this runner, 2 on the first retry, ... */
+  readonly attempt: number
+  /** The consumer group (the service's name). */
+  readonly group: string
+  readonly store: Store
+  readonly leaderboards: Leaderboards
+  readonly clock: Clock
+  /**
+   * Derived event: causation_id = this event, same correlation_id and trace_id; its id is
+   * deterministic (derivedEventId(this event, service, type, key ?? n-th emit of this type)) so a
+   * redelivery re-emits the SAME ids and the store dedupes them. Appended after the handler
+   * succeeds, before the ack. `key` names one emit among several of a type when their order may
+   * vary between runs (e.g. the board id of a leaderboard update).
+   */
+  emit(type: string, payload: Record<string, unknown>, options?: {key?: string}): EventEnvelope
+}
+
+export interface ServiceDefinition {
+  /** The consumer group. */
+  name: string
+  /** Event types or globs ("knowledge.*"); aliases match too. */
+  consumes: string[]
+  handle(event: EventEnvelope, ctx: HandlerContext): Promise<void> | void
+}
+
+export type RunnerEvent =
+  | {type: 'subscribed'; group: string; consumer: string; topics: string[]}
+  | {type: 'bus_error'; phase: 'subscribe' | 'fetch' | 'ack' | 'close'; error: unknown; backoffMs?: number}
+  | {type: 'retry'; eventId: string; eventType: string; attempt: number; delayMs: number; error: unknown}
+  | {type: 'dead_lettered'; record: DlqRecord}
+  | {type: 'store_error'; phase: 'dlq' | 'sequence'; error: unknown; eventId: string | null}
+  | {type: 'stopped'; reason: 'stop' | 'abort'}
+
+export interface ConsumerOptions {
+  /** Unique per instance; default `${service}-${hostname}-${pid}-${n}`. */
+  consumer?: string
+  batchSize?: number
+  blockMs?: number
+  visibilityTimeoutMs?: number
+  /** Delay before each retry; attempts = length + 1. Default seed 000: [0, 10_000, 60_000]. */
+  retryDelaysMs?: number[]
+  /** Keys (lanes) running a handler at once. */
+  concurrency?: number
+  /** Fetching pauses while this many deliveries are buffered (queued, running or parked). */
+  maxBuffered?: number
+  /** Completed event ids remembered per runner, to skip redeliveries. */
+  dedupeCacheSize?: number
+  /** Validate derived events before appending (tests; the default trusts the handler). */
+  validateEmitted?: boolean
+  /** Where a new group starts. */
+  startFrom?: 'earliest' | 'latest'
+  /**
+   * Aborting it is a CRASH: stop at once, ack nothing more, leave in-flight deliveries pending
+   * (the group gets them again after the visibility timeout). Use stop() for a graceful end.
+   */
+  signal?: AbortSignal
+  onEvent?: (event: RunnerEvent) => void
+}
+
+export interface ConsumerStats {
+  group: string
+  consumer: string
+  /** Deliveries received from the bus (redeliveries of held ones excluded). */
+  received: number
+  /** Events whose handler succeeded (and whose derived events were appended). */
+  handled: number
+  acked: number
+  /** Skipped as already done (LRU or sequence guard); acked without handling. */
+  duplicates: number
+  /** Other event types on the subscribed topics; acked without handling. */
+  skipped: number
+  /** Redeliveries of deliveries still held here (parked for a retry), ignored. */
+  ignoredRedeliveries: number
+  retried: number
+  deadLettered: number
+  /** Handler attempts that threw. */
+  failures: number
+  busErrors: number
+  /** Lanes running a handler now. */
+  inFlight: number
+  /** Lanes waiting for a retry. */
+  parked: number
+  /** Deliveries held in memory (queued, running, parked). */
+  buffered: number
+}
+
+export interface ConsumerHandle {
+  /** Stops fetching, lets running handlers finish (and ack), aborts retry waits (those stay unacked), leaves the group. */
+  stop(): Promise<void>
+  /** Resolves when the runner has ended (stop(), or the signal aborted). */
+  readonly done: Promise<void>
+  stats(): ConsumerStats
+}
+
+/** What the runner needs: a Runtime, or its parts (the simulator passes them flat). */
+export type ConsumerDeps = {catalog: Catalog; validator: EventValidator; publisher: Publisher} & (
+  | {runtime: Runtime}
+  | {bus: Bus; store: Store; leaderboards: Leaderboards; clock: Clock; metrics?: RuntimeMetrics}
+)
+
+export const DEFAULT_RETRY_DELAYS_MS: readonly number[] = [0, 10_000, 60_000]
+
+const MAX_BUS_BACKOFF_MS = 2_000
+let instanceSeq = 0
+
+/** One delivery's journey through the runner. */
+interface Item {
+  delivery: Delivery
+  /** Parsed and validated once, kept across retries. */
+  event?: EventEnvelope
+  definition?: CatalogEvent
+  attempt: number
+  firstFailureAt?: number
+  delivered: boolean
+}
+
+interface Lane {
+  key: string
+  queue: Item[]
+  active: boolean
+  parked: boolean
+}
+
+class Lru {
+  private readonly map = new Map<string, true>()
+  constructor(private readonly capacity: number) {}
+  has(key: string): boolean {
+    if (!this.map.has(key)) return false
+    // Refresh: a hot duplicate stays remembered.
+    this.map.delete(key)
+    this.map.set(key, true)
+    return true
+  }
+  add(key: string): void {
+    if (this.capacity <= 0) return
+    this.map.delete(key)
+    this.map.set(key, true)
+    if (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value as string)
+  }
+}
+
+const realSleep = (ms: number, signal: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (signal.aborted) return resolve()
+    const done = () => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    signal.addEventListener('abort', done, {once: true})
+  })
+
+function describeError(error: unknown): {name: string; message: string; code?: string; details?: Record<string, unknown>} {
+  if (error instanceof Error) {
+    const code = (error as {code?: unknown}).code
+    const details = (error as {details?: unknown}).details
+    return {
+      name: error.name,
+      message: error.message,
+      ...(typeof code === 'string' && code !== '' ? {code} : {}),
+      ...(details && typeof details === 'object' ? {details: details as Record<string, unknown>} : {}),
+    }
+  }
+  return {name: typeof error, message: String(error)}
+}
+
+/** The topics the service's types travel on, and a predicate over canonical types. */
+export function resolveSubscription(catalog: Catalog, consumes: readonly string[]): {topics: string[]; accepts: (definition: CatalogEvent) => boolean} {
+  if (consumes.length === 0) throw new Error('A service must consume at least one event type')
+  const match = compileTypeGlobs(consumes)
+  const accepted = new Set<CatalogEvent>()
+  for (const definition of catalog.events) {
+    if (match(definition.type) || definition.aliases.some(match)) accepted.add(definition)
+  }
+  const topics = [...new Set([...accepted].map((d) => d.topic))].sort()
+  return {topics, accepts: (definition) => accepted.has(definition)}
+}
+
+export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, options: ConsumerOptions = {}): ConsumerHandle {
+  const parts = 'runtime' in deps ? deps.runtime : deps
+  const {bus, store, leaderboards, clock} = parts
+  const metrics: RuntimeMetrics | undefined = parts.metrics
+  const {catalog, validator, publisher} = deps
+  const group = service.name
+  const consumer = options.consumer ?? `${group}-${hostname()}-${process.pid}-${++instanceSeq}`
+  const batchSize = options.batchSize ?? 256
+  const concurrency = Math.max(1, options.concurrency ?? 64)
+  const maxBuffered = Math.max(batchSize, options.maxBuffered ?? Math.max(batchSize * 4, concurrency * 4))
+  const retryDelays = options.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS
+  const maxAttempts = retryDelays.length + 1
+  const seen = new Lru(options.dedupeCacheSize ?? 10_000)
+  const sequenceCollection = `seq_${group}`
+
+  const {topics, accepts} = resolveSubscription(catalog, service.consumes)
+  if (topics.length === 0) {
+    throw new Error(`Service "${group}" consumes ${service.consumes.join(', ')}, which matches no event type of ${catalog.title}`)
+  }
+
+  const stats: ConsumerStats = {
+    group,
+    consumer,
+    received: 0,
+    handled: 0,
+    acked: 0,
+    duplicates: 0,
+    skipped: 0,
+    ignoredRedeliveries: 0,
+    retried: 0,
+    deadLettered: 0,
+    failures: 0,
+    busErrors: 0,
+    inFlight: 0,
+    parked: 0,
+    buffered: 0,
+  }
+
+  const notify = (event: RunnerEvent) => {
+    if (!options.onEvent) return
+    try {
+      options.onEvent(event)
+    } catch {
+      // A listener must not break the runner.
+    }
+  }
+
+  // Lifecycle. `stopping`: no more fetching. `crashed`: the signal aborted; nothing more is acked.
+  let stopping = false
+  let crashed = false
+  const fetchAbort = new AbortController() // ends a blocked next()
+  const sleepAbort = new AbortController() // ends retry waits and backoffs
+  let subscription: Subscription | null = null
+
+  const lanes = new Map<string, Lane>()
+  /** Transport ids held here (`topic/partition/id`): redeliveries of them are ignored. */
+  const held = new Set<string>()
+  const heldId = (d: Delivery) => `${d.topic}\u0000${d.partition}\u0000${d.id}`
+
+  // Slots: at most `concurrency` lanes run a handler at once; a parked lane holds no slot.
+  let slotsUsed = 0
+  const slotWaiters: Array<() => void> = []
+  const acquireSlot = (): Promise<void> => {
+    if (slotsUsed < concurrency) {
+      slotsUsed++
+      return Promise.resolve()
+    }
+    return new Promise((resolve) => slotWaiters.push(resolve))
+  }
+  const releaseSlot = () => {
+    const next = slotWaiters.shift()
+    if (next) next()
+    else slotsUsed--
+  }
+
+  // Signals the fetch loop (capacity freed) and stop() (a lane finished).
+  let changeWaiters: Array<() => void> = []
+  const changed = () => {
+    const waiters = changeWaiters
+    changeWaiters = []
+    for (const wake of waiters) wake()
+  }
+  const nextChange = () => new Promise<void>((resolve) => changeWaiters.push(resolve))
+
+  // Acks are batched per turn of the event loop: one bus call for many deliveries.
+  let ackQueue: Delivery[] = []
+  let ackFlush: Promise<void> | null = null
+  const flushAcks = async (): Promise<void> => {
+    while (ackQueue.length > 0 && !crashed && subscription) {
+      const batch = ackQueue
+      ackQueue = []
+      try {
+        await subscription.ack(batch)
+        stats.acked += batch.length
+      } catch (error) {
+        // Unacked deliveries come back after the visibility timeout; the LRU and the handlers'
+        // guards absorb them. Nothing is lost.
+        stats.busErrors++
+        notify({type: 'bus_error', phase: 'ack', error})
+      }
+    }
+  }
+  const scheduleAckFlush = () => {
+    if (ackFlush || crashed) return
+    ackFlush = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(flushAcks)
+      .finally(() => {
+        ackFlush = null
+        if (ackQueue.length > 0) scheduleAckFlush()
+      })
+  }
+  const ack = (item: Item) => {
+    if (crashed) return
+    ackQueue.push(item.delivery)
+    scheduleAckFlush()
+  }
+
+  const release = (item: Item) => {
+    held.delete(heldId(item.delivery))
+    stats.buffered--
+  }
+
+  const nowIso = () => new Date(clock.now()).toISOString()
+
+  const deadLetter = async (item: Item, error: ErrorContract, attempts: number): Promise<void> => {
+    const delivery = item.delivery
+    let event = item.event ?? null
+    let eventId: string | null = event?.event_id ?? null
+    let eventType: string | null = event?.event_type ?? delivery.headers.event_type ?? null
+    if (!event) {
+      // Best effort: a schema-invalid envelope still names its id and type.
+      try {
+        const parsed = JSON.parse(delivery.value) as Record<string, unknown>
+        if (parsed && typeof parsed === 'object') {
+          if (typeof parsed.event_id === 'string') eventId = parsed.event_id
+          if (typeof parsed.event_type === 'string') eventType = parsed.event_type
+        }
+      } catch {
+        // Unparseable: the raw bytes are all there is.
+      }
+    }
+    const now = nowIso()
+    const record: DlqRecord = {
+      id: `${group}:${eventId ?? delivery.id}`,
+      group,
+      event_id: eventId,
+      event_type: eventType,
+      topic: delivery.topic,
+      partition: delivery.partition,
+      delivery_id: delivery.id,
+      error,
+      attempts,
+      first_failure_at: new Date(item.firstFailureAt ?? clock.now()).toISOString(),
+      last_failure_at: now,
+      dead_lettered_at: now,
+      raw: delivery.value,
+      envelope: event,
+    }
+    await store.dlq.add(record)
+    stats.deadLettered++
+    metrics?.deadLettered(group, eventType ?? 'unknown')
+    notify({type: 'dead_lettered', record})
+  }
+
+  /** Runs one attempt. Returns the delay before the next attempt, or null when the item is finished. */
+  const attempt = async (item: Item): Promise<number | null> => {
+    const delivery = item.delivery
+    // 1. Another type on a subscribed topic: decided from the header, without parsing.
+    if (!item.event) {
+      const headerType = delivery.headers?.event_type
+      const headerDefinition = headerType ? catalog.get(headerType) : undefined
+      if (headerDefinition && !accepts(headerDefinition)) {
+        stats.skipped++
+        ack(item)
+        return null
+      }
+      // 2. Parse and validate once: a poison pill goes straight to the DLQ.
+      const result = validator.validateJson(delivery.value)
+      if (!result.ok) {
+        item.attempt = 1
+        item.firstFailureAt = clock.now()
+        try {
+          await deadLetter(item, errorContract(result.error.error.code, result.error.error.message, {...result.error.error.details, service: group, attempt: 1}), 1)
+        } catch (error) {
+          // The DLQ write failed: do not ack; the bus redelivers and we try again.
+          notify({type: 'store_error', phase: 'dlq', error, eventId: null})
+          return null
+        }
+        ack(item)
+        return null
+      }
+      if (!accepts(result.definition)) {
+        stats.skipped++
+        ack(item)
+        return null
+      }
+      item.event = result.event
+      item.definition = result.definition
+    }
+    const event = item.event
+    const definition = item.definition!
+
+    // 3. Already done here? (redelivery after a lost ack, a duplicate on the bus)
+    if (item.attempt === 0) {
+      if (seen.has(event.event_id)) {
+        stats.duplicates++
+        ack(item)
+        return null
+      }
+      const sequence = event.metadata?.sequence
+      const aggregate = event.metadata?.aggregate_id
+      if (typeof sequence === 'number' && typeof aggregate === 'string') {
+        let last: unknown
+        try {
+          last = (await store.projections.get(sequenceCollection, sequenceKey(event, definition)))?.sequence
+        } catch (error) {
+          // Cannot read the guard: go on; the handlers' own applyOnce guards still hold.
+          notify({type: 'store_error', phase: 'sequence', error, eventId: event.event_id})
+        }
+        if (typeof last === 'number' && sequence <= last) {
+          stats.duplicates++
+          seen.add(event.event_id)
+          ack(item)
+          return null
+        }
+      }
+    }
+
+    // 4. The handler.
+    item.attempt++
+    if (!item.delivered) {
+      item.delivered = true
+      metrics?.delivered(group, event.event_type, 1)
+    }
+    const emitted: EventEnvelope[] = []
+    const perType = new Map<string, number>()
+    const ctx: HandlerContext = {
+      event,
+      definition,
+      attempt: item.attempt,
+      group,
+      store,
+      leaderboards,
+      clock,
+      emit(type, payload, emitOptions) {
+        const target = catalog.get(type)
+        if (!target) throw new NonRetryableError(`${group} emitted "${type}", which is not an event type of ${catalog.title}`, {code: 'UNKNOWN_EVENT_TYPE', details: {event_type: type}})
+        const n = perType.get(target.type) ?? 0
+        perType.set(target.type, n + 1)
+        const envelope = publisher.draft(target.type, payload, {
+          eventId: derivedEventId(event.event_id, group, target.type, emitOptions?.key ?? n),
+          causationId: event.event_id,
+          correlationId: event.correlation_id,
+          traceId: event.trace_id,
+          timestamp: clock.now(),
+          source: group,
+        })
+        emitted.push(envelope)
+        return envelope
+      },
+    }
+    try {
+      await service.handle(event, ctx)
+      if (emitted.length > 0) {
+        const result = await publisher.publish(emitted, {trusted: !options.validateEmitted})
+        if (result.rejected.length > 0) {
+          const first = result.rejected[0]
+          // The handler built an invalid event: the same input builds it again, retrying cannot help.
+          throw new NonRetryableError(`${group} emitted an invalid ${emitted[first.index].event_type}: ${first.error.error.message}`, {
+            code: 'DERIVED_EVENT_INVALID',
+            details: {derived_event_type: emitted[first.index].event_type, cause: first.error.error},
+          })
+        }
+      }
+    } catch (error) {
+      if (crashed) return null
+      stats.failures++
+      item.firstFailureAt ??= clock.now()
+      const nonRetryable = isNonRetryable(error)
+      if (nonRetryable || item.attempt >= maxAttempts) {
+        const info = describeError(error)
+        const contract = errorContract(info.code ?? 'HANDLER_FAILED', info.message, {
+          ...info.details,
+          service: group,
+          attempt: item.attempt,
+          error_name: info.name,
+          retriable: !nonRetryable,
+        })
+        try {
+          await deadLetter(item, contract, item.attempt)
+        } catch (dlqError) {
+          notify({type: 'store_error', phase: 'dlq', error: dlqError, eventId: event.event_id})
+          return null // unacked: redelivered, handled again
+        }
+        ack(item)
+        return null
+      }
+      const delay = retryDelays[item.attempt - 1] ?? 0
+      stats.retried++
+      metrics?.retried(group, event.event_type)
+      notify({type: 'retry', eventId: event.event_id, eventType: event.event_type, attempt: item.attempt, delayMs: delay, error})
+      return delay
+    }
+    if (crashed) return null
+
+    // 5. Success: remember it, advance the sequence guard, ack.
+    const sequence = event.metadata?.sequence
+    if (typeof sequence === 'number' && typeof event.metadata?.aggregate_id === 'string') {
+      try {
+        await store.projections.applyOnce(sequenceCollection, sequenceKey(event, definition), event.event_id, {$max: {sequence}})
+      } catch (error) {
+        // The effects are done; a missing guard only means a redelivery is handled (idempotently) again.
+        notify({type: 'store_error', phase: 'sequence', error, eventId: event.event_id})
+      }
+    }
+    seen.add(event.event_id)
+    stats.handled++
+    ack(item)
+    const latency = Date.now() - Date.parse(event.timestamp)
+    metrics?.acked(group, event.event_type, 1, Number.isFinite(latency) ? latency : undefined)
+    return null
+  }
+
+  /** Drives one lane: its items in order, parking on a retry. */
+  const runLane = async (lane: Lane): Promise<void> => {
+    lane.active = true
+    let holding = false
+    const take = async () => {
+      await acquireSlot()
+      holding = true
+      stats.inFlight++
+    }
+    const give = () => {
+      if (!holding) return
+      holding = false
+      stats.inFlight--
+      releaseSlot()
+    }
+    try {
+      await take()
+      while (lane.queue.length > 0 && !crashed) {
+        const item = lane.queue[0]
+        let delay: number | null
+        try {
+          delay = await attempt(item)
+        } catch (error) {
+          // attempt() catches what it expects; anything else is a runner bug. Leave the delivery
+          // unacked (the bus redelivers it) rather than spin on it.
+          notify({type: 'store_error', phase: 'dlq', error, eventId: item.event?.event_id ?? null})
+          break
+        }
+        if (delay === null) {
+          lane.queue.shift()
+          release(item)
+          changed()
+          continue
+        }
+        if (delay <= 0 && !stopping) continue
+        // Park: give the slot to other keys while this one waits.
+        give()
+        lane.parked = true
+        stats.parked++
+        let woke = !stopping
+        try {
+          if (woke) await clock.sleep(delay, sleepAbort.signal)
+        } catch (error) {
+          if (!isAbortError(error)) throw error
+          woke = false
+        } finally {
+          lane.parked = false
+          stats.parked--
+        }
+        // Stopping: the lane's deliveries stay unacked; the group gets them again.
+        if (!woke || crashed) break
+        await take()
+      }
+    } finally {
+      give()
+      for (const left of lane.queue) release(left)
+      lane.queue.length = 0
+      lane.active = false
+      lanes.delete(lane.key)
+      changed()
+    }
+  }
+
+  const dispatch = (delivery: Delivery) => {
+    const id = heldId(delivery)
+    if (held.has(id)) {
+      stats.ignoredRedeliveries++
+      return
+    }
+    held.add(id)
+    stats.received++
+    stats.buffered++
+    const key = `${delivery.topic}\u0000${delivery.key}`
+    let lane = lanes.get(key)
+    if (!lane) {
+      lane = {key, queue: [], active: false, parked: false}
+      lanes.set(key, lane)
+    }
+    lane.queue.push({delivery, attempt: 0, delivered: false})
+    if (!lane.active) {
+      void runLane(lane).catch(() => {
+        // runLane handles its own errors; nothing reaches here but a bug in the runner itself.
+      })
+    }
+  }
+
+  const busBackoff = (failures: number) => Math.min(MAX_BUS_BACKOFF_MS, 50 * 2 ** Math.min(failures, 16))
+
+  const loop = async (): Promise<void> => {
+    let failures = 0
+    // Subscribe (retrying: the bus may be down when the service starts).
+    while (!stopping && !subscription) {
+      try {
+        await bus.ensureTopics(catalog.topics())
+        subscription = await bus.subscribe({
+          group,
+          consumer,
+          topics,
+          batchSize,
+          blockMs: options.blockMs,
+          visibilityTimeoutMs: options.visibilityTimeoutMs ?? 30_000,
+          startFrom: options.startFrom,
+        })
+        failures = 0
+        notify({type: 'subscribed', group, consumer, topics})
+      } catch (error) {
+        failures++
+        stats.busErrors++
+        const backoffMs = busBackoff(failures)
+        notify({type: 'bus_error', phase: 'subscribe', error, backoffMs})
+        await realSleep(backoffMs, sleepAbort.signal)
+      }
+    }
+    while (!stopping && subscription) {
+      if (stats.buffered >= maxBuffered) {
+        await Promise.race([nextChange(), realSleep(1_000, fetchAbort.signal)])
+        continue
+      }
+      let deliveries: Delivery[]
+      try {
+        deliveries = await subscription.next(fetchAbort.signal)
+        failures = 0
+      } catch (error) {
+        if (stopping) break
+        failures++
+        stats.busErrors++
+        const backoffMs = busBackoff(failures)
+        notify({type: 'bus_error', phase: 'fetch', error, backoffMs})
+        await realSleep(backoffMs, sleepAbort.signal)
+        continue
+      }
+      if (crashed) break
+      for (const delivery of deliveries) dispatch(delivery)
+    }
+  }
+
+  const finish = async (reason: 'stop' | 'abort'): Promise<void> => {
+    await loop().catch(() => {})
+    // Wait for running lanes (parked ones end at once: their sleep was aborted).
+    for (let guard = 0; lanes.size > 0 && guard < 1_000_000 && !crashed; guard++) await nextChange()
+    if (!crashed) {
+      while (ackFlush) await ackFlush
+      await flushAcks()
+    }
+    if (subscription) {
+      try {
+        await subscription.close()
+      } catch (error) {
+        notify({type: 'bus_error', phase: 'close', error})
+      }
+    }
+    notify({type: 'stopped', reason: crashed ? 'abort' : reason})
+  }
+
+  let resolveStarted!: () => void
+  const started = new Promise<void>((resolve) => (resolveStarted = resolve))
+  const done = started.then(() => finish('stop'))
+
+  const beginStop = () => {
+    if (stopping) return
+    stopping = true
+    fetchAbort.abort()
+    sleepAbort.abort()
+    changed()
+  }
+
+  const onAbort = () => {
+    crashed = true
+    ackQueue = []
+    beginStop()
+    // Lanes still running handlers finish in the background; nothing of theirs is acked.
+    changed()
+  }
+  if (options.signal?.aborted) onAbort()
+  else options.signal?.addEventListener('abort', onAbort, {once: true})
+  resolveStarted()
+
+  return {
+    async stop() {
+      beginStop()
+      await done
+      options.signal?.removeEventListener('abort', onAbort)
+    },
+    done,
+    stats: () => ({...stats}),
+  }
+}
+
+/** The sequence guard's document: per aggregate type and id (producers number each aggregate separately). */
+function sequenceKey(event: EventEnvelope, definition: CatalogEvent): string {
+  return `${event.metadata.aggregate_type ?? definition.domain}:${event.metadata.aggregate_id}`
+}

@@ -1,0 +1,59 @@
+/**
+ * Errors of the runtime pieces (publisher, outbox relay, consumer runner). Each carries a seed 002
+ * error-contract code, so a DLQ record or a command can report it as data.
+ */
+import {errorContract, type ErrorContract} from './envelope.js'
+
+export class RuntimeError extends Error {
+  readonly code: string
+  readonly details: Record<string, unknown>
+
+  constructor(message: string, options: {code?: string; details?: Record<string, unknown>; cause?: unknown} = {}) {
+    super(message, {cause: options.cause})
+    this.name = 'RuntimeError'
+    this.code = options.code ?? 'RUNTIME_ERROR'
+    this.details = options.details ?? {}
+  }
+
+  toContract(): ErrorContract {
+    return errorContract(this.code, this.message, {...this.details})
+  }
+}
+
+/**
+ * Thrown by a handler when retrying cannot help (a business rule says no, the input can never be
+ * processed): the consumer runner dead-letters the event at once instead of after every retry.
+ */
+export class NonRetryableError extends RuntimeError {
+  readonly retriable = false
+
+  constructor(message: string, options: {code?: string; details?: Record<string, unknown>; cause?: unknown} = {}) {
+    super(message, {code: options.code ?? 'NON_RETRYABLE', details: options.details, cause: options.cause})
+    this.name = 'NonRetryableError'
+  }
+}
+
+/** drain() ran out of time with events still in the outbox. */
+export class DrainTimeoutError extends RuntimeError {
+  constructor(pending: number, timeoutMs: number) {
+    super(`The outbox still holds ${pending} unpublished event(s) after ${timeoutMs} ms`, {
+      code: 'DRAIN_TIMEOUT',
+      details: {pending, timeout_ms: timeoutMs},
+    })
+    this.name = 'DrainTimeoutError'
+  }
+}
+
+/**
+ * True when the error says retrying is pointless: a NonRetryableError, or any error carrying
+ * `retriable: false` (the kafkajs convention, also used by the simulator's injected failures).
+ */
+export function isNonRetryable(error: unknown): boolean {
+  if (error instanceof NonRetryableError) return true
+  return error !== null && typeof error === 'object' && (error as {retriable?: unknown}).retriable === false
+}
+
+/** An AbortError, as Clock.sleep and fetch produce them. */
+export function isAbortError(error: unknown): boolean {
+  return error instanceof Error && error.name === 'AbortError'
+}

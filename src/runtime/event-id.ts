@@ -1,0 +1,29 @@
+/**
+ * Deterministic ids for derived events. A handler that runs again for the same event (a retry, a
+ * redelivery, another consumer after a crash) must emit the SAME event ids, so the store's
+ * idempotent append drops the re-emits instead of doubling every downstream effect.
+ *
+ * The id is a SHA-1 of (causation id, service, type, index) with the UUID version/variant bits set
+ * to v4's: the envelope schema requires v4-shaped event ids, and a SHA-1 name hash is as unique as
+ * random bits for this purpose (same construction as UUID v5, only the version nibble differs).
+ */
+import {createHash, randomBytes} from 'node:crypto'
+
+/** Fixed namespace so tektree's derived ids never collide with another system hashing the same names. */
+const NAMESPACE = 'tektree/derived-event/v1'
+
+export function derivedEventId(causationId: string, service: string, type: string, index: number | string): string {
+  const hash = createHash('sha1').update(`${NAMESPACE}\u0000${causationId}\u0000${service}\u0000${type}\u0000${index}`).digest()
+  hash[6] = (hash[6] & 0x0f) | 0x40 // version 4 (shape)
+  hash[8] = (hash[8] & 0x3f) | 0x80 // RFC 4122 variant
+  const hex = hash.subarray(0, 16).toString('hex')
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`
+}
+
+/** A W3C trace-context trace id: 32 lowercase hex characters, never all zero. */
+export function newTraceId(): string {
+  for (;;) {
+    const id = randomBytes(16).toString('hex')
+    if (id !== '00000000000000000000000000000000') return id
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * The publisher: the one way events enter TekTree from tektree (simulator, services' derived events).
+ * It drafts envelopes from the catalog (version, producing service, aggregate id) and appends valid
+ * ones to the event store; the store writes the outbox entry with the event (seed 002's outbox, no
+ * dual write), and the outbox relay moves them to the bus. Nothing here talks to the bus.
+ */
+import {randomUUID} from 'node:crypto'
+import type {Catalog, CatalogEvent} from '../catalog/types.js'
+import type {EventValidator} from '../catalog/validate.js'
+import {errorContract, type ErrorContract, type EventEnvelope, type EventMetadata} from './envelope.js'
+import {RuntimeError} from './errors.js'
+import {newTraceId} from './event-id.js'
+import type {RuntimeMetrics} from './metrics.js'
+import type {Clock, Store} from './ports.js'
+
+export interface DraftOptions {
+  /** source_service; default: the catalog's producer of the type (else the producer id). */
+  source?: string
+  /** Default: the new event's own id (it starts a journey). */
+  correlationId?: string
+  causationId?: string | null
+  /** Default: a fresh 32-hex trace id. */
+  traceId?: string
+  /** ISO string or ms; default: now (publisher clock). */
+  timestamp?: string | number
+  metadata?: EventMetadata
+  /** Default: a fresh UUID v4. Deterministic ids (derived events, seeded runs) come in here. */
+  eventId?: string
+}
+
+export interface PublishOptions {
+  /**
+   * Skip schema validation: for callers that built the events from the catalog themselves (the
+   * simulator's hot path). Untrusted input must never set it.
+   */
+  trusted?: boolean
+}
+
+export interface PublishRejection {
+  /** Position in the array given to publish(). */
+  index: number
+  event_id?: string
+  event_type?: string
+  error: ErrorContract
+}
+
+export interface PublishResult {
+  /** Newly appended (and so headed for the bus). */
+  accepted: number
+  /** event_ids the store already had (idempotent append: not published again). */
+  duplicates: string[]
+  rejected: PublishRejection[]
+}
+
+export interface Publisher {
+  readonly producerId: string
+  draft(type: string, payload: Record<string, unknown>, options?: DraftOptions): EventEnvelope
+  publish(events: readonly EventEnvelope[], options?: PublishOptions): Promise<PublishResult>
+}
+
+export interface PublisherOptions {
+  store: Store
+  catalog: Catalog
+  validator: EventValidator
+  /** Woken after each append so events leave without waiting for the relay's poll. */
+  relay?: {kick(): void}
+  /** producer_id of every drafted envelope (the process / instance). */
+  producerId: string
+  metrics?: RuntimeMetrics
+  /** For default timestamps (default: wall clock). */
+  clock?: Clock
+}
+
+/** The aggregate id a payload carries, per the catalog's partition key. */
+export function aggregateIdOf(definition: CatalogEvent | undefined, payload: Record<string, unknown>): string | undefined {
+  const field = definition?.partitionKey
+  if (!field) return undefined
+  const value = payload?.[field]
+  if (typeof value === 'string' && value !== '') return value
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value)
+  return undefined
+}
+
+export function createPublisher(options: PublisherOptions): Publisher {
+  const {store, catalog, validator, relay, producerId} = options
+  const now = options.clock ? () => options.clock!.now() : Date.now
+
+  const draft = (type: string, payload: Record<string, unknown>, draftOptions: DraftOptions = {}): EventEnvelope => {
+    const definition = catalog.get(type)
+    if (!definition) {
+      throw new RuntimeError(`Cannot draft "${type}": it is not an event type of ${catalog.title}`, {
+        code: 'UNKNOWN_EVENT_TYPE',
+        details: {event_type: type},
+      })
+    }
+    const eventId = draftOptions.eventId ?? randomUUID()
+    const metadata: EventMetadata = {...draftOptions.metadata}
+    const aggregateId = aggregateIdOf(definition, payload)
+    if (metadata.aggregate_id === undefined && aggregateId !== undefined) metadata.aggregate_id = aggregateId
+    if (metadata.aggregate_type === undefined && metadata.aggregate_id !== undefined) metadata.aggregate_type = definition.domain
+    const ts = draftOptions.timestamp
+    return {
+      event_id: eventId,
+      event_type: definition.type,
+      event_version: definition.version,
+      timestamp: typeof ts === 'string' ? ts : new Date(ts ?? now()).toISOString(),
+      source_service: draftOptions.source ?? definition.producer ?? producerId,
+      payload,
+      trace_id: draftOptions.traceId ?? newTraceId(),
+      correlation_id: draftOptions.correlationId ?? eventId,
+      causation_id: draftOptions.causationId ?? null,
+      producer_id: producerId,
+      metadata,
+    }
+  }
+
+  const publish = async (events: readonly EventEnvelope[], publishOptions: PublishOptions = {}): Promise<PublishResult> => {
+    const rejected: PublishRejection[] = []
+    const valid: EventEnvelope[] = []
+    // One pass, no await: validation and the metadata fill are synchronous; one append for the batch.
+    for (let index = 0; index < events.length; index++) {
+      let event = events[index]
+      let definition: CatalogEvent | undefined
+      if (publishOptions.trusted) {
+        definition = catalog.get(event?.event_type)
+        if (!definition) {
+          rejected.push({
+            index,
+            event_id: event?.event_id,
+            event_type: event?.event_type,
+            error: errorContract('UNKNOWN_EVENT_TYPE', `"${event?.event_type}" is not an event type of ${catalog.title}`, {
+              path: '$.event_type',
+              event_type: event?.event_type,
+            }),
+          })
+          continue
+        }
+      } else {
+        const result = validator.validate(event)
+        if (!result.ok) {
+          const raw = event as Partial<EventEnvelope> | null
+          rejected.push({
+            index,
+            event_id: typeof raw?.event_id === 'string' ? raw.event_id : undefined,
+            event_type: typeof raw?.event_type === 'string' ? raw.event_type : undefined,
+            error: result.error,
+          })
+          continue
+        }
+        event = result.event
+        definition = result.definition
+      }
+      if (event.metadata?.aggregate_id === undefined) {
+        const aggregateId = aggregateIdOf(definition, event.payload)
+        if (aggregateId !== undefined) {
+          event = {...event, metadata: {...event.metadata, aggregate_id: aggregateId, aggregate_type: event.metadata?.aggregate_type ?? definition.domain}}
+        }
+      }
+      valid.push(event)
+    }
+    if (valid.length === 0) return {accepted: 0, duplicates: [], rejected}
+    const result = await store.events.append(valid)
+    if (result.inserted > 0) relay?.kick()
+    return {accepted: result.inserted, duplicates: result.duplicates, rejected}
+  }
+
+  return {producerId, draft, publish}
+}

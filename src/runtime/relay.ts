@@ -1,0 +1,267 @@
+/**
+ * The outbox relay (seed 002's outbox, seed 003's polling relay): moves appended events from the
+ * store's outbox to the bus, oldest first.
+ *
+ *   claim (lease) -> bus.publish -> outbox.markPublished -> metrics.published
+ *
+ * At-least-once: an event is marked published only after the bus accepted it. A bus error keeps the
+ * batch (this relay still holds its lease) and retries it with bounded exponential backoff; if the
+ * process dies, the lease expires and the events are claimed again. A crash between publish and
+ * markPublished sends an event twice: consumers dedupe by event_id.
+ *
+ * Several relays on one store never lose an event (leases keep them apart, expiry hands a dead
+ * relay's events on), but they may reorder events of one aggregate across relays (relay A's batch
+ * and relay B's later batch race to the bus). Run ONE relay per store.
+ *
+ * Idle, it waits for kick() (the publisher calls it after every append) or pollMs: no busy loop.
+ */
+import type {Catalog} from '../catalog/types.js'
+import type {EventEnvelope} from './envelope.js'
+import {DrainTimeoutError} from './errors.js'
+import type {RuntimeMetrics} from './metrics.js'
+import type {Bus, Clock, OutgoingMessage, Store} from './ports.js'
+
+export interface OutboxRelayOptions {
+  store: Store
+  bus: Bus
+  catalog: Catalog
+  metrics?: RuntimeMetrics
+  /** Lease owner name: unique per relay instance. */
+  owner: string
+  batchSize?: number
+  pollMs?: number
+  leaseMs?: number
+  /** For publish latency (now - event timestamp); default: wall clock. */
+  clock?: Clock
+  /** Longest backoff after bus errors (default 2000 ms). */
+  maxBackoffMs?: number
+  /** Bus/store errors, as they happen (the loop carries on). */
+  onError?: (error: unknown) => void
+}
+
+export interface RelayStats {
+  running: boolean
+  /** Events accepted by the bus and marked published. */
+  published: number
+  batches: number
+  errors: number
+  consecutiveErrors: number
+  lastError: string | null
+  /** Events held after a failed publish, waiting for the next attempt. */
+  held: number
+}
+
+export interface OutboxRelay {
+  /** Starts the loop (idempotent). */
+  start(): void
+  /** Wakes an idle loop now. */
+  kick(): void
+  /** Stops after the current batch; resolves when the loop has ended. */
+  stop(): Promise<void>
+  /**
+   * Resolves when the outbox is empty; rejects with DrainTimeoutError (code DRAIN_TIMEOUT) after
+   * timeoutMs. Works with or without start(): when stopped it publishes batches itself.
+   */
+  drain(timeoutMs?: number): Promise<void>
+  /** One claim -> publish -> mark cycle; returns how many events it published (throws bus errors). */
+  flush(): Promise<number>
+  stats(): RelayStats
+}
+
+const sleepReal = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (signal?.aborted) return resolve()
+    const done = () => {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, Math.max(0, ms))
+    signal?.addEventListener('abort', done, {once: true})
+  })
+
+export function toOutgoingMessage(catalog: Catalog, event: EventEnvelope, publishedAt: number): OutgoingMessage {
+  const definition = catalog.get(event.event_type)
+  return {
+    // An event the catalog no longer knows still goes out, on its domain's topic, so it is not stuck.
+    topic: definition?.topic ?? `tektree.${event.event_type.split('.')[0]}`,
+    key: event.metadata?.aggregate_id ?? event.event_id,
+    value: JSON.stringify(event),
+    headers: {event_type: event.event_type, event_id: event.event_id, published_at: String(publishedAt)},
+  }
+}
+
+export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
+  const {store, bus, catalog, metrics, owner} = options
+  const batchSize = options.batchSize ?? 1000
+  const pollMs = options.pollMs ?? 25
+  const leaseMs = options.leaseMs ?? 10_000
+  const maxBackoffMs = options.maxBackoffMs ?? 2_000
+  const now = options.clock ? () => options.clock!.now() : Date.now
+
+  let running = false
+  let loop: Promise<void> | null = null
+  let stopController = new AbortController()
+  let wake: (() => void) | null = null
+  let kicked = false
+  /** A claimed batch the bus refused: published first next time (keeps order, no lease wait). */
+  let held: EventEnvelope[] = []
+  let topicsReady = false
+  let cycle: Promise<number> | null = null
+  const cycleWaiters = new Set<() => void>()
+  const stats: RelayStats = {running: false, published: 0, batches: 0, errors: 0, consecutiveErrors: 0, lastError: null, held: 0}
+
+  const report = (error: unknown) => {
+    stats.errors++
+    stats.consecutiveErrors++
+    stats.lastError = error instanceof Error ? error.message : String(error)
+    try {
+      options.onError?.(error)
+    } catch {
+      // A listener's failure must not stop the relay.
+    }
+  }
+
+  const runCycle = async (): Promise<number> => {
+    if (!topicsReady) {
+      await bus.ensureTopics(catalog.topics())
+      topicsReady = true
+    }
+    const batch = held.length > 0 ? held : await store.outbox.claim({owner, limit: batchSize, leaseMs})
+    if (batch.length === 0) return 0
+    held = batch
+    stats.held = batch.length
+    const publishedAt = Date.now()
+    const messages = new Array<OutgoingMessage>(batch.length)
+    for (let i = 0; i < batch.length; i++) messages[i] = toOutgoingMessage(catalog, batch[i], publishedAt)
+    await bus.publish(messages)
+    // The bus has them: from here a failure only risks a duplicate, never a loss.
+    held = []
+    stats.held = 0
+    const ids = new Array<string>(batch.length)
+    for (let i = 0; i < batch.length; i++) ids[i] = batch[i].event_id
+    await store.outbox.markPublished(ids)
+    stats.published += batch.length
+    stats.batches++
+    stats.consecutiveErrors = 0
+    if (metrics) {
+      const at = now()
+      for (const event of batch) metrics.published(event.event_type, 1, at - Date.parse(event.timestamp))
+    }
+    return batch.length
+  }
+
+  /** Cycles never overlap (the loop and drain() may both ask for one). */
+  const flush = (): Promise<number> => {
+    if (cycle) return cycle
+    cycle = runCycle().finally(() => {
+      cycle = null
+      for (const notify of [...cycleWaiters]) notify()
+    })
+    return cycle
+  }
+
+  const idle = (ms: number): Promise<void> => {
+    if (kicked) {
+      kicked = false
+      return Promise.resolve()
+    }
+    return new Promise<void>((resolve) => {
+      const signal = stopController.signal
+      const done = () => {
+        clearTimeout(timer)
+        signal.removeEventListener('abort', done)
+        if (wake === done) wake = null
+        kicked = false
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      signal.addEventListener('abort', done, {once: true})
+      wake = done
+    })
+  }
+
+  const run = async (): Promise<void> => {
+    while (running) {
+      let published = 0
+      try {
+        kicked = false
+        published = await flush()
+      } catch (error) {
+        report(error)
+        const backoff = Math.min(maxBackoffMs, pollMs * 2 ** Math.min(stats.consecutiveErrors, 16))
+        await sleepReal(backoff, stopController.signal)
+        continue
+      }
+      if (!running) break
+      if (published >= batchSize) {
+        // More may be waiting: go on, but let other work (consumers, the publisher) have a turn.
+        await new Promise<void>((resolve) => setImmediate(resolve))
+        continue
+      }
+      await idle(pollMs)
+    }
+  }
+
+  const relay: OutboxRelay = {
+    start() {
+      if (running) return
+      running = true
+      stats.running = true
+      stopController = new AbortController()
+      loop = run().finally(() => {
+        stats.running = false
+      })
+    },
+    kick() {
+      kicked = true
+      wake?.()
+    },
+    async stop() {
+      if (!running) {
+        await loop
+        return
+      }
+      running = false
+      stopController.abort()
+      await loop
+      loop = null
+    },
+    async drain(timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs
+      let failures = 0
+      for (;;) {
+        const pending = await store.outbox.pending()
+        if (pending === 0 && held.length === 0) return
+        const left = deadline - Date.now()
+        if (left <= 0) throw new DrainTimeoutError(pending, timeoutMs)
+        if (running) {
+          relay.kick()
+          // Wait for the loop's next cycle to end (or a short tick: leases held by others expire on their own).
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              clearTimeout(timer)
+              cycleWaiters.delete(done)
+              resolve()
+            }
+            const timer = setTimeout(done, Math.min(left, Math.max(pollMs, 10)))
+            cycleWaiters.add(done)
+          })
+          continue
+        }
+        try {
+          const n = await flush()
+          failures = 0
+          if (n === 0) await sleepReal(Math.min(left, pollMs))
+        } catch (error) {
+          report(error)
+          failures++
+          await sleepReal(Math.min(left, maxBackoffMs, pollMs * 2 ** Math.min(failures, 16)))
+        }
+      }
+    },
+    flush,
+    stats: () => ({...stats}),
+  }
+  return relay
+}
