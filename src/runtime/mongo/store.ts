@@ -392,7 +392,16 @@ export class MongoStore implements Store {
       }
       return
     }
-    await this.projection(collection).updateOne({_id: id}, translated, {upsert: true})
+    // Two upserts of a new document can race to insert it; a server older than 4.2 does not retry
+    // that itself, so the loser tries once more (the document now exists and is updated in place).
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.projection(collection).updateOne({_id: id}, translated, {upsert: true})
+        return
+      } catch (error) {
+        if (!isDuplicateKey(error) || attempt >= 3) throw error
+      }
+    }
   }
 
   /**
