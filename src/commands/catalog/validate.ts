@@ -45,6 +45,9 @@ Exit codes: 0 every line valid, 1 a line is invalid, 2 a usage error (no such fi
       const info = await stat(file).catch(() => null)
       if (!info || !info.isFile()) throw new UserError(`No such file: ${file}`, {code: 'FILE_NOT_FOUND', details: {path: file}, hint: 'Give an NDJSON file, or "-" to read stdin.'})
     }
+    if (file === '-' && process.stdin.isTTY) {
+      throw new UserError('No input: give an NDJSON FILE, or pipe events into stdin.', {code: 'NO_INPUT', hint: 'e.g. tektree catalog validate events.ndjson'})
+    }
     const catalog = await loadCatalog(this.flags.catalog)
     const validator = createValidator(catalog)
     const json = this.jsonEnabled()
