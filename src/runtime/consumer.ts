@@ -20,6 +20,7 @@
  * unknown type) go to the DLQ at once. The DLQ record is written BEFORE the ack: a crash in between
  * may re-add it (dlq.add is idempotent by id) but never loses the event.
  */
+import {setMaxListeners} from 'node:events'
 import {hostname} from 'node:os'
 import type {Catalog, CatalogEvent} from '../catalog/types.js'
 import type {EventValidator} from '../catalog/validate.js'
@@ -266,6 +267,8 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
   let crashed = false
   const fetchAbort = new AbortController() // ends a blocked next()
   const sleepAbort = new AbortController() // ends retry waits and backoffs
+  // Every parked lane listens on sleepAbort: many listeners are expected, not a leak.
+  setMaxListeners(0, fetchAbort.signal, sleepAbort.signal)
   let subscription: Subscription | null = null
 
   const lanes = new Map<string, Lane>()
@@ -297,6 +300,20 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     for (const wake of waiters) wake()
   }
   const nextChange = () => new Promise<void>((resolve) => changeWaiters.push(resolve))
+  /** A change, stop, or `ms`, whichever first; leaves no timer or listener behind. */
+  const waitForChange = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const signal = fetchAbort.signal
+      if (signal.aborted) return resolve()
+      const done = () => {
+        clearTimeout(timer)
+        signal.removeEventListener('abort', done)
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      signal.addEventListener('abort', done, {once: true})
+      changeWaiters.push(done)
+    })
 
   // Acks are batched per turn of the event loop: one bus call for many deliveries.
   let ackQueue: Delivery[] = []
@@ -652,7 +669,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     }
     while (!stopping && subscription) {
       if (stats.buffered >= maxBuffered) {
-        await Promise.race([nextChange(), realSleep(1_000, fetchAbort.signal)])
+        await waitForChange(1_000)
         continue
       }
       let deliveries: Delivery[]
