@@ -1,0 +1,730 @@
+/**
+ * The Redis Streams Bus (layout and reasons: docs/stream-layout.md).
+ *
+ * - One stream per topic partition, `<topic>:p<n>`; key -> partition by partitionFor() (shared with
+ *   every adapter). Entry fields: k = key, v = value (bytes untouched), h = JSON headers. Topic
+ *   metadata (partitions, retention) lives in the hash `tektree:topics`.
+ * - A group is a Redis consumer group on each partition stream. Per-aggregate order needs one reader
+ *   per partition, which consumer groups alone do not give, so ownership is layered on top:
+ *   membership heartbeats in the ZSET `tektree:members:<group>` (score = expiry, server time), the
+ *   assignment is the sorted partition list dealt round-robin over the live members sorted by name,
+ *   and a consumer only reads a partition whose lease key `tektree:lease:<group>:<stream>` it holds
+ *   (SET NX PX, renewed by compare-and-pexpire, released by compare-and-del on close).
+ * - A consumer is live while it calls next() (heartbeats run inside next(), every session/3), so a
+ *   crashed or stuck process loses its partitions after the session timeout.
+ * - Unacked entries older than visibilityTimeoutMs are taken over with XPENDING IDLE + XCLAIM by the
+ *   partition's current owner; deliveryCount = XPENDING's count + 1, i.e. exact.
+ * - next() blocks on a dedicated connection, in slices of at most session/3 (heartbeats keep going
+ *   while a long blockMs runs) and under a watchdog that recreates the connection when a BLOCK does
+ *   not come back (the ioredis blocked-command-after-reconnect trap).
+ */
+import {randomUUID} from 'node:crypto'
+import type {Redis} from 'ioredis'
+import {partitionFor} from '../partition.js'
+import type {Bus, ConsumerInfo, Delivery, GroupStats, OutgoingMessage, SubscribeOptions, Subscription, TopicInfo, TopicSpec} from '../ports.js'
+import {connectRedis, isConnectionError, LuaScript, type RedisConnection, type RedisTarget} from './connection.js'
+
+export interface RedisBusOptions {
+  /** Namespace for every key (tests); default none: streams are `<topic>:p<n>`, metadata `tektree:*`. */
+  prefix?: string
+  /** A consumer that stops calling next() loses its partitions after this long (default 10 s). */
+  sessionTimeoutMs?: number
+  /** Alias of sessionTimeoutMs (the lease TTL). */
+  leaseMs?: number
+  /** Bound on the initial connect (default 5 s). */
+  connectTimeoutMs?: number
+  defaultBatchSize?: number
+  defaultBlockMs?: number
+  defaultVisibilityTimeoutMs?: number
+  /** Connection errors seen while reconnecting (default: ignored). */
+  onError?: (error: Error) => void
+}
+
+interface TopicMeta {
+  partitions: number
+  retention?: {maxAgeMs?: number; maxLen?: number}
+}
+
+type StreamEntry = [id: string, fields: string[] | null]
+
+const closedBusError = () => new Error('The Redis bus is closed')
+
+/** Heartbeat: drops expired members, then joins / renews / leaves; returns the live member names. */
+const MEMBERSHIP = new LuaScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if ARGV[2] == 'leave' then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+else
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], math.max(tonumber(ARGV[3]) * 10, 60000))
+end
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+`)
+
+/** For each lease key: 1 renewed (already ours), 2 newly acquired, 0 held by someone else. */
+const ACQUIRE = new LuaScript(`
+local out = {}
+for i, key in ipairs(KEYS) do
+  local holder = redis.call('GET', key)
+  if holder == ARGV[1] then
+    redis.call('PEXPIRE', key, ARGV[2])
+    out[i] = 1
+  elseif not holder then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+    out[i] = 2
+  else
+    out[i] = 0
+  end
+end
+return out
+`)
+
+/** Deletes the lease keys still held by ARGV[1]. */
+const RELEASE = new LuaScript(`
+local n = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then
+    redis.call('DEL', key)
+    n = n + 1
+  end
+end
+return n
+`)
+
+/** Removes the consumer from the stream's group only when it has nothing pending (keeps XINFO tidy). */
+const FORGET_CONSUMER = new LuaScript(`
+local ok, pending = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if ok and #pending == 0 then
+  redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+  return 1
+end
+return 0
+`)
+
+const ID_PATTERN = /^\d+-\d+$/
+
+function fieldsToMap(fields: string[]): {k: string; v: string; h: string} {
+  const out = {k: '', v: '', h: '{}'}
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const name = fields[i]
+    if (name === 'k' || name === 'v' || name === 'h') out[name] = fields[i + 1]
+  }
+  return out
+}
+
+function parseHeaders(text: string): Record<string, string> {
+  try {
+    const parsed = JSON.parse(text) as unknown
+    return parsed && typeof parsed === 'object' ? (parsed as Record<string, string>) : {}
+  } catch {
+    return {}
+  }
+}
+
+function toDelivery(entry: StreamEntry, topic: string, partition: number, deliveryCount: number): Delivery | null {
+  const [id, fields] = entry
+  if (!fields) return null // deleted (trimmed) while pending
+  const f = fieldsToMap(fields)
+  return {id, topic, partition, key: f.k, value: f.v, headers: parseHeaders(f.h), deliveryCount, enqueuedAt: Number(id.slice(0, id.indexOf('-')))}
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve()
+    const timer = setTimeout(done, ms)
+    function done() {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', done)
+      resolve()
+    }
+    signal?.addEventListener('abort', done, {once: true})
+  })
+
+/** Pairs of [name, value] from XINFO replies as an object. */
+function infoObject(reply: unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  if (Array.isArray(reply)) for (let i = 0; i + 1 < reply.length; i += 2) out[String(reply[i])] = reply[i + 1]
+  return out
+}
+
+function compareIds(a: string, b: string): number {
+  const [am, as] = a.split('-').map(BigInt)
+  const [bm, bs] = b.split('-').map(BigInt)
+  return am !== bm ? (am < bm ? -1 : 1) : as === bs ? 0 : as < bs ? -1 : 1
+}
+
+export class RedisBus implements Bus {
+  readonly kind = 'redis'
+  readonly sessionTimeoutMs: number
+  /** @internal */ readonly defaults: {batchSize: number; blockMs: number; visibilityTimeoutMs: number}
+  private readonly prefix: string
+  private readonly topicCache = new Map<string, TopicMeta>()
+  private readonly subscriptions = new Set<RedisSubscription>()
+  private closed = false
+  /** Bumped on every lost connection: a pipeline that spans one is rejected as a whole (ioredis#800). */
+  private epoch = 0
+
+  constructor(
+    /** @internal */ readonly connection: RedisConnection,
+    options: RedisBusOptions = {},
+  ) {
+    this.prefix = options.prefix ?? ''
+    this.sessionTimeoutMs = Math.max(300, options.sessionTimeoutMs ?? options.leaseMs ?? 10_000)
+    this.defaults = {
+      batchSize: options.defaultBatchSize ?? 100,
+      blockMs: options.defaultBlockMs ?? 1_000,
+      visibilityTimeoutMs: options.defaultVisibilityTimeoutMs ?? 30_000,
+    }
+    connection.client.on('close', this.onClose)
+  }
+
+  private readonly onClose = () => {
+    this.epoch++
+  }
+
+  get client(): Redis {
+    return this.connection.client
+  }
+
+  get isClosed(): boolean {
+    return this.closed
+  }
+
+  /** @internal */ key(name: string): string {
+    return this.prefix ? `${this.prefix}:${name}` : name
+  }
+  /** @internal */ streamKey(topic: string, partition: number): string {
+    return this.key(`${topic}:p${partition}`)
+  }
+  /** @internal */ membersKey(group: string): string {
+    return this.key(`tektree:members:${group}`)
+  }
+  /** @internal */ leaseKey(group: string, topic: string, partition: number): string {
+    return this.key(`tektree:lease:${group}:${topic}:p${partition}`)
+  }
+  private get topicsKey(): string {
+    return this.key('tektree:topics')
+  }
+
+  /** @internal */ check(): void {
+    if (this.closed) throw closedBusError()
+  }
+
+  /** @internal */ async topicMeta(name: string): Promise<TopicMeta> {
+    const cached = this.topicCache.get(name)
+    if (cached) return cached
+    const raw = await this.client.hget(this.topicsKey, name)
+    if (!raw) throw new Error(`Unknown topic "${name}": call ensureTopics() first`)
+    const meta = JSON.parse(raw) as TopicMeta
+    this.topicCache.set(name, meta)
+    return meta
+  }
+
+  async ensureTopics(specs: readonly TopicSpec[]): Promise<void> {
+    this.check()
+    for (const spec of specs) {
+      if (!Number.isInteger(spec.partitions) || spec.partitions < 1) {
+        throw new Error(`Topic "${spec.name}" needs a positive integer partition count, got ${spec.partitions}`)
+      }
+      const wanted: TopicMeta = {partitions: spec.partitions, ...(spec.retention ? {retention: spec.retention} : {})}
+      const created = await this.client.hsetnx(this.topicsKey, spec.name, JSON.stringify(wanted))
+      if (created === 1) {
+        this.topicCache.set(spec.name, wanted)
+        continue
+      }
+      const existing = JSON.parse((await this.client.hget(this.topicsKey, spec.name)) ?? '{}') as TopicMeta
+      // Partitions never change (keys would move); retention follows the latest spec.
+      if (spec.partitions > existing.partitions) {
+        throw new Error(`Topic "${spec.name}" has ${existing.partitions} partitions; changing it to ${spec.partitions} would move keys`)
+      }
+      const next: TopicMeta = {partitions: existing.partitions, ...((spec.retention ?? existing.retention) ? {retention: spec.retention ?? existing.retention} : {})}
+      if (JSON.stringify(next) !== JSON.stringify(existing)) await this.client.hset(this.topicsKey, spec.name, JSON.stringify(next))
+      this.topicCache.set(spec.name, next)
+    }
+  }
+
+  async publish(messages: readonly OutgoingMessage[]): Promise<string[]> {
+    this.check()
+    if (messages.length === 0) return []
+    const metas = new Map<string, TopicMeta>()
+    for (const message of messages) if (!metas.has(message.topic)) metas.set(message.topic, await this.topicMeta(message.topic))
+    const epoch = this.epoch
+    const pipeline = this.client.pipeline()
+    for (const message of messages) {
+      const meta = metas.get(message.topic)!
+      const stream = this.streamKey(message.topic, partitionFor(message.key, meta.partitions))
+      const trim = meta.retention?.maxLen ? ['MAXLEN', '~', String(meta.retention.maxLen)] : []
+      pipeline.call('XADD', [stream, ...trim, '*', 'k', message.key, 'v', message.value, 'h', JSON.stringify(message.headers ?? {})])
+    }
+    const results = (await pipeline.exec()) ?? []
+    if (this.epoch !== epoch || results.length !== messages.length) {
+      throw new Error('The Redis connection dropped during publish: the batch may be partly written, publish it again (consumers dedupe by event_id)')
+    }
+    return results.map(([error, id]) => {
+      if (error) throw error
+      if (typeof id !== 'string' || !ID_PATTERN.test(id)) throw new Error(`XADD answered ${JSON.stringify(id)}: replies are out of step, publish the batch again`)
+      return id
+    })
+  }
+
+  async subscribe(options: SubscribeOptions): Promise<Subscription> {
+    this.check()
+    if (options.topics.length === 0) throw new Error('subscribe() needs at least one topic')
+    const partitions: Array<{topic: string; partition: number; stream: string}> = []
+    for (const topic of [...new Set(options.topics)].sort()) {
+      const meta = await this.topicMeta(topic)
+      for (let p = 0; p < meta.partitions; p++) partitions.push({topic, partition: p, stream: this.streamKey(topic, p)})
+    }
+    await this.ensureGroup(options.group, partitions.map((p) => p.stream), options.startFrom === 'latest' ? '$' : '0')
+    this.check()
+    const subscription = new RedisSubscription(this, options, partitions)
+    this.subscriptions.add(subscription)
+    try {
+      await subscription.start()
+    } catch (error) {
+      this.subscriptions.delete(subscription)
+      await subscription.close().catch(() => undefined)
+      throw error
+    }
+    return subscription
+  }
+
+  /** @internal XGROUP CREATE ... MKSTREAM on each stream; an existing group is left as it is. */
+  async ensureGroup(group: string, streams: readonly string[], from: '0' | '$'): Promise<void> {
+    const pipeline = this.client.pipeline()
+    for (const stream of streams) pipeline.call('XGROUP', ['CREATE', stream, group, from, 'MKSTREAM'])
+    const results = (await pipeline.exec()) ?? []
+    for (const [error] of results) if (error && !String(error.message).startsWith('BUSYGROUP')) throw error
+  }
+
+  /** @internal */
+  forget(subscription: RedisSubscription): void {
+    this.subscriptions.delete(subscription)
+  }
+
+  private async allTopics(): Promise<Map<string, TopicMeta>> {
+    const raw = await this.client.hgetall(this.topicsKey)
+    const out = new Map<string, TopicMeta>()
+    for (const name of Object.keys(raw).sort()) out.set(name, JSON.parse(raw[name]) as TopicMeta)
+    return out
+  }
+
+  async stats(filter: {group?: string; topic?: string} = {}): Promise<GroupStats[]> {
+    this.check()
+    const topics = await this.allTopics()
+    const streams: Array<{topic: string; partition: number; stream: string}> = []
+    for (const [name, meta] of topics) {
+      if (filter.topic !== undefined && name !== filter.topic) continue
+      for (let p = 0; p < meta.partitions; p++) streams.push({topic: name, partition: p, stream: this.streamKey(name, p)})
+    }
+    const groupsReply = await this.exec(streams.map((s) => ['XINFO', 'GROUPS', s.stream]), true)
+    type Row = {topic: string; stream: string; group: string; info: Record<string, unknown>}
+    const rows: Row[] = []
+    streams.forEach((s, i) => {
+      const groups = groupsReply[i]
+      if (!Array.isArray(groups)) return
+      for (const raw of groups) {
+        const info = infoObject(raw)
+        const group = String(info.name)
+        if (filter.group !== undefined && group !== filter.group) continue
+        rows.push({topic: s.topic, stream: s.stream, group, info})
+      }
+    })
+    const details = await this.exec(
+      rows.flatMap((r) => [
+        ['XPENDING', r.stream, r.group, '-', '+', '1'],
+        ['XINFO', 'CONSUMERS', r.stream, r.group],
+      ]),
+      true,
+    )
+    const lags = await Promise.all(rows.map((r) => this.lagOf(r.stream, r.info)))
+    const out = new Map<string, GroupStats & {consumerMap: Map<string, ConsumerInfo>}>()
+    rows.forEach((r, i) => {
+      const id = `${r.group}\u0000${r.topic}`
+      let stats = out.get(id)
+      if (!stats) {
+        stats = {group: r.group, topic: r.topic, lag: 0, pending: 0, oldestPendingAgeMs: null, consumers: [], consumerMap: new Map()}
+        out.set(id, stats)
+      }
+      stats.lag += lags[i]
+      stats.pending += Number(r.info.pending ?? 0)
+      const first = details[i * 2]
+      if (Array.isArray(first) && Array.isArray(first[0])) {
+        const idle = Number((first[0] as unknown[])[2])
+        stats.oldestPendingAgeMs = Math.max(stats.oldestPendingAgeMs ?? 0, idle)
+      }
+      const consumers = details[i * 2 + 1]
+      if (Array.isArray(consumers)) {
+        for (const raw of consumers) {
+          const c = infoObject(raw)
+          const name = String(c.name)
+          const prev = stats.consumerMap.get(name)
+          const pending = Number(c.pending ?? 0)
+          const idle = Number(c.idle ?? 0)
+          stats.consumerMap.set(name, prev ? {name, pending: prev.pending + pending, idleMs: Math.min(prev.idleMs, idle)} : {name, pending, idleMs: idle})
+        }
+      }
+    })
+    return [...out.values()]
+      .sort((a, b) => (a.group === b.group ? (a.topic < b.topic ? -1 : 1) : a.group < b.group ? -1 : 1))
+      .map(({consumerMap, ...stats}) => ({...stats, consumers: [...consumerMap.values()].sort((a, b) => (a.name < b.name ? -1 : 1))}))
+  }
+
+  /** XINFO GROUPS `lag` (Redis 7); when Redis cannot tell (after deletions), count what follows last-delivered-id. */
+  private async lagOf(stream: string, info: Record<string, unknown>): Promise<number> {
+    if (info.lag !== null && info.lag !== undefined) return Number(info.lag)
+    const last = String(info['last-delivered-id'] ?? '0-0')
+    let count = 0
+    let cursor = last
+    for (let page = 0; page < 100; page++) {
+      const entries = (await this.client.call('XRANGE', stream, `(${cursor}`, '+', 'COUNT', '1000')) as StreamEntry[]
+      count += entries.length
+      if (entries.length < 1000) break
+      cursor = entries[entries.length - 1][0]
+    }
+    return count
+  }
+
+  /** Runs commands in one pipeline; with `tolerate`, a failed command yields null instead of throwing. */
+  private async exec(commands: string[][], tolerate = false): Promise<unknown[]> {
+    if (commands.length === 0) return []
+    const pipeline = this.client.pipeline()
+    for (const [name, ...args] of commands) pipeline.call(name, args)
+    const results = (await pipeline.exec()) ?? []
+    return results.map(([error, value]) => {
+      if (error && !tolerate) throw error
+      return error ? null : value
+    })
+  }
+
+  async topics(): Promise<TopicInfo[]> {
+    this.check()
+    const topics = await this.allTopics()
+    const out: TopicInfo[] = []
+    for (const [name, meta] of topics) {
+      const streams = Array.from({length: meta.partitions}, (_, p) => this.streamKey(name, p))
+      const replies = await this.exec([...streams.map((s) => ['XLEN', s]), ...streams.map((s) => ['XINFO', 'GROUPS', s])], true)
+      const length = replies.slice(0, streams.length).reduce<number>((sum, n) => sum + Number(n ?? 0), 0)
+      const groups = new Set<string>()
+      for (const reply of replies.slice(streams.length)) if (Array.isArray(reply)) for (const g of reply) groups.add(String(infoObject(g).name))
+      out.push({name, partitions: meta.partitions, length, groups: [...groups].sort()})
+    }
+    return out
+  }
+
+  async read(topic: string, partition: number, afterId: string | null, count: number): Promise<Delivery[]> {
+    this.check()
+    const meta = await this.topicMeta(topic)
+    if (!Number.isInteger(partition) || partition < 0 || partition >= meta.partitions) throw new Error(`Topic "${topic}" has no partition ${partition}`)
+    if (afterId !== null && !ID_PATTERN.test(afterId)) throw new Error(`Invalid stream entry id "${afterId}"`)
+    if (count <= 0) return []
+    const entries = (await this.client.call('XRANGE', this.streamKey(topic, partition), afterId === null ? '-' : `(${afterId}`, '+', 'COUNT', String(count))) as StreamEntry[]
+    return entries.map((e) => toDelivery(e, topic, partition, 0)).filter((d): d is Delivery => d !== null)
+  }
+
+  async trim(topic: string, policy: {maxAgeMs?: number; maxLen?: number}): Promise<number> {
+    this.check()
+    const meta = await this.topicMeta(topic)
+    const commands: string[][] = []
+    for (let p = 0; p < meta.partitions; p++) {
+      const stream = this.streamKey(topic, p)
+      // Exact trimming (no "~"): the contract keeps exactly maxLen; this runs rarely, not per publish.
+      if (policy.maxLen !== undefined) commands.push(['XTRIM', stream, 'MAXLEN', String(Math.max(0, Math.floor(policy.maxLen)))])
+      if (policy.maxAgeMs !== undefined) commands.push(['XTRIM', stream, 'MINID', `${Math.max(0, Date.now() - Math.floor(policy.maxAgeMs))}-0`])
+    }
+    const removed = await this.exec(commands)
+    return removed.reduce<number>((sum, n) => sum + Number(n ?? 0), 0)
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await Promise.allSettled([...this.subscriptions].map((s) => s.close()))
+    this.connection.client.off('close', this.onClose)
+    await this.connection.close()
+  }
+}
+
+class RedisSubscription implements Subscription {
+  private readonly group: string
+  private readonly consumer: string
+  /** Lease holder value: the consumer name plus this instance, so a namesake never renews our lease. */
+  private readonly holder: string
+  private readonly batchSize: number
+  private readonly blockMs: number
+  private readonly visibilityTimeoutMs: number
+  private readonly byStream = new Map<string, {topic: string; partition: number; lease: string}>()
+  private owned: string[] = []
+  private closed = false
+  private blocking: Redis | undefined
+  private nextMaintenance = 0
+  private nextClaim = 0
+  private readonly tickMs: number
+  private readonly claimEveryMs: number
+  /** Deliveries read by a blocking call that finished after its next() had already returned. */
+  private buffer: Delivery[] = []
+  private inflight: Promise<unknown> | undefined
+  private queue: Promise<unknown> = Promise.resolve()
+  private readonly closeController = new AbortController()
+
+  constructor(
+    private readonly bus: RedisBus,
+    options: SubscribeOptions,
+    private readonly partitions: ReadonlyArray<{topic: string; partition: number; stream: string}>,
+  ) {
+    this.group = options.group
+    this.consumer = options.consumer
+    this.holder = `${options.consumer}#${randomUUID()}`
+    this.batchSize = Math.max(1, options.batchSize ?? bus.defaults.batchSize)
+    this.blockMs = Math.max(0, options.blockMs ?? bus.defaults.blockMs)
+    this.visibilityTimeoutMs = Math.max(1, options.visibilityTimeoutMs ?? bus.defaults.visibilityTimeoutMs)
+    this.tickMs = Math.max(50, Math.floor(bus.sessionTimeoutMs / 3))
+    this.claimEveryMs = Math.min(5_000, Math.max(50, Math.floor(this.visibilityTimeoutMs / 4)))
+    for (const p of partitions) this.byStream.set(p.stream, {topic: p.topic, partition: p.partition, lease: bus.leaseKey(this.group, p.topic, p.partition)})
+  }
+
+  private get client(): Redis {
+    return this.bus.client
+  }
+
+  /** Joins the group and takes the partitions that are free. */
+  async start(): Promise<void> {
+    await this.maintain()
+  }
+
+  assignment(): ReadonlyArray<{topic: string; partition: number}> {
+    if (this.closed) return []
+    return this.owned.map((stream) => {
+      const p = this.byStream.get(stream)!
+      return {topic: p.topic, partition: p.partition}
+    })
+  }
+
+  /** Heartbeat, rebalance, lease renewal: one membership script and one lease script. */
+  private async maintain(): Promise<void> {
+    const live = ((await MEMBERSHIP.run(this.client, [this.bus.membersKey(this.group)], [this.consumer, 'beat', this.bus.sessionTimeoutMs])) as string[]).sort()
+    if (this.closed) return
+    const index = live.indexOf(this.consumer)
+    const desired = index < 0 ? [] : this.partitions.filter((_, i) => i % live.length === index).map((p) => p.stream)
+    const wanted = new Set(desired)
+    const release = this.owned.filter((s) => !wanted.has(s))
+    if (release.length > 0) await RELEASE.run(this.client, release.map((s) => this.byStream.get(s)!.lease), [this.holder])
+    const results = desired.length === 0 ? [] : ((await ACQUIRE.run(this.client, desired.map((s) => this.byStream.get(s)!.lease), [this.holder, this.bus.sessionTimeoutMs])) as number[])
+    const owned = desired.filter((_, i) => Number(results[i]) > 0)
+    // A newly taken partition may hold a previous owner's unacked entries: look for them now.
+    if (desired.some((_, i) => Number(results[i]) === 2)) this.nextClaim = 0
+    if (!this.closed) this.owned = owned
+    this.nextMaintenance = Date.now() + this.tickMs
+  }
+
+  next(signal?: AbortSignal): Promise<Delivery[]> {
+    // One next() at a time per subscription: a second call waits for the first.
+    const run = this.queue.then(() => this.nextNow(signal))
+    this.queue = run.catch(() => undefined)
+    return run
+  }
+
+  private async nextNow(signal?: AbortSignal): Promise<Delivery[]> {
+    if (this.closed) throw new Error('This subscription is closed')
+    this.bus.check()
+    const deadline = Date.now() + this.blockMs
+    for (let round = 0; round < 1_000_000; round++) {
+      if (this.closed || signal?.aborted) return this.takeBuffer()
+      if (this.buffer.length > 0) return this.takeBuffer()
+      try {
+        if (Date.now() >= this.nextMaintenance) await this.maintain()
+        if (this.closed) return []
+        if (this.owned.length > 0 && Date.now() >= this.nextClaim) {
+          const claimed = await this.claim()
+          if (claimed.length > 0) return claimed
+        }
+        const remaining = deadline - Date.now()
+        if (this.owned.length === 0) {
+          if (remaining <= 0) return []
+          await sleep(Math.min(remaining, this.tickMs, Math.max(1, this.nextMaintenance - Date.now())), this.anySignal(signal))
+          continue
+        }
+        const slice = Math.min(Math.max(remaining, 0), this.tickMs, Math.max(1, this.nextClaim - Date.now()))
+        const got = await this.readNew(Math.floor(slice), signal)
+        if (got.length > 0) return got
+      } catch (error) {
+        if (this.closed || this.bus.isClosed) return []
+        if (!isConnectionError(error)) throw error
+        // Redis is unreachable or restarting: report idle and let the caller come back.
+        await sleep(Math.min(250, Math.max(0, deadline - Date.now())), this.anySignal(signal))
+        return []
+      }
+      if (Date.now() >= deadline) return []
+    }
+    return []
+  }
+
+  private takeBuffer(): Delivery[] {
+    return this.buffer.splice(0, this.batchSize)
+  }
+
+  private anySignal(signal?: AbortSignal): AbortSignal {
+    return signal ? AbortSignal.any([signal, this.closeController.signal]) : this.closeController.signal
+  }
+
+  private connection(): Redis {
+    this.blocking ??= this.bus.connection.duplicate(`tektree:${this.group}:${this.consumer}`)
+    return this.blocking
+  }
+
+  /** Drops the blocking connection (a stuck BLOCK, a close); the next read makes a new one. */
+  private resetConnection(): void {
+    const old = this.blocking
+    this.blocking = undefined
+    old?.disconnect()
+  }
+
+  /** XREADGROUP ... BLOCK on the owned streams, under a watchdog, abortable. */
+  private async readNew(blockMs: number, signal?: AbortSignal): Promise<Delivery[]> {
+    if (this.inflight) {
+      // A previous read outlived its next() (abort): let it finish into the buffer first.
+      await Promise.race([this.inflight, sleep(this.tickMs * 2, this.anySignal(signal))])
+      return this.takeBuffer()
+    }
+    const streams = [...this.owned]
+    const args = ['GROUP', this.group, this.consumer, 'COUNT', String(this.batchSize)]
+    if (blockMs > 0) args.push('BLOCK', String(blockMs))
+    args.push('STREAMS', ...streams, ...streams.map(() => '>'))
+    const connection = this.connection()
+    const read = connection.call('XREADGROUP', ...args) as Promise<Array<[string, StreamEntry[]]> | null>
+    const parsed = read.then((reply) => this.parseRead(reply))
+    let settled = false
+    const tracked = parsed.then(
+      (deliveries) => {
+        settled = true
+        return deliveries
+      },
+      (error: unknown) => {
+        settled = true
+        throw error
+      },
+    )
+    this.inflight = tracked.catch(() => undefined).finally(() => {
+      this.inflight = undefined
+    })
+    const watchdogMs = blockMs + Math.max(1_000, this.tickMs)
+    const stop = new AbortController()
+    const stopped = this.anySignal(signal ? AbortSignal.any([signal, stop.signal]) : stop.signal)
+    const outcome = await Promise.race([
+      tracked.then((deliveries) => ({kind: 'read' as const, deliveries})),
+      sleep(watchdogMs, stopped).then(() => ({kind: 'interrupted' as const, deliveries: [] as Delivery[]})),
+    ]).finally(() => stop.abort())
+    if (outcome.kind === 'read') return outcome.deliveries
+    if (this.closed) return []
+    if (signal?.aborted) {
+      // Keep what the read brings for the next call instead of leaving it pending for a timeout.
+      void tracked.then((deliveries) => this.buffer.push(...deliveries), () => undefined)
+      return []
+    }
+    if (!settled) {
+      // The BLOCK did not come back: the connection is stuck (e.g. reconnected under us). Replace it.
+      this.resetConnection()
+      void tracked.then((deliveries) => this.buffer.push(...deliveries), () => undefined)
+    }
+    return []
+  }
+
+  private parseRead(reply: Array<[string, StreamEntry[]]> | null): Delivery[] {
+    const out: Delivery[] = []
+    for (const [stream, entries] of reply ?? []) {
+      const p = this.byStream.get(stream)
+      if (!p) continue
+      for (const entry of entries) {
+        const delivery = toDelivery(entry, p.topic, p.partition, 1)
+        if (delivery) out.push(delivery)
+      }
+    }
+    return out
+  }
+
+  /** Takes over entries of owned streams idle longer than the visibility timeout (ours or a previous owner's). */
+  private async claim(): Promise<Delivery[]> {
+    this.nextClaim = Date.now() + this.claimEveryMs
+    const streams = [...this.owned]
+    const pending = this.client.pipeline()
+    for (const stream of streams) pending.call('XPENDING', [stream, this.group, 'IDLE', String(this.visibilityTimeoutMs), '-', '+', String(this.batchSize)])
+    const pendingReplies = (await pending.exec()) ?? []
+    const wanted: Array<{stream: string; ids: string[]; counts: Map<string, number>}> = []
+    let total = 0
+    streams.forEach((stream, i) => {
+      const [error, reply] = pendingReplies[i] ?? [null, null]
+      if (error || !Array.isArray(reply) || reply.length === 0 || total >= this.batchSize) return
+      const rows = (reply as Array<[string, string, number, number]>).slice(0, this.batchSize - total)
+      total += rows.length
+      wanted.push({stream, ids: rows.map((r) => r[0]), counts: new Map(rows.map((r) => [r[0], Number(r[3])]))})
+    })
+    if (wanted.length === 0) return []
+    const claims = this.client.pipeline()
+    for (const w of wanted) claims.call('XCLAIM', [w.stream, this.group, this.consumer, String(this.visibilityTimeoutMs), ...w.ids])
+    const claimReplies = (await claims.exec()) ?? []
+    const out: Delivery[] = []
+    wanted.forEach((w, i) => {
+      const [error, reply] = claimReplies[i] ?? [null, null]
+      if (error || !Array.isArray(reply)) return
+      const p = this.byStream.get(w.stream)!
+      const entries = (reply as StreamEntry[]).filter((e) => Array.isArray(e)).sort((a, b) => compareIds(a[0], b[0]))
+      for (const entry of entries) {
+        // XCLAIM counts this delivery: XPENDING's count (before it) + 1.
+        const delivery = toDelivery(entry, p.topic, p.partition, (w.counts.get(entry[0]) ?? 0) + 1)
+        if (delivery) out.push(delivery)
+      }
+    })
+    // More may be waiting: look again on the next call rather than after a full period.
+    if (out.length >= this.batchSize) this.nextClaim = 0
+    return out
+  }
+
+  async ack(deliveries: readonly Delivery[]): Promise<void> {
+    if (deliveries.length === 0) return
+    this.bus.check()
+    const byStream = new Map<string, string[]>()
+    for (const d of deliveries) {
+      const stream = this.bus.streamKey(d.topic, d.partition)
+      const ids = byStream.get(stream)
+      if (ids) ids.push(d.id)
+      else byStream.set(stream, [d.id])
+    }
+    const pipeline = this.client.pipeline()
+    for (const [stream, ids] of byStream) pipeline.call('XACK', [stream, this.group, ...ids])
+    const results = (await pipeline.exec()) ?? []
+    for (const [error] of results) if (error) throw error
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.closeController.abort()
+    this.resetConnection()
+    this.bus.forget(this)
+    const owned = this.owned
+    this.owned = []
+    this.buffer = []
+    if (this.client.status !== 'ready') return
+    // Hand the partitions over at once: leave the membership and release the leases.
+    try {
+      await MEMBERSHIP.run(this.client, [this.bus.membersKey(this.group)], [this.consumer, 'leave', this.bus.sessionTimeoutMs])
+      if (owned.length > 0) await RELEASE.run(this.client, owned.map((s) => this.byStream.get(s)!.lease), [this.holder])
+      for (const p of this.partitions) await FORGET_CONSUMER.run(this.client, [p.stream], [this.group, this.consumer])
+    } catch (error) {
+      if (!isConnectionError(error)) throw error
+      // Unreachable: the leases and the membership expire by themselves.
+    }
+  }
+}
+
+/**
+ * A Bus on Redis Streams. `{url}` connects (and close() disconnects); `{client}` uses the caller's
+ * client for commands and only duplicates it for blocking reads (close() leaves it open).
+ */
+export async function createRedisBus(target: RedisTarget & RedisBusOptions, options: RedisBusOptions = {}): Promise<RedisBus> {
+  const merged: RedisBusOptions = {...target, ...options}
+  const connection = await connectRedis(target, {connectTimeoutMs: merged.connectTimeoutMs, connectionName: 'tektree:bus', onError: merged.onError})
+  return new RedisBus(connection, merged)
+}

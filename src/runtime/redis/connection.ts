@@ -1,0 +1,168 @@
+/**
+ * Connections shared by the Redis adapters (ioredis 5).
+ *
+ * - The initial connect is bounded (default 5 s) and never retried: an unreachable URL is a
+ *   UserError naming the URL with its password masked. After the first successful connect, a lost
+ *   connection reconnects with capped exponential backoff.
+ * - autoResendUnfulfilledCommands is off: a command in flight when the connection drops rejects
+ *   instead of being resent on the new connection (ioredis#800: a pipeline cut by a reconnect can
+ *   pair replies with the wrong commands). Callers retry; consumers dedupe by event_id.
+ * - Blocking reads get their own connection (a duplicate), so a BLOCK never stalls other commands.
+ */
+import {createHash} from 'node:crypto'
+import {Redis, type RedisOptions} from 'ioredis'
+import {maskUrl, UserError} from '../../errors.js'
+
+export type RedisTarget = {url: string} | {client: Redis}
+
+export interface RedisConnectOptions {
+  /** Bound on the initial connect + PING (default 5000 ms). */
+  connectTimeoutMs?: number
+  /** CLIENT SETNAME, visible in CLIENT LIST. */
+  connectionName?: string
+  /** Connection errors (reconnects): default ignored, the awaited calls report what matters. */
+  onError?: (error: Error) => void
+}
+
+export interface RedisConnection {
+  readonly client: Redis
+  /** The masked URL (or "provided client"), for messages. */
+  readonly label: string
+  /** A new connection with the same server and options, for blocking reads; owned by the caller. */
+  duplicate(name: string): Redis
+  /** Closes the client only when this module created it. */
+  close(): Promise<void>
+}
+
+const backoff = (times: number): number => Math.min(100 * 2 ** Math.min(times, 5), 2_000)
+
+const BASE_OPTIONS: RedisOptions = {
+  lazyConnect: true,
+  enableOfflineQueue: true,
+  autoResendUnfulfilledCommands: false,
+  // Commands issued while reconnecting wait for the new connection for a few attempts (~15 s).
+  maxRetriesPerRequest: 10,
+  enableReadyCheck: true,
+}
+
+export function unreachableRedis(label: string, error: unknown): UserError {
+  const reason = error instanceof Error ? error.message : String(error)
+  return new UserError(`Cannot reach Redis at ${label}: ${reason}`, {
+    code: 'REDIS_UNREACHABLE',
+    hint: 'Check that redis-server runs and is reachable from here (host, port, password, bind address), or use the embedded runtime (`tektree up`).',
+    exitCode: 2,
+    details: {url: label},
+    cause: error,
+  })
+}
+
+export async function connectRedis(target: RedisTarget, options: RedisConnectOptions = {}): Promise<RedisConnection> {
+  const onError = options.onError ?? (() => undefined)
+  const duplicateOf = (base: Redis, name: string): Redis => {
+    const made = base.duplicate({
+      lazyConnect: false,
+      enableOfflineQueue: true,
+      autoResendUnfulfilledCommands: false,
+      // A blocking read waits for the reconnect; the caller's watchdog bounds it.
+      maxRetriesPerRequest: null,
+      connectionName: name,
+      retryStrategy: backoff,
+    })
+    made.on('error', onError)
+    return made
+  }
+
+  if ('client' in target) {
+    const client = target.client
+    return {
+      client,
+      label: 'the provided Redis client',
+      duplicate: (name) => duplicateOf(client, name),
+      close: async () => undefined,
+    }
+  }
+
+  const label = maskUrl(target.url)
+  const timeoutMs = options.connectTimeoutMs ?? 5_000
+  // Before the first successful connect there is nothing to resume: fail fast instead of retrying.
+  let everReady = false
+  const client = new Redis(target.url, {
+    ...BASE_OPTIONS,
+    connectTimeout: timeoutMs,
+    connectionName: options.connectionName,
+    retryStrategy: (times) => (everReady ? backoff(times) : null),
+  })
+  client.once('ready', () => {
+    everReady = true
+  })
+  client.on('error', onError)
+  let timer: NodeJS.Timeout | undefined
+  try {
+    await Promise.race([
+      (async () => {
+        await client.connect()
+        await client.ping()
+      })(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)
+      }),
+    ])
+  } catch (error) {
+    client.disconnect()
+    const masked = error instanceof Error ? new Error(error.message.replaceAll(target.url, label)) : error
+    throw unreachableRedis(label, masked)
+  } finally {
+    clearTimeout(timer)
+  }
+  const owned = client
+  return {
+    client: owned,
+    label,
+    duplicate: (name) => duplicateOf(owned, name),
+    close: async () => {
+      if (owned.status === 'end') return
+      try {
+        await Promise.race([owned.quit(), new Promise((r) => setTimeout(r, 2_000))])
+      } catch {
+        // already closed or unreachable: disconnect below ends it either way
+      }
+      owned.disconnect()
+    },
+  }
+}
+
+/** Errors that mean "the connection is down or was cut": retry later, never a bug. */
+export function isConnectionError(error: unknown): boolean {
+  const text = error instanceof Error ? `${error.name} ${error.message}` : String(error)
+  return /Connection is closed|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|MaxRetriesPerRequest|Stream isn't writeable|LOADING|connect ENO|socket hang up|Command timed out/i.test(text)
+}
+
+/** A Lua script run by EVALSHA, falling back to EVAL when the server lost its script cache (restart). */
+export class LuaScript {
+  readonly sha: string
+  constructor(readonly source: string) {
+    this.sha = createHash('sha1').update(source).digest('hex')
+  }
+
+  async run(client: Redis, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
+    try {
+      return await client.evalsha(this.sha, keys.length, ...keys, ...args)
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error
+      return client.eval(this.source, keys.length, ...keys, ...args)
+    }
+  }
+}
+
+/** Deletes every key matching `pattern` (SCAN + UNLINK, bounded batches). Tests and `drop`. */
+export async function deleteKeys(client: Redis, pattern: string): Promise<number> {
+  let cursor = '0'
+  let removed = 0
+  for (let i = 0; i < 100_000; i++) {
+    const [next, keys] = await client.scan(cursor, 'MATCH', pattern, 'COUNT', 500)
+    if (keys.length > 0) removed += await client.unlink(...keys)
+    cursor = next
+    if (cursor === '0') break
+  }
+  return removed
+}
