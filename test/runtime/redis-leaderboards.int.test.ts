@@ -1,0 +1,92 @@
+/**
+ * The Leaderboards contract against RedisLeaderboards, plus what only this backend has: the key
+ * layout (negated scores) and the time-bounded guard set.
+ */
+import {afterEach, describe, expect, inject, it} from 'vitest'
+import {Redis} from 'ioredis'
+import {leaderboardsContract} from '../contracts/leaderboards.contract.js'
+import {uniqueName, until} from '../contracts/helpers.js'
+import {createRedisLeaderboards} from '../../src/runtime/redis/leaderboards.js'
+import {deleteKeys} from '../../src/runtime/redis/connection.js'
+
+const redisUrl = inject('redisUrl')
+
+async function withAdmin<T>(fn: (admin: Redis) => Promise<T>): Promise<T> {
+  const admin = new Redis(redisUrl!, {lazyConnect: true, maxRetriesPerRequest: 1})
+  try {
+    await admin.connect()
+    return await fn(admin)
+  } finally {
+    admin.disconnect()
+  }
+}
+
+describe.skipIf(!redisUrl)(`RedisLeaderboards (${redisUrl ? 'redis-server' : `skipped: ${inject('redisUnavailable')}`})`, () => {
+  leaderboardsContract('RedisLeaderboards', async () => {
+    const prefix = uniqueName('t')
+    const leaderboards = await createRedisLeaderboards({url: redisUrl!, prefix})
+    return {leaderboards, cleanup: () => withAdmin((admin) => deleteKeys(admin, `${prefix}:*`)).then(() => undefined)}
+  })
+
+  describe('backend specifics', () => {
+    const prefixes: string[] = []
+    afterEach(async () => {
+      for (const prefix of prefixes.splice(0)) await withAdmin((admin) => deleteKeys(admin, `${prefix}:*`))
+    })
+
+    it('stores negated scores in one sorted set per board, so Redis order is the ranking', async () => {
+      const prefix = uniqueName('t')
+      prefixes.push(prefix)
+      const lb = await createRedisLeaderboards({url: redisUrl!, prefix})
+      try {
+        await lb.incrementOnce('weekly', 'alice', 10, 'e1')
+        await lb.incrementOnce('weekly', 'bob', 10, 'e2')
+        await lb.incrementOnce('weekly', 'carol', 0, 'e3')
+        const raw = await withAdmin((admin) => admin.zrange(`${prefix}:tektree:lb:board:weekly`, 0, -1, 'WITHSCORES'))
+        expect(raw).toEqual(['alice', '-10', 'bob', '-10', 'carol', '0'])
+        // A zero score reads back as +0, not -0.
+        expect(Object.is(await lb.score('weekly', 'carol'), 0)).toBe(true)
+      } finally {
+        await lb.close()
+      }
+    })
+
+    it('forgets applied event ids after guardTtlMs (the guard set stays bounded)', async () => {
+      const prefix = uniqueName('t')
+      prefixes.push(prefix)
+      const lb = await createRedisLeaderboards({url: redisUrl!, prefix, guardTtlMs: 200})
+      const applied = `${prefix}:tektree:lb:applied:b`
+      try {
+        for (let i = 0; i < 20; i++) await lb.incrementOnce('b', 'm', 1, `old-${i}`)
+        expect(await withAdmin((admin) => admin.zcard(applied))).toBe(20)
+        expect(await lb.incrementOnce('b', 'm', 1, 'old-0')).toBeNull()
+        // Once they are older than the TTL, the next call trims them.
+        await until(
+          async () => {
+            await lb.incrementOnce('b', 'other', 1, uniqueName('fresh'))
+            return (await withAdmin((admin) => admin.zcard(applied))) < 20
+          },
+          {timeoutMs: 10_000, intervalMs: 100, message: 'old guards trimmed'},
+        )
+        expect(await withAdmin((admin) => admin.zscore(applied, 'm\u0000old-0'))).toBeNull()
+      } finally {
+        await lb.close()
+      }
+    })
+
+    it('{client} borrows the caller connection and close() leaves it open', async () => {
+      const client = new Redis(redisUrl!)
+      const prefix = uniqueName('t')
+      prefixes.push(prefix)
+      try {
+        const lb = await createRedisLeaderboards({client, prefix})
+        expect(await lb.incrementOnce('b', 'm', 3, 'e')).toBe(3)
+        await lb.close()
+        expect(await client.ping()).toBe('PONG')
+        await expect(lb.top('b', 1)).rejects.toThrow(/closed/)
+      } finally {
+        client.disconnect()
+      }
+    })
+  })
+})
