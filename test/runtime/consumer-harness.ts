@@ -47,6 +47,7 @@ export interface Harness {
   close(): Promise<void>
 }
 
+/** `wrapBus` may wrap the in-process bus (fault injection) or replace it (a Redis bus). */
 export async function createHarness(options: {bus?: MemoryBusOptions; wrapBus?: (bus: Bus) => Bus} = {}): Promise<Harness> {
   const catalog = await tektreeCatalog()
   const validator = createValidator(catalog)
@@ -69,7 +70,7 @@ export async function createHarness(options: {bus?: MemoryBusOptions; wrapBus?: 
     close: async () => {},
   }
   const publisher = createPublisher({store, catalog, validator, producerId: `test-${randomUUID()}`, clock})
-  await memoryBus.ensureTopics(catalog.topics())
+  await bus.ensureTopics(catalog.topics())
   const handles: ConsumerHandle[] = []
   const events: RunnerEvent[] = []
   let seed = 1

@@ -1,0 +1,117 @@
+/**
+ * The consumer runner on the real Redis bus (RedisBus on the integration tier's redis-server): the
+ * same runner code as the in-process tests, so only what the transport changes is re-checked here.
+ * Each test has its own key prefix (deleted afterwards); the store stays in-process and the clock
+ * virtual, so retry delays cost nothing.
+ */
+import {randomUUID} from 'node:crypto'
+import {Redis} from 'ioredis'
+import {afterEach, describe, expect, inject, it} from 'vitest'
+import type {EventEnvelope} from '../../src/runtime/envelope.js'
+import {createRedisBus, type RedisBus} from '../../src/runtime/redis/bus.js'
+import {deleteKeys} from '../../src/runtime/redis/connection.js'
+import {advanceWhenParked, createHarness, serviceName, until, type Harness} from './consumer-harness.js'
+
+const redisUrl = inject('redisUrl')
+
+describe.skipIf(!redisUrl)(`consumer runner on Redis (${redisUrl ? 'redis-server' : `skipped: ${inject('redisUnavailable')}`})`, () => {
+  let h: Harness | undefined
+  let prefix = ''
+
+  async function setup(): Promise<Harness> {
+    prefix = `t-${randomUUID().slice(0, 8)}`
+    const bus: RedisBus = await createRedisBus({url: redisUrl!, prefix, sessionTimeoutMs: 1_000})
+    h = await createHarness({wrapBus: () => bus})
+    return h
+  }
+
+  afterEach(async () => {
+    await h?.close()
+    h = undefined
+    const admin = new Redis(redisUrl!, {lazyConnect: true, maxRetriesPerRequest: 1})
+    try {
+      await admin.connect()
+      await deleteKeys(admin, `${prefix}:*`)
+    } finally {
+      admin.disconnect()
+    }
+  })
+
+  const pendingOf = async (group: string) => (await h!.bus.stats({group})).reduce((n, s) => n + s.pending + s.lag, 0)
+
+  it('handles and acks an event (happy path)', async () => {
+    const h = await setup()
+    const group = serviceName()
+    const event = h.event('user.registered')
+    await h.send([event])
+    const seen: EventEnvelope[] = []
+    const handle = h.start({
+      name: group,
+      consumes: ['user.registered'],
+      async handle(e, ctx) {
+        seen.push(e)
+        await ctx.store.projections.applyOnce('users', e.payload.user_id as string, e.event_id, {$set: {username: e.payload.username}})
+      },
+    })
+    await until(() => expect(handle.stats().acked).toBe(1), 15_000)
+    expect(seen).toEqual([event])
+    await until(async () => expect(await pendingOf(group)).toBe(0), 15_000)
+    expect(h.metrics.snapshot().acked[group]).toEqual({'user.registered': 1})
+  })
+
+  it('retries a failing handler then dead-letters it after 4 attempts; poison goes straight to the DLQ', async () => {
+    const h = await setup()
+    const group = serviceName()
+    const event = h.event('user.registered')
+    await h.send([event])
+    await h.sendRaw('tektree.user', '{"truncated": ', {event_type: 'user.registered'})
+    const attempts: number[] = []
+    const handle = h.start({
+      name: group,
+      consumes: ['user.registered'],
+      async handle(_e, ctx) {
+        attempts.push(ctx.attempt)
+        throw new Error('always down')
+      },
+    })
+    await advanceWhenParked(h.clock, 10_000)
+    await advanceWhenParked(h.clock, 60_000)
+    await until(() => expect(handle.stats().deadLettered).toBe(2), 15_000)
+    expect(attempts).toEqual([1, 2, 3, 4])
+    const record = (await h.store.dlq.get(`${group}:${event.event_id}`))!
+    expect(record).toMatchObject({attempts: 4, envelope: event, raw: JSON.stringify(event)})
+    expect(record.error.error.code).toBe('HANDLER_FAILED')
+    const codes = (await h.store.dlq.list({group})).map((r) => r.error.error.code).sort()
+    expect(codes).toEqual(['HANDLER_FAILED', 'INVALID_JSON'])
+    await until(async () => expect(await pendingOf(group)).toBe(0), 15_000)
+  })
+
+  it('two consumers share a group: the work is split and each event handled exactly once', async () => {
+    const h = await setup()
+    const group = serviceName()
+    const handledBy = new Map<string, string[]>()
+    const service = (who: string) => ({
+      name: group,
+      consumes: ['knowledge.question.posted'],
+      async handle(e: EventEnvelope) {
+        handledBy.set(e.event_id, [...(handledBy.get(e.event_id) ?? []), who])
+      },
+    })
+    const c1 = h.start(service('c1'))
+    const c2 = h.start(service('c2'))
+    await until(() => expect(h.events.filter((e) => e.type === 'subscribed')).toHaveLength(2), 15_000)
+    // Ownership settles on heartbeats: publish in rounds until both consumers have had work.
+    const sent: EventEnvelope[] = []
+    const who = () => new Set([...handledBy.values()].flat())
+    for (let round = 0; round < 40 && who().size < 2; round++) {
+      const batch = Array.from({length: 25}, () => h.event('knowledge.question.posted'))
+      sent.push(...batch)
+      await h.send(batch)
+      await until(() => expect(c1.stats().handled + c2.stats().handled).toBe(sent.length), 15_000)
+    }
+    expect(who()).toEqual(new Set(['c1', 'c2']))
+    expect([...handledBy.keys()].sort()).toEqual(sent.map((e) => e.event_id).sort())
+    for (const consumers of handledBy.values()) expect(consumers).toHaveLength(1)
+    await until(async () => expect(await pendingOf(group)).toBe(0), 15_000)
+  })
+})
