@@ -54,10 +54,10 @@ type Cleanup = () => Promise<void> | void
  * signatures so the build does not depend on the order in which they land.
  */
 interface RedisBusModule {
-  createRedisBus(target: {url: string}): Bus | Promise<Bus>
+  createRedisBus(target: {url: string; connectTimeoutMs?: number}): Bus | Promise<Bus>
 }
 interface RedisLeaderboardsModule {
-  createRedisLeaderboards(target: {url: string}): Leaderboards | Promise<Leaderboards>
+  createRedisLeaderboards(target: {url: string; connectTimeoutMs?: number}): Leaderboards | Promise<Leaderboards>
 }
 interface RedisServerModule {
   startRedisServer(options: {bin?: string; port?: number; dir: string; appendonly?: boolean}): Promise<{
@@ -139,14 +139,14 @@ interface StorePart {
   info: RuntimePartInfo
 }
 
-async function redisAdapters(url: string): Promise<{bus: Bus; leaderboards: Leaderboards}> {
+async function redisAdapters(url: string, connectTimeoutMs: number): Promise<{bus: Bus; leaderboards: Leaderboards}> {
   const [{createRedisBus}, {createRedisLeaderboards}] = await Promise.all([
     load<RedisBusModule>(MODULES.redisBus),
     load<RedisLeaderboardsModule>(MODULES.redisLeaderboards),
   ])
-  const bus = await createRedisBus({url})
+  const bus = await createRedisBus({url, connectTimeoutMs})
   try {
-    const leaderboards = await createRedisLeaderboards({url})
+    const leaderboards = await createRedisLeaderboards({url, connectTimeoutMs})
     return {bus, leaderboards}
   } catch (error) {
     await bus.close().catch(() => undefined)
@@ -174,12 +174,12 @@ async function openBus(options: OpenRuntimeOptions, attachTo: DiscoveredServer |
     } catch (error) {
       throw unreachable('Redis', '--redis-url', url, error)
     }
-    const adapters = await redisAdapters(url)
+    const adapters = await redisAdapters(url, timeoutMs)
     return {...adapters, info: redisPart(url, 'external'), leaderboardsInfo: redisPart(url, 'external')}
   }
 
   if (attachTo && (await pingRedis(attachTo.port, 1_000))) {
-    const adapters = await redisAdapters(attachTo.url)
+    const adapters = await redisAdapters(attachTo.url, timeoutMs)
     const info = redisPart(attachTo.url, 'embedded', {version: attachTo.version, pid: attachTo.pid, dataDir: attachTo.data_dir})
     return {...adapters, info, leaderboardsInfo: {...info}}
   }
@@ -196,7 +196,7 @@ async function openBus(options: OpenRuntimeOptions, attachTo: DiscoveredServer |
         await server.stop()
         rmSync(dir, {recursive: true, force: true})
       })
-      const adapters = await redisAdapters(server.url)
+      const adapters = await redisAdapters(server.url, timeoutMs)
       log(`No embedded runtime is up: started ${server.version} for this command only (its data goes when the command ends; \`tektree up\` keeps one running).`)
       const info = redisPart(server.url, 'embedded', {version: server.version, pid: server.pid})
       return {...adapters, info, leaderboardsInfo: {...info}}
