@@ -15,20 +15,6 @@ import type {Catalog} from '../catalog/types.js'
 import type {SimDraft} from './journeys.js'
 import {type Random, unitHash} from './random.js'
 
-/** The bus message for an envelope, as the outbox relay writes it (key = the aggregate id). */
-export function toBusMessage(envelope: EventEnvelope, catalog: Catalog): OutgoingMessage {
-  const event = catalog.get(envelope.event_type)
-  const keyField = event?.partitionKey
-  const fromPayload = keyField ? envelope.payload[keyField] : undefined
-  const key = String(envelope.metadata?.aggregate_id ?? fromPayload ?? envelope.event_id)
-  return {
-    topic: event?.topic ?? `tektree.${envelope.event_type.split('.')[0]}`,
-    key,
-    value: JSON.stringify(envelope),
-    headers: {event_type: envelope.event_type, event_id: envelope.event_id, published_at: String(Date.now())},
-  }
-}
-
 export type PoisonKind = 'garbage' | 'not-an-envelope' | 'schema-invalid'
 
 /**
@@ -149,7 +135,8 @@ export function withFailures<S extends HandlerService<any>>(
     const id = event.event_id
     if (permanent > 0 && unitHash(`${service.name}:${id}:permanent`) < permanent) {
       counters.permanent++
-      throw new SimulatedFailure(`simulated permanent failure in ${service.name}`, 'SIMULATED_PERMANENT_FAILURE', false)
+      // Retriable as far as the runner knows: it retries on schedule, then dead-letters.
+      throw new SimulatedFailure(`simulated permanent failure in ${service.name}`, 'SIMULATED_PERMANENT_FAILURE', true)
     }
     if (transient > 0) {
       const fromCtx = Number(ctx?.attempt ?? ctx?.deliveryCount ?? ctx?.delivery?.deliveryCount)

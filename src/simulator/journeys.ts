@@ -15,6 +15,8 @@ export interface SimDraft {
   correlationId: string
   /** Deterministic under --seed (null: let the publisher choose). */
   eventId: string | null
+  /** 32 hex; deterministic under --seed (null: let the publisher choose). */
+  traceId?: string | null
 }
 
 /** What a generator gives the run loop: n drafts at a time. */
@@ -99,7 +101,9 @@ export class Journeys implements DraftSource {
   }
 
   private draft(type: string, actor: number, payload: Record<string, unknown>): SimDraft {
-    return {type, payload, correlationId: this.population.journeyId(actor), eventId: this.seeded ? this.random.uuid() : null}
+    if (!this.seeded) return {type, payload, correlationId: this.population.journeyId(actor), eventId: null, traceId: null}
+    const eventId = this.random.uuid()
+    return {type, payload, correlationId: this.population.journeyId(actor), eventId, traceId: this.random.uuid().replace(/-/g, '')}
   }
 
   private title(kind: 'question' | 'other'): string {

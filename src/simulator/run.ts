@@ -9,7 +9,7 @@ import type {EventEnvelope} from '../runtime/envelope.js'
 import type {Runtime} from '../runtime/runtime.js'
 import {evaluateThresholds, needsVerify, parseThresholds} from './assertions.js'
 import {openEngine, type ConsumerHandle, type SimEngine} from './engine.js'
-import {makePoison, pickDuplicates, reorderInPlace, draftKey, sampleCount, toBusMessage, withFailures, type FailureCounters} from './faults.js'
+import {makePoison, pickDuplicates, reorderInPlace, draftKey, sampleCount, withFailures, type FailureCounters} from './faults.js'
 import {createForeignSource} from './foreign.js'
 import {createJourneys, type DraftSource, type SimDraft} from './journeys.js'
 import {createRandom} from './random.js'
@@ -79,7 +79,11 @@ export async function runSimulation(options: SimulationOptions, hooks: RunHooks 
   const scenario = options.scenario
   const thresholds = parseThresholds(scenario.assert)
   const wantVerify = Boolean(options.verify) || needsVerify(thresholds)
+  const errors: string[] = []
   const engine = await openEngine({
+    onError: (message) => {
+      if (errors.length < 20) errors.push(message)
+    },
     runtime: options.runtime,
     redisUrl: options.redisUrl,
     mongoUrl: options.mongoUrl,
@@ -89,7 +93,7 @@ export async function runSimulation(options: SimulationOptions, hooks: RunHooks 
     visibilityTimeoutMs: options.visibilityTimeoutMs,
   })
   try {
-    return await simulate(engine, options, hooks, thresholds, wantVerify)
+    return await simulate(engine, options, hooks, thresholds, wantVerify, errors)
   } finally {
     await engine.close()
   }
@@ -101,11 +105,11 @@ async function simulate(
   hooks: RunHooks,
   thresholds: ReturnType<typeof parseThresholds>,
   wantVerify: boolean,
+  errors: string[],
 ): Promise<SimulationReport> {
   const {scenario} = options
   const {runtime, catalog} = engine
   const signal = hooks.signal
-  const errors: string[] = []
   const faultRandom = createRandom(scenario.seed === null ? null : scenario.seed + 1)
   const startedAt = new Date()
   const t0 = performance.now()
@@ -297,7 +301,7 @@ async function simulate(
     if (scenario.faults.duplicatePct > 0 && previousBatch.length > 0) {
       const dups = pickDuplicates(previousBatch, scenario.faults.duplicatePct, faultRandom)
       if (dups.length > 0) {
-        await runtime.bus.publish(dups.map((e) => toBusMessage(e, catalog)))
+        await runtime.bus.publish(dups.map((e) => engine.toBusMessage(e)))
         duplicateCount += dups.length
       }
     }
