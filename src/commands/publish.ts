@@ -6,35 +6,9 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand, catalogFlag, runtimeFlags, UserError} from '../cli/base.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
 import type {Catalog} from '../catalog/types.js'
-import type {EventValidator} from '../catalog/validate.js'
 import {errorContract, type ErrorContract, type EventEnvelope} from '../runtime/envelope.js'
-import type {RuntimeMetrics} from '../runtime/metrics.js'
 import type {RuntimeDescription} from '../runtime/runtime.js'
-import type {Bus, Store} from '../runtime/ports.js'
-
-/*
- * The publisher and the outbox relay are written alongside this command: loaded by specifier and typed
- * by their agreed signatures, so the build does not depend on the order in which they land.
- */
-interface Publisher {
-  draft(type: string, payload: Record<string, unknown>, options?: Record<string, unknown>): EventEnvelope
-  publish(
-    events: EventEnvelope[],
-  ): Promise<{accepted: unknown; duplicates: unknown; rejected: Array<{index: number; error: ErrorContract | {error?: unknown; message?: string}}>}>
-}
-interface Relay {
-  start(): unknown
-  kick(): void
-  stop(): Promise<unknown>
-  drain(): Promise<unknown>
-}
-interface PublisherModule {
-  createPublisher(options: {store: Store; catalog: Catalog; validator: EventValidator; relay?: Relay; producerId: string; metrics?: RuntimeMetrics}): Publisher
-}
-interface RelayModule {
-  createOutboxRelay(options: {store: Store; bus: Bus; catalog: Catalog; metrics?: RuntimeMetrics; owner: string}): Relay
-}
-const load = <T>(specifier: string): Promise<T> => import(specifier) as Promise<T>
+import type {Publisher} from '../runtime/publisher.js'
 
 export interface PublishSummary {
   source: string
@@ -180,8 +154,8 @@ Exit codes: 0 every line published (or a duplicate), 1 a line was invalid or rej
     const [{loadCatalog}, {createValidator}, {createPublisher}, {createOutboxRelay}] = await Promise.all([
       import('../catalog/load.js'),
       import('../catalog/validate.js'),
-      load<PublisherModule>('../runtime/publisher.js'),
-      load<RelayModule>('../runtime/relay.js'),
+      import('../runtime/publisher.js'),
+      import('../runtime/relay.js'),
     ])
     const catalog = await loadCatalog(this.flags.catalog)
     const validator = createValidator(catalog)

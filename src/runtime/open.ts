@@ -49,35 +49,6 @@ export interface OpenRuntimeOptions {
 
 type Cleanup = () => Promise<void> | void
 
-/*
- * Adapters and launchers written alongside this file, loaded by specifier and typed by their agreed
- * signatures so the build does not depend on the order in which they land.
- */
-interface RedisBusModule {
-  createRedisBus(target: {url: string; connectTimeoutMs?: number}): Bus | Promise<Bus>
-}
-interface RedisLeaderboardsModule {
-  createRedisLeaderboards(target: {url: string; connectTimeoutMs?: number}): Leaderboards | Promise<Leaderboards>
-}
-interface RedisServerModule {
-  startRedisServer(options: {bin?: string; port?: number; dir: string; appendonly?: boolean}): Promise<{
-    url: string
-    port: number
-    pid: number
-    version: string
-    stop(): Promise<void>
-  }>
-}
-interface MongoStoreModule {
-  createMongoStore(target: {url: string; database: string}, options?: {connectTimeoutMs?: number}): Promise<Store>
-}
-const MODULES = {
-  redisBus: './redis/bus.js',
-  redisLeaderboards: './redis/leaderboards.js',
-  redisServer: './embedded/redis-server.js',
-  mongoStore: './mongo/store.js',
-}
-const load = <T>(specifier: string): Promise<T> => import(specifier) as Promise<T>
 
 const DEFAULT_DATABASE = 'tektree'
 const IN_PROCESS_LINE = 'for this command only; other terminals cannot attach to an in-process part'
@@ -141,8 +112,8 @@ interface StorePart {
 
 async function redisAdapters(url: string, connectTimeoutMs: number): Promise<{bus: Bus; leaderboards: Leaderboards}> {
   const [{createRedisBus}, {createRedisLeaderboards}] = await Promise.all([
-    load<RedisBusModule>(MODULES.redisBus),
-    load<RedisLeaderboardsModule>(MODULES.redisLeaderboards),
+    import('./redis/bus.js'),
+    import('./redis/leaderboards.js'),
   ])
   const bus = await createRedisBus({url, connectTimeoutMs})
   try {
@@ -190,7 +161,7 @@ async function openBus(options: OpenRuntimeOptions, attachTo: DiscoveredServer |
   if (found.ok) {
     const dir = mkdtempSync(join(tmpdir(), 'tektree-redis-'))
     try {
-      const {startRedisServer} = await load<RedisServerModule>(MODULES.redisServer)
+      const {startRedisServer} = await import('./embedded/redis-server.js')
       const server = await startRedisServer({bin: found.bin, dir, appendonly: false})
       cleanups.push(async () => {
         await server.stop()
@@ -227,14 +198,14 @@ async function openStore(options: OpenRuntimeOptions, attachTo: DiscoveredServer
     ...extra,
   })
   const connect = async (url: string) => {
-    const {createMongoStore} = await load<MongoStoreModule>(MODULES.mongoStore)
+    const {createMongoStore} = await import('./mongo/store.js')
     return createMongoStore({url, database}, {connectTimeoutMs: timeoutMs})
   }
 
   if (options.mongoUrl) {
     const url = options.mongoUrl
     // Loaded before the try below: a missing module is a bug, not an unreachable server.
-    await load<MongoStoreModule>(MODULES.mongoStore)
+    await import('./mongo/store.js')
     try {
       return {store: await connect(url), info: mongoPart(url, 'external')}
     } catch (error) {
