@@ -1,0 +1,112 @@
+/**
+ * The consumer runner under faults, on the in-process engine: redeliveries while a retry is parked,
+ * a failing DLQ write, and a seeded mix of transient failures over many keys (order and
+ * exactly-once effects must hold whatever the interleaving).
+ */
+import {createHash} from 'node:crypto'
+import {afterEach, beforeEach, describe, expect, it} from 'vitest'
+import type {EventEnvelope} from '../../src/runtime/envelope.js'
+import {advanceWhenParked, createHarness, serviceName, until, type Harness} from './consumer-harness.js'
+
+let h: Harness
+beforeEach(async () => {
+  h = await createHarness()
+})
+afterEach(async () => {
+  await h.close()
+})
+
+const pendingOf = async (group: string) => (await h.bus.stats({group})).reduce((n, s) => n + s.pending + s.lag, 0)
+
+/** Deterministic "random" in [0, 1) from a string. */
+const unit = (text: string) => createHash('sha1').update(text).digest().readUInt32BE(0) / 2 ** 32
+
+describe('consumer runner under faults', () => {
+  it('ignores the bus redelivering a delivery that is parked for a retry', async () => {
+    // given a short visibility timeout, far shorter than the 10 s retry wait
+    const group = serviceName()
+    const event = h.event('user.registered')
+    await h.send([event])
+    const attempts: number[] = []
+    const handle = h.start(
+      {
+        name: group,
+        consumes: ['user.registered'],
+        async handle(_e, ctx) {
+          attempts.push(ctx.attempt)
+          if (ctx.attempt <= 2) throw new Error('transient')
+        },
+      },
+      {visibilityTimeoutMs: 30},
+    )
+    // when the bus re-sends it while it waits
+    await until(() => expect(handle.stats().ignoredRedeliveries).toBeGreaterThanOrEqual(2))
+    await advanceWhenParked(h.clock, 10_000)
+    await until(() => expect(handle.stats().acked).toBe(1))
+    // then the re-sends did not start extra attempts
+    expect(attempts).toEqual([1, 2, 3])
+    expect(handle.stats().handled).toBe(1)
+    await until(async () => expect(await pendingOf(group)).toBe(0))
+  })
+
+  it('does not ack when the DLQ write fails; the redelivery dead-letters it once', async () => {
+    const group = serviceName()
+    const add = h.store.dlq.add.bind(h.store.dlq)
+    let failures = 1
+    h.store.dlq.add = async (record) => {
+      if (failures-- > 0) throw new Error('store unavailable')
+      return add(record)
+    }
+    await h.sendRaw('tektree.user', 'garbage', {event_type: 'user.registered', event_id: 'raw-1'})
+    const handle = h.start({name: group, consumes: ['user.registered'], async handle() {}}, {visibilityTimeoutMs: 30})
+    await until(() => expect(handle.stats().deadLettered).toBe(1))
+    await until(async () => expect(await pendingOf(group)).toBe(0))
+    expect(h.events.filter((e) => e.type === 'store_error')).toHaveLength(1)
+    expect(await h.store.dlq.count({group})).toBe(1)
+    expect(handle.stats().received).toBe(2)
+  })
+
+  it('keeps per-key order and exactly-once effects over many keys with seeded transient failures', async () => {
+    const group = serviceName()
+    const keys = Array.from({length: 12}, (_, i) => `0000000${i.toString(16)}-0000-4000-8000-${String(i).padStart(12, '0')}`)
+    const events: EventEnvelope[] = []
+    for (let i = 0; i < 240; i++) events.push(h.event('user.authenticated', {key: keys[Math.floor(unit(`k${i}`) * keys.length)]}))
+    const order = new Map(events.map((e, i) => [e.event_id, i]))
+    const succeeded: Array<{key: string; index: number}> = []
+    const handle = h.start(
+      {
+        name: group,
+        consumes: ['user.authenticated'],
+        async handle(e, ctx) {
+          // ~20% fail once, ~5% fail three times (succeeding on the 4th and last attempt)
+          const roll = unit(e.event_id)
+          if (roll < 0.2 && ctx.attempt === 1) throw new Error('flaky once')
+          if (roll > 0.95 && ctx.attempt <= 3) throw new Error('flaky thrice')
+          await ctx.store.projections.applyOnce('logins', e.payload.user_id as string, e.event_id, {$inc: {n: 1}})
+          succeeded.push({key: e.payload.user_id as string, index: order.get(e.event_id)!})
+        },
+      },
+      {batchSize: 16, concurrency: 4, maxBuffered: 48},
+    )
+    await h.send(events)
+    // drive virtual time until everything is acked (bounded)
+    for (let round = 0; round < 2_000 && handle.stats().acked < events.length; round++) {
+      if (h.clock.pendingSleepers > 0) await h.clock.advance(60_000)
+      else await new Promise((resolve) => setTimeout(resolve, 2))
+    }
+    expect(handle.stats().acked).toBe(events.length)
+    expect(handle.stats().deadLettered).toBe(0)
+    expect(handle.stats().retried).toBeGreaterThan(0)
+    // each key's events succeeded in publish order
+    for (const key of keys) {
+      const indexes = succeeded.filter((s) => s.key === key).map((s) => s.index)
+      expect(indexes).toEqual([...indexes].sort((a, b) => a - b))
+    }
+    // and every effect happened exactly once
+    expect(succeeded).toHaveLength(events.length)
+    let total = 0
+    for (const key of keys) total += ((await h.store.projections.get('logins', key))?.n as number | undefined) ?? 0
+    expect(total).toBe(events.length)
+    expect(await pendingOf(group)).toBe(0)
+  })
+})
