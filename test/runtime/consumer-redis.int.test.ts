@@ -114,4 +114,46 @@ describe.skipIf(!redisUrl)(`consumer runner on Redis (${redisUrl ? 'redis-server
     for (const consumers of handledBy.values()) expect(consumers).toHaveLength(1)
     await until(async () => expect(await pendingOf(group)).toBe(0), 15_000)
   })
+
+  it('after a crash, another consumer takes the unacked deliveries over and the effects happen once', async () => {
+    const h = await setup()
+    const group = serviceName()
+    const events = Array.from({length: 8}, () => h.event('user.registered'))
+    await h.send(events)
+    const crash = new AbortController()
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    const c1 = h.start(
+      {
+        name: group,
+        consumes: ['user.registered'],
+        async handle(e, ctx) {
+          await ctx.store.projections.applyOnce('registrations', 'all', e.event_id, {$inc: {n: 1}})
+          await gate
+        },
+      },
+      {signal: crash.signal, visibilityTimeoutMs: 300},
+    )
+    await until(async () => expect((await h.store.projections.get('registrations', 'all'))?.n).toBe(8), 15_000)
+    crash.abort()
+    await c1.done
+    release()
+    expect(c1.stats().acked).toBe(0)
+    const calls: string[] = []
+    const c2 = h.start(
+      {
+        name: group,
+        consumes: ['user.registered'],
+        async handle(e, ctx) {
+          calls.push(e.event_id)
+          await ctx.store.projections.applyOnce('registrations', 'all', e.event_id, {$inc: {n: 1}})
+        },
+      },
+      {visibilityTimeoutMs: 300},
+    )
+    await until(() => expect(c2.stats().acked).toBe(8), 20_000)
+    expect(calls.sort()).toEqual(events.map((e) => e.event_id).sort())
+    expect((await h.store.projections.get('registrations', 'all'))?.n).toBe(8)
+    await until(async () => expect(await pendingOf(group)).toBe(0), 15_000)
+  })
 })
