@@ -123,7 +123,11 @@ export interface ConsumerStats {
 }
 
 export interface ConsumerHandle {
-  /** Stops fetching, lets running handlers finish (and ack), aborts retry waits (those stay unacked), leaves the group. */
+  /**
+   * Stops fetching, lets running handlers finish (and ack) along with what their lanes already
+   * fetched, aborts retry waits (those deliveries stay unacked: the group gets them again), leaves
+   * the group. A handler that never returns keeps stop() waiting: abort `signal` to crash out.
+   */
   stop(): Promise<void>
   /** Resolves when the runner has ended (stop(), or the signal aborted). */
   readonly done: Promise<void>

@@ -66,6 +66,7 @@ export interface PublisherOptions {
   relay?: {kick(): void}
   /** producer_id of every drafted envelope (the process / instance). */
   producerId: string
+  /** Accepted for symmetry with the relay; nothing is recorded here ("published" means the bus took it, which the relay records). */
   metrics?: RuntimeMetrics
   /** For default timestamps (default: wall clock). */
   clock?: Clock
