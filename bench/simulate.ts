@@ -3,12 +3,22 @@
  * (and on Redis when TEKTREE_REDIS_URL / --redis-url is given) and prints what was achieved:
  * simulated events/s, all events/s incl. derived, publish and delivery p95, backlog.
  *
- *   npx tsx bench/simulate.ts [--rates 500,1000,2000,5000] [--seconds 10] [--redis-url URL] [--no-services]
+ *   npx tsx bench/simulate.ts [--rates 500,1000,2000,5000] [--seconds 10] [--redis-url URL [--mongo-url URL | --full]]
+ *                             [--services tektree|sink|none]
+ *
+ * --services sink runs one no-op consumer group on every type, to measure the bus alone (the default
+ * when the TekTree services are not part of the build).
  */
 import {parseArgs} from 'node:util'
 import Table from 'cli-table3'
+import {SystemClock} from '../src/runtime/clock.js'
+import {createMemoryLeaderboards, createMemoryStore} from '../src/runtime/memory/index.js'
+import {createMetrics} from '../src/runtime/metrics/index.js'
+import {createRedisBus} from '../src/runtime/redis/bus.js'
+import type {Runtime} from '../src/runtime/runtime.js'
 import {runSimulation} from '../src/simulator/run.js'
 import {parseScenario} from '../src/simulator/scenario.js'
+import {servicesAvailable, type SimService} from '../src/simulator/services-bridge.js'
 
 const {values} = parseArgs({
   options: {
@@ -16,14 +26,41 @@ const {values} = parseArgs({
     seconds: {type: 'string', default: '10'},
     'redis-url': {type: 'string', default: process.env.TEKTREE_REDIS_URL},
     'mongo-url': {type: 'string', default: process.env.TEKTREE_MONGO_URL},
-    'no-services': {type: 'boolean', default: false},
+    services: {type: 'string'},
+    full: {type: 'boolean', default: false},
   },
 })
 
+const mode = values.services ?? ((await servicesAvailable()) ? 'tektree' : 'sink')
+const sink: SimService = {name: 'bench-sink', consumes: ['**'], handle: () => undefined}
+const services: SimService[] | undefined = mode === 'sink' ? [sink] : mode === 'none' ? [] : undefined
 const rates = values.rates!.split(',').map(Number)
 const seconds = Number(values.seconds)
-const targets: Array<{name: string; redisUrl?: string; mongoUrl?: string; inProcess?: boolean}> = [{name: 'in-process', inProcess: true}]
-if (values['redis-url']) targets.push({name: 'redis', redisUrl: values['redis-url'], mongoUrl: values['mongo-url']})
+type Target = {name: string; redisUrl?: string; mongoUrl?: string; inProcess?: boolean; runtime?: () => Promise<Runtime>}
+const targets: Target[] = [{name: 'in-process', inProcess: true}]
+if (values['redis-url']) {
+  const url = values['redis-url']
+  // The Redis bus alone: in-process store, so the numbers are the bus's, not the store's.
+  targets.push({
+    name: 'redis bus + in-process store',
+    runtime: async () => {
+      const bus = await createRedisBus({url})
+      const store = createMemoryStore()
+      const leaderboards = createMemoryLeaderboards()
+      const part = (kind: string, location: string) => ({kind, location, origin: 'external' as const})
+      return {
+        bus, store, leaderboards, clock: new SystemClock(), metrics: createMetrics(),
+        describe: () => ({bus: part('redis', url), store: part('memory', 'in-process'), leaderboards: part('memory', 'in-process')}),
+        close: async () => {
+          await bus.close()
+          await store.close()
+        },
+      }
+    },
+  })
+  // The full path on servers: with --mongo-url, or the store openRuntime finds (discovery / its own server).
+  if (values['mongo-url'] || values['full']) targets.push({name: 'redis + mongodb', redisUrl: url, mongoUrl: values['mongo-url']})
+}
 
 const table = new Table({head: ['runtime', 'target/s', 'simulated/s', 'all/s', 'publish p95', 'delivery p95', 'max backlog', 'behind', 'drained']})
 for (const target of targets) {
@@ -38,10 +75,12 @@ for (const target of targets) {
       },
       'bench',
     )
+    const runtime = target.runtime ? await target.runtime() : undefined
     const report = await runSimulation(
-      {scenario, redisUrl: target.redisUrl, mongoUrl: target.mongoUrl, inProcess: target.inProcess, drainTimeoutMs: 60_000, ...(values['no-services'] ? {services: []} : {})},
+      {scenario, runtime, redisUrl: target.redisUrl, mongoUrl: target.mongoUrl, inProcess: target.inProcess, drainTimeoutMs: 60_000, services},
       {onProgress: (p) => process.stderr.write(`\r${target.name} ${rate}/s: sent ${p.sent} lag ${p.backlog}   `)},
     )
+    await runtime?.close()
     process.stderr.write('\n')
     table.push([
       target.name,
@@ -57,4 +96,4 @@ for (const target of targets) {
   }
 }
 console.log(table.toString())
-console.log(`node ${process.version}, ${seconds}s per rate, services: ${values['no-services'] ? 'none' : 'TekTree (when present)'}`)
+console.log(`node ${process.version}, ${seconds}s per rate, services: ${mode}`)
