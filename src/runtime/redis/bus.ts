@@ -578,6 +578,9 @@ class RedisSubscription implements Subscription {
   private resetConnection(): void {
     const old = this.blocking
     this.blocking = undefined
+    // A read stuck on the old connection may never settle: stop waiting for it (if it ever
+    // answers, its deliveries still reach the buffer).
+    this.inflight = undefined
     old?.disconnect()
   }
 
@@ -606,9 +609,12 @@ class RedisSubscription implements Subscription {
         throw error
       },
     )
-    this.inflight = tracked.catch(() => undefined).finally(() => {
-      this.inflight = undefined
-    })
+    const mine: Promise<unknown> = tracked
+      .catch(() => undefined)
+      .finally(() => {
+        if (this.inflight === mine) this.inflight = undefined
+      })
+    this.inflight = mine
     const watchdogMs = blockMs + Math.max(1_000, this.tickMs)
     const stop = new AbortController()
     const stopped = this.anySignal(signal ? AbortSignal.any([signal, stop.signal]) : stop.signal)

@@ -4,9 +4,10 @@
  * - The initial connect is bounded (default 5 s) and never retried: an unreachable URL is a
  *   UserError naming the URL with its password masked. After the first successful connect, a lost
  *   connection reconnects with capped exponential backoff.
- * - autoResendUnfulfilledCommands is off: a command in flight when the connection drops rejects
- *   instead of being resent on the new connection (ioredis#800: a pipeline cut by a reconnect can
- *   pair replies with the wrong commands). Callers retry; consumers dedupe by event_id.
+ * - Commands in flight when the connection drops are resent after the reconnect (ioredis default).
+ *   Turning that off is worse: ioredis 5 then drops them WITHOUT settling their promises. A pipeline
+ *   cut by a reconnect can pair replies with the wrong commands (ioredis#800), so the bus rejects any
+ *   publish batch that spanned a lost connection; callers retry and consumers dedupe by event_id.
  * - Blocking reads get their own connection (a duplicate), so a BLOCK never stalls other commands.
  */
 import {createHash} from 'node:crypto'
@@ -39,7 +40,6 @@ const backoff = (times: number): number => Math.min(100 * 2 ** Math.min(times, 5
 const BASE_OPTIONS: RedisOptions = {
   lazyConnect: true,
   enableOfflineQueue: true,
-  autoResendUnfulfilledCommands: false,
   // Commands issued while reconnecting wait for the new connection for a few attempts (~15 s).
   maxRetriesPerRequest: 10,
   enableReadyCheck: true,
@@ -62,7 +62,6 @@ export async function connectRedis(target: RedisTarget, options: RedisConnectOpt
     const made = base.duplicate({
       lazyConnect: false,
       enableOfflineQueue: true,
-      autoResendUnfulfilledCommands: false,
       // A blocking read waits for the reconnect; the caller's watchdog bounds it.
       maxRetriesPerRequest: null,
       connectionName: name,
