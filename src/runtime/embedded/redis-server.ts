@@ -3,7 +3,8 @@
  * integration tier's shared server, and the fault tests that stop, restart and crash their own).
  *
  * Only 127.0.0.1 is bound. Readiness is a bounded PING loop, never a fixed sleep. The child is not
- * detached: it dies with its parent's process group (`tektree up` uses its own detached launcher).
+ * detached (Ctrl-C reaches the whole process group); whoever starts it calls stop(). `tektree up`
+ * uses its own detached launcher (index.ts) for the long-lived server.
  */
 import {execFile, spawn, type ChildProcess} from 'node:child_process'
 import {existsSync, mkdirSync, readFileSync} from 'node:fs'

@@ -93,14 +93,17 @@ end
 return n
 `)
 
-/** Removes the consumer from the stream's group only when it has nothing pending (keeps XINFO tidy). */
+/** Removes the consumer from each stream's group where it has nothing pending (keeps XINFO tidy). */
 const FORGET_CONSUMER = new LuaScript(`
-local ok, pending = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
-if ok and #pending == 0 then
-  redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
-  return 1
+local n = 0
+for _, key in ipairs(KEYS) do
+  local ok, pending = pcall(redis.call, 'XPENDING', key, ARGV[1], '-', '+', 1, ARGV[2])
+  if ok and #pending == 0 then
+    redis.call('XGROUP', 'DELCONSUMER', key, ARGV[1], ARGV[2])
+    n = n + 1
+  end
 end
-return 0
+return n
 `)
 
 const ID_PATTERN = /^\d+-\d+$/
@@ -717,7 +720,7 @@ class RedisSubscription implements Subscription {
     try {
       await MEMBERSHIP.run(this.client, [this.bus.membersKey(this.group)], [this.consumer, 'leave', this.bus.sessionTimeoutMs])
       if (owned.length > 0) await RELEASE.run(this.client, owned.map((s) => this.byStream.get(s)!.lease), [this.holder])
-      for (const p of this.partitions) await FORGET_CONSUMER.run(this.client, [p.stream], [this.group, this.consumer])
+      await FORGET_CONSUMER.run(this.client, this.partitions.map((p) => p.stream), [this.group, this.consumer])
     } catch (error) {
       if (!isConnectionError(error)) throw error
       // Unreachable: the leases and the membership expire by themselves.
