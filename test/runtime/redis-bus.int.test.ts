@@ -1,11 +1,13 @@
 /**
  * The Bus contract against RedisBus on the integration tier's redis-server. Each test gets its own
- * key prefix (deleted afterwards) and a 1 s session timeout so takeover tests stay short.
+ * key prefix (deleted afterwards) and a 1 s session timeout so takeover tests stay short. Then what
+ * only this backend has: the key layout of docs/stream-layout.md and borrowing a caller's client.
  */
-import {describe, inject} from 'vitest'
+import {afterEach, describe, expect, inject, it} from 'vitest'
 import {Redis} from 'ioredis'
 import {busContract} from '../contracts/bus.contract.js'
-import {uniqueName} from '../contracts/helpers.js'
+import {consumeUntil, uniqueName} from '../contracts/helpers.js'
+import {partitionFor} from '../../src/runtime/partition.js'
 import {createRedisBus} from '../../src/runtime/redis/bus.js'
 import {deleteKeys} from '../../src/runtime/redis/connection.js'
 
@@ -32,4 +34,68 @@ describe.skipIf(!redisUrl)(`RedisBus (${redisUrl ? 'redis-server' : `skipped: ${
     },
     {visibilityTimeoutMs: 400},
   )
+
+  describe('backend specifics', () => {
+    const prefixes: string[] = []
+    const withAdmin = async <T>(fn: (admin: Redis) => Promise<T>): Promise<T> => {
+      const admin = new Redis(redisUrl!, {lazyConnect: true, maxRetriesPerRequest: 1})
+      try {
+        await admin.connect()
+        return await fn(admin)
+      } finally {
+        admin.disconnect()
+      }
+    }
+    afterEach(async () => {
+      for (const prefix of prefixes.splice(0)) await withAdmin((admin) => deleteKeys(admin, `${prefix}:*`))
+    })
+
+    it('lays out one stream per topic partition with k/v/h fields and topic metadata in a hash', async () => {
+      const prefix = uniqueName('t')
+      prefixes.push(prefix)
+      const bus = await createRedisBus({url: redisUrl!, prefix})
+      try {
+        await bus.ensureTopics([{name: 'tektree.knowledge', partitions: 4, retention: {maxLen: 1000}}])
+        const [id] = await bus.publish([{topic: 'tektree.knowledge', key: 'q-1', value: '{"a":1}', headers: {event_id: 'e1'}}])
+        const stream = `${prefix}:tektree.knowledge:p${partitionFor('q-1', 4)}`
+        const entries = await withAdmin((admin) => admin.xrange(stream, '-', '+'))
+        expect(entries).toEqual([[id, ['k', 'q-1', 'v', '{"a":1}', 'h', '{"event_id":"e1"}']]])
+        const meta = await withAdmin((admin) => admin.hget(`${prefix}:tektree:topics`, 'tektree.knowledge'))
+        expect(JSON.parse(meta!)).toEqual({partitions: 4, retention: {maxLen: 1000}})
+        const sub = await bus.subscribe({group: 'svc', consumer: 'c1', topics: ['tektree.knowledge'], blockMs: 100})
+        await consumeUntil(sub, (all) => all.length === 1, {ack: false})
+        expect(await withAdmin((admin) => admin.zrange(`${prefix}:tektree:members:svc`, 0, -1))).toEqual(['c1'])
+        const lease = await withAdmin((admin) => admin.get(`${prefix}:tektree:lease:svc:tektree.knowledge:p${partitionFor('q-1', 4)}`))
+        expect(lease?.startsWith('c1#')).toBe(true)
+        await sub.close()
+        // close() hands over at once: membership and leases are gone.
+        expect(await withAdmin((admin) => admin.zrange(`${prefix}:tektree:members:svc`, 0, -1))).toEqual([])
+        expect(await withAdmin((admin) => admin.keys(`${prefix}:tektree:lease:*`))).toEqual([])
+      } finally {
+        await bus.close()
+      }
+    })
+
+    it('{client}: commands use the caller client, blocking reads a duplicate; close() closes only the duplicate', async () => {
+      const prefix = uniqueName('t')
+      prefixes.push(prefix)
+      const client = new Redis(redisUrl!)
+      try {
+        const bus = await createRedisBus({client, prefix})
+        await bus.ensureTopics([{name: 'topic', partitions: 2}])
+        await bus.publish([{topic: 'topic', key: 'k', value: 'v', headers: {}}])
+        const group = uniqueName('g')
+        const sub = await bus.subscribe({group, consumer: 'c', topics: ['topic'], blockMs: 100})
+        expect(await consumeUntil(sub, (all) => all.length === 1)).toHaveLength(1)
+        const names = async () => (await client.client('LIST')) as string
+        expect(await names()).toContain(`name=tektree:${group}:c`)
+        await bus.close()
+        expect(await client.ping()).toBe('PONG')
+        // The duplicate is gone (CLIENT LIST may lag a moment behind the socket close).
+        await expect.poll(names, {timeout: 10_000}).not.toContain(`name=tektree:${group}:c`)
+      } finally {
+        client.disconnect()
+      }
+    })
+  })
 })
