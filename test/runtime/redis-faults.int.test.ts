@@ -149,6 +149,39 @@ describe.skipIf(!redisUrl)(`Redis faults (${reason})`, () => {
     console.info(`[redis-faults] restart mid-run: ${total} events, ${duplicates} duplicate deliveries, ${publishFailures} publish retries, ${consumeErrors} consumer errors, ${retained.length} stream entries`)
   }, 150_000)
 
+  it('the blocking connection killed server-side while next() waits: reads resume on a new connection', async () => {
+    const prefix = uniqueName('t')
+    const admin = new Redis(redisUrl!, {lazyConnect: true, maxRetriesPerRequest: 1})
+    await admin.connect()
+    cleanups.push(async () => {
+      await deleteKeys(admin, `${prefix}:*`)
+      admin.disconnect()
+    })
+    const bus = await createRedisBus({url: redisUrl!, prefix, sessionTimeoutMs: 1_000})
+    cleanups.push(() => bus.close())
+    await bus.ensureTopics([{name: 'topic', partitions: 2}])
+    const group = uniqueName('g')
+    const sub = await bus.subscribe({group, consumer: 'blocked', topics: ['topic'], blockMs: 5_000})
+    const waiting = sub.next()
+    const name = `name=tektree:${group}:blocked`
+    const line = await until(async () => ((await admin.client('LIST')) as string).split('\n').find((l) => l.includes(name) && l.includes('cmd=xreadgroup')), {
+      message: 'the subscription blocks in XREADGROUP',
+    })
+    const id = /(?:^|\s)id=(\d+)/.exec(line)![1]
+    expect(await admin.client('KILL', 'ID', id)).toBe(1)
+    await bus.publish([{topic: 'topic', key: 'k', value: 'after-kill', headers: {event_id: 'e1'}}])
+    // The next() that was blocked settles (with the message or empty), and reading goes on.
+    const got = [...(await waiting)]
+    await until(
+      async () => {
+        if (!got.some((d) => d.value === 'after-kill')) got.push(...(await sub.next()))
+        return got.some((d) => d.value === 'after-kill')
+      },
+      {timeoutMs: 30_000, message: 'the message published after the kill arrives'},
+    )
+    expect(got.filter((d) => d.value === 'after-kill')).toHaveLength(1)
+  }, 60_000)
+
   it('a consumer process killed with SIGKILL mid-batch: another consumer takes its partitions and gets its deliveries again', async () => {
     const prefix = uniqueName('t')
     cleanups.push(async () => {
