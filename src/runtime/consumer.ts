@@ -49,8 +49,13 @@ export interface HandlerContext {
    * redelivery re-emits the SAME ids and the store dedupes them. Appended after the handler
    * succeeds, before the ack. `key` names one emit among several of a type when their order may
    * vary between runs (e.g. the board id of a leaderboard update).
+   *
+   * `identity` is for threshold events that several causing events could each observe (level L
+   * reached, achievement A unlocked): the id then depends on the identity alone, not on this
+   * event, so however many handlers observe the threshold, concurrently or on redelivery, the
+   * store keeps the first and drops the rest. Causation still names this event.
    */
-  emit(type: string, payload: Record<string, unknown>, options?: {key?: string}): EventEnvelope
+  emit(type: string, payload: Record<string, unknown>, options?: {key?: string; identity?: string}): EventEnvelope
 }
 
 export interface ServiceDefinition {
@@ -485,7 +490,10 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
         const n = perType.get(target.type) ?? 0
         perType.set(target.type, n + 1)
         const envelope = publisher.draft(target.type, payload, {
-          eventId: derivedEventId(event.event_id, group, target.type, emitOptions?.key ?? n),
+          eventId:
+            emitOptions?.identity === undefined
+              ? derivedEventId(event.event_id, group, target.type, emitOptions?.key ?? n)
+              : derivedEventId(`identity:${emitOptions.identity}`, group, target.type, 0),
           causationId: event.event_id,
           correlationId: event.correlation_id,
           traceId: event.trace_id,

@@ -2,6 +2,7 @@
  * The consumer runner on the in-process engine (memory bus/store/leaderboards) with a frozen
  * VirtualClock: retry delays are observed on virtual time, never waited for.
  */
+import {randomUUID} from 'node:crypto'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {startConsumer, type HandlerContext} from '../../src/runtime/consumer.js'
 import type {EventEnvelope} from '../../src/runtime/envelope.js'
@@ -338,6 +339,28 @@ describe('consumer runner: derived events', () => {
     const again: EventEnvelope[] = []
     for await (const e of h.store.events.query({correlationId: event.correlation_id})) again.push(e)
     expect(again.map((e) => e.event_id).sort()).toEqual(derived.map((e) => e.event_id).sort())
+  })
+
+  it('an emit with an identity gets the same id from every causing event, so the store keeps one', async () => {
+    const group = serviceName('gamification')
+    const user = randomUUID()
+    const events = [h.event('user.registered'), h.event('user.registered'), h.event('user.registered')]
+    await h.send(events)
+    const handle = h.start(
+      {
+        name: group,
+        consumes: ['user.registered'],
+        async handle(_e, ctx) {
+          ctx.emit('gamification.level.up', {user_id: user, previous_level: 1, new_level: 2, total_xp: 100}, {identity: `${user}:level:2`})
+        },
+      },
+      {validateEmitted: true},
+    )
+    await until(() => expect(handle.stats().acked).toBe(3))
+    const levelUps: EventEnvelope[] = []
+    for await (const e of h.store.events.query({types: ['gamification.level.up']})) if (e.payload.user_id === user) levelUps.push(e)
+    expect(levelUps).toHaveLength(1)
+    expect(events.map((e) => e.event_id)).toContain(levelUps[0].causation_id)
   })
 
   it('dead-letters a handler that emits an invalid event (retrying builds it again)', async () => {
