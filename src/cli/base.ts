@@ -34,6 +34,14 @@ export const runtimeFlags = {
   }),
 }
 
+/** Serves the runtime's metrics to Prometheus while the command runs (commands that run for a while). */
+export const metricsPortFlag = Flags.integer({
+  summary: 'Serve Prometheus metrics on http://127.0.0.1:PORT/metrics while this runs (0 = a free port).',
+  min: 0,
+  max: 65535,
+  helpGroup: 'RUNTIME',
+})
+
 export abstract class BaseCommand<T extends typeof Command> extends Command {
   static override baseFlags = {
     debug: Flags.boolean({summary: 'Show stack traces and internal detail on errors.', default: false, helpGroup: 'GLOBAL'}),

@@ -1,5 +1,5 @@
 import {Flags} from '@oclif/core'
-import {BaseCommand, catalogFlag, runtimeFlags, UserError} from '../cli/base.js'
+import {BaseCommand, catalogFlag, metricsPortFlag, runtimeFlags, UserError} from '../cli/base.js'
 import {exitCodeFor, parseThresholds} from '../simulator/assertions.js'
 import {createProgressWriter} from '../simulator/progress.js'
 import {renderSummary, writeReport, type SimulationReport} from '../simulator/report.js'
@@ -33,6 +33,7 @@ Exit codes: 0 all assertions hold, 1 an assertion failed, 2 a usage error (bad s
     assert: Flags.string({char: 'a', summary: 'A threshold like "delivery_p95<100ms" (repeatable; adds to the scenario\'s).', multiple: true}),
     verify: Flags.boolean({summary: 'After draining, recompute the projections from the event log and compare.', default: false}),
     'drain-timeout': Flags.string({summary: 'Longest wait for the backlog to empty after generation.', default: '30s'}),
+    'metrics-port': metricsPortFlag,
     catalog: catalogFlag,
     ...runtimeFlags,
   }
@@ -76,8 +77,13 @@ Exit codes: 0 all assertions hold, 1 an assertion failed, 2 a usage error (bad s
           catalogPath: flags.catalog,
           verify: flags.verify,
           drainTimeoutMs,
+          metricsPort: flags['metrics-port'],
         },
-        {signal: controller.signal, onProgress: human ? (p) => progress.update(p) : undefined},
+        {
+          signal: controller.signal,
+          onProgress: human ? (p) => progress.update(p) : undefined,
+          onMetricsEndpoint: (url) => process.stderr.write(`Prometheus metrics: ${url}\n`),
+        },
       )
     } finally {
       process.off('SIGINT', onSigint)

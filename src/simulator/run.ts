@@ -18,6 +18,7 @@ import {assertionValues, emptyLatency, type SimulationReport} from './report.js'
 import {plannedDurationMs, type Scenario} from './scenario.js'
 import {loadServices, verifyProjections, type SimService} from './services-bridge.js'
 import {UserError} from '../errors.js'
+import {startPrometheusExporter, type PrometheusExporter} from '../runtime/metrics/index.js'
 
 export interface SimulationOptions {
   scenario: Scenario
@@ -41,6 +42,8 @@ export interface SimulationOptions {
   services?: SimService[]
   /** Visibility timeout of the consumers (ms): how soon a crashed consumer's work is redelivered. */
   visibilityTimeoutMs?: number
+  /** Serve the runtime's metrics to Prometheus on this port while the run lasts (0 = a free one). */
+  metricsPort?: number
 }
 
 export interface SimulationProgress {
@@ -60,6 +63,8 @@ export interface SimulationProgress {
 
 export interface RunHooks {
   onProgress?: (progress: SimulationProgress) => void
+  /** The Prometheus endpoint's URL, once it listens (with metricsPort). */
+  onMetricsEndpoint?: (url: string) => void
   signal?: AbortSignal
 }
 
@@ -92,9 +97,15 @@ export async function runSimulation(options: SimulationOptions, hooks: RunHooks 
     clockSpeed: scenario.clock.speed,
     visibilityTimeoutMs: options.visibilityTimeoutMs,
   })
+  let exporter: PrometheusExporter | undefined
   try {
+    if (options.metricsPort !== undefined) {
+      exporter = await startPrometheusExporter(engine.runtime.metrics, {port: options.metricsPort})
+      hooks.onMetricsEndpoint?.(exporter.url)
+    }
     return await simulate(engine, options, hooks, thresholds, wantVerify, errors)
   } finally {
+    await exporter?.close()
     await engine.close()
   }
 }

@@ -174,3 +174,31 @@ describe('runSimulation on the in-process engine', () => {
     expect(progress).toContain('generating')
   })
 })
+
+describe('simulate: metrics endpoint', () => {
+  it('serves the run\'s metrics to Prometheus while it lasts, and closes the endpoint after', async () => {
+    const runtime = await inProcess()
+    const {service} = countingService(runtime)
+    let endpoint = ''
+    const report = await runSimulation(
+      {scenario: scenario({events: 200}), runtime, services: [service], metricsPort: 0},
+      {onMetricsEndpoint: (url) => (endpoint = url)},
+    )
+    expect(report.events.simulated).toBe(200)
+    expect(endpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/)
+    // the endpoint belonged to the run: it is gone once runSimulation returns
+    await expect(fetch(endpoint)).rejects.toThrow()
+  })
+
+  it('the endpoint answers during the run with the published counter', async () => {
+    const runtime = await inProcess()
+    const {service} = countingService(runtime)
+    let body: Promise<string> | undefined
+    await runSimulation(
+      {scenario: scenario({events: 300}), runtime, services: [service], metricsPort: 0},
+      {onMetricsEndpoint: (url) => (body = new Promise((r) => setTimeout(r, 0)).then(() => fetch(url)).then((r) => r.text()))},
+    )
+    const text = await body!
+    expect(text).toContain('# TYPE tektree_event_published_total counter')
+  })
+})
