@@ -1,0 +1,50 @@
+import {Args, Flags} from '@oclif/core'
+import Table from 'cli-table3'
+import {BaseCommand, runtimeFlags, UserError} from '../cli/base.js'
+import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
+import type {SearchHit} from '../services/search/index.js'
+
+export default class Search extends BaseCommand<typeof Search> {
+  static override summary = "Query the search service's index of questions, insights, discussions, resources, areas and users."
+  static override description = 'Matches the query\'s words against the indexed titles, tags and text (what the search service built from the events), best first.'
+  static override enableJsonFlag = true
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> "event sourcing"',
+    '<%= config.bin %> <%= command.id %> kafka --kind question --limit 5',
+    '<%= config.bin %> <%= command.id %> redis --json',
+  ]
+  static override args = {
+    query: Args.string({description: 'Words to look for.', required: true}),
+  }
+  static override flags = {
+    kind: Flags.string({summary: 'Only this kind of document.', options: ['question', 'insight', 'discussion', 'resource', 'area', 'user']}),
+    limit: Flags.integer({summary: 'Most results.', default: 10, min: 1, max: 1000}),
+    ...runtimeFlags,
+  }
+
+  public async run(): Promise<{query: string; hits: SearchHit[]; indexed: number}> {
+    const {searchDocuments, tokenize, DOCUMENTS} = await import('../services/search/index.js')
+    if (tokenize(this.args.query).length === 0) {
+      throw new UserError(`"${this.args.query}" has no words to search for`, {code: 'EMPTY_QUERY', hint: 'Use words of two or more letters.', exitCode: 2})
+    }
+    const runtime = await openRuntimeFromFlags(this.flags)
+    try {
+      const indexed = await runtime.store.projections.count(DOCUMENTS)
+      const hits = await searchDocuments(runtime.store.projections, this.args.query, {limit: this.flags.limit, kind: this.flags.kind})
+      if (!this.jsonEnabled()) {
+        if (indexed === 0) {
+          this.log('The search index is empty: run the services on some events first (tektree simulate, or tektree services with tektree publish).')
+        } else if (hits.length === 0) {
+          this.log(`No match for "${this.args.query}" among ${indexed} indexed documents.`)
+        } else {
+          const table = new Table({head: ['kind', 'title', 'id', 'score', 'matched']})
+          for (const hit of hits) table.push([hit.kind, hit.title ?? '', hit.id, hit.score, hit.matched.join(' ')])
+          this.log(table.toString())
+        }
+      }
+      return {query: this.args.query, hits, indexed}
+    } finally {
+      await runtime.close()
+    }
+  }
+}

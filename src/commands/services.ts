@@ -1,0 +1,113 @@
+import {join} from 'node:path'
+import {Flags} from '@oclif/core'
+import {BaseCommand, catalogFlag, metricsPortFlag, runtimeFlags, UserError} from '../cli/base.js'
+import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
+
+export default class Services extends BaseCommand<typeof Services> {
+  static override summary = "Run the TekTree services' consumers in the foreground until Ctrl+C."
+  static override description = `Runs every TekTree service (gamification, payment, notification, search, cache, analytics, realtime, user, email) as consumer groups on the runtime: the embedded one by default, or the servers given by URL. Start it in several terminals (or with --instances) and the groups share the work; each aggregate's events stay in order.
+
+SIGINT / SIGTERM drain: the runners finish and ack what they hold, derived events are published, then it exits 0. A second Ctrl+C quits at once (unacked events are redelivered to the group).
+
+With --ws-port the real-time service streams its pushes over WebSocket: ws://127.0.0.1:PORT/ws/notifications?user_id=ID, /ws/leaderboard, /ws/presence (websocat or a browser can watch). Welcome and verification mails are written as .eml files to --mail-dir.`
+  static override examples = [
+    '<%= config.bin %> <%= command.id %>',
+    '<%= config.bin %> <%= command.id %> --only gamification,payment',
+    '<%= config.bin %> <%= command.id %> --ws-port 8080 --metrics-port 9464',
+    '<%= config.bin %> <%= command.id %> --redis-url redis://127.0.0.1:6379 --mongo-url mongodb://127.0.0.1:27017 --instances 2',
+  ]
+  static override flags = {
+    only: Flags.string({summary: 'Run only these services (comma-separated).'}),
+    instances: Flags.integer({summary: 'Consumer runners per service in this process.', default: 1, min: 1, max: 16}),
+    'ws-port': Flags.integer({summary: 'Serve real-time pushes over WebSocket on this port (0 = a free one).', min: 0, max: 65535}),
+    'mail-dir': Flags.string({summary: 'Folder for the .eml files of the email service.', default: join('.tektree', 'mail')}),
+    'status-every': Flags.integer({summary: 'Seconds between status lines (0 = none).', default: 5, min: 0}),
+    'metrics-port': metricsPortFlag,
+    catalog: catalogFlag,
+    ...runtimeFlags,
+  }
+
+  public async run(): Promise<void> {
+    const [{loadCatalog}, {createServices, resolveServiceNames}, {startServices, statsByService}, {startRealtimeServer}, {startPrometheusExporter}] = await Promise.all([
+      import('../catalog/load.js'),
+      import('../services/index.js'),
+      import('../services/host.js'),
+      import('../services/realtime/ws-server.js'),
+      import('../runtime/metrics/index.js'),
+    ])
+    const only = this.flags.only?.split(',').map((s) => s.trim()).filter(Boolean)
+    resolveServiceNames(only) // a typo fails before anything starts
+    const catalog = await loadCatalog(this.flags.catalog)
+    if (!catalog.tektree) {
+      throw new UserError(`${catalog.source} has no x-tektree extensions: there are no TekTree services to run on it`, {
+        code: 'NOT_A_TEKTREE_CATALOG',
+        hint: 'Drop --catalog to use the TekTree catalog; tektree simulate and publish work with any AsyncAPI catalog.',
+      })
+    }
+    const runtime = await openRuntimeFromFlags(this.flags)
+    const closers: Array<() => Promise<void>> = [() => runtime.close()]
+    try {
+      const ws = this.flags['ws-port'] === undefined ? null : await startRealtimeServer({port: this.flags['ws-port']})
+      if (ws) {
+        closers.unshift(() => ws.close())
+        this.log(`Real-time pushes: ${ws.url}/ws/notifications?user_id=ID, ${ws.url}/ws/leaderboard, ${ws.url}/ws/presence`)
+      }
+      if (this.flags['metrics-port'] !== undefined) {
+        const exporter = await startPrometheusExporter(runtime.metrics, {port: this.flags['metrics-port']})
+        closers.unshift(() => exporter.close())
+        this.log(`Prometheus metrics: ${exporter.url}`)
+      }
+      const services = createServices({only, catalog, clock: runtime.clock, emailDir: this.flags['mail-dir'], realtime: ws?.sink})
+      const host = startServices({
+        runtime,
+        catalog,
+        services,
+        instances: this.flags.instances,
+        onEvent: (service, event) => {
+          if (event.type === 'bus_error') this.warn(`${service}: bus error (${event.phase}): ${(event.error as Error)?.message ?? event.error}; retrying`)
+          if (event.type === 'dead_lettered') this.log(`${service}: dead-lettered ${event.record.event_type ?? 'an unparseable message'} ${event.record.event_id ?? event.record.delivery_id}: ${event.record.error.error.message}`)
+        },
+        onRelayError: (error) => this.warn(`outbox relay: ${(error as Error)?.message ?? error}; retrying`),
+      })
+      this.log(`Running ${services.map((s) => s.name).join(', ')} (${this.flags.instances} runner(s) each). Ctrl+C to drain and stop.`)
+
+      let last = new Map<string, number>()
+      let lastAt = Date.now()
+      const every = this.flags['status-every'] * 1000
+      const timer = every > 0
+        ? setInterval(() => {
+            const now = Date.now()
+            const byService = statsByService(host.stats())
+            const parts: string[] = []
+            for (const [name, s] of byService) {
+              const rate = ((s.handled - (last.get(name) ?? 0)) * 1000) / Math.max(1, now - lastAt)
+              parts.push(`${name} ${Math.round(rate)}/s${s.deadLettered ? ` dlq ${s.deadLettered}` : ''}`)
+            }
+            last = new Map([...byService].map(([name, s]) => [name, s.handled]))
+            lastAt = now
+            this.log(`${new Date(now).toISOString().slice(11, 19)} | ${parts.join(' | ')}`)
+          }, every)
+        : null
+
+      await new Promise<void>((resolve) => {
+        const onSignal = (signal: string) => {
+          process.off('SIGINT', onSigint)
+          process.off('SIGTERM', onSigterm)
+          process.once('SIGINT', () => process.exit(130))
+          this.log(`\n${signal}: draining (Ctrl+C again to quit now)`)
+          resolve()
+        }
+        const onSigint = () => onSignal('SIGINT')
+        const onSigterm = () => onSignal('SIGTERM')
+        process.on('SIGINT', onSigint)
+        process.on('SIGTERM', onSigterm)
+      })
+      if (timer) clearInterval(timer)
+      await host.stop()
+      const totals = [...statsByService(host.stats()).values()]
+      this.log(`Stopped: ${totals.reduce((n, s) => n + s.handled, 0)} events handled, ${totals.reduce((n, s) => n + s.deadLettered, 0)} dead-lettered.`)
+    } finally {
+      for (const close of closers) await close()
+    }
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * Runs TekTree services on a runtime: a publisher and outbox relay for their derived events, and
+ * one consumer runner per service (per instance). Several hosts (processes) share each service's
+ * work through its consumer group. stop() drains: runners finish and ack what they hold, the
+ * relay publishes what the handlers emitted, then everything closes.
+ */
+import {hostname} from 'node:os'
+import type {Catalog} from '../catalog/types.js'
+import {createValidator} from '../catalog/validate.js'
+import {startConsumer, type ConsumerHandle, type ConsumerOptions, type ConsumerStats, type RunnerEvent} from '../runtime/consumer.js'
+import {createPublisher, type Publisher} from '../runtime/publisher.js'
+import {createOutboxRelay, type OutboxRelay} from '../runtime/relay.js'
+import type {Runtime} from '../runtime/runtime.js'
+import type {ServiceDefinition} from './types.js'
+
+export interface ServicesHostOptions {
+  runtime: Runtime
+  catalog: Catalog
+  services: ServiceDefinition[]
+  /** Consumer runners per service in this process (default 1). */
+  instances?: number
+  consumerOptions?: Omit<ConsumerOptions, 'consumer' | 'onEvent'>
+  /** Run an outbox relay here (default true): derived events reach the bus without another process. */
+  relay?: boolean
+  onEvent?: (service: string, event: RunnerEvent) => void
+  onRelayError?: (error: unknown) => void
+}
+
+export interface ServicesHost {
+  readonly publisher: Publisher
+  readonly relay: OutboxRelay | null
+  stats(): ConsumerStats[]
+  /** Graceful: stop fetching, finish and ack in-flight work, publish the derived events, stop. */
+  stop(options?: {drainTimeoutMs?: number}): Promise<void>
+  readonly done: Promise<void>
+}
+
+export function startServices(options: ServicesHostOptions): ServicesHost {
+  const {runtime, catalog} = options
+  const validator = createValidator(catalog)
+  const producerId = `tektree-services-${hostname()}-${process.pid}`
+  const relay =
+    options.relay === false
+      ? null
+      : createOutboxRelay({store: runtime.store, bus: runtime.bus, catalog, metrics: runtime.metrics, owner: producerId, onError: options.onRelayError})
+  const publisher = createPublisher({store: runtime.store, catalog, validator, relay: relay ?? undefined, producerId, metrics: runtime.metrics})
+  relay?.start()
+  const handles: ConsumerHandle[] = []
+  const instances = Math.max(1, options.instances ?? 1)
+  for (const service of options.services) {
+    for (let i = 0; i < instances; i++) {
+      handles.push(
+        startConsumer({runtime, catalog, validator, publisher}, service, {
+          ...options.consumerOptions,
+          consumer: `${service.name}-${hostname()}-${process.pid}-${i}`,
+          onEvent: (event) => options.onEvent?.(service.name, event),
+        }),
+      )
+    }
+  }
+  let stopping: Promise<void> | null = null
+  const done = Promise.all(handles.map((h) => h.done)).then(() => undefined)
+  return {
+    publisher,
+    relay,
+    stats: () => handles.map((h) => h.stats()),
+    done,
+    stop(stopOptions = {}) {
+      stopping ??= (async () => {
+        await Promise.all(handles.map((h) => h.stop()))
+        if (relay) {
+          try {
+            await relay.drain(stopOptions.drainTimeoutMs ?? 10_000)
+          } finally {
+            await relay.stop()
+          }
+        }
+      })()
+      return stopping
+    },
+  }
+}
+
+/** Sums runner stats per service (several instances of one service add up). */
+export function statsByService(stats: readonly ConsumerStats[]): Map<string, ConsumerStats> {
+  const out = new Map<string, ConsumerStats>()
+  for (const s of stats) {
+    const sum = out.get(s.group)
+    if (!sum) {
+      out.set(s.group, {...s})
+      continue
+    }
+    for (const key of Object.keys(s) as Array<keyof ConsumerStats>) {
+      if (typeof s[key] === 'number') (sum[key] as number) += s[key] as number
+    }
+  }
+  return out
+}
+
+/**
+ * Resolves when every service group has nothing left: no lag or pending on the bus, nothing held
+ * by the runners, an empty outbox. For demos and tests that wait for a choreography to settle.
+ */
+export async function waitForQuiet(runtime: Runtime, host: ServicesHost, options: {timeoutMs?: number; groups?: string[]} = {}): Promise<boolean> {
+  const deadline = Date.now() + (options.timeoutMs ?? 30_000)
+  let quietRounds = 0
+  while (Date.now() < deadline) {
+    const held = host.stats().reduce((n, s) => n + s.buffered, 0)
+    const outbox = await runtime.store.outbox.pending()
+    const groups = await runtime.bus.stats()
+    const busy = groups.filter((g) => !options.groups || options.groups.includes(g.group)).reduce((n, g) => n + g.lag + g.pending, 0)
+    quietRounds = held === 0 && outbox === 0 && busy === 0 ? quietRounds + 1 : 0
+    // Two quiet looks in a row: a handler's derived events may be between append and relay.
+    if (quietRounds >= 2) return true
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return false
+}
