@@ -1,0 +1,73 @@
+/**
+ * The three choreographies on real servers: the Redis Streams bus and leaderboards on redis-server,
+ * the store on the MongoDB wire-protocol server of the integration tier. Each test has its own key
+ * prefix and database, so runs never see each other's groups or projections.
+ */
+import {randomUUID} from 'node:crypto'
+import {afterEach, beforeAll, describe, inject, it} from 'vitest'
+import {loadCatalog} from '../../src/catalog/load.js'
+import type {Catalog} from '../../src/catalog/types.js'
+import {SystemClock} from '../../src/runtime/clock.js'
+import {createMetrics} from '../../src/runtime/metrics/index.js'
+import {createMongoStore} from '../../src/runtime/mongo/index.js'
+import {createRedisBus} from '../../src/runtime/redis/bus.js'
+import {createRedisLeaderboards} from '../../src/runtime/redis/leaderboards.js'
+import type {Runtime} from '../../src/runtime/runtime.js'
+import {achievementCase, engagementCase, expectVerified, registrationCase} from './choreography-cases.js'
+
+const redisUrl = inject('redisUrl')
+const mongoUrl = inject('mongoUrl')
+const missing = [!redisUrl && `redis: ${inject('redisUnavailable')}`, !mongoUrl && `mongo: ${inject('mongoUnavailable')}`].filter(Boolean).join('; ')
+
+let catalog: Catalog
+const runtimes: Runtime[] = []
+beforeAll(async () => {
+  catalog = await loadCatalog()
+})
+afterEach(async () => {
+  await Promise.all(runtimes.splice(0).map((r) => r.close()))
+})
+
+async function servers(): Promise<Runtime> {
+  const prefix = `t${randomUUID().slice(0, 8)}`
+  const bus = await createRedisBus({url: redisUrl!, prefix})
+  const leaderboards = await createRedisLeaderboards({url: redisUrl!, prefix})
+  const store = await createMongoStore({url: mongoUrl!, database: `tektree_${prefix}`})
+  const runtime: Runtime = {
+    bus,
+    store,
+    leaderboards,
+    clock: new SystemClock(),
+    metrics: createMetrics(),
+    describe: () => ({
+      bus: {kind: 'redis', location: redisUrl!, origin: 'external'},
+      store: {kind: 'mongodb', location: mongoUrl!, origin: 'external'},
+      leaderboards: {kind: 'redis', location: redisUrl!, origin: 'external'},
+    }),
+    close: async () => {
+      await bus.close()
+      await leaderboards.close()
+      await store.close()
+    },
+  }
+  runtimes.push(runtime)
+  return runtime
+}
+
+describe.skipIf(missing !== '')(`choreographies on Redis + MongoDB ${missing ? `(skipped: ${missing})` : `(${inject('mongoServer')})`}`, () => {
+  it('pattern 1: user registration', async () => {
+    const runtime = await servers()
+    await registrationCase(runtime, catalog)
+    await expectVerified(runtime, catalog)
+  })
+  it('pattern 2: content engagement', async () => {
+    const runtime = await servers()
+    await engagementCase(runtime, catalog)
+    await expectVerified(runtime, catalog)
+  })
+  it('pattern 3: achievement unlock', async () => {
+    const runtime = await servers()
+    await achievementCase(runtime, catalog)
+    await expectVerified(runtime, catalog)
+  })
+})

@@ -1,0 +1,39 @@
+/** The three choreographies of seed 000 on the in-process engine; the oracle agrees with the result. */
+import {afterEach, beforeAll, describe, it} from 'vitest'
+import {loadCatalog} from '../../src/catalog/load.js'
+import type {Catalog} from '../../src/catalog/types.js'
+import {openRuntime} from '../../src/runtime/open.js'
+import type {Runtime} from '../../src/runtime/runtime.js'
+import {achievementCase, engagementCase, expectVerified, registrationCase} from './choreography-cases.js'
+
+let catalog: Catalog
+const runtimes: Runtime[] = []
+beforeAll(async () => {
+  catalog = await loadCatalog()
+})
+afterEach(async () => {
+  await Promise.all(runtimes.splice(0).map((r) => r.close()))
+})
+async function inProcess(): Promise<Runtime> {
+  const runtime = await openRuntime({inProcess: true, log: () => undefined})
+  runtimes.push(runtime)
+  return runtime
+}
+
+describe('choreographies on the in-process engine', () => {
+  it('pattern 1: user registration', async () => {
+    const runtime = await inProcess()
+    await registrationCase(runtime, catalog)
+    await expectVerified(runtime, catalog)
+  })
+  it('pattern 2: content engagement', async () => {
+    const runtime = await inProcess()
+    await engagementCase(runtime, catalog)
+    await expectVerified(runtime, catalog)
+  })
+  it('pattern 3: achievement unlock', async () => {
+    const runtime = await inProcess()
+    await achievementCase(runtime, catalog)
+    await expectVerified(runtime, catalog)
+  })
+})
