@@ -97,7 +97,23 @@ export function compareValues(a: unknown, b: unknown): number {
  * $setOnInsert, $set, $unset, $inc, $max, $min, $addToSet, $push.
  */
 export function applyUpdate(doc: Doc | null, update: ProjectionUpdate, options: {isInsert: boolean}): Doc {
-  const result: Doc = doc === null ? {} : structuredClone(doc)
+  // Copy on write, per top-level field: only the fields this update touches are deep-copied, the
+  // rest is shared with `doc` (stored documents are never mutated in place, and reads get copies).
+  // Copying whole documents made every write cost the document's size (feeds, applied-id lists).
+  const result: Doc = doc === null ? {} : {...doc}
+  if (doc !== null) {
+    const pushOnly = new Set(Object.keys(update.$push ?? {}).filter((path) => !path.includes('.')))
+    const touched = new Set<string>()
+    for (const operator of [update.$setOnInsert, update.$set, update.$unset, update.$inc, update.$max, update.$min, update.$addToSet, update.$push]) {
+      for (const path of Object.keys(operator ?? {})) touched.add(path.split('.')[0])
+    }
+    for (const field of touched) {
+      // A top-level $push builds a new array from the old items (never mutated): no copy needed.
+      if (pushOnly.has(field) && ![update.$set, update.$setOnInsert, update.$addToSet, update.$unset].some((op) => op && Object.keys(op).some((p) => p.split('.')[0] === field))) continue
+      const value = result[field]
+      if (typeof value === 'object' && value !== null) result[field] = structuredClone(value)
+    }
+  }
   const clone = <T>(value: T): T => (typeof value === 'object' && value !== null ? structuredClone(value) : value)
 
   if (options.isInsert && update.$setOnInsert) {

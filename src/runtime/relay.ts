@@ -37,6 +37,8 @@ export interface OutboxRelayOptions {
   maxBackoffMs?: number
   /** Bus/store errors, as they happen (the loop carries on). */
   onError?: (error: unknown) => void
+  /** Each batch once the bus has accepted it (the simulator redelivers from these). */
+  onPublished?: (events: readonly EventEnvelope[]) => void
 }
 
 export interface RelayStats {
@@ -137,6 +139,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     await bus.publish(messages)
     // The bus has them: from here a failure only risks a duplicate, never a loss.
     held = []
+    options.onPublished?.(batch)
     stats.held = 0
     const ids = new Array<string>(batch.length)
     for (let i = 0; i < batch.length; i++) ids[i] = batch[i].event_id

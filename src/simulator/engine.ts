@@ -55,6 +55,8 @@ export interface EngineOptions {
   visibilityTimeoutMs?: number
   /** Errors the relay and consumers meet while running (they carry on). */
   onError?: (message: string) => void
+  /** Events the relay has put on the bus, batch by batch. */
+  onRelayed?: (events: readonly EventEnvelope[]) => void
 }
 
 function describeRuntime(runtime: Runtime): string {
@@ -79,6 +81,7 @@ export async function openEngine(options: EngineOptions): Promise<SimEngine> {
       metrics: runtime.metrics,
       owner: producerId,
       onError: (error) => options.onError?.(`outbox relay: ${(error as Error)?.message ?? String(error)}`),
+      onPublished: options.onRelayed,
     })
     // Envelope timestamps stay on the wall clock (latencies are measured against them); the
     // runtime's clock (virtual under clock.speed) drives retries and the journeys' calendar days.

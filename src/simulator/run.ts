@@ -9,7 +9,7 @@ import type {EventEnvelope} from '../runtime/envelope.js'
 import type {Runtime} from '../runtime/runtime.js'
 import {evaluateThresholds, needsVerify, parseThresholds} from './assertions.js'
 import {openEngine, type ConsumerHandle, type SimEngine} from './engine.js'
-import {makePoison, pickDuplicates, reorderInPlace, draftKey, sampleCount, withFailures, type FailureCounters} from './faults.js'
+import {makePoison, reorderInPlace, draftKey, sampleCount, withFailures, type FailureCounters} from './faults.js'
 import {createForeignSource} from './foreign.js'
 import {createJourneys, type DraftSource, type SimDraft} from './journeys.js'
 import {createRandom} from './random.js'
@@ -85,7 +85,15 @@ export async function runSimulation(options: SimulationOptions, hooks: RunHooks 
   const thresholds = parseThresholds(scenario.assert)
   const wantVerify = Boolean(options.verify) || needsVerify(thresholds)
   const errors: string[] = []
+  // Duplicates are redeliveries: only what the relay has already put on the bus is sent again, so a
+  // duplicate never overtakes its original (or anything before it) on the way to the consumers.
+  const relayed: EventEnvelope[] = []
   const engine = await openEngine({
+    onRelayed: (events) => {
+      if (options.scenario.faults.duplicatePct <= 0) return
+      for (const event of events) if (event.causation_id == null) relayed.push(event)
+      if (relayed.length > 4_000) relayed.splice(0, relayed.length - 2_000)
+    },
     onError: (message) => {
       if (errors.length < 20) errors.push(message)
     },
@@ -103,7 +111,7 @@ export async function runSimulation(options: SimulationOptions, hooks: RunHooks 
       exporter = await startPrometheusExporter(engine.runtime.metrics, {port: options.metricsPort})
       hooks.onMetricsEndpoint?.(exporter.url)
     }
-    return await simulate(engine, options, hooks, thresholds, wantVerify, errors)
+    return await simulate(engine, options, hooks, thresholds, wantVerify, errors, relayed)
   } finally {
     await exporter?.close()
     await engine.close()
@@ -117,6 +125,8 @@ async function simulate(
   thresholds: ReturnType<typeof parseThresholds>,
   wantVerify: boolean,
   errors: string[],
+  /** Recently relayed simulated events: what a duplicate delivery may repeat. */
+  relayed: readonly EventEnvelope[],
 ): Promise<SimulationReport> {
   const {scenario} = options
   const {runtime, catalog} = engine
@@ -262,7 +272,6 @@ async function simulate(
 
   // --- generation
   pacer.start()
-  let previousBatch: EventEnvelope[] = []
   const poisonTopics = [...new Set(services.flatMap((s) => s.consumes.map((t) => catalog.get(t)?.topic).filter((t): t is string => Boolean(t))))]
   const poisonTypes = services.flatMap((s) => s.consumes).filter((t) => catalog.get(t))
   const hardStop = plannedMs === null ? Number.POSITIVE_INFINITY : plannedMs + 60_000
@@ -309,14 +318,15 @@ async function simulate(
         poisonCount += count
       }
     }
-    if (scenario.faults.duplicatePct > 0 && previousBatch.length > 0) {
-      const dups = pickDuplicates(previousBatch, scenario.faults.duplicatePct, faultRandom)
+    if (scenario.faults.duplicatePct > 0 && relayed.length > 0) {
+      // As many as pct% of this batch, repeating recent events the bus has already carried.
+      const recent = relayed.slice(-2_000)
+      const dups = Array.from({length: Math.min(recent.length, sampleCount(n, scenario.faults.duplicatePct, faultRandom))}, () => recent[faultRandom.int(recent.length)])
       if (dups.length > 0) {
         await runtime.bus.publish(dups.map((e) => engine.toBusMessage(e)))
         duplicateCount += dups.length
       }
     }
-    previousBatch = envelopes
   }
   const generationMs = performance.now() - t0
   crashing = false

@@ -83,3 +83,20 @@ describe('compareValues', () => {
     expect([...values].sort(compareValues)).toEqual([null, 2, 10, 'a', 'b'])
   })
 })
+
+describe('applyUpdate copies on write', () => {
+  it('never changes the document it was given, whichever operators touch it', () => {
+    const original = {_id: 'u', counters: {a: 1}, tags: ['x'], items: [{n: 1}], streak: {current: 1}, untouched: {deep: [1, 2]}}
+    const snapshot = structuredClone(original)
+    const next = applyUpdate(
+      original,
+      {$inc: {'counters.a': 1}, $addToSet: {tags: 'y'}, $push: {items: {each: [{n: 2}], slice: -5}}, $set: {'streak.current': 2}, $max: {'streak.longest': 2}},
+      {isInsert: false},
+    )
+    expect(original).toEqual(snapshot)
+    expect(next).toMatchObject({counters: {a: 2}, tags: ['x', 'y'], items: [{n: 1}, {n: 2}], streak: {current: 2, longest: 2}, untouched: {deep: [1, 2]}})
+    // an untouched field may be shared; a touched one never is
+    expect(next.counters).not.toBe(original.counters)
+    expect(next.streak).not.toBe(original.streak)
+  })
+})

@@ -5,6 +5,8 @@
  * notification.sent; likes and upvotes are batched per recipient and template: at most one
  * delivery per window of event time, while every one still counts in the recipient's feed.
  *
+ * Follower fan-out is capped per event (rules: max_fanout).
+ *
  * Feed counts: `direct` counts notifications to named recipients (a pure function of the event log,
  * checked by `tektree verify`); `fanout` counts follower notifications, which depend on whether a
  * follow was handled before a post on another aggregate - a race by design, as in TekTree itself.
@@ -21,6 +23,7 @@ export const AREA_FOLLOWERS = 'notification_area_followers'
 
 export interface NotificationRules {
   batch_window_ms: number
+  max_fanout: number
   feed_size: number
   actors: Record<string, string>
   area_followers_from: string[]
@@ -28,9 +31,10 @@ export interface NotificationRules {
 
 const SCHEMA = {
   type: 'object',
-  required: ['batch_window_ms', 'feed_size', 'actors', 'area_followers_from'],
+  required: ['batch_window_ms', 'max_fanout', 'feed_size', 'actors', 'area_followers_from'],
   properties: {
     batch_window_ms: {type: 'integer', minimum: 1},
+    max_fanout: {type: 'integer', minimum: 0},
     feed_size: {type: 'integer', minimum: 1, maximum: 1000},
     actors: {type: 'object', additionalProperties: {type: 'string'}},
     area_followers_from: {type: 'array', items: {type: 'string'}},
@@ -96,8 +100,10 @@ export function createNotificationService(options: ServiceOptions): ServiceDefin
           if (!key) continue
           const doc = await projections.get(field === 'area_id' ? AREA_FOLLOWERS : FOLLOWERS, key)
           const actor = str(payload, rules.actors[type])
+          let notified = 0
           for (const user of (doc?.followers as string[] | undefined) ?? []) {
             if (user === actor) continue
+            if (notified++ >= rules.max_fanout) break
             await addToFeed(rules, ctx, event, user, template, 'fanout')
             await deliver(rules, ctx, event, user, template, channel, false)
           }
