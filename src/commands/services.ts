@@ -36,6 +36,7 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
       import('../runtime/metrics/index.js'),
     ])
     const only = this.flags.only?.split(',').map((s) => s.trim()).filter(Boolean)
+    if (only && only.length === 0) throw new UserError('--only names no service', {code: 'NO_SERVICES', hint: 'e.g. --only gamification,payment', exitCode: 2})
     resolveServiceNames(only) // a typo fails before anything starts
     const catalog = await loadCatalog(this.flags.catalog)
     if (!catalog.tektree) {
@@ -69,6 +70,20 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
         },
         onRelayError: (error) => this.warn(`outbox relay: ${(error as Error)?.message ?? error}; retrying`),
       })
+      // Handlers first, then the line that says we run: a signal in between would kill us undrained.
+      const stopRequested = new Promise<void>((resolve) => {
+        const onSignal = (signal: string) => {
+          process.off('SIGINT', onSigint)
+          process.off('SIGTERM', onSigterm)
+          process.once('SIGINT', () => process.exit(130))
+          this.log(`\n${signal}: draining (Ctrl+C again to quit now)`)
+          resolve()
+        }
+        const onSigint = () => onSignal('SIGINT')
+        const onSigterm = () => onSignal('SIGTERM')
+        process.on('SIGINT', onSigint)
+        process.on('SIGTERM', onSigterm)
+      })
       this.log(`Running ${services.map((s) => s.name).join(', ')} (${this.flags.instances} runner(s) each). Ctrl+C to drain and stop.`)
 
       let last = new Map<string, number>()
@@ -89,19 +104,7 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
           }, every)
         : null
 
-      await new Promise<void>((resolve) => {
-        const onSignal = (signal: string) => {
-          process.off('SIGINT', onSigint)
-          process.off('SIGTERM', onSigterm)
-          process.once('SIGINT', () => process.exit(130))
-          this.log(`\n${signal}: draining (Ctrl+C again to quit now)`)
-          resolve()
-        }
-        const onSigint = () => onSignal('SIGINT')
-        const onSigterm = () => onSignal('SIGTERM')
-        process.on('SIGINT', onSigint)
-        process.on('SIGTERM', onSigterm)
-      })
+      await stopRequested
       if (timer) clearInterval(timer)
       await host.stop()
       const totals = [...statsByService(host.stats()).values()]

@@ -25,9 +25,9 @@ const FACTORIES: Record<ServiceName, (options: ServiceOptions) => ServiceDefinit
   email: createEmailService,
 }
 
-/** Checks `--only` names; a typo is a user error naming the valid ones. */
+/** Checks `--only` names (absent = all, empty = none); a typo is a user error naming the valid ones. */
 export function resolveServiceNames(only?: readonly string[]): ServiceName[] {
-  if (!only || only.length === 0) return [...SERVICE_NAMES]
+  if (!only) return [...SERVICE_NAMES]
   const unknown = only.filter((name) => !(SERVICE_NAMES as readonly string[]).includes(name))
   if (unknown.length > 0) {
     throw new UserError(`Unknown service${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`, {
