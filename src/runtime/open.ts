@@ -221,7 +221,11 @@ async function openStore(options: OpenRuntimeOptions, attachTo: DiscoveredServer
   const {findMongoServer, MONGO_INSTALL_HINT} = await import('./embedded/index.js')
   const candidate = await findMongoServer()
   let reason: string
-  if (candidate.kind !== 'none') {
+  if (candidate.kind === 'java') {
+    // A per-command server is private to this command either way; mongo-java-server (a test double
+    // that scans whole collections) would only make it slow. `tektree up` still shares one.
+    reason = 'no mongod on PATH (mongo-java-server serves `tektree up`, where terminals share it; per command it would only slow the store down)'
+  } else if (candidate.kind !== 'none') {
     const dir = mkdtempSync(join(tmpdir(), 'tektree-mongo-'))
     try {
       const {startMongoServer} = await import('./embedded/mongo-server.js')
@@ -240,7 +244,8 @@ async function openStore(options: OpenRuntimeOptions, attachTo: DiscoveredServer
   } else {
     reason = candidate.reason
   }
-  const fallbackReason = `${reason}: the store runs in-process ${IN_PROCESS_LINE} (${MONGO_INSTALL_HINT})`
+  const hint = candidate.kind === 'java' ? 'install mongod (MongoDB Community 7.0), or --mongo-url' : MONGO_INSTALL_HINT
+  const fallbackReason = `${reason}: the store runs in-process ${IN_PROCESS_LINE} (${hint})`
   log(fallbackReason)
   return {store: createMemoryStore(), info: {kind: 'memory', location: 'in-process', origin: 'in-process', fallbackReason}}
 }
