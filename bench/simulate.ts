@@ -3,7 +3,7 @@
  * (and on Redis when TEKTREE_REDIS_URL / --redis-url is given) and prints what was achieved:
  * simulated events/s, all events/s incl. derived, publish and delivery p95, backlog.
  *
- *   npx tsx bench/simulate.ts [--rates 500,1000,2000,5000] [--seconds 10] [--redis-url URL [--mongo-url URL | --full]]
+ *   npx tsx bench/simulate.ts [--rates 500,1000,2000,5000] [--seconds 10] [--targets in-process,redis] [--redis-url URL [--mongo-url URL | --full]]
  *                             [--services tektree|sink|none]
  *
  * --services sink runs one no-op consumer group on every type, to measure the bus alone (the default
@@ -28,6 +28,8 @@ const {values} = parseArgs({
     'mongo-url': {type: 'string', default: process.env.TEKTREE_MONGO_URL},
     services: {type: 'string'},
     full: {type: 'boolean', default: false},
+    /** in-process, redis (the Redis targets need --redis-url). */
+    targets: {type: 'string', default: 'in-process,redis'},
   },
 })
 
@@ -62,8 +64,10 @@ if (values['redis-url']) {
   if (values['mongo-url'] || values['full']) targets.push({name: 'redis + mongodb', redisUrl: url, mongoUrl: values['mongo-url']})
 }
 
+const wanted = values.targets!.split(',')
+const selected = targets.filter((t) => wanted.some((w) => (w === 'in-process' ? t.inProcess : !t.inProcess)))
 const table = new Table({head: ['runtime', 'target/s', 'simulated/s', 'all/s', 'publish p95', 'delivery p95', 'max backlog', 'behind', 'drained']})
-for (const target of targets) {
+for (const target of selected) {
   for (const rate of rates) {
     const scenario = parseScenario(
       {

@@ -5,7 +5,7 @@
 import {mkdtempSync, readdirSync, readFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
-import {expect} from 'vitest'
+import {expect, it} from 'vitest'
 import type {Catalog} from '../../src/catalog/types.js'
 import type {EventEnvelope} from '../../src/runtime/envelope.js'
 import type {Runtime} from '../../src/runtime/runtime.js'
@@ -111,4 +111,16 @@ export async function expectVerified(runtime: Runtime, catalog: Catalog): Promis
   const verdict = await verifyProjections({store: runtime.store, leaderboards: runtime.leaderboards, catalog})
   expect(verdict.differences).toEqual([])
   expect(verdict.checked).toBeGreaterThan(0)
+}
+
+/** The three tests, each on a fresh runtime from `open`, each checked by the oracle at the end. */
+export function choreographyTests(open: () => Promise<Runtime>, catalog: () => Catalog): void {
+  const cases = {'pattern 1: user registration': registrationCase, 'pattern 2: content engagement': engagementCase, 'pattern 3: achievement unlock': achievementCase}
+  for (const [name, run] of Object.entries(cases)) {
+    it(name, async () => {
+      const runtime = await open()
+      await run(runtime, catalog())
+      await expectVerified(runtime, catalog())
+    })
+  }
 }

@@ -4,7 +4,7 @@
  * prefix and database, so runs never see each other's groups or projections.
  */
 import {randomUUID} from 'node:crypto'
-import {afterEach, beforeAll, describe, inject, it} from 'vitest'
+import {afterEach, beforeAll, describe, inject} from 'vitest'
 import {loadCatalog} from '../../src/catalog/load.js'
 import type {Catalog} from '../../src/catalog/types.js'
 import {SystemClock} from '../../src/runtime/clock.js'
@@ -13,7 +13,7 @@ import {createMongoStore} from '../../src/runtime/mongo/index.js'
 import {createRedisBus} from '../../src/runtime/redis/bus.js'
 import {createRedisLeaderboards} from '../../src/runtime/redis/leaderboards.js'
 import type {Runtime} from '../../src/runtime/runtime.js'
-import {achievementCase, engagementCase, expectVerified, registrationCase} from './choreography-cases.js'
+import {choreographyTests} from './choreography-cases.js'
 
 const redisUrl = inject('redisUrl')
 const mongoUrl = inject('mongoUrl')
@@ -55,19 +55,5 @@ async function servers(): Promise<Runtime> {
 }
 
 describe.skipIf(missing !== '')(`choreographies on Redis + MongoDB ${missing ? `(skipped: ${missing})` : `(${inject('mongoServer')})`}`, () => {
-  it('pattern 1: user registration', async () => {
-    const runtime = await servers()
-    await registrationCase(runtime, catalog)
-    await expectVerified(runtime, catalog)
-  })
-  it('pattern 2: content engagement', async () => {
-    const runtime = await servers()
-    await engagementCase(runtime, catalog)
-    await expectVerified(runtime, catalog)
-  })
-  it('pattern 3: achievement unlock', async () => {
-    const runtime = await servers()
-    await achievementCase(runtime, catalog)
-    await expectVerified(runtime, catalog)
-  })
+  choreographyTests(servers, () => catalog)
 })

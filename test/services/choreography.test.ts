@@ -1,10 +1,10 @@
 /** The three choreographies of seed 000 on the in-process engine; the oracle agrees with the result. */
-import {afterEach, beforeAll, describe, it} from 'vitest'
+import {afterEach, beforeAll, describe} from 'vitest'
 import {loadCatalog} from '../../src/catalog/load.js'
 import type {Catalog} from '../../src/catalog/types.js'
 import {openRuntime} from '../../src/runtime/open.js'
 import type {Runtime} from '../../src/runtime/runtime.js'
-import {achievementCase, engagementCase, expectVerified, registrationCase} from './choreography-cases.js'
+import {choreographyTests} from './choreography-cases.js'
 
 let catalog: Catalog
 const runtimes: Runtime[] = []
@@ -21,19 +21,5 @@ async function inProcess(): Promise<Runtime> {
 }
 
 describe('choreographies on the in-process engine', () => {
-  it('pattern 1: user registration', async () => {
-    const runtime = await inProcess()
-    await registrationCase(runtime, catalog)
-    await expectVerified(runtime, catalog)
-  })
-  it('pattern 2: content engagement', async () => {
-    const runtime = await inProcess()
-    await engagementCase(runtime, catalog)
-    await expectVerified(runtime, catalog)
-  })
-  it('pattern 3: achievement unlock', async () => {
-    const runtime = await inProcess()
-    await achievementCase(runtime, catalog)
-    await expectVerified(runtime, catalog)
-  })
+  choreographyTests(inProcess, () => catalog)
 })

@@ -1,0 +1,41 @@
+/**
+ * Every benchmark in one run, so that each figure sits beside its baseline measured minutes apart on
+ * the same machine (BENCHMARKS.md quotes this output):
+ *   1. catalog validate (vs JSON.parse alone),
+ *   2. the bare runtime per adapter (vs redis-benchmark XADD -P 64),
+ *   3. the simulator with every TekTree service, in-process and on a real redis-server.
+ * Starts and stops its own redis-server.
+ *
+ *   npm run bench [-- --quick]
+ */
+import {spawnSync} from 'node:child_process'
+import {mkdtempSync, rmSync} from 'node:fs'
+import {cpus, tmpdir, totalmem} from 'node:os'
+import path from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {parseArgs} from 'node:util'
+import {startRedisServer} from '../src/runtime/embedded/redis-server.js'
+
+const {values} = parseArgs({options: {quick: {type: 'boolean', default: false}}})
+const quick = values.quick
+const root = fileURLToPath(new URL('../', import.meta.url))
+
+function bench(file: string, args: string[]): void {
+  process.stderr.write(`\n=== ${file} ${args.join(' ')}\n`)
+  const result = spawnSync(process.execPath, ['--import', 'tsx', path.join('bench', file), ...args], {cwd: root, stdio: 'inherit'})
+  if (result.status !== 0) throw new Error(`${file} exited ${result.status}`)
+}
+
+process.stderr.write(`${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, ${new Date().toISOString()}\n`)
+bench('catalog-validate.ts', ['--events', quick ? '50000' : '200000'])
+bench('runtime.ts', ['--messages', quick ? '50000' : '200000', '--store-messages', quick ? '5000' : '20000'])
+const dir = mkdtempSync(path.join(tmpdir(), 'tektree-bench-'))
+const redis = await startRedisServer({dir})
+try {
+  bench('simulate.ts', ['--services', 'tektree', '--targets', 'in-process', '--rates', quick ? '1000,5000' : '1000,5000,20000', '--seconds', quick ? '5' : '10'])
+  bench('simulate.ts', ['--services', 'tektree', '--targets', 'redis', '--redis-url', redis.url, '--rates', quick ? '500,1000' : '500,1000,2000,5000', '--seconds', quick ? '5' : '10'])
+  bench('simulate.ts', ['--services', 'sink', '--targets', 'in-process,redis', '--redis-url', redis.url, '--rates', quick ? '5000' : '5000,20000', '--seconds', quick ? '5' : '10'])
+} finally {
+  await redis.stop()
+  rmSync(dir, {recursive: true, force: true})
+}
