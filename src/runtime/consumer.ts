@@ -168,21 +168,30 @@ interface Lane {
   parked: boolean
 }
 
-class Lru {
-  private readonly map = new Map<string, true>()
+/**
+ * Remembers at least the last `capacity` keys (at most twice that): two generations of sets, the
+ * older dropped whole when the newer fills. An exact LRU on a Map (delete the first key) made each
+ * eviction skip the Map's deleted slots, which showed up in profiles; a cache needs no exactness
+ * (the store's applyOnce guards are the truth).
+ */
+class RecentKeys {
+  private current = new Set<string>()
+  private previous = new Set<string>()
   constructor(private readonly capacity: number) {}
   has(key: string): boolean {
-    if (!this.map.has(key)) return false
+    if (this.current.has(key)) return true
+    if (!this.previous.has(key)) return false
     // Refresh: a hot duplicate stays remembered.
-    this.map.delete(key)
-    this.map.set(key, true)
+    this.add(key)
     return true
   }
   add(key: string): void {
     if (this.capacity <= 0) return
-    this.map.delete(key)
-    this.map.set(key, true)
-    if (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value as string)
+    if (this.current.size >= this.capacity) {
+      this.previous = this.current
+      this.current = new Set()
+    }
+    this.current.add(key)
   }
 }
 
@@ -236,7 +245,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
   const maxBuffered = Math.max(batchSize, options.maxBuffered ?? Math.max(batchSize * 4, concurrency * 4))
   const retryDelays = options.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS
   const maxAttempts = retryDelays.length + 1
-  const seen = new Lru(options.dedupeCacheSize ?? 10_000)
+  const seen = new RecentKeys(options.dedupeCacheSize ?? 10_000)
   const sequenceCollection = `seq_${group}`
 
   const {topics, accepts} = resolveSubscription(catalog, service.consumes)

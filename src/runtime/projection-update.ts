@@ -19,8 +19,9 @@ function isPlainObject(value: unknown): value is Doc {
 }
 
 function split(path: string): string[] {
-  if (path === '' || path.split('.').some((part) => part === '')) throw new Error(`Invalid field path "${path}"`)
-  return path.split('.')
+  const parts = path.split('.')
+  if (parts.some((part) => part === '')) throw new Error(`Invalid field path "${path}"`)
+  return parts
 }
 
 /** The value at a dotted path, or undefined. */
@@ -31,34 +32,6 @@ export function getPath(doc: unknown, path: string): unknown {
     current = current[part]
   }
   return current
-}
-
-function setPath(doc: Doc, path: string, value: unknown): void {
-  const parts = split(path)
-  let current = doc
-  for (let i = 0; i < parts.length - 1; i++) {
-    const next = current[parts[i]]
-    if (next === undefined || next === null) {
-      const created: Doc = {}
-      current[parts[i]] = created
-      current = created
-    } else if (isPlainObject(next)) {
-      current = next
-    } else {
-      throw new Error(`Cannot create field "${path}": "${parts.slice(0, i + 1).join('.')}" is not an object`)
-    }
-  }
-  current[parts[parts.length - 1]] = value
-}
-
-function unsetPath(doc: Doc, path: string): void {
-  const parts = split(path)
-  let current: unknown = doc
-  for (let i = 0; i < parts.length - 1; i++) {
-    if (!isPlainObject(current)) return
-    current = current[parts[i]]
-  }
-  if (isPlainObject(current)) delete current[parts[parts.length - 1]]
 }
 
 /** Structural equality for JSON-like values (key order does not matter, as in our filters). */
@@ -97,58 +70,80 @@ export function compareValues(a: unknown, b: unknown): number {
  * $setOnInsert, $set, $unset, $inc, $max, $min, $addToSet, $push.
  */
 export function applyUpdate(doc: Doc | null, update: ProjectionUpdate, options: {isInsert: boolean}): Doc {
-  // Copy on write, per top-level field: only the fields this update touches are deep-copied, the
-  // rest is shared with `doc` (stored documents are never mutated in place, and reads get copies).
-  // Copying whole documents made every write cost the document's size (feeds, applied-id lists).
+  // Copy on write along each updated path: the objects on the way to a changed field are copied
+  // (shallow), everything else is shared with `doc`. Stored documents are never mutated in place and
+  // reads get copies, so sharing is safe; deep-copying whole documents (or whole top-level fields)
+  // made every write cost the size of what it touched, which showed in profiles.
   const result: Doc = doc === null ? {} : {...doc}
-  if (doc !== null) {
-    const pushOnly = new Set(Object.keys(update.$push ?? {}).filter((path) => !path.includes('.')))
-    const touched = new Set<string>()
-    for (const operator of [update.$setOnInsert, update.$set, update.$unset, update.$inc, update.$max, update.$min, update.$addToSet, update.$push]) {
-      for (const path of Object.keys(operator ?? {})) touched.add(path.split('.')[0])
+  const owned = new WeakSet<object>([result])
+
+  /** The object holding the path's last field, copying shared objects on the way (and creating missing ones). */
+  const parentOf = (path: string, parts: string[], create: boolean): Doc | undefined => {
+    let current = result
+    for (let i = 0; i < parts.length - 1; i++) {
+      let next = current[parts[i]]
+      if (next === undefined || next === null) {
+        if (!create) return undefined
+        next = {}
+        owned.add(next as Doc)
+      } else if (isPlainObject(next)) {
+        if (!owned.has(next)) {
+          next = {...next}
+          owned.add(next as Doc)
+        }
+      } else if (!create) {
+        return undefined
+      } else {
+        throw new Error(`Cannot create field "${path}": "${parts.slice(0, i + 1).join('.')}" is not an object`)
+      }
+      current[parts[i]] = next
+      current = next as Doc
     }
-    for (const field of touched) {
-      // A top-level $push builds a new array from the old items (never mutated): no copy needed.
-      if (pushOnly.has(field) && ![update.$set, update.$setOnInsert, update.$addToSet, update.$unset].some((op) => op && Object.keys(op).some((p) => p.split('.')[0] === field))) continue
-      const value = result[field]
-      if (typeof value === 'object' && value !== null) result[field] = structuredClone(value)
-    }
+    return current
+  }
+  const set = (path: string, value: unknown) => {
+    const parts = split(path)
+    parentOf(path, parts, true)![parts[parts.length - 1]] = value
   }
   const clone = <T>(value: T): T => (typeof value === 'object' && value !== null ? structuredClone(value) : value)
 
   if (options.isInsert && update.$setOnInsert) {
-    for (const [path, value] of Object.entries(update.$setOnInsert)) setPath(result, path, clone(value))
+    for (const [path, value] of Object.entries(update.$setOnInsert)) set(path, clone(value))
   }
-  for (const [path, value] of Object.entries(update.$set ?? {})) setPath(result, path, clone(value))
-  for (const path of Object.keys(update.$unset ?? {})) unsetPath(result, path)
+  for (const [path, value] of Object.entries(update.$set ?? {})) set(path, clone(value))
+  for (const path of Object.keys(update.$unset ?? {})) {
+    const parts = split(path)
+    const parent = parentOf(path, parts, false)
+    if (parent) delete parent[parts[parts.length - 1]]
+  }
   for (const [path, delta] of Object.entries(update.$inc ?? {})) {
     const current = getPath(result, path)
     if (current !== undefined && current !== null && typeof current !== 'number') {
       throw new Error(`$inc on non-numeric field "${path}"`)
     }
-    setPath(result, path, ((current as number | undefined) ?? 0) + delta)
+    set(path, ((current as number | undefined) ?? 0) + delta)
   }
   for (const [path, value] of Object.entries(update.$max ?? {})) {
     const current = getPath(result, path)
-    if (current === undefined || compareValues(value, current) > 0) setPath(result, path, value)
+    if (current === undefined || compareValues(value, current) > 0) set(path, clone(value))
   }
   for (const [path, value] of Object.entries(update.$min ?? {})) {
     const current = getPath(result, path)
-    if (current === undefined || compareValues(value, current) < 0) setPath(result, path, value)
+    if (current === undefined || compareValues(value, current) < 0) set(path, clone(value))
   }
   for (const [path, value] of Object.entries(update.$addToSet ?? {})) {
     const current = getPath(result, path)
     if (current !== undefined && !Array.isArray(current)) throw new Error(`$addToSet on non-array field "${path}"`)
     const list = (current as unknown[] | undefined) ?? []
-    if (!list.some((item) => deepEqual(item, value))) list.push(clone(value))
-    setPath(result, path, list)
+    // A new array: the old one may be shared with the stored document.
+    if (!list.some((item) => deepEqual(item, value))) set(path, [...list, clone(value)])
   }
   for (const [path, {each, slice}] of Object.entries(update.$push ?? {})) {
     const current = getPath(result, path)
     if (current !== undefined && !Array.isArray(current)) throw new Error(`$push on non-array field "${path}"`)
     let list = [...((current as unknown[] | undefined) ?? []), ...each.map(clone)]
     if (slice !== undefined) list = slice < 0 ? list.slice(slice) : slice === 0 ? [] : list.slice(0, slice)
-    setPath(result, path, list)
+    set(path, list)
   }
   return result
 }

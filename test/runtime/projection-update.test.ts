@@ -21,6 +21,22 @@ describe('applyUpdate', () => {
     expect(result.v).toEqual({deep: [1]})
   })
 
+  it('copies only the objects on the way to a changed field; the rest is shared, untouched', () => {
+    const doc = {_id: 'd', counters: {likes: 1, deep: {x: 1}}, feed: [{id: 1}], big: {items: [1, 2, 3]}}
+    const copy = structuredClone(doc)
+    const result = applyUpdate(doc, {$inc: {'counters.deep.x': 1}, $unset: {'counters.likes': true}}, {isInsert: false})
+    expect(doc).toEqual(copy)
+    expect(result.counters).toEqual({deep: {x: 2}})
+    expect(result.counters).not.toBe(doc.counters)
+    expect(result.big).toBe(doc.big) // untouched: shared, not copied
+    expect(result.feed).toBe(doc.feed)
+    // Two operators on one path copy its objects once, and both changes land.
+    const twice = applyUpdate(doc, {$set: {'counters.a': 1}, $inc: {'counters.b': 2}}, {isInsert: false})
+    expect(twice.counters).toEqual({likes: 1, deep: {x: 1}, a: 1, b: 2})
+    expect((twice.counters as {deep: unknown}).deep).toBe(doc.counters.deep)
+    expect(doc).toEqual(copy)
+  })
+
   it('$setOnInsert only with isInsert', () => {
     expect(applyUpdate(null, {$setOnInsert: {a: 1}}, {isInsert: true})).toEqual({a: 1})
     expect(applyUpdate({b: 2}, {$setOnInsert: {a: 1}}, {isInsert: false})).toEqual({b: 2})

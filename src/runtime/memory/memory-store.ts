@@ -60,6 +60,8 @@ export class MemoryStore implements Store {
   private readonly unpublished = new Map<string, {position: number; leaseUntil: number; owner: string | null}>()
   private readonly idempotencyKeys = new Map<string, number>()
   private readonly collections = new Map<string, Map<string, Doc>>()
+  /** applyOnce bookkeeping per collection and document, beside the documents (never in them). */
+  private readonly appliedIds = new Map<string, Map<string, RecentIds>>()
   private readonly dlqRecords = new Map<string, DlqRecord>()
 
   constructor(options: MemoryStoreOptions = {}) {
@@ -135,6 +137,7 @@ export class MemoryStore implements Store {
       drop: async (collection) => {
         this.check()
         this.collections.delete(collection)
+        this.appliedIds.delete(collection)
       },
     }
     this.dlq = {
@@ -300,24 +303,68 @@ export class MemoryStore implements Store {
     return matched.slice(0, limit).map(publicDoc)
   }
 
-  /** One atomic document write; with an eventId, guarded by the document's applied ids. */
+  /** One atomic document write; with an eventId, guarded by the document's last applied ids. */
   private write(collection: string, id: string, update: ProjectionUpdate, eventId: string | null): boolean {
+    rejectBookkeeping(update)
     let docs = this.collections.get(collection)
     if (!docs) {
       docs = new Map()
       this.collections.set(collection, docs)
     }
+    let recent: RecentIds | undefined
+    if (eventId !== null) {
+      let byDoc = this.appliedIds.get(collection)
+      if (!byDoc) {
+        byDoc = new Map()
+        this.appliedIds.set(collection, byDoc)
+      }
+      recent = byDoc.get(id)
+      if (recent?.has(eventId)) return false
+      if (!recent) {
+        recent = new RecentIds(APPLIED_LIMIT)
+        byDoc.set(id, recent)
+      }
+    }
     const existing = docs.get(id) ?? null
-    const applied = (existing?.[APPLIED_FIELD] as string[] | undefined) ?? []
-    if (eventId !== null && applied.includes(eventId)) return false
     const next = applyUpdate(existing, update, {isInsert: existing === null})
     next._id = id
-    if (eventId !== null) {
-      const ids = [...applied, eventId]
-      next[APPLIED_FIELD] = ids.length > APPLIED_LIMIT ? ids.slice(ids.length - APPLIED_LIMIT) : ids
-    }
     docs.set(id, next)
+    // After applyUpdate: an update that throws must not count as applied.
+    recent?.add(eventId!)
     return true
+  }
+}
+
+/**
+ * The last `capacity` ids, as the MongoDB adapter's `_applied` array keeps them, with O(1) lookup:
+ * a ring of ids plus a set (scanning a 256-id array on every write showed up in profiles).
+ */
+class RecentIds {
+  private readonly ring: string[] = []
+  private readonly set = new Set<string>()
+  private next = 0
+  constructor(private readonly capacity: number) {}
+
+  has(id: string): boolean {
+    return this.set.has(id)
+  }
+
+  add(id: string): void {
+    if (this.ring.length < this.capacity) this.ring.push(id)
+    else {
+      this.set.delete(this.ring[this.next])
+      this.ring[this.next] = id
+      this.next = (this.next + 1) % this.capacity
+    }
+    this.set.add(id)
+  }
+}
+
+function rejectBookkeeping(update: ProjectionUpdate): void {
+  for (const operator of Object.values(update)) {
+    for (const path of Object.keys(operator ?? {})) {
+      if (path === APPLIED_FIELD || path.startsWith(`${APPLIED_FIELD}.`)) throw new Error(`"${APPLIED_FIELD}" is reserved for applyOnce bookkeeping`)
+    }
   }
 }
 
@@ -334,10 +381,9 @@ function countBelow(positions: readonly number[], length: number): number {
   return n
 }
 
-/** A copy without the applyOnce bookkeeping. */
+/** A copy: the stored document is never handed out. */
 function publicDoc(doc: Doc): ProjectionDoc {
-  const {[APPLIED_FIELD]: _applied, ...rest} = doc
-  return structuredClone(rest) as ProjectionDoc
+  return structuredClone(doc) as ProjectionDoc
 }
 
 function dlqMatches(record: DlqRecord, filter: {group?: string; type?: string}): boolean {
