@@ -10,7 +10,7 @@ export default class Simulate extends BaseCommand<typeof Simulate> {
   static override summary = 'Simulate TekTree traffic: realistic user journeys at a target rate, with faults, a report and SLO assertions.'
   static override description = `Generates causally consistent events (users register, ask, answer, like, follow, upgrade...) at the scenario's rate through the real path (store -> outbox -> bus), runs the TekTree services on them, injects faults when the scenario asks, then drains and reports throughput, latencies, retries, DLQ and backlog.
 
-Scenarios ship in fixtures/scenarios (smoke, steady-1k, burst-5k, soak, chaos, ci, registration, engagement, achievement) or come from a YAML file. Flags override the scenario. Assertions use a k6-like grammar: "metric op value[unit]".
+Scenarios ship in fixtures/scenarios (smoke, steady, steady-1k, burst-5k, soak, chaos, ci, registration, engagement, achievement) or come from a YAML file. Flags override the scenario. Assertions use a k6-like grammar: "metric op value[unit]".
 
 Exit codes: 0 all assertions hold, 1 an assertion failed, 2 a usage error (bad scenario, bad assertion).`
   static override enableJsonFlag = true

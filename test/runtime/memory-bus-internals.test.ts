@@ -11,6 +11,28 @@ import {partitionFor} from '../../src/runtime/partition.js'
 const msg = (topic: string, key: string, n: number) => ({topic, key, value: String(n), headers: {}})
 
 describe('MemoryBus (in-process only)', () => {
+  it('yields to the event loop on every next(): timers run while a backlog is consumed', async () => {
+    // Nothing here waits on I/O: without the yield a consumer draining a backlog runs in resolved
+    // promises only, and every timer (rate control, progress lines, Ctrl+C) waits for the whole backlog.
+    const bus = createMemoryBus()
+    await bus.ensureTopics([{name: 't', partitions: 1}])
+    const sub = await bus.subscribe({group: 'g', consumer: 'c', topics: ['t'], batchSize: 10, blockMs: 10})
+    await bus.publish(Array.from({length: 2000}, (_, i) => msg('t', 'k', i)))
+    let timerFired = false
+    setTimeout(() => (timerFired = true), 0)
+    let consumed = 0
+    let consumedBeforeTimer = 0
+    while (consumed < 2000) {
+      const deliveries = await sub.next()
+      await sub.ack(deliveries)
+      consumed += deliveries.length
+      if (!timerFired) consumedBeforeTimer += deliveries.length
+    }
+    expect(timerFired).toBe(true)
+    expect(consumedBeforeTimer).toBeLessThan(2000)
+    await bus.close()
+  })
+
   it('applies a topic maxLen retention on publish, approximately (at most 10% over)', async () => {
     const bus = createMemoryBus()
     await bus.ensureTopics([{name: 't', partitions: 1, retention: {maxLen: 100}}])

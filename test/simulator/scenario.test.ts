@@ -28,7 +28,7 @@ function errorOf(fn: () => unknown): UserError {
 describe('scenario files', () => {
   it('ships the named scenarios and every one is valid', () => {
     const names = listScenarios()
-    for (const name of ['smoke', 'steady-1k', 'burst-5k', 'soak', 'chaos', 'ci', 'registration', 'engagement', 'achievement']) {
+    for (const name of ['smoke', 'steady', 'steady-1k', 'burst-5k', 'soak', 'chaos', 'ci', 'registration', 'engagement', 'achievement']) {
       expect(names).toContain(name)
     }
     for (const name of names) expect(loadScenario(name).name).toBe(name)

@@ -28,6 +28,8 @@ import type {
 } from '../ports.js'
 import {partitionFor} from '../partition.js'
 
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve))
+
 export interface MemoryBusOptions {
   /** A consumer that has not called next() for this long loses its partitions (default 30 s). */
   sessionTimeoutMs?: number
@@ -457,6 +459,10 @@ class MemorySubscription implements Subscription {
   async next(signal?: AbortSignal): Promise<Delivery[]> {
     if (this.closed) throw new Error('This subscription is closed')
     if (this.bus.isClosed) throw closedBusError()
+    // A network bus yields to the event loop on every round trip; this one must too, or consumers and
+    // the relay feeding each other through resolved promises starve every timer (rate control,
+    // progress, heartbeats) until the whole backlog is gone.
+    await yieldToLoop()
     const deadline = this.bus.now() + this.options.blockMs
     this.member.waiting++
     try {
