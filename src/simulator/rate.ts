@@ -8,6 +8,9 @@
  */
 import type {RateProfileSpec, Stage} from './scenario.js'
 
+/** How far under the planned rate still counts as holding it (issue 5: within 2%). */
+export const RATE_TOLERANCE = 0.02
+
 export interface RateProfile {
   /** Events/s at `ms` after the start. After the last stage the last target holds. */
   rateAt(ms: number): number
@@ -121,7 +124,7 @@ export class Pacer {
     this.durationMs = options.durationMs ?? null
     this.maxBatch = options.maxBatch ?? 1000
     this.windowMs = options.windowMs ?? 2000
-    this.tolerance = options.tolerance ?? 0.02
+    this.tolerance = options.tolerance ?? RATE_TOLERANCE
   }
 
   start(): void {
@@ -209,4 +212,42 @@ export class Pacer {
       done: this.done(),
     }
   }
+}
+
+/**
+ * The average rate the profile planned for the run, which the achieved rate is held against: over
+ * the planned duration, or until the event cap is due, whichever ends first. An interrupted run (or
+ * a plan with no end) is held against what was due by the time it stopped.
+ */
+export function plannedAverageRate(
+  profile: RateProfile,
+  run: {plannedMs: number | null; maxEvents: number | null; generationMs: number; interrupted: boolean},
+): number {
+  const perSecond = (events: number, ms: number) => events / Math.max(0.001, ms / 1000)
+  if (!run.interrupted) {
+    let endMs = run.plannedMs
+    if (run.maxEvents !== null) {
+      const capMs = msUntilDue(profile, run.maxEvents, endMs ?? Number.POSITIVE_INFINITY)
+      if (capMs !== null && (endMs === null || capMs < endMs)) endMs = capMs
+    }
+    if (endMs !== null && endMs > 0) return perSecond(Math.min(profile.cumulativeAt(endMs), run.maxEvents ?? Number.POSITIVE_INFINITY), endMs)
+  }
+  return perSecond(profile.cumulativeAt(run.generationMs), run.generationMs)
+}
+
+/** When `events` are due (ms), searching up to `limitMs` (and at most a year); null if never. */
+function msUntilDue(profile: RateProfile, events: number, limitMs: number): number | null {
+  const ceiling = Math.min(limitMs, 365 * 86_400_000)
+  let hi = 1
+  while (profile.cumulativeAt(hi) < events) {
+    if (hi >= ceiling) return null
+    hi = Math.min(ceiling, hi * 2)
+  }
+  let lo = 0
+  while (hi - lo > 1) {
+    const mid = (lo + hi) / 2
+    if (profile.cumulativeAt(mid) >= events) hi = mid
+    else lo = mid
+  }
+  return hi
 }

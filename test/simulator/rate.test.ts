@@ -1,5 +1,5 @@
 import {describe, expect, it} from 'vitest'
-import {createRateProfile, Pacer} from '../../src/simulator/rate.js'
+import {createRateProfile, Pacer, plannedAverageRate} from '../../src/simulator/rate.js'
 import type {RateProfileSpec} from '../../src/simulator/scenario.js'
 
 /** Drives a pacer with a fake clock: each tick sends what is due (up to maxBatch). */
@@ -138,5 +138,30 @@ describe('Pacer', () => {
     const wait = pacer.msUntilNext(1000)
     expect(wait).toBeGreaterThan(0)
     expect(wait).toBeLessThanOrEqual(128)
+  })
+})
+
+describe('plannedAverageRate: what the achieved rate of a run is held against', () => {
+  const steady = createRateProfile({start: 5000, stages: [{durationMs: 10_000, target: 5000, shape: 'step'}]})
+  const ramp = createRateProfile({start: 0, stages: [{durationMs: 3000, target: 300, shape: 'ramp'}, {durationMs: 27_000, target: 300, shape: 'step'}]})
+
+  it('is the plan over its duration, not what was due by the time generation ended', () => {
+    // Generation overran to 10.4 s: the run is held against 5,000/s, so 50,000 in 10.4 s (4,808/s) is short.
+    expect(plannedAverageRate(steady, {plannedMs: 10_000, maxEvents: null, generationMs: 10_400, interrupted: false})).toBeCloseTo(5000)
+    // A ramp lowers the plan's own average: (450 + 8,100) / 30 s.
+    expect(plannedAverageRate(ramp, {plannedMs: 30_000, maxEvents: null, generationMs: 30_200, interrupted: false})).toBeCloseTo(285, 0)
+  })
+
+  it('an event cap ends the plan when the cap is due', () => {
+    expect(plannedAverageRate(steady, {plannedMs: null, maxEvents: 25_000, generationMs: 6000, interrupted: false})).toBeCloseTo(5000, 0)
+    // Cap due at 4 s of a 10 s plan: the average up to the cap.
+    expect(plannedAverageRate(steady, {plannedMs: 10_000, maxEvents: 20_000, generationMs: 4100, interrupted: false})).toBeCloseTo(5000, 0)
+    // The ramp's first stage has 50 t^2 events due at t s: a cap of 150 is due at sqrt(3) s.
+    const t = Math.sqrt(150 / 50)
+    expect(plannedAverageRate(ramp, {plannedMs: null, maxEvents: 150, generationMs: 5000, interrupted: false})).toBeCloseTo(150 / t, 0)
+  })
+
+  it('an interrupted run is held against what was due when it stopped', () => {
+    expect(plannedAverageRate(ramp, {plannedMs: 30_000, maxEvents: null, generationMs: 2000, interrupted: true})).toBeCloseTo(ramp.cumulativeAt(2000) / 2, 0)
   })
 })
