@@ -17,7 +17,7 @@ export function formatProgress(p: SimulationProgress): string {
     `rate ${num(p.achievedRate)}/${num(p.targetRate)}/s${p.behind ? ' BEHIND' : ''}`,
     `sent ${num(p.sent)}`,
     `processed ${num(p.processed)}`,
-    `lag ${num(p.backlog)}`,
+    `lag ${num(p.backlog)}${p.lagGrowing ? ' GROWING' : ''}`,
     `p95 ${p.deliveryP95 === null ? '-' : `${p.deliveryP95.toFixed(1)}ms`}`,
     `DLQ ${num(p.dlq)}`,
   ]

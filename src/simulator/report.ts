@@ -58,6 +58,8 @@ export interface SimulationReport {
   dlq: number
   retries: number
   maxBacklog: number
+  /** The services' backlog kept growing while load was generated: they could not keep up. */
+  servicesFellBehind: boolean
   errors: string[]
   verify: VerifySummary | null
   assertions: ThresholdResult[]
@@ -109,7 +111,7 @@ export function renderSummary(report: SimulationReport, options: {color?: boolea
     {'Publish latency': lat(report.latency.publish)},
     {'Delivery latency': lat(report.latency.delivery)},
     {Deliveries: `${n(report.deliveries.delivered)} delivered, ${n(report.deliveries.acked)} acked, ${n(report.retries)} retries, ${n(report.dlq)} to DLQ`},
-    {'Max backlog': n(report.maxBacklog)},
+    {'Max backlog': `${n(report.maxBacklog)}${report.servicesFellBehind ? '  SERVICES FELL BEHIND (the backlog kept growing during generation)' : ''}`},
   )
   const f = report.faults
   if (f.poison + f.duplicates + f.reordered + f.transientFailures + f.permanentFailures + f.consumerCrashes > 0) {

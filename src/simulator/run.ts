@@ -13,6 +13,7 @@ import {makePoison, reorderInPlace, draftKey, sampleCount, withFailures, type Fa
 import {createForeignSource} from './foreign.js'
 import {createJourneys, type DraftSource, type SimDraft} from './journeys.js'
 import {createRandom} from './random.js'
+import {createLagTrend} from './lag-trend.js'
 import {createRateProfile, Pacer, plannedAverageRate, RATE_TOLERANCE} from './rate.js'
 import {assertionValues, emptyLatency, type SimulationReport} from './report.js'
 import {plannedDurationMs, type Scenario} from './scenario.js'
@@ -58,6 +59,8 @@ export interface SimulationProgress {
   /** ms until generation ends; null when unknown (events-only runs use the rate). */
   etaMs: number | null
   behind: boolean
+  /** The services' backlog has been growing (the consumers are falling behind the load). */
+  lagGrowing: boolean
   phase: 'generating' | 'draining' | 'verifying'
 }
 
@@ -188,6 +191,8 @@ async function simulate(
 
   // --- sampling (backlog, progress)
   let maxBacklog = 0
+  const lagTrend = createLagTrend()
+  let servicesFellBehind = false
   let backlog = 0
   let phase: SimulationProgress['phase'] = 'generating'
   let fellBehind = false
@@ -216,6 +221,8 @@ async function simulate(
     }
     backlog = total
     maxBacklog = Math.max(maxBacklog, total)
+    lagTrend.record(performance.now(), total)
+    if (phase === 'generating' && lagTrend.growing) servicesFellBehind = true
     return total
   }
 
@@ -240,6 +247,7 @@ async function simulate(
       dlq: snap.totals.deadLettered - metricsBefore.totals.deadLettered,
       etaMs,
       behind: status.behind,
+      lagGrowing: phase === 'generating' && lagTrend.growing,
       phase,
     }
   }
@@ -423,6 +431,7 @@ async function simulate(
     dlq: dlqAfter - dlqBefore,
     retries: delta('retried'),
     maxBacklog,
+    servicesFellBehind,
     errors,
     verify,
     assertions: [],

@@ -23,6 +23,7 @@ function report(overrides: Partial<SimulationReport> = {}): SimulationReport {
     dlq: 5,
     retries: 4,
     maxBacklog: 120,
+    servicesFellBehind: false,
     errors: [],
     verify: null,
     assertions: [],
@@ -58,14 +59,17 @@ describe('report', () => {
     expect(text).toMatch(/10 checked, 0 differences/)
     expect(text).toMatch(/FAILED: dlq was 5/)
     expect(text).toMatch(/gamification\.xp\.earned/)
+    expect(text).not.toMatch(/SERVICES FELL BEHIND/)
+    expect(renderSummary(report({maxBacklog: 90_000, servicesFellBehind: true}))).toMatch(/90,000 +SERVICES FELL BEHIND/)
   })
 })
 
 describe('progress', () => {
-  const p = {elapsedMs: 65_000, sent: 1234, targetRate: 1000, achievedRate: 990, processed: 1200, backlog: 34, deliveryP95: 12.345, dlq: 1, etaMs: 5000, behind: false, phase: 'generating' as const}
+  const p = {elapsedMs: 65_000, sent: 1234, targetRate: 1000, achievedRate: 990, processed: 1200, backlog: 34, deliveryP95: 12.345, dlq: 1, etaMs: 5000, behind: false, lagGrowing: false, phase: 'generating' as const}
 
   it('formats one line', () => {
     expect(formatProgress(p)).toBe('1m05s | rate 990/1,000/s | sent 1,234 | processed 1,200 | lag 34 | p95 12.3ms | DLQ 1 | ETA 5s')
+    expect(formatProgress({...p, backlog: 40_000, lagGrowing: true})).toContain('lag 40,000 GROWING')
   })
 
   it('rewrites one line on a TTY, prints periodic lines otherwise', () => {

@@ -86,6 +86,30 @@ describe('runSimulation on the in-process engine', () => {
     expect(await runtime.store.outbox.pending()).toBe(0)
     expect(await effects()).toBe(400)
     expect(report.latency.publish.count).toBeGreaterThan(0)
+    expect(report.servicesFellBehind).toBe(false)
+  })
+
+  it('services that cannot keep up are reported as falling behind, though the generator kept its rate', {timeout: 60_000}, async () => {
+    const runtime = await inProcess()
+    // A service stalled until just after generation ends: its backlog grows with every event sent.
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    const timer = setTimeout(() => release(), 6_500)
+    const stalled: SimService = {name: `stalled_${randomUUID().slice(0, 8)}`, consumes: USER_TYPES, handle: () => gate}
+    try {
+      const report = await runSimulation({
+        scenario: scenario({rate: {shape: 'step', stages: [{duration: '6s', target: 500}]}, events: 3000}),
+        runtime,
+        services: [stalled],
+        drainTimeoutMs: 500,
+      })
+      expect(report.rate.fellBehind).toBe(false)
+      expect(report.servicesFellBehind).toBe(true)
+      expect(report.maxBacklog).toBeGreaterThan(1000)
+    } finally {
+      clearTimeout(timer)
+      release()
+    }
   })
 
   it('poison -> DLQ without retries', async () => {
