@@ -4,10 +4,15 @@
  * ack. Services only write handle(event, ctx).
  *
  * Delivery is at-least-once, so effects are made idempotent in layers:
- *   1. an LRU of event ids this runner completed (cheap skip of redeliveries and bus duplicates);
- *   2. the (aggregate, sequence) guard of seed 004 when metadata.sequence is present;
- *   3. the handlers' own atomic guards (projections.applyOnce, leaderboards.incrementOnce by event id);
- *   4. derived events get deterministic ids (event-id.ts), so the store drops re-emits.
+ *   1. a cache of event ids this runner completed (cheap skip of redeliveries and bus duplicates);
+ *   2. the group's ledger in the store (idempotency scope `handled:<group>`): every completed event
+ *      id, marked before its ack, kept for the dedupe window and looked up once per fetched batch,
+ *      so a duplicate that arrives after the cache forgot it, or at another consumer of the group,
+ *      is still skipped;
+ *   3. the (aggregate, sequence) guard of seed 004 when metadata.sequence is present;
+ *   4. the handlers' own atomic guards (projections.applyOnce, leaderboards.incrementOnce by event id),
+ *      which alone cover a crash between the effects and the ledger mark;
+ *   5. derived events get deterministic ids (event-id.ts), so the store drops re-emits.
  *
  * Ordering: deliveries are grouped by key (the aggregate id) into lanes. Different keys run
  * concurrently (at most `concurrency` at once); one key runs strictly in order. A failing event
@@ -71,7 +76,7 @@ export type RunnerEvent =
   | {type: 'bus_error'; phase: 'subscribe' | 'fetch' | 'ack' | 'close'; error: unknown; backoffMs?: number}
   | {type: 'retry'; eventId: string; eventType: string; attempt: number; delayMs: number; error: unknown}
   | {type: 'dead_lettered'; record: DlqRecord}
-  | {type: 'store_error'; phase: 'dlq' | 'sequence'; error: unknown; eventId: string | null}
+  | {type: 'store_error'; phase: 'dlq' | 'sequence' | 'ledger'; error: unknown; eventId: string | null}
   | {type: 'stopped'; reason: 'stop' | 'abort'}
 
 export interface ConsumerOptions {
@@ -88,6 +93,13 @@ export interface ConsumerOptions {
   maxBuffered?: number
   /** Completed event ids remembered per runner, to skip redeliveries. */
   dedupeCacheSize?: number
+  /**
+   * How long the group's ledger in the store keeps a completed event id. Default 10 minutes: a
+   * duplicate published seconds after its original reaches a group that is far behind many
+   * seconds after the original was handled, and a redelivery after a crash comes a visibility
+   * timeout later. Older duplicates fall to the handlers' per-document guards.
+   */
+  dedupeWindowMs?: number
   /** Validate derived events before appending (tests; the default trusts the handler). */
   validateEmitted?: boolean
   /** Where a new group starts. */
@@ -108,7 +120,7 @@ export interface ConsumerStats {
   /** Events whose handler succeeded (and whose derived events were appended). */
   handled: number
   acked: number
-  /** Skipped as already done (LRU or sequence guard); acked without handling. */
+  /** Skipped as already done (cache, ledger or sequence guard); acked without handling. */
   duplicates: number
   /** Other event types on the subscribed topics; acked without handling. */
   skipped: number
@@ -145,9 +157,12 @@ export type ConsumerDeps = {catalog: Catalog; validator: EventValidator; publish
   | {bus: Bus; store: Store; leaderboards: Leaderboards; clock: Clock; metrics?: RuntimeMetrics}
 )
 
+export const DEFAULT_DEDUPE_WINDOW_MS = 10 * 60_000
+
 export const DEFAULT_RETRY_DELAYS_MS: readonly number[] = [0, 10_000, 60_000]
 
 const MAX_BUS_BACKOFF_MS = 2_000
+const EMPTY_SET: ReadonlySet<string> = new Set()
 let instanceSeq = 0
 
 /** One delivery's journey through the runner. */
@@ -159,6 +174,8 @@ interface Item {
   attempt: number
   firstFailureAt?: number
   delivered: boolean
+  /** The event id the group's ledger already holds for this delivery's header (checked against the body). */
+  ledgerId?: string
 }
 
 interface Lane {
@@ -246,6 +263,8 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
   const retryDelays = options.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS
   const maxAttempts = retryDelays.length + 1
   const seen = new RecentKeys(options.dedupeCacheSize ?? 10_000)
+  const ledgerScope = `handled:${group}`
+  const dedupeWindowMs = options.dedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS
   const sequenceCollection = `seq_${group}`
 
   const {topics, accepts} = resolveSubscription(catalog, service.consumes)
@@ -333,13 +352,27 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       changeWaiters.push(done)
     })
 
-  // Acks are batched per turn of the event loop: one bus call for many deliveries.
+  // Acks are batched per turn of the event loop: one bus call for many deliveries, preceded by one
+  // store call marking the completed ones in the group's ledger (marked before acked, never after).
   let ackQueue: Delivery[] = []
+  let ledgerQueue: string[] = []
   let ackFlush: Promise<void> | null = null
   const flushAcks = async (): Promise<void> => {
-    while (ackQueue.length > 0 && !crashed && subscription) {
+    while ((ackQueue.length > 0 || ledgerQueue.length > 0) && !crashed && subscription) {
       const batch = ackQueue
       ackQueue = []
+      const completed = ledgerQueue
+      ledgerQueue = []
+      if (completed.length > 0) {
+        try {
+          await store.idempotency.markMany(ledgerScope, completed, dedupeWindowMs)
+        } catch (error) {
+          // Ack anyway: the handlers' guards still make a later duplicate harmless.
+          notify({type: 'store_error', phase: 'ledger', error, eventId: null})
+        }
+        if (crashed) return
+      }
+      if (batch.length === 0) continue
       try {
         await subscription.ack(batch)
         stats.acked += batch.length
@@ -453,7 +486,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
 
     // 3. Already done here? (redelivery after a lost ack, a duplicate on the bus)
     if (item.attempt === 0) {
-      if (seen.has(event.event_id)) {
+      if (seen.has(event.event_id) || item.ledgerId === event.event_id) {
         stats.duplicates++
         ack(item)
         return null
@@ -568,6 +601,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       }
     }
     seen.add(event.event_id)
+    ledgerQueue.push(event.event_id)
     stats.handled++
     ack(item)
     const latency = Date.now() - Date.parse(event.timestamp)
@@ -638,7 +672,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     }
   }
 
-  const dispatch = (delivery: Delivery) => {
+  const dispatch = (delivery: Delivery, ledgerIds: ReadonlySet<string>) => {
     const id = heldId(delivery)
     if (held.has(id)) {
       stats.ignoredRedeliveries++
@@ -653,11 +687,29 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       lane = {key, queue: [], active: false, parked: false}
       lanes.set(key, lane)
     }
-    lane.queue.push({delivery, attempt: 0, delivered: false})
+    const headerId = delivery.headers?.event_id
+    lane.queue.push({delivery, attempt: 0, delivered: false, ...(headerId !== undefined && ledgerIds.has(headerId) ? {ledgerId: headerId} : {})})
     if (!lane.active) {
       void runLane(lane).catch(() => {
         // runLane handles its own errors; nothing reaches here but a bug in the runner itself.
       })
+    }
+  }
+
+  /** The batch's event ids (from the relay's headers) that the group's ledger holds: one store call. */
+  const completedBefore = async (deliveries: readonly Delivery[]): Promise<ReadonlySet<string>> => {
+    const ids: string[] = []
+    for (const delivery of deliveries) {
+      const id = delivery.headers?.event_id
+      if (typeof id === 'string' && !held.has(heldId(delivery)) && !seen.has(id)) ids.push(id)
+    }
+    if (ids.length === 0) return EMPTY_SET
+    try {
+      return await store.idempotency.hasMany(ledgerScope, ids)
+    } catch (error) {
+      // Unreadable: handle them; the handlers' guards still hold.
+      notify({type: 'store_error', phase: 'ledger', error, eventId: null})
+      return EMPTY_SET
     }
   }
 
@@ -707,7 +759,9 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
         continue
       }
       if (crashed) break
-      for (const delivery of deliveries) dispatch(delivery)
+      const ledgerIds = await completedBefore(deliveries)
+      if (crashed) break
+      for (const delivery of deliveries) dispatch(delivery, ledgerIds)
     }
   }
 
@@ -744,6 +798,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
   const onAbort = () => {
     crashed = true
     ackQueue = []
+    ledgerQueue = []
     beginStop()
     // Lanes still running handlers finish in the background; nothing of theirs is acked.
     changed()

@@ -172,6 +172,10 @@ export interface IdempotencyStore {
   claim(scope: string, key: string, ttlMs?: number): Promise<boolean>
   has(scope: string, key: string): Promise<boolean>
   release(scope: string, key: string): Promise<void>
+  /** Which of `keys` are held (claimed or marked, not expired), in one round trip. */
+  hasMany(scope: string, keys: readonly string[]): Promise<Set<string>>
+  /** Holds every key for `ttlMs` from now, new or already held (the expiry moves), in one round trip. */
+  markMany(scope: string, keys: readonly string[], ttlMs?: number): Promise<void>
 }
 
 /** Update operators, a portable subset of MongoDB's. Dotted paths address nested fields. */

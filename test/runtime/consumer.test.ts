@@ -329,8 +329,10 @@ describe('consumer runner: derived events', () => {
       expect(e.metadata.aggregate_id).toBe(event.payload.user_id)
       expect(h.validator.validate(e).ok).toBe(true)
     }
-    // when another instance (fresh memory, no LRU) gets the same event again
+    // when another instance (fresh memory) gets the same event again, as after a crash between the
+    // effects and the ledger mark (the ledger entry is missing)
     await first.stop()
+    await h.store.idempotency.release(`handled:${group}`, event.event_id)
     await h.send([event])
     const second = h.start(awardXp(group, calls), {validateEmitted: true})
     await until(() => expect(second.stats().acked).toBe(1))
@@ -339,6 +341,31 @@ describe('consumer runner: derived events', () => {
     const again: EventEnvelope[] = []
     for await (const e of h.store.events.query({correlationId: event.correlation_id})) again.push(e)
     expect(again.map((e) => e.event_id).sort()).toEqual(derived.map((e) => e.event_id).sort())
+  })
+
+  it("the group's ledger: another instance skips an event the group completed, however long ago its cache forgot", async () => {
+    const group = serviceName('gamification')
+    const event = h.event('user.registered')
+    await h.send([event])
+    const calls: string[] = []
+    const first = h.start(awardXp(group, calls), {validateEmitted: true})
+    await until(() => expect(first.stats().acked).toBe(1))
+    await first.stop()
+    // marked before the ack, in the group's scope only
+    expect(await h.store.idempotency.has(`handled:${group}`, event.event_id)).toBe(true)
+    expect(await h.store.idempotency.has(`handled:${serviceName('other')}`, event.event_id)).toBe(false)
+    // the same event again (a duplicate on the bus), to an instance with an empty cache
+    await h.send([event])
+    const second = h.start(awardXp(group, calls), {validateEmitted: true})
+    await until(() => expect(second.stats().acked).toBe(1))
+    expect(calls).toEqual([event.event_id])
+    expect(second.stats()).toMatchObject({duplicates: 1, handled: 0})
+    await second.stop()
+    // a consumer of another group handles it: the ledger is per group
+    const otherCalls: string[] = []
+    const other = h.start(awardXp(serviceName('gamification'), otherCalls), {validateEmitted: true, startFrom: 'earliest'})
+    await until(() => expect(otherCalls.length).toBeGreaterThanOrEqual(1))
+    await other.stop()
   })
 
   it('an emit with an identity gets the same id from every causing event, so the store keeps one', async () => {

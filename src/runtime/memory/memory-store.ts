@@ -58,7 +58,7 @@ export class MemoryStore implements Store {
   private readonly byCorrelation = new Map<string, number[]>()
   // Outbox: unpublished event ids in append order (Map keeps insertion order) with their lease.
   private readonly unpublished = new Map<string, {position: number; leaseUntil: number; owner: string | null}>()
-  private readonly idempotencyKeys = new Map<string, number>()
+  private readonly keys: IdempotencyKeys
   private readonly collections = new Map<string, Map<string, Doc>>()
   /** applyOnce bookkeeping per collection and document, beside the documents (never in them). */
   private readonly appliedIds = new Map<string, Map<string, RecentIds>>()
@@ -67,6 +67,7 @@ export class MemoryStore implements Store {
   constructor(options: MemoryStoreOptions = {}) {
     this.now = options.now ?? Date.now
     this.chunkSize = options.queryChunkSize ?? 256
+    this.keys = new IdempotencyKeys(this.now)
     this.events = {
       append: async (events) => this.append(events),
       get: async (eventId) => {
@@ -91,26 +92,25 @@ export class MemoryStore implements Store {
     this.idempotency = {
       claim: async (scope, key, ttlMs) => {
         this.check()
-        const k = `${scope}\u0000${key}`
-        const expires = this.idempotencyKeys.get(k)
-        if (expires !== undefined && expires > this.now()) return false
-        this.idempotencyKeys.set(k, ttlMs === undefined ? Number.POSITIVE_INFINITY : this.now() + ttlMs)
-        return true
+        return this.keys.claim(scope, key, ttlMs)
       },
       has: async (scope, key) => {
         this.check()
-        const k = `${scope}\u0000${key}`
-        const expires = this.idempotencyKeys.get(k)
-        if (expires === undefined) return false
-        if (expires <= this.now()) {
-          this.idempotencyKeys.delete(k)
-          return false
-        }
-        return true
+        return this.keys.has(scope, key)
       },
       release: async (scope, key) => {
         this.check()
-        this.idempotencyKeys.delete(`${scope}\u0000${key}`)
+        this.keys.release(scope, key)
+      },
+      hasMany: async (scope, keys) => {
+        this.check()
+        const held = new Set<string>()
+        for (const key of keys) if (this.keys.has(scope, key)) held.add(key)
+        return held
+      },
+      markMany: async (scope, keys, ttlMs) => {
+        this.check()
+        this.keys.mark(scope, keys, ttlMs)
       },
     }
     this.projections = {
@@ -334,6 +334,52 @@ export class MemoryStore implements Store {
     return true
   }
 }
+
+/**
+ * Idempotency keys with expiry, one map per scope (a consumer group's ledger holds a key per
+ * handled event for its window, so entries stay small: the key string itself and a small integer).
+ * Expired keys are swept when a scope's map has doubled since its last sweep: amortized O(1).
+ */
+class IdempotencyKeys {
+  private readonly scopes = new Map<string, {keys: Map<string, number>; sweepAt: number}>()
+  /** Expiries are kept relative to this, so they stay small integers; NEVER for no expiry. */
+  private readonly epoch: number
+  constructor(private readonly now: () => number) {
+    this.epoch = now()
+  }
+
+  has(scope: string, key: string): boolean {
+    const expires = this.scopes.get(scope)?.keys.get(key)
+    return expires !== undefined && (expires === NEVER || expires > this.now() - this.epoch)
+  }
+
+  claim(scope: string, key: string, ttlMs?: number): boolean {
+    if (this.has(scope, key)) return false
+    this.mark(scope, [key], ttlMs)
+    return true
+  }
+
+  mark(scope: string, keys: readonly string[], ttlMs?: number): void {
+    let entry = this.scopes.get(scope)
+    if (!entry) {
+      entry = {keys: new Map(), sweepAt: 4_096}
+      this.scopes.set(scope, entry)
+    }
+    const expires = ttlMs === undefined ? NEVER : Math.max(1, this.now() - this.epoch + ttlMs)
+    for (const key of keys) entry.keys.set(key, expires)
+    if (entry.keys.size >= entry.sweepAt) {
+      const now = this.now() - this.epoch
+      for (const [key, at] of entry.keys) if (at !== NEVER && at <= now) entry.keys.delete(key)
+      entry.sweepAt = Math.max(4_096, entry.keys.size * 2)
+    }
+  }
+
+  release(scope: string, key: string): void {
+    this.scopes.get(scope)?.keys.delete(key)
+  }
+}
+
+const NEVER = -1
 
 /**
  * The last `capacity` ids, as the MongoDB adapter's `_applied` array keeps them, with O(1) lookup:

@@ -181,6 +181,31 @@ export class MongoStore implements Store {
       release: async (scope, key) => {
         await this.idempotencyCollection.deleteOne({_id: idempotencyId(scope, key)})
       },
+      hasMany: async (scope, keys) => {
+        if (keys.length === 0) return new Set()
+        const docs = await this.idempotencyCollection
+          .find(
+            {_id: {$in: keys.map((key) => idempotencyId(scope, key))}, $or: [{expires_at: null}, {expires_at: {$gt: new Date(this.now())}}]},
+            {projection: {key: 1}},
+          )
+          .toArray()
+        return new Set(docs.map((doc) => doc.key))
+      },
+      markMany: async (scope, keys, ttlMs) => {
+        if (keys.length === 0) return
+        const now = new Date(this.now())
+        const expires_at = ttlMs === undefined ? null : new Date(now.getTime() + ttlMs)
+        await this.idempotencyCollection.bulkWrite(
+          keys.map((key) => ({
+            updateOne: {
+              filter: {_id: idempotencyId(scope, key)},
+              update: {$set: {expires_at}, $setOnInsert: {scope, key, claimed_at: now}},
+              upsert: true,
+            },
+          })),
+          {ordered: false},
+        )
+      },
     }
     this.projections = {
       get: async (collection, id) =>
