@@ -66,7 +66,7 @@ if (values['redis-url']) {
 
 const wanted = values.targets!.split(',')
 const selected = targets.filter((t) => wanted.some((w) => (w === 'in-process' ? t.inProcess : !t.inProcess)))
-const table = new Table({head: ['runtime', 'target/s', 'simulated/s', 'all/s', 'publish p95', 'delivery p95', 'max backlog', 'behind', 'drained']})
+const table = new Table({head: ['runtime', 'target/s', 'simulated/s', 'all/s', 'publish p95', 'delivery p95', 'max backlog', 'generator behind', 'services behind', 'drained']})
 for (const target of selected) {
   // A short unrecorded run first: the first measured rate would otherwise pay for JIT warm-up.
   for (const [rate, warmUp] of [[rates[0], true] as const, ...rates.map((r) => [r, false] as const)]) {
@@ -97,6 +97,7 @@ for (const target of selected) {
       report.latency.delivery.count ? `${report.latency.delivery.p95.toFixed(2)} ms` : 'n/a',
       report.maxBacklog,
       report.rate.fellBehind ? 'yes' : 'no',
+      report.servicesFellBehind ? 'yes' : 'no',
       report.drained ? 'yes' : `no (${report.drainMs} ms)`,
     ])
   }
