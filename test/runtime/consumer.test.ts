@@ -314,13 +314,26 @@ describe('consumer runner: derived events', () => {
     },
   })
 
-  it('appends derived events with causation/correlation/trace ids, and re-handling emits the same ids', async () => {
-    const group = serviceName('gamification')
+  /** A new user.registered, handled and acked by a first instance of the group. */
+  const handledByFirstInstance = async (group: string, calls: string[]) => {
     const event = h.event('user.registered')
     await h.send([event])
-    const calls: string[] = []
     const first = h.start(awardXp(group, calls), {validateEmitted: true})
     await until(() => expect(first.stats().acked).toBe(1))
+    return {event, first}
+  }
+  /** The same event on the bus again, for a fresh instance of the group (an empty cache). */
+  const againToFreshInstance = async (group: string, event: EventEnvelope, calls: string[]) => {
+    await h.send([event])
+    const second = h.start(awardXp(group, calls), {validateEmitted: true})
+    await until(() => expect(second.stats().acked).toBe(1))
+    return second
+  }
+
+  it('appends derived events with causation/correlation/trace ids, and re-handling emits the same ids', async () => {
+    const group = serviceName('gamification')
+    const calls: string[] = []
+    const {event, first} = await handledByFirstInstance(group, calls)
     const derived: EventEnvelope[] = []
     for await (const e of h.store.events.query({correlationId: event.correlation_id})) derived.push(e)
     expect(derived.map((e) => e.event_type).sort()).toEqual(['gamification.achievement.unlocked', 'gamification.xp.earned'])
@@ -333,9 +346,7 @@ describe('consumer runner: derived events', () => {
     // effects and the ledger mark (the ledger entry is missing)
     await first.stop()
     await h.store.idempotency.release(`handled:${group}`, event.event_id)
-    await h.send([event])
-    const second = h.start(awardXp(group, calls), {validateEmitted: true})
-    await until(() => expect(second.stats().acked).toBe(1))
+    await againToFreshInstance(group, event, calls)
     // then the handler ran again but the store holds each derived event once
     expect(calls).toEqual([event.event_id, event.event_id])
     const again: EventEnvelope[] = []
@@ -345,19 +356,14 @@ describe('consumer runner: derived events', () => {
 
   it("the group's ledger: another instance skips an event the group completed, however long ago its cache forgot", async () => {
     const group = serviceName('gamification')
-    const event = h.event('user.registered')
-    await h.send([event])
     const calls: string[] = []
-    const first = h.start(awardXp(group, calls), {validateEmitted: true})
-    await until(() => expect(first.stats().acked).toBe(1))
+    const {event, first} = await handledByFirstInstance(group, calls)
     await first.stop()
     // marked before the ack, in the group's scope only
     expect(await h.store.idempotency.has(`handled:${group}`, event.event_id)).toBe(true)
     expect(await h.store.idempotency.has(`handled:${serviceName('other')}`, event.event_id)).toBe(false)
     // the same event again (a duplicate on the bus), to an instance with an empty cache
-    await h.send([event])
-    const second = h.start(awardXp(group, calls), {validateEmitted: true})
-    await until(() => expect(second.stats().acked).toBe(1))
+    const second = await againToFreshInstance(group, event, calls)
     expect(calls).toEqual([event.event_id])
     expect(second.stats()).toMatchObject({duplicates: 1, handled: 0})
     await second.stop()
