@@ -25,7 +25,7 @@ Exit codes: 0 all assertions hold, 1 an assertion failed, 2 a usage error (bad s
   static override flags = {
     scenario: Flags.string({char: 's', summary: 'A shipped scenario name or a path to a scenario YAML file.', default: 'smoke'}),
     rate: Flags.integer({char: 'r', summary: 'Replace the stages with one steady rate (events/s).'}),
-    duration: Flags.string({char: 'd', summary: 'How long to generate (e.g. 30s, 5m).'}),
+    duration: Flags.string({char: 'd', summary: "How long to generate (e.g. 30s, 5m); lifts the scenario's event cap unless --events is given."}),
     events: Flags.integer({char: 'n', summary: 'Stop after this many simulated events.'}),
     seed: Flags.integer({summary: 'Seed: the same seed gives the same events (apart from timestamps).'}),
     population: Flags.integer({summary: 'Number of simulated users.'}),

@@ -369,6 +369,8 @@ export function applyOverrides(scenario: Scenario, o: ScenarioOverrides): Scenar
       throw flagError('duration', (error as Error).message)
     }
     if (out.durationMs <= 0) throw flagError('duration', 'must be longer than 0')
+    // --duration alone: run that long, whatever event cap the scenario has (smoke's 2,000).
+    if (o.events === undefined) out.events = null
   }
   if (o.rate !== undefined) {
     if (!(o.rate > 0) || !Number.isFinite(o.rate)) throw flagError('rate', 'must be a number > 0')

@@ -80,6 +80,11 @@ describe('scenario files', () => {
     const e = applyOverrides(s, {events: 100})
     expect(e.events).toBe(100)
     expect(plannedDurationMs(e)).toBeNull()
+    // --duration alone lifts the scenario's event cap; with --events both hold
+    const capped = {...s, events: 2000}
+    expect(applyOverrides(capped, {rate: 5000, duration: '30s'})).toMatchObject({events: null, durationMs: 30_000})
+    expect(applyOverrides(capped, {duration: '30s', events: 500})).toMatchObject({events: 500, durationMs: 30_000})
+    expect(applyOverrides(capped, {rate: 5000})).toMatchObject({events: 2000})
     expect(() => applyOverrides(s, {rate: -1})).toThrow(UserError)
     expect(() => applyOverrides(s, {duration: 'x'})).toThrow(UserError)
   })
