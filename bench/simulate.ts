@@ -11,13 +11,10 @@
  */
 import {parseArgs} from 'node:util'
 import Table from 'cli-table3'
-import {SystemClock} from '../src/runtime/clock.js'
-import {createMemoryLeaderboards, createMemoryStore} from '../src/runtime/memory/index.js'
-import {createMetrics} from '../src/runtime/metrics/index.js'
-import {createRedisBus} from '../src/runtime/redis/bus.js'
 import type {Runtime} from '../src/runtime/runtime.js'
 import {runSimulation} from '../src/simulator/run.js'
 import {parseScenario} from '../src/simulator/scenario.js'
+import {redisBusWithMemoryStore} from './redis-runtime.js'
 import {servicesAvailable, type SimService} from '../src/simulator/services-bridge.js'
 
 const {values} = parseArgs({
@@ -45,20 +42,7 @@ if (values['redis-url']) {
   // The Redis bus alone: in-process store, so the numbers are the bus's, not the store's.
   targets.push({
     name: 'redis bus + in-process store',
-    runtime: async () => {
-      const bus = await createRedisBus({url})
-      const store = createMemoryStore()
-      const leaderboards = createMemoryLeaderboards()
-      const part = (kind: string, location: string) => ({kind, location, origin: 'external' as const})
-      return {
-        bus, store, leaderboards, clock: new SystemClock(), metrics: createMetrics(),
-        describe: () => ({bus: part('redis', url), store: part('memory', 'in-process'), leaderboards: part('memory', 'in-process')}),
-        close: async () => {
-          await bus.close()
-          await store.close()
-        },
-      }
-    },
+    runtime: () => redisBusWithMemoryStore(url),
   })
   // The full path on servers: with --mongo-url, or the store openRuntime finds (discovery / its own server).
   if (values['mongo-url'] || values['full']) targets.push({name: 'redis + mongodb', redisUrl: url, mongoUrl: values['mongo-url']})
