@@ -133,16 +133,22 @@ function toDelivery(entry: StreamEntry, topic: string, partition: number, delive
   return {id, topic, partition, key: f.k, value: f.v, headers: parseHeaders(f.h), deliveryCount, enqueuedAt: Number(id.slice(0, id.indexOf('-')))}
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
+/**
+ * Sleeps `ms` or until any of the signals aborts, then unhooks from all of them. Several signals
+ * rather than AbortSignal.any: every composite it makes stays referenced from a long-lived source
+ * (the bus's close signal, a consumer's stop signal) for the life of the process, one per read
+ * (nodejs/node#55351), which the soak benchmark showed as steady heap growth.
+ */
+const sleep = (ms: number, ...signals: Array<AbortSignal | undefined>) =>
   new Promise<void>((resolve) => {
-    if (signal?.aborted) return resolve()
+    if (signals.some((signal) => signal?.aborted)) return resolve()
     const timer = setTimeout(done, ms)
     function done() {
       clearTimeout(timer)
-      signal?.removeEventListener('abort', done)
+      for (const signal of signals) signal?.removeEventListener('abort', done)
       resolve()
     }
-    signal?.addEventListener('abort', done, {once: true})
+    for (const signal of signals) signal?.addEventListener('abort', done, {once: true})
   })
 
 /** Pairs of [name, value] from XINFO replies as an object. */
@@ -546,7 +552,7 @@ class RedisSubscription implements Subscription {
         const remaining = deadline - Date.now()
         if (this.owned.length === 0) {
           if (remaining <= 0) return []
-          await sleep(Math.min(remaining, this.tickMs, Math.max(1, this.nextMaintenance - Date.now())), this.anySignal(signal))
+          await sleep(Math.min(remaining, this.tickMs, Math.max(1, this.nextMaintenance - Date.now())), signal, this.closeController.signal)
           continue
         }
         const slice = Math.min(Math.max(remaining, 0), this.tickMs, Math.max(1, this.nextClaim - Date.now()))
@@ -556,7 +562,7 @@ class RedisSubscription implements Subscription {
         if (this.closed || this.bus.isClosed) return []
         if (!isConnectionError(error)) throw error
         // Redis is unreachable or restarting: report idle and let the caller come back.
-        await sleep(Math.min(250, Math.max(0, deadline - Date.now())), this.anySignal(signal))
+        await sleep(Math.min(250, Math.max(0, deadline - Date.now())), signal, this.closeController.signal)
         return []
       }
       if (Date.now() >= deadline) return []
@@ -566,10 +572,6 @@ class RedisSubscription implements Subscription {
 
   private takeBuffer(): Delivery[] {
     return this.buffer.splice(0, this.batchSize)
-  }
-
-  private anySignal(signal?: AbortSignal): AbortSignal {
-    return signal ? AbortSignal.any([signal, this.closeController.signal]) : this.closeController.signal
   }
 
   private connection(): Redis {
@@ -591,7 +593,7 @@ class RedisSubscription implements Subscription {
   private async readNew(blockMs: number, signal?: AbortSignal): Promise<Delivery[]> {
     if (this.inflight) {
       // A previous read outlived its next() (abort): let it finish into the buffer first.
-      await Promise.race([this.inflight, sleep(this.tickMs * 2, this.anySignal(signal))])
+      await Promise.race([this.inflight, sleep(this.tickMs * 2, signal, this.closeController.signal)])
       return this.takeBuffer()
     }
     const streams = [...this.owned]
@@ -620,10 +622,9 @@ class RedisSubscription implements Subscription {
     this.inflight = mine
     const watchdogMs = blockMs + Math.max(1_000, this.tickMs)
     const stop = new AbortController()
-    const stopped = this.anySignal(signal ? AbortSignal.any([signal, stop.signal]) : stop.signal)
     const outcome = await Promise.race([
       tracked.then((deliveries) => ({kind: 'read' as const, deliveries})),
-      sleep(watchdogMs, stopped).then(() => ({kind: 'interrupted' as const, deliveries: [] as Delivery[]})),
+      sleep(watchdogMs, signal, stop.signal, this.closeController.signal).then(() => ({kind: 'interrupted' as const, deliveries: [] as Delivery[]})),
     ]).finally(() => stop.abort())
     if (outcome.kind === 'read') return outcome.deliveries
     if (this.closed) return []
