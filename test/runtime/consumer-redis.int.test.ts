@@ -5,11 +5,10 @@
  * virtual, so retry delays cost nothing.
  */
 import {randomUUID} from 'node:crypto'
-import {Redis} from 'ioredis'
 import {afterEach, describe, expect, inject, it} from 'vitest'
+import {deleteTestKeys} from '../support/redis-server.js'
 import type {EventEnvelope} from '../../src/runtime/envelope.js'
 import {createRedisBus, type RedisBus} from '../../src/runtime/redis/bus.js'
-import {deleteKeys} from '../../src/runtime/redis/connection.js'
 import {advanceWhenParked, createHarness, serviceName, until, type Harness} from './consumer-harness.js'
 
 const redisUrl = inject('redisUrl')
@@ -28,13 +27,7 @@ describe.skipIf(!redisUrl)(`consumer runner on Redis (${redisUrl ? 'redis-server
   afterEach(async () => {
     await h?.close()
     h = undefined
-    const admin = new Redis(redisUrl!, {lazyConnect: true, maxRetriesPerRequest: 1})
-    try {
-      await admin.connect()
-      await deleteKeys(admin, `${prefix}:*`)
-    } finally {
-      admin.disconnect()
-    }
+    await deleteTestKeys(redisUrl!, prefix)
   })
 
   const pendingOf = async (group: string) => (await h!.bus.stats({group})).reduce((n, s) => n + s.pending + s.lag, 0)

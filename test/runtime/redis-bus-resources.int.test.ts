@@ -6,11 +6,10 @@
  * as steady heap growth.
  */
 import {getEventListeners} from 'node:events'
-import {Redis} from 'ioredis'
 import {afterEach, describe, expect, inject, it} from 'vitest'
+import {deleteTestKeys} from '../support/redis-server.js'
 import {uniqueName} from '../contracts/helpers.js'
 import {createRedisBus} from '../../src/runtime/redis/bus.js'
-import {deleteKeys} from '../../src/runtime/redis/connection.js'
 
 const redisUrl = inject('redisUrl')
 const reason = redisUrl ? 'redis-server' : `skipped: ${inject('redisUnavailable')}`
@@ -33,13 +32,7 @@ describe.skipIf(!redisUrl)(`Redis bus reads leave nothing behind (${reason})`, (
     const bus = await createRedisBus({url: redisUrl!, prefix})
     cleanups.push(async () => {
       await bus.close()
-      const admin = new Redis(redisUrl!, {lazyConnect: true, maxRetriesPerRequest: 1})
-      try {
-        await admin.connect()
-        await deleteKeys(admin, `${prefix}:*`)
-      } finally {
-        admin.disconnect()
-      }
+      await deleteTestKeys(redisUrl!, prefix)
     })
     const topic = 'resources'
     await bus.ensureTopics([{name: topic, partitions: 2}])

@@ -4,12 +4,12 @@
  * only this backend has: the key layout of docs/stream-layout.md and borrowing a caller's client.
  */
 import {afterEach, describe, expect, inject, it} from 'vitest'
+import {deleteTestKeys} from '../support/redis-server.js'
 import {Redis} from 'ioredis'
 import {busContract} from '../contracts/bus.contract.js'
 import {consumeUntil, uniqueName} from '../contracts/helpers.js'
 import {partitionFor} from '../../src/runtime/partition.js'
 import {createRedisBus} from '../../src/runtime/redis/bus.js'
-import {deleteKeys} from '../../src/runtime/redis/connection.js'
 
 const redisUrl = inject('redisUrl')
 
@@ -22,13 +22,7 @@ describe.skipIf(!redisUrl)(`RedisBus (${redisUrl ? 'redis-server' : `skipped: ${
       return {
         bus,
         cleanup: async () => {
-          const admin = new Redis(redisUrl!, {lazyConnect: true, maxRetriesPerRequest: 1})
-          try {
-            await admin.connect()
-            await deleteKeys(admin, `${prefix}:*`)
-          } finally {
-            admin.disconnect()
-          }
+          await deleteTestKeys(redisUrl!, prefix)
         },
       }
     },
@@ -47,7 +41,7 @@ describe.skipIf(!redisUrl)(`RedisBus (${redisUrl ? 'redis-server' : `skipped: ${
       }
     }
     afterEach(async () => {
-      for (const prefix of prefixes.splice(0)) await withAdmin((admin) => deleteKeys(admin, `${prefix}:*`))
+      for (const prefix of prefixes.splice(0)) await deleteTestKeys(redisUrl!, prefix)
     })
 
     it('lays out one stream per topic partition with k/v/h fields and topic metadata in a hash', async () => {

@@ -13,11 +13,11 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {Redis} from 'ioredis'
 import {afterEach, describe, expect, inject, it} from 'vitest'
+import {deleteTestKeys} from '../support/redis-server.js'
 import {uniqueName, until} from '../contracts/helpers.js'
 import {freePort, startRedisServer, type RedisServerHandle} from '../../src/runtime/embedded/redis-server.js'
 import {createRedisBus, type RedisBus} from '../../src/runtime/redis/bus.js'
 import {createRedisLeaderboards} from '../../src/runtime/redis/leaderboards.js'
-import {deleteKeys} from '../../src/runtime/redis/connection.js'
 import {UserError} from '../../src/errors.js'
 import type {Delivery, OutgoingMessage} from '../../src/runtime/ports.js'
 
@@ -154,8 +154,8 @@ describe.skipIf(!redisUrl)(`Redis faults (${reason})`, () => {
     const admin = new Redis(redisUrl!, {lazyConnect: true, maxRetriesPerRequest: 1})
     await admin.connect()
     cleanups.push(async () => {
-      await deleteKeys(admin, `${prefix}:*`)
       admin.disconnect()
+      await deleteTestKeys(redisUrl!, prefix)
     })
     const bus = await createRedisBus({url: redisUrl!, prefix, sessionTimeoutMs: 1_000})
     cleanups.push(() => bus.close())
@@ -185,13 +185,7 @@ describe.skipIf(!redisUrl)(`Redis faults (${reason})`, () => {
   it('a consumer process killed with SIGKILL mid-batch: another consumer takes its partitions and gets its deliveries again', async () => {
     const prefix = uniqueName('t')
     cleanups.push(async () => {
-      const admin = new Redis(redisUrl!, {lazyConnect: true, maxRetriesPerRequest: 1})
-      try {
-        await admin.connect()
-        await deleteKeys(admin, `${prefix}:*`)
-      } finally {
-        admin.disconnect()
-      }
+      await deleteTestKeys(redisUrl!, prefix)
     })
     const sessionMs = 1_000
     const visibilityMs = 500

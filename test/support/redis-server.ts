@@ -5,7 +5,9 @@
 import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {Redis} from 'ioredis'
 import {startRedisServer as startEmbedded} from '../../src/runtime/embedded/redis-server.js'
+import {deleteKeys} from '../../src/runtime/redis/connection.js'
 
 export async function startRedisServer(): Promise<{url: string; version: string; stop: () => Promise<void>}> {
   const dir = mkdtempSync(join(tmpdir(), 'tektree-redis-'))
@@ -22,5 +24,16 @@ export async function startRedisServer(): Promise<{url: string; version: string;
   } catch (error) {
     rmSync(dir, {recursive: true, force: true})
     throw error
+  }
+}
+
+/** Removes a test's keys (`prefix:*`) on its own short-lived connection, whatever state the test left its clients in. */
+export async function deleteTestKeys(url: string, prefix: string): Promise<void> {
+  const admin = new Redis(url, {lazyConnect: true, maxRetriesPerRequest: 1})
+  try {
+    await admin.connect()
+    await deleteKeys(admin, `${prefix}:*`)
+  } finally {
+    admin.disconnect()
   }
 }
