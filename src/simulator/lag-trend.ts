@@ -8,8 +8,6 @@ export interface LagTrend {
   record(atMs: number, backlog: number): void
   /** The backlog grew over the last window (as of the last record). */
   readonly growing: boolean
-  /** It grew at some point of the run. */
-  readonly everGrew: boolean
 }
 
 export function createLagTrend(options: {windowMs?: number; floor?: number} = {}): LagTrend {
@@ -17,7 +15,6 @@ export function createLagTrend(options: {windowMs?: number; floor?: number} = {}
   const floor = options.floor ?? 1_000
   const samples: Array<{t: number; backlog: number}> = []
   let growing = false
-  let everGrew = false
   return {
     record(atMs, backlog) {
       samples.push({t: atMs, backlog})
@@ -25,13 +22,9 @@ export function createLagTrend(options: {windowMs?: number; floor?: number} = {}
       while (samples.length > 2 && samples[1].t <= atMs - windowMs) samples.shift()
       const then = samples[0]
       growing = atMs - then.t >= windowMs * 0.8 && backlog > floor && backlog > then.backlog * 1.5
-      if (growing) everGrew = true
     },
     get growing() {
       return growing
-    },
-    get everGrew() {
-      return everGrew
     },
   }
 }
