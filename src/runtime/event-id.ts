@@ -7,13 +7,14 @@
  * to v4's: the envelope schema requires v4-shaped event ids, and a SHA-1 name hash is as unique as
  * random bits for this purpose (same construction as UUID v5, only the version nibble differs).
  */
-import {createHash, randomBytes} from 'node:crypto'
+import {hash as digest, randomBytes} from 'node:crypto'
 
 /** Fixed namespace so tektree's derived ids never collide with another system hashing the same names. */
 const NAMESPACE = 'tektree/derived-event/v1'
 
 export function derivedEventId(causationId: string, service: string, type: string, index: number | string): string {
-  const hash = createHash('sha1').update(`${NAMESPACE}\u0000${causationId}\u0000${service}\u0000${type}\u0000${index}`).digest()
+  // One-shot crypto.hash: a Hash object per id showed up in profiles (one id per derived event).
+  const hash = digest('sha1', `${NAMESPACE}\u0000${causationId}\u0000${service}\u0000${type}\u0000${index}`, 'buffer')
   hash[6] = (hash[6] & 0x0f) | 0x40 // version 4 (shape)
   hash[8] = (hash[8] & 0x3f) | 0x80 // RFC 4122 variant
   const hex = hash.subarray(0, 16).toString('hex')

@@ -5,6 +5,7 @@
  *
  * Pure: applyUpdate never mutates its input.
  */
+import {copyData} from './copy.js'
 import type {ProjectionUpdate} from './ports.js'
 
 export type Doc = Record<string, unknown>
@@ -105,12 +106,11 @@ export function applyUpdate(doc: Doc | null, update: ProjectionUpdate, options: 
     const parts = split(path)
     parentOf(path, parts, true)![parts[parts.length - 1]] = value
   }
-  const clone = <T>(value: T): T => (typeof value === 'object' && value !== null ? structuredClone(value) : value)
 
   if (options.isInsert && update.$setOnInsert) {
-    for (const [path, value] of Object.entries(update.$setOnInsert)) set(path, clone(value))
+    for (const [path, value] of Object.entries(update.$setOnInsert)) set(path, copyData(value))
   }
-  for (const [path, value] of Object.entries(update.$set ?? {})) set(path, clone(value))
+  for (const [path, value] of Object.entries(update.$set ?? {})) set(path, copyData(value))
   for (const path of Object.keys(update.$unset ?? {})) {
     const parts = split(path)
     const parent = parentOf(path, parts, false)
@@ -125,23 +125,23 @@ export function applyUpdate(doc: Doc | null, update: ProjectionUpdate, options: 
   }
   for (const [path, value] of Object.entries(update.$max ?? {})) {
     const current = getPath(result, path)
-    if (current === undefined || compareValues(value, current) > 0) set(path, clone(value))
+    if (current === undefined || compareValues(value, current) > 0) set(path, copyData(value))
   }
   for (const [path, value] of Object.entries(update.$min ?? {})) {
     const current = getPath(result, path)
-    if (current === undefined || compareValues(value, current) < 0) set(path, clone(value))
+    if (current === undefined || compareValues(value, current) < 0) set(path, copyData(value))
   }
   for (const [path, value] of Object.entries(update.$addToSet ?? {})) {
     const current = getPath(result, path)
     if (current !== undefined && !Array.isArray(current)) throw new Error(`$addToSet on non-array field "${path}"`)
     const list = (current as unknown[] | undefined) ?? []
     // A new array: the old one may be shared with the stored document.
-    if (!list.some((item) => deepEqual(item, value))) set(path, [...list, clone(value)])
+    if (!list.some((item) => deepEqual(item, value))) set(path, [...list, copyData(value)])
   }
   for (const [path, {each, slice}] of Object.entries(update.$push ?? {})) {
     const current = getPath(result, path)
     if (current !== undefined && !Array.isArray(current)) throw new Error(`$push on non-array field "${path}"`)
-    let list = [...((current as unknown[] | undefined) ?? []), ...each.map(clone)]
+    let list = [...((current as unknown[] | undefined) ?? []), ...each.map(copyData)]
     if (slice !== undefined) list = slice < 0 ? list.slice(slice) : slice === 0 ? [] : list.slice(0, slice)
     set(path, list)
   }

@@ -147,4 +147,9 @@ describe('derivedEventId', () => {
     ]
     expect(new Set([id, ...others]).size).toBe(6)
   })
+
+  it('never changes between versions: an event redelivered after an upgrade re-emits the same ids', () => {
+    expect(derivedEventId('0b7d1c2e-3f4a-4b5c-8d6e-7f8091a2b3c4', 'gamification', 'gamification.xp.earned', 0)).toBe('369b072d-fc3a-4af4-8c7a-25d0f41aee0b')
+    expect(derivedEventId('identity:level:u1:5', 'gamification', 'gamification.level.up', 0)).toBe('2fcdb0ea-dafe-4d25-8ebb-6d8ba2dea192')
+  })
 })

@@ -19,6 +19,7 @@ import type {
   ProjectionUpdate,
   Store,
 } from '../ports.js'
+import {copyData} from '../copy.js'
 import {compileTypeGlobs} from '../glob.js'
 import {APPLIED_FIELD, APPLIED_LIMIT, applyUpdate, compareValues, getPath, matchesFilter, type Doc} from '../projection-update.js'
 
@@ -143,21 +144,21 @@ export class MemoryStore implements Store {
     this.dlq = {
       add: async (record) => {
         this.check()
-        this.dlqRecords.set(record.id, structuredClone(record))
+        this.dlqRecords.set(record.id, copyData(record))
       },
       list: async (filter = {}) => {
         this.check()
         const out: DlqRecord[] = []
         for (const record of this.dlqRecords.values()) {
           if (out.length >= (filter.limit ?? Number.POSITIVE_INFINITY)) break
-          if (dlqMatches(record, filter)) out.push(structuredClone(record))
+          if (dlqMatches(record, filter)) out.push(copyData(record))
         }
         return out
       },
       get: async (id) => {
         this.check()
         const record = this.dlqRecords.get(id)
-        return record ? structuredClone(record) : null
+        return record ? copyData(record) : null
       },
       remove: async (ids) => {
         this.check()
@@ -191,7 +192,7 @@ export class MemoryStore implements Store {
         duplicates.push(original.event_id)
         continue
       }
-      const event = structuredClone(original)
+      const event = copyData(original)
       const position = this.log.length
       this.log.push(event)
       this.timestamps.push(Date.parse(event.timestamp))
@@ -429,7 +430,7 @@ function countBelow(positions: readonly number[], length: number): number {
 
 /** A copy: the stored document is never handed out. */
 function publicDoc(doc: Doc): ProjectionDoc {
-  return structuredClone(doc) as ProjectionDoc
+  return copyData(doc) as ProjectionDoc
 }
 
 function dlqMatches(record: DlqRecord, filter: {group?: string; type?: string}): boolean {
