@@ -5,7 +5,7 @@
  *   - `tektree catalog validate FILE --json` end to end (process start, catalog load, streaming read).
  * Prints a table on stderr and one JSON result line on stdout.
  *
- *   npx tsx bench/catalog-validate.ts [--events 200000] [--catalog FILE] [--no-cli]
+ *   npm run bench:one -- bench/catalog-validate.ts [--events 200000] [--catalog FILE] [--no-cli]
  */
 import {spawnSync} from 'node:child_process'
 import {mkdtempSync, rmSync, statSync, writeFileSync} from 'node:fs'

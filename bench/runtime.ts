@@ -12,7 +12,7 @@
  * Starts its own redis-server and MongoDB wire server (no flags needed). Prints a table on stderr
  * and one JSON line on stdout.
  *
- *   npx tsx bench/runtime.ts [--messages 200000] [--store-messages 20000] [--mongo-messages N] [--no-mongo]
+ *   npm run bench:one -- bench/runtime.ts [--messages 200000] [--store-messages 20000] [--mongo-messages N] [--no-mongo]
  */
 import {execFileSync} from 'node:child_process'
 import {mkdtempSync, rmSync} from 'node:fs'

@@ -3,7 +3,7 @@
  * (and on Redis when TEKTREE_REDIS_URL / --redis-url is given) and prints what was achieved:
  * simulated events/s, all events/s incl. derived, publish and delivery p95, backlog.
  *
- *   npx tsx bench/simulate.ts [--rates 500,1000,2000,5000] [--seconds 10] [--targets in-process,redis] [--redis-url URL [--mongo-url URL | --full]]
+ *   npm run bench:one -- bench/simulate.ts [--rates 500,1000,2000,5000] [--seconds 10] [--targets in-process,redis] [--redis-url URL [--mongo-url URL | --full]]
  *                             [--services tektree|sink|none]
  *
  * --services sink runs one no-op consumer group on every type, to measure the bus alone (the default

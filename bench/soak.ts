@@ -9,7 +9,7 @@
  * The heap outside the store at each sample is then heap - c x events stored; flat means that figure
  * stays put from the first sample to the last taken while the services run.
  *
- *   node --expose-gc --import tsx bench/soak.ts [--redis-url URL] [--rate 300] [--minutes 10] [--every 60]
+ *   npm run bench:soak -- [--redis-url URL] [--rate 300] [--minutes 10] [--every 60]
  * Without --redis-url it starts its own redis-server (Redis bus + in-process store: the embedded
  * default without a mongod).
  */

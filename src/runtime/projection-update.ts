@@ -20,6 +20,8 @@ function isPlainObject(value: unknown): value is Doc {
 }
 
 function split(path: string): string[] {
+  // Most paths are one field: no split, no scan.
+  if (path !== '' && !path.includes('.')) return [path]
   const parts = path.split('.')
   if (parts.some((part) => part === '')) throw new Error(`Invalid field path "${path}"`)
   return parts
