@@ -31,6 +31,10 @@ describe('copyData', () => {
     expect(JSON.stringify(copy)).toBe(JSON.stringify(parsed))
   })
 
+  it('refuses what structuredClone refuses: a function is not data', () => {
+    expect(() => copyData({handler: () => 1})).toThrow(/could not be cloned/)
+  })
+
   it('returns primitives as they are', () => {
     for (const value of [0, 'text', true, null, undefined, 12n]) expect(copyData(value)).toBe(value)
   })
