@@ -688,7 +688,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       lanes.set(key, lane)
     }
     const headerId = delivery.headers?.event_id
-    lane.queue.push({delivery, attempt: 0, delivered: false, ...(headerId !== undefined && ledgerIds.has(headerId) ? {ledgerId: headerId} : {})})
+    lane.queue.push({delivery, attempt: 0, delivered: false, ledgerId: headerId !== undefined && ledgerIds.has(headerId) ? headerId : undefined})
     if (!lane.active) {
       void runLane(lane).catch(() => {
         // runLane handles its own errors; nothing reaches here but a bug in the runner itself.
@@ -701,7 +701,9 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     const ids: string[] = []
     for (const delivery of deliveries) {
       const id = delivery.headers?.event_id
-      if (typeof id === 'string' && !held.has(heldId(delivery)) && !seen.has(id)) ids.push(id)
+      // Redeliveries of deliveries held here are asked about too (dispatch ignores them): they are
+      // rare, and leaving them out cost a second transport-id string per delivery.
+      if (typeof id === 'string' && !seen.has(id)) ids.push(id)
     }
     if (ids.length === 0) return EMPTY_SET
     try {
