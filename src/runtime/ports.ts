@@ -242,14 +242,42 @@ export interface DlqStore {
   count(filter?: {group?: string; type?: string}): Promise<number>
 }
 
+/**
+ * One unit of work: a consumer batch's projection writes, the events its handlers derived and the
+ * group's ledger marks. commit() applies them together (Marten's async daemon, Kafka Streams' EOS):
+ * all or nothing where the store has transactions, so a crash can never leave effects without
+ * their mark, or a mark without its effects.
+ */
+export interface StoreWrites {
+  /** Appended as events.append does (idempotent by event_id; each inserted event enters the outbox). */
+  events?: readonly EventEnvelope[]
+  /** Applied in order; with `eventId` as applyOnce (skipped where the document already holds it). */
+  projections?: ReadonlyArray<{collection: string; id: string; update: ProjectionUpdate; eventId?: string}>
+  /** Held as idempotency.markMany holds them. */
+  marks?: ReadonlyArray<{scope: string; keys: readonly string[]; ttlMs?: number}>
+}
+
+export interface CommitResult {
+  /** Events newly appended (duplicates by event_id are dropped, as append drops them). */
+  inserted: number
+}
+
 export interface Store {
-  /** "memory" | "mongodb" */
+  /** "memory" | "sqlite" | "mongodb" */
   readonly kind: string
+  /**
+   * True when commit() is all or nothing (SQLite, in-process). False where each write is atomic
+   * only on its own (a standalone mongod): commit() then applies projections, events and marks in
+   * that order, and the per-document applyOnce guards cover a crash in between.
+   */
+  readonly transactional: boolean
   readonly events: EventStore
   readonly outbox: Outbox
   readonly idempotency: IdempotencyStore
   readonly projections: ProjectionStore
   readonly dlq: DlqStore
+  /** Applies a unit of work; see StoreWrites and `transactional`. */
+  commit(writes: StoreWrites): Promise<CommitResult>
   close(): Promise<void>
 }
 

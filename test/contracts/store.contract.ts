@@ -415,6 +415,68 @@ export function storeContract(name: string, factory: StoreFactory): void {
     })
 
     // --------------------------------------------------------------------------------- dlq
+    describe('commit (a unit of work)', () => {
+      it('applies projections (applyOnce where an eventId is given), appends events into the outbox, holds marks', async () => {
+        const derived = [makeEvent(), makeEvent()]
+        const result = await store.commit({
+          projections: [
+            {collection: 'c_commit', id: 'u1', update: {$inc: {xp: 5}}, eventId: 'e1'},
+            {collection: 'c_commit', id: 'u1', update: {$inc: {xp: 7}}, eventId: 'e2'},
+            {collection: 'c_commit', id: 'u2', update: {$set: {name: 'Ada'}}},
+          ],
+          events: derived,
+          marks: [{scope: 'handled:g', keys: ['e1', 'e2'], ttlMs: 60_000}],
+        })
+        expect(result.inserted).toBe(2)
+        expect(await store.projections.get('c_commit', 'u1')).toEqual({_id: 'u1', xp: 12})
+        expect(await store.projections.get('c_commit', 'u2')).toEqual({_id: 'u2', name: 'Ada'})
+        expect(await store.events.get(derived[1].event_id)).toEqual(derived[1])
+        expect(await store.outbox.pending()).toBe(2)
+        expect(await store.idempotency.hasMany('handled:g', ['e1', 'e2', 'e3'])).toEqual(new Set(['e1', 'e2']))
+      })
+
+      it('a second commit of the same unit changes nothing: guarded writes skip, events are duplicates', async () => {
+        const derived = makeEvent()
+        const unit = {
+          projections: [{collection: 'c_commit', id: 'u1', update: {$inc: {xp: 5}}, eventId: 'e1'}],
+          events: [derived],
+          marks: [{scope: 'handled:g', keys: ['e1']}],
+        }
+        expect((await store.commit(unit)).inserted).toBe(1)
+        expect((await store.commit(unit)).inserted).toBe(0)
+        expect(await store.projections.get('c_commit', 'u1')).toEqual({_id: 'u1', xp: 5})
+        expect(await store.events.count()).toBe(1)
+        // The guard is shared with applyOnce: one path cannot apply what the other did.
+        expect(await store.projections.applyOnce('c_commit', 'u1', 'e1', {$inc: {xp: 5}})).toBe(false)
+      })
+
+      it('an empty commit is a no-op', async () => {
+        expect(await store.commit({})).toEqual({inserted: 0})
+      })
+
+      it('when transactional, a unit with one failing write applies none of it', async (context) => {
+        if (!store.transactional) return context.skip('this store commits write by write (transactional = false)')
+        await store.projections.update('c_commit', 'u1', {$set: {xp: 1}})
+        const derived = makeEvent()
+        await expect(
+          store.commit({
+            projections: [
+              {collection: 'c_commit', id: 'u1', update: {$inc: {xp: 5}}, eventId: 'e1'},
+              {collection: 'c_commit', id: 'u2', update: {$set: {_applied: ['x']}}},
+            ],
+            events: [derived],
+            marks: [{scope: 'handled:g', keys: ['e1']}],
+          }),
+        ).rejects.toThrow()
+        expect(await store.projections.get('c_commit', 'u1')).toEqual({_id: 'u1', xp: 1})
+        expect(await store.projections.get('c_commit', 'u2')).toBeNull()
+        expect(await store.events.get(derived.event_id)).toBeNull()
+        expect(await store.idempotency.has('handled:g', 'e1')).toBe(false)
+        // Not applied, so not guarded either: the same event applies once later.
+        expect(await store.projections.applyOnce('c_commit', 'u1', 'e1', {$inc: {xp: 5}})).toBe(true)
+      })
+    })
+
     describe('dlq', () => {
       it('add is idempotent by id and replaces; get; count', async () => {
         const record = makeDlqRecord({group: 'g1'})

@@ -8,6 +8,7 @@
 import type {EventEnvelope} from '../envelope.js'
 import type {
   AppendResult,
+  CommitResult,
   DlqRecord,
   DlqStore,
   EventQuery,
@@ -18,6 +19,7 @@ import type {
   ProjectionStore,
   ProjectionUpdate,
   Store,
+  StoreWrites,
 } from '../ports.js'
 import {copyData} from '../copy.js'
 import {compileTypeGlobs} from '../glob.js'
@@ -41,6 +43,7 @@ function toMs(value: string | number): number {
 
 export class MemoryStore implements Store {
   readonly kind = 'memory'
+  readonly transactional = true
   readonly events: EventStore
   readonly outbox: Outbox
   readonly idempotency: IdempotencyStore
@@ -177,6 +180,43 @@ export class MemoryStore implements Store {
 
   async close(): Promise<void> {
     this.closed = true
+  }
+
+  /**
+   * All or nothing: every projection write is first computed on a staged copy (an update that
+   * throws leaves the store untouched), then the staged documents, events and marks go in at once.
+   */
+  async commit(writes: StoreWrites): Promise<CommitResult> {
+    this.check()
+    const staged = new Map<string, {collection: string; id: string; doc: Doc; applied: string[]}>()
+    for (const {collection, id, update, eventId} of writes.projections ?? []) {
+      rejectBookkeeping(update)
+      const key = `${collection}\u0000${id}`
+      let entry = staged.get(key)
+      if (eventId !== undefined && (entry?.applied.includes(eventId) || this.appliedIds.get(collection)?.get(id)?.has(eventId))) continue
+      const existing = entry ? entry.doc : (this.collections.get(collection)?.get(id) ?? null)
+      const next = applyUpdate(existing, update, {isInsert: existing === null})
+      next._id = id
+      if (!entry) {
+        entry = {collection, id, doc: next, applied: []}
+        staged.set(key, entry)
+      } else entry.doc = next
+      if (eventId !== undefined) entry.applied.push(eventId)
+    }
+    for (const {collection, id, doc, applied} of staged.values()) {
+      let docs = this.collections.get(collection)
+      if (!docs) this.collections.set(collection, (docs = new Map()))
+      docs.set(id, doc)
+      if (applied.length === 0) continue
+      let byDoc = this.appliedIds.get(collection)
+      if (!byDoc) this.appliedIds.set(collection, (byDoc = new Map()))
+      let recent = byDoc.get(id)
+      if (!recent) byDoc.set(id, (recent = new RecentIds(APPLIED_LIMIT)))
+      for (const eventId of applied) recent.add(eventId)
+    }
+    const {inserted} = writes.events?.length ? this.append(writes.events) : {inserted: 0}
+    for (const {scope, keys, ttlMs} of writes.marks ?? []) this.keys.mark(scope, keys, ttlMs)
+    return {inserted}
   }
 
   private check(): void {

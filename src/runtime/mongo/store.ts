@@ -32,6 +32,8 @@ import type {
   ProjectionStore,
   ProjectionUpdate,
   Store,
+  StoreWrites,
+  CommitResult,
 } from '../ports.js'
 import {typeGlobsToRegExpSource} from '../glob.js'
 import {APPLIED_FIELD, APPLIED_LIMIT} from '../projection-update.js'
@@ -120,6 +122,8 @@ export async function createMongoStore(target: MongoStoreTarget, options: MongoS
 
 export class MongoStore implements Store {
   readonly kind = 'mongodb'
+  /** A standalone mongod has no multi-document transactions: commit() applies in order. */
+  readonly transactional = false
   readonly events: EventStore
   readonly outbox: Outbox
   readonly idempotency: IdempotencyStore
@@ -273,6 +277,20 @@ export class MongoStore implements Store {
       {key: {group: 1, _seq: 1}, name: 'group_seq'},
       {key: {event_type: 1, _seq: 1}, name: 'type_seq'},
     ])
+  }
+
+  /**
+   * In order: projections, then events, then marks. A crash part way leaves effects without their
+   * mark (the redelivery is guarded per document by applyOnce), never a mark without its effects.
+   */
+  async commit(writes: StoreWrites): Promise<CommitResult> {
+    for (const {collection, id, update, eventId} of writes.projections ?? []) {
+      if (eventId === undefined) await this.projections.update(collection, id, update)
+      else await this.applyOnce(collection, id, eventId, update)
+    }
+    const {inserted} = writes.events?.length ? await this.append(writes.events) : {inserted: 0}
+    for (const {scope, keys, ttlMs} of writes.marks ?? []) await this.idempotency.markMany(scope, keys, ttlMs)
+    return {inserted}
   }
 
   async close(): Promise<void> {
