@@ -30,6 +30,22 @@ export interface MetricsSnapshot {
   groups: Record<string, {lag: number; pending: number; oldestPendingAgeMs: number | null}>
 }
 
+/**
+ * What one RuntimeMetrics recorded since its last delta: counters and the two latency histograms
+ * (HDR, compressed base64; null when nothing was recorded). Plain data, so it crosses postMessage:
+ * a worker thread records into its own metrics and sends deltas; the parent merges them, and the
+ * report and the Prometheus endpoint read the parent's.
+ */
+export interface MetricsDelta {
+  published: Record<string, number>
+  delivered: Record<string, Record<string, number>>
+  acked: Record<string, Record<string, number>>
+  retried: Record<string, Record<string, number>>
+  deadLettered: Record<string, Record<string, number>>
+  publishLatency: string | null
+  deliveryLatency: string | null
+}
+
 export interface RuntimeMetrics {
   /** Events accepted by the bus (per event type). */
   published(eventType: string, count: number, latencyMs?: number): void
@@ -41,5 +57,13 @@ export interface RuntimeMetrics {
   deadLettered(group: string, eventType: string): void
   groupStats(group: string, stats: {lag: number; pending: number; oldestPendingAgeMs: number | null}): void
   snapshot(): MetricsSnapshot
+  /**
+   * Moves out everything recorded since the last call (or since creation): this instance then
+   * starts from zero, as after reset(). For a metrics that relays (a worker thread's), not one
+   * that is read.
+   */
+  takeDelta(): MetricsDelta
+  /** Adds another instance's delta (counters and histograms) as if it had been recorded here. */
+  merge(delta: MetricsDelta): void
   reset(): void
 }

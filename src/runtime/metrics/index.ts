@@ -7,10 +7,10 @@
  * on demand or on an interval (onSnapshot / MetricsEmitter).
  */
 import {EventEmitter} from 'node:events'
-import {build, type Histogram} from 'hdr-histogram-js'
-import type {LatencySummary, MetricsSnapshot, RuntimeMetrics} from '../metrics.js'
+import {build, decodeFromCompressedBase64, encodeIntoCompressedBase64, type Histogram} from 'hdr-histogram-js'
+import type {LatencySummary, MetricsDelta, MetricsSnapshot, RuntimeMetrics} from '../metrics.js'
 
-export type {LatencySummary, MetricsSnapshot, RuntimeMetrics}
+export type {LatencySummary, MetricsDelta, MetricsSnapshot, RuntimeMetrics}
 
 /** Histograms hold microseconds: 1 us .. 1 h at 3 significant digits. */
 const LOWEST_US = 1
@@ -64,6 +64,23 @@ function add(counts: Counts, key: string, n: number): void {
 function addIn(groups: GroupCounts, group: string, key: string, n: number): void {
   const counts = groups[group] ?? (groups[group] = emptyCounts())
   counts[key] = (counts[key] ?? 0) + n
+}
+
+function mergeGroups(into: GroupCounts, from: Record<string, Record<string, number>>): void {
+  for (const group in from) {
+    const counts = from[group]
+    for (const key in counts) addIn(into, group, key, counts[key])
+  }
+}
+
+/** A histogram's content as plain text (compressed HDR encoding), or null when it holds nothing. */
+function encode(histogram: Histogram): string | null {
+  return histogram.totalCount === 0 ? null : encodeIntoCompressedBase64(histogram)
+}
+
+function addEncoded(into: Histogram, encoded: string | null): void {
+  if (encoded === null) return
+  into.add(decodeFromCompressedBase64(encoded, 32))
 }
 
 const sum = (counts: Counts): number => {
@@ -144,6 +161,30 @@ export class Metrics implements RuntimeMetrics {
       deliveryLatencyMs: summarize(this.deliveryLatency),
       groups,
     }
+  }
+
+  takeDelta(): MetricsDelta {
+    const delta: MetricsDelta = {
+      published: this.publishedCounts,
+      delivered: this.deliveredCounts,
+      acked: this.ackedCounts,
+      retried: this.retriedCounts,
+      deadLettered: this.deadLetteredCounts,
+      publishLatency: encode(this.publishLatency),
+      deliveryLatency: encode(this.deliveryLatency),
+    }
+    this.reset()
+    return delta
+  }
+
+  merge(delta: MetricsDelta): void {
+    for (const type in delta.published) add(this.publishedCounts, type, delta.published[type])
+    mergeGroups(this.deliveredCounts, delta.delivered)
+    mergeGroups(this.ackedCounts, delta.acked)
+    mergeGroups(this.retriedCounts, delta.retried)
+    mergeGroups(this.deadLetteredCounts, delta.deadLettered)
+    addEncoded(this.publishLatency, delta.publishLatency)
+    addEncoded(this.deliveryLatency, delta.deliveryLatency)
   }
 
   reset(): void {
