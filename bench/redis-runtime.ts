@@ -12,6 +12,7 @@ export async function redisBusWithMemoryStore(url: string): Promise<Runtime> {
   const part = (kind: string, location: string) => ({kind, location, origin: 'external' as const})
   return {
     bus, store, leaderboards, clock: new SystemClock(), metrics: createMetrics(),
+    endpoints: {bus: url, store: null}, // the store is in-process: not shareable
     describe: () => ({bus: part('redis', url), store: part('memory', 'in-process'), leaderboards: part('memory', 'in-process')}),
     close: async () => {
       await bus.close()

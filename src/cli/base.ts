@@ -4,6 +4,7 @@
  */
 import {Command, Flags, Interfaces} from '@oclif/core'
 import {isUserError, UserError} from '../errors.js'
+import {normalizeRuntimeFlags, type RuntimeFlagValues} from './runtime-flags.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 export type BaseArgs<T extends typeof Command> = Interfaces.InferredArgs<T['args']>
@@ -15,15 +16,25 @@ export const catalogFlag = Flags.string({
   helpGroup: 'GLOBAL',
 })
 
-/** Flags of every command that talks to a runtime (bus, store). */
+/** Flags of every command that talks to a runtime (bus, store); URLs are checked in BaseCommand.init. */
 export const runtimeFlags = {
+  'bus-url': Flags.string({
+    summary: 'The bus (and leaderboards) by URL instead of the embedded runtime: redis://HOST:PORT, rediss://..., or memory: (in this process).',
+    env: 'TEKTREE_BUS_URL',
+    helpGroup: 'RUNTIME',
+  }),
+  'store-url': Flags.string({
+    summary: 'The event store by URL instead of the embedded runtime: sqlite:PATH, mongodb://HOST:PORT/DB, mongodb+srv://..., or memory:.',
+    env: 'TEKTREE_STORE_URL',
+    helpGroup: 'RUNTIME',
+  }),
   'redis-url': Flags.string({
-    summary: 'Use this Redis server as the bus instead of the embedded runtime.',
+    summary: 'Older name of --bus-url.',
     env: 'TEKTREE_REDIS_URL',
     helpGroup: 'RUNTIME',
   }),
   'mongo-url': Flags.string({
-    summary: 'Use this MongoDB server as the event store instead of the embedded runtime.',
+    summary: 'Older name of --store-url.',
     env: 'TEKTREE_MONGO_URL',
     helpGroup: 'RUNTIME',
   }),
@@ -59,6 +70,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       args: this.ctor.args,
       strict: this.ctor.strict,
     })
+    // A bad runtime URL is a usage error now (exit 2), before the command does anything.
+    if (this.ctor.flags && 'bus-url' in this.ctor.flags) normalizeRuntimeFlags(flags as RuntimeFlagValues)
     this.flags = flags as BaseFlags<T>
     this.args = args as BaseArgs<T>
   }

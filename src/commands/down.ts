@@ -5,13 +5,15 @@ import {dataDirFlag} from './up.js'
 
 export default class Down extends BaseCommand<typeof Down> {
   static override summary = 'Stop the embedded runtime that `tektree up` started.'
-  static override description = `Sends SIGTERM to each server of the embedded runtime, SIGKILL after the grace period, waits until the processes are gone, and removes the discovery file. Data stays in <data-dir> (Redis' append-only file, mongod's files) for the next \`tektree up\`, unless --purge.`
+  static override description = `Stops each server of the embedded runtime (redis-server with SHUTDOWN, which flushes its append-only file; mongod with SIGTERM; SIGKILL after the grace period), waits until the processes are gone, and removes the discovery file. Data stays in <data-dir> (the store file store.db, Redis' append-only file, mongod's files) for the next command or \`tektree up\`, unless --purge, which deletes it.
+
+A server a running command started for its own run is left to that command, which stops it when it ends.`
   static override enableJsonFlag = true
   static override examples = ['<%= config.bin %> <%= command.id %>', '<%= config.bin %> <%= command.id %> --purge', '<%= config.bin %> <%= command.id %> --grace 3 --json']
   static override flags = {
     'data-dir': dataDirFlag,
     grace: Flags.integer({summary: 'Seconds to wait after SIGTERM before SIGKILL.', default: 10, min: 0}),
-    purge: Flags.boolean({summary: 'Also delete the servers\' data directories.', default: false}),
+    purge: Flags.boolean({summary: 'Also delete the data: the store file (store.db) and the servers\' data directories.', default: false}),
   }
 
   public async run(): Promise<DownResult> {
@@ -22,6 +24,7 @@ export default class Down extends BaseCommand<typeof Down> {
         const how = {terminated: 'stopped', killed: 'killed after the grace period', 'not-running': 'was not running', survived: 'still running', 'pid-reused': 'pid now belongs to another program: left alone'}[s.how]
         this.log(`  ${s.part === 'redis' ? 'bus  ' : 'store'} (pid ${s.pid}): ${how}`)
       }
+      for (const l of result.left) this.log(`  ${l.part === 'redis' ? 'bus  ' : 'store'} (pid ${l.pid}): left to the tektree command with pid ${l.owner_pid}, which started it and stops it when it ends`)
       if (result.discovery_file_removed) this.log('Discovery file removed.')
       for (const dir of result.purged) this.log(`Deleted ${dir}`)
     }

@@ -1,11 +1,11 @@
 import {BaseCommand} from '../cli/base.js'
 import {maskUrl} from '../errors.js'
 import {embeddedStatus, type EmbeddedStatus, type PartStatus} from '../runtime/embedded/index.js'
-import {dataDirFlag} from './up.js'
+import {dataDirFlag, formatSize} from './up.js'
 
 export interface StatusResult extends EmbeddedStatus {
   /** URLs set in the environment that commands use instead of the embedded runtime (masked). */
-  overrides: {redis_url?: string; mongo_url?: string}
+  overrides: {bus_url?: string; store_url?: string}
 }
 
 function duration(ms: number): string {
@@ -18,10 +18,10 @@ function duration(ms: number): string {
 }
 
 export default class Status extends BaseCommand<typeof Status> {
-  static override summary = 'Show what runs where: the embedded runtime (real or in-process), pids, ports, versions, uptime.'
-  static override description = `Reads the discovery file (<data-dir>/runtime.json) that \`tektree up\` writes and checks each server: is its pid alive, does it answer a ping. A discovery file whose servers are all gone is reported as stale and removed.
+  static override summary = 'Show what runs where: the bus and the store (real or in-process), pids, ports, versions, the store file, uptime.'
+  static override description = `Reads the discovery file (<data-dir>/runtime.json) and checks each part: is its pid alive, does it answer a ping; for the SQLite store file, its path, size, SQLite version and event count. Servers that a running command started for its own run are shown with that command. Entries of commands that are gone are removed; a part of \`tektree up\` that died is shown as DEAD (\`tektree up\` restarts it on its port).
 
-When nothing is up, says what commands do instead: start a server for their own run, or (without redis-server / a MongoDB server) run that part in-process, which other terminals cannot attach to.`
+When nothing is up, says what commands do instead: share the store file and start redis-server for their own run, or (without redis-server) run the bus in-process, which other terminals cannot attach to.`
   static override enableJsonFlag = true
   static override examples = ['<%= config.bin %> <%= command.id %>', '<%= config.bin %> <%= command.id %> --json']
   static override flags = {
@@ -31,8 +31,10 @@ When nothing is up, says what commands do instead: start a server for their own 
   public async run(): Promise<StatusResult> {
     const status = await embeddedStatus({dataDir: this.flags['data-dir']})
     const overrides: StatusResult['overrides'] = {}
-    if (process.env.TEKTREE_REDIS_URL) overrides.redis_url = maskUrl(process.env.TEKTREE_REDIS_URL)
-    if (process.env.TEKTREE_MONGO_URL) overrides.mongo_url = maskUrl(process.env.TEKTREE_MONGO_URL)
+    const bus = process.env.TEKTREE_BUS_URL || process.env.TEKTREE_REDIS_URL
+    const store = process.env.TEKTREE_STORE_URL || process.env.TEKTREE_MONGO_URL
+    if (bus) overrides.bus_url = maskUrl(bus)
+    if (store) overrides.store_url = maskUrl(store)
     const result: StatusResult = {...status, overrides}
     if (!this.jsonEnabled()) this.render(result)
     return result
@@ -42,11 +44,19 @@ When nothing is up, says what commands do instead: start a server for their own 
     const headline: Record<EmbeddedStatus['state'], string> = {
       up: `Embedded runtime: up${s.uptime_ms !== undefined ? ` for ${duration(s.uptime_ms)}` : ''} (${s.data_dir})`,
       partial: `Embedded runtime: partly up (${s.data_dir}); \`tektree up\` restarts what is missing`,
-      down: `Embedded runtime: down (${s.data_dir})`,
-      stale: `Embedded runtime: down; a stale discovery file was found`,
+      down: `Embedded runtime: not up (${s.data_dir})`,
+      stale: `Embedded runtime: not up (${s.data_dir}); an unreadable discovery file was found`,
     }
     this.log(headline[s.state])
     const line = (label: string, p: PartStatus) => {
+      if (p.kind === 'sqlite') {
+        const health = p.state === 'running' ? '' : p.state === 'absent' ? ' (not created yet)' : ': CANNOT BE OPENED'
+        const facts = [p.version, p.size_bytes !== undefined ? formatSize(p.size_bytes) : undefined, p.events !== undefined ? `${p.events} events` : undefined].filter(Boolean)
+        this.log(`  ${label} ${p.path}${health}${facts.length > 0 ? ` (${facts.join(', ')})` : ''}`)
+        if (p.error) this.log(`        ${p.error}`)
+        if (p.state === 'running' && p.mode === 'file') this.log('        the store file every command in this directory shares')
+        return
+      }
       if (p.state === 'absent') {
         this.log(`  ${label} ${p.mode === 'in-process' ? 'in-process' : 'not running'}: ${p.note ?? ''}`)
         return
@@ -54,13 +64,14 @@ When nothing is up, says what commands do instead: start a server for their own 
       const health = p.state === 'running' ? 'running' : p.state === 'unresponsive' ? 'NOT ANSWERING' : 'DEAD'
       this.log(`  ${label} ${p.version} at ${maskUrl(p.url ?? '')}: ${health} (pid ${p.pid} ${p.alive ? 'alive' : 'gone'}, port ${p.port})`)
       this.log(`        data: ${p.persistent ? p.data_dir : 'in memory only (lost on down)'}`)
-      if (p.state !== 'running' && p.mode === 'in-process') this.log(`        commands run this part in-process meanwhile; other terminals cannot attach to it`)
+      if (p.mode === 'per-command' && p.note) this.log(`        ${p.note}`)
+      if (p.state !== 'running' && p.mode === 'embedded') this.log(`        commands using it fail until \`tektree up\` restarts it (port ${p.port}) or \`tektree down\` clears it`)
     }
-    line('bus   ', s.redis)
-    line('store ', s.mongo)
+    line('bus   ', s.bus)
+    line('store ', s.store)
     if (s.cleaned) this.log(`  cleaned: ${s.cleaned}`)
-    if (s.overrides.redis_url) this.log(`  TEKTREE_REDIS_URL is set: commands use ${s.overrides.redis_url} for the bus`)
-    if (s.overrides.mongo_url) this.log(`  TEKTREE_MONGO_URL is set: commands use ${s.overrides.mongo_url} for the store`)
-    if (s.state === 'down' || s.state === 'stale') this.log(`Start it with \`${this.config.bin} up\`.`)
+    if (s.overrides.bus_url) this.log(`  TEKTREE_BUS_URL / TEKTREE_REDIS_URL is set: commands use ${s.overrides.bus_url} for the bus`)
+    if (s.overrides.store_url) this.log(`  TEKTREE_STORE_URL / TEKTREE_MONGO_URL is set: commands use ${s.overrides.store_url} for the store`)
+    if (s.state === 'down' || s.state === 'stale') this.log(`Start it with \`${this.config.bin} up\` (optional: commands share the store file and start their own bus without it).`)
   }
 }

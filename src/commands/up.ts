@@ -1,20 +1,31 @@
+import {existsSync, statSync} from 'node:fs'
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base.js'
 import {maskUrl} from '../errors.js'
 import {upEmbeddedRuntime, type UpResult} from '../runtime/embedded/index.js'
 
 export const dataDirFlag = Flags.string({
-  summary: 'Directory of the embedded runtime: discovery file and server data.',
+  summary: 'Directory of the embedded runtime: discovery file, store file and server data.',
   description: 'Default: .tektree in the current directory.',
   env: 'TEKTREE_DATA_DIR',
   helpGroup: 'RUNTIME',
 })
 
-export default class Up extends BaseCommand<typeof Up> {
-  static override summary = 'Start the embedded runtime (redis-server + a MongoDB server) in the background.'
-  static override description = `Starts redis-server (append-only file, fsync every second, data in <data-dir>/redis) and a MongoDB server (mongod with data in <data-dir>/mongo; else mongo-java-server, which keeps data in memory) as background processes that outlive this command, waits until both answer, and writes <data-dir>/runtime.json. Every other tektree command run from this directory then attaches to them, so several terminals share one bus and one store.
+/** 1536 -> "1.5 KiB" */
+export function formatSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`
+  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KiB`
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)} MiB`
+  return `${(bytes / 1024 ** 3).toFixed(2)} GiB`
+}
 
-Idempotent: when the runtime is already up it says so; a part that died is started again. A part that cannot be had (no redis-server, no mongod and no Java) is reported; commands then run that part in-process.
+export default class Up extends BaseCommand<typeof Up> {
+  static override summary = 'Start the embedded runtime (redis-server + the store) in the background.'
+  static override description = `Starts redis-server (append-only file, fsync every second, data in <data-dir>/redis) as a background process that outlives this command, and sets up the store: mongod (data in <data-dir>/mongo) where one is on PATH or named by TEKTREE_MONGO_BIN, else the SQLite file <data-dir>/store.db, which it opens once (creating it and migrating its schema, so a bad file is reported here). Then it writes <data-dir>/runtime.json. Every other tektree command run from this directory attaches to them, so several terminals share one bus and one store.
+
+Without \`up\`, commands still share the store file, and a command that needs the bus starts redis-server in <data-dir>/redis for its own run (others attach to it meanwhile); \`up\` keeps one running.
+
+Idempotent: when the runtime is already up it says so; a part that died is started again ON THE PORT IT HAD, so connected clients (a running \`tektree services\`) recover. A part that cannot be had (no redis-server) is reported; commands then run it in-process.
 
 Stop it with \`tektree down\`; see it with \`tektree status\`.`
   static override enableJsonFlag = true
@@ -30,19 +41,25 @@ Stop it with \`tektree down\`; see it with \`tektree status\`.`
     const result = await upEmbeddedRuntime({dataDir: this.flags['data-dir'], readyTimeoutMs: this.flags['ready-timeout'] * 1000})
     if (human) {
       const {discovery} = result
-      this.log(result.state === 'already-up' ? `The embedded runtime is already up (since ${discovery.started_at}).` : `The embedded runtime is up.`)
-      for (const [label, server] of [
-        ['bus  ', discovery.redis],
-        ['store', discovery.mongo],
+      this.log(result.state === 'already-up' ? `The embedded runtime is already up (since ${discovery.up?.started_at}).` : `The embedded runtime is up.`)
+      for (const [label, part] of [
+        ['bus  ', 'redis'],
+        ['store', 'mongo'],
       ] as const) {
+        const server = discovery[part]
         if (!server) continue
-        const fresh = result.started.includes(label === 'bus  ' ? 'redis' : 'mongo') ? 'started' : 'running'
+        const fresh = result.started.includes(part) ? 'started' : 'running'
         this.log(`  ${label} ${server.version} at ${maskUrl(server.url)} (pid ${server.pid}, ${fresh}; data ${server.persistent ? server.data_dir : 'in memory only'})`)
+      }
+      if (discovery.sqlite) {
+        const bytes = existsSync(discovery.sqlite.path) ? statSync(discovery.sqlite.path).size : 0
+        this.log(`  store ${discovery.sqlite.path} (${discovery.sqlite.version}, ${formatSize(bytes)})`)
       }
       for (const missing of result.unavailable) {
         this.log(`  ${missing.part === 'redis' ? 'bus  ' : 'store'} unavailable: ${missing.reason}`)
         this.log(`        commands run this part in-process; other terminals cannot attach to it.`)
       }
+      for (const note of result.notes) this.log(`  note: ${note}`)
       this.log(`Discovery file: ${result.discoveryFile}. Stop with \`${this.config.bin} down\`.`)
     }
     return result

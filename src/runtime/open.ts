@@ -1,101 +1,87 @@
 /**
  * openRuntime: the one place a command gets its bus, store and leaderboards. Per part, in order:
- *   1. an explicit URL (external; unreachable = UserError within ~5 s, exit 2);
- *   2. the embedded runtime `tektree up` left running, found through <dataDir>/runtime.json (attach);
- *   3. an embedded server started for this command only (stopped by close());
- *   4. the in-process adapter, announced by ONE line saying why and how to get the real one.
- * `inProcess: true` skips straight to 4 (silently: it was asked for). Leaderboards live on Redis
- * when the bus does, else in-process. close() stops only what this call started and closes only
- * what it opened.
+ *   1. a URL (busUrl / storeUrl, or their aliases redisUrl / mongoUrl), served by the driver its
+ *      scheme names (drivers.ts); an unreachable one is a UserError within ~5 s, exit 2. Opening by
+ *      URL never starts or stops a server: that is how a worker attaches to its parent's parts;
+ *   2. what <dataDir>/runtime.json lists (`tektree up`'s servers and store file, or a server another
+ *      running command started): attach. A listed part that does not answer is a UserError naming it
+ *      (exit 2); it is never replaced by a private one;
+ *   3. nothing listed: the store is the SQLite file <dataDir>/store.db (or a mongod where one is
+ *      installed), and the bus a redis-server started in <dataDir>/redis for this command, listed
+ *      while it runs so that other commands attach, stopped when it ends; data persists for the next;
+ *   4. no redis-server to start: the bus runs in-process, announced by ONE line saying why and how
+ *      to get the real one.
+ * `inProcess: true` uses in-process parts only (silently: it was asked for). `ephemeral: true` keeps
+ * everything private to this call: a fresh temp dir with its own store file and redis-server, all
+ * removed by close(). Leaderboards live on Redis when the bus does, else in-process. close() stops
+ * only what this call started and closes only what it opened.
  *
- * Adapters and launchers are imported lazily: an in-process run never loads ioredis or the driver.
+ * Adapters and launchers are imported lazily: an in-process run never loads ioredis or a driver.
  */
-import {mkdtempSync, rmSync} from 'node:fs'
+import {mkdirSync, mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {maskUrl, UserError} from '../errors.js'
 import {SystemClock} from './clock.js'
+import {driverFor, openBusUrl, openStoreUrl, type DriverContext, type OpenedBus, type OpenedStore} from './drivers.js'
 import {createMemoryBus, createMemoryLeaderboards, createMemoryStore} from './memory/index.js'
 import {createMetrics} from './metrics/index.js'
 import type {RuntimeMetrics} from './metrics.js'
 import type {Bus, Clock, Leaderboards, Store} from './ports.js'
-import type {Runtime, RuntimeDescription, RuntimePartInfo} from './runtime.js'
-import {readDiscovery, resolveDataDir, isAlive, pingRedis, pingMongo, type DiscoveredServer} from './embedded/discovery.js'
+import type {Runtime, RuntimeDescription, RuntimeEndpoints, RuntimePartInfo} from './runtime.js'
 
 export interface OpenRuntimeOptions {
-  /** External Redis for the bus and leaderboards. */
+  /** The bus (and leaderboards) by URL: redis://, rediss://, memory: (see drivers.ts). */
+  busUrl?: string
+  /** The store by URL: sqlite:<path>, sqlite::memory:, mongodb://, mongodb+srv://, memory:. */
+  storeUrl?: string
+  /** Alias of busUrl (--redis-url). */
   redisUrl?: string
-  /** External MongoDB for the store. */
+  /** Alias of storeUrl (--mongo-url). */
   mongoUrl?: string
   /** In-process adapters only: no servers, nothing shared. */
   inProcess?: boolean
-  /** Where `tektree up` keeps its discovery file and data (default TEKTREE_DATA_DIR, else ./.tektree). */
+  /** Where the embedded runtime keeps its discovery file and data (default TEKTREE_DATA_DIR, else ./.tektree). */
   dataDir?: string
   clock?: Clock
   /**
-   * Never attach to the runtime `tektree up` left running: whatever this call uses is private to it
-   * and discarded by close() (tests, throwaway runs).
+   * Never attach to or start anything in the data dir: whatever this call starts is private to it,
+   * in a fresh temp dir, and discarded by close() (tests, throwaway runs). With both URLs given, it
+   * starts nothing at all (a worker attaching to its parent's endpoints).
    */
   ephemeral?: boolean
   /** One line per noteworthy choice (fallbacks, per-command servers). Default: stderr. */
   log?: (line: string) => void
   /** Record into these metrics instead of fresh ones. */
   metrics?: RuntimeMetrics
-  /** MongoDB database name (default TEKTREE_MONGO_DB, else "tektree"). */
+  /** MongoDB database name (default: the URL's path, else TEKTREE_MONGO_DB, else "tektree"). */
   database?: string
-  /** Bound on reaching an external URL (default 5000 ms). */
+  /** Bound on reaching a URL (default 5000 ms) or a part runtime.json lists (default 2000 ms). */
   connectTimeoutMs?: number
+  /** The command's name, recorded with the servers it starts (`tektree status` shows it). */
+  command?: string
 }
 
 type Cleanup = () => Promise<void> | void
 
-
-const DEFAULT_DATABASE = 'tektree'
 const IN_PROCESS_LINE = 'for this command only; other terminals cannot attach to an in-process part'
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
 }
 
-/** Connects, PINGs and disconnects, within timeoutMs; throws the reason. */
-async function checkRedis(url: string, timeoutMs: number): Promise<void> {
-  const {Redis} = await import('ioredis')
-  const client = new Redis(url, {
-    lazyConnect: true,
-    connectTimeout: timeoutMs,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    retryStrategy: () => null,
-    reconnectOnError: () => false,
-  })
-  client.on('error', () => undefined) // the awaited calls below report it
-  let timer: NodeJS.Timeout | undefined
-  try {
-    await Promise.race([
-      (async () => {
-        await client.connect()
-        await client.ping()
-      })(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)
-      }),
-    ])
-  } finally {
-    clearTimeout(timer)
-    client.disconnect()
+/** The URL for a part from its option and its alias; both set and different is a usage error. */
+function pickUrl(primary: string | undefined, alias: string | undefined, names: [string, string]): {url: string; source: string} | undefined {
+  if (primary && alias && primary !== alias) {
+    throw new UserError(`Both ${names[0]} (${maskUrl(primary)}) and ${names[1]} (${maskUrl(alias)}) are set`, {
+      code: 'INVALID_FLAGS',
+      hint: `${names[1]} is the older name of ${names[0]}: give one (check the environment for TEKTREE_${names[0] === '--bus-url' ? 'BUS' : 'STORE'}_URL and TEKTREE_${names[1] === '--redis-url' ? 'REDIS' : 'MONGO'}_URL).`,
+      exitCode: 2,
+    })
   }
-}
-
-function unreachable(kind: 'Redis' | 'MongoDB', flag: string, url: string, error: unknown): UserError {
-  const masked = maskUrl(url)
-  const what = kind === 'Redis' ? 'redis-server' : 'mongod'
-  return new UserError(`Cannot reach ${kind} at ${masked} (${flag}): ${errorText(error).replaceAll(url, masked)}`, {
-    code: kind === 'Redis' ? 'REDIS_UNREACHABLE' : 'MONGO_UNREACHABLE',
-    hint: `Check that ${what} runs and is reachable from here (host, port, password, bind address, firewall), or drop ${flag} to use the embedded runtime (\`tektree up\`).`,
-    exitCode: 2,
-    details: {url: masked},
-    cause: error,
-  })
+  if (primary) return {url: primary, source: names[0]}
+  if (alias) return {url: alias, source: names[1]}
+  return undefined
 }
 
 interface BusPart {
@@ -103,154 +89,177 @@ interface BusPart {
   leaderboards: Leaderboards
   info: RuntimePartInfo
   leaderboardsInfo: RuntimePartInfo
+  endpoint: string | null
 }
 
 interface StorePart {
   store: Store
   info: RuntimePartInfo
+  endpoint: string | null
 }
 
-async function redisAdapters(url: string, connectTimeoutMs: number): Promise<{bus: Bus; leaderboards: Leaderboards}> {
-  const [{createRedisBus}, {createRedisLeaderboards}] = await Promise.all([
-    import('./redis/bus.js'),
-    import('./redis/leaderboards.js'),
-  ])
-  const bus = await createRedisBus({url, connectTimeoutMs})
+function busPart(opened: OpenedBus, info: RuntimePartInfo): BusPart {
+  return {bus: opened.bus, leaderboards: opened.leaderboards, info, leaderboardsInfo: {...info}, endpoint: opened.endpoint}
+}
+
+function inProcessBus(fallbackReason?: string): BusPart {
+  const info: RuntimePartInfo = {kind: 'memory', location: 'in-process', origin: 'in-process', ...(fallbackReason ? {fallbackReason} : {})}
+  const leaderboardsInfo: RuntimePartInfo = fallbackReason ? {...info, fallbackReason: 'the bus runs in-process, so do the leaderboards'} : {...info}
+  return {bus: createMemoryBus(), leaderboards: createMemoryLeaderboards(), info, leaderboardsInfo, endpoint: null}
+}
+
+function urlInfo(opened: {kind: string; endpoint: string | null}, url: string, location?: string): RuntimePartInfo {
+  return opened.kind === 'memory'
+    ? {kind: 'memory', location: 'in-process', origin: 'in-process'}
+    : {kind: opened.kind, location: location ?? maskUrl(url), origin: 'external'}
+}
+
+/** Opens `url` with the driver, releasing `release` (a server this call started) when that fails. */
+async function withRelease<T>(open: () => Promise<T>, release: () => Promise<void>): Promise<T> {
   try {
-    const leaderboards = await createRedisLeaderboards({url, connectTimeoutMs})
-    return {bus, leaderboards}
+    return await open()
   } catch (error) {
-    await bus.close().catch(() => undefined)
+    await release().catch(() => undefined)
     throw error
   }
 }
 
-function liveServer(server: DiscoveredServer | undefined): server is DiscoveredServer {
-  return Boolean(server && isAlive(server.pid))
-}
+async function openBus(options: OpenRuntimeOptions, dataDir: string, cleanups: Cleanup[], log: (line: string) => void): Promise<BusPart> {
+  const context: DriverContext = {connectTimeoutMs: options.connectTimeoutMs ?? 5_000, source: '--bus-url'}
+  const given = pickUrl(options.busUrl, options.redisUrl, ['--bus-url', '--redis-url'])
+  if (given) {
+    const opened = await openBusUrl(given.url, {...context, source: given.source})
+    return busPart(opened, urlInfo(opened, given.url))
+  }
 
-async function openBus(options: OpenRuntimeOptions, attachTo: DiscoveredServer | undefined, cleanups: Cleanup[], log: (line: string) => void): Promise<BusPart> {
-  const timeoutMs = options.connectTimeoutMs ?? 5_000
-  const redisPart = (url: string, origin: RuntimePartInfo['origin'], extra: Partial<RuntimePartInfo> = {}): RuntimePartInfo => ({
+  const embedded = await import('./embedded/index.js')
+  const inProcessFallback = (reason: string) => {
+    const fallbackReason = `${reason}: the bus runs in-process ${IN_PROCESS_LINE} (${embedded.REDIS_INSTALL_HINT})`
+    log(fallbackReason)
+    return inProcessBus(fallbackReason)
+  }
+  const embeddedInfo = (server: {url: string; version: string; pid: number; data_dir: string}, origin: RuntimePartInfo['origin'] = 'embedded'): RuntimePartInfo => ({
     kind: 'redis',
-    location: maskUrl(url),
+    location: maskUrl(server.url),
     origin,
-    ...extra,
+    version: server.version,
+    pid: server.pid,
+    dataDir: server.data_dir,
   })
 
-  if (options.redisUrl) {
-    const url = options.redisUrl
+  if (options.ephemeral) {
+    const found = embedded.findRedisServer()
+    if (!found.ok) return inProcessFallback(found.reason)
+    let started: Awaited<ReturnType<typeof embedded.startPrivateServer>>
     try {
-      await checkRedis(url, timeoutMs)
+      started = await embedded.startPrivateServer('redis')
     } catch (error) {
-      throw unreachable('Redis', '--redis-url', url, error)
+      return inProcessFallback(`redis-server could not be started (${errorText(error).split('\n')[0]})`)
     }
-    const adapters = await redisAdapters(url, timeoutMs)
-    return {...adapters, info: redisPart(url, 'external'), leaderboardsInfo: redisPart(url, 'external')}
+    const opened = await withRelease(() => openBusUrl(started.server.url, context), started.release)
+    cleanups.push(started.release)
+    return busPart(opened, embeddedInfo(started.server))
   }
 
-  if (attachTo && (await pingRedis(attachTo.port, 1_000))) {
-    const adapters = await redisAdapters(attachTo.url, timeoutMs)
-    const info = redisPart(attachTo.url, 'embedded', {version: attachTo.version, pid: attachTo.pid, dataDir: attachTo.data_dir})
-    return {...adapters, info, leaderboardsInfo: {...info}}
+  const got = await embedded.serverForCommand('redis', dataDir, {pingTimeoutMs: options.connectTimeoutMs ?? 2_000, ownerCommand: options.command})
+  if (got.how === 'unavailable') return inProcessFallback(got.reason)
+  const release = got.how === 'attached' ? async () => undefined : got.release
+  const opened = await withRelease(() => openBusUrl(got.server.url, context), release)
+  cleanups.push(release)
+  if (got.how === 'private') log(got.note)
+  if (got.how === 'owned' && got.started) {
+    log(`No embedded runtime is up: started ${got.server.version} on port ${got.server.port} for this command, data in ${got.server.data_dir} (other commands attach to it while it runs; \`tektree up\` keeps one running).`)
+  }
+  return busPart(opened, embeddedInfo(got.server))
+}
+
+async function openStore(options: OpenRuntimeOptions, dataDir: string, cleanups: Cleanup[], log: (line: string) => void): Promise<StorePart> {
+  const context: DriverContext = {connectTimeoutMs: options.connectTimeoutMs ?? 5_000, source: '--store-url', ...(options.database ? {database: options.database} : {})}
+  const given = pickUrl(options.storeUrl, options.mongoUrl, ['--store-url', '--mongo-url'])
+  if (given) {
+    const opened = await openStoreUrl(given.url, {...context, source: given.source})
+    return {store: opened.store, info: urlInfo(opened, given.url, opened.location), endpoint: opened.endpoint}
   }
 
-  const {findRedisServer, REDIS_INSTALL_HINT} = await import('./embedded/index.js')
-  const found = findRedisServer()
-  let reason: string
-  if (found.ok) {
-    const dir = mkdtempSync(join(tmpdir(), 'tektree-redis-'))
+  const {sqliteUrl, sqliteVersion} = await import('./drivers.js')
+  const openFile = async (path: string, origin: RuntimePartInfo['origin']): Promise<StorePart> => {
+    const opened = await openStoreUrl(sqliteUrl(path), context)
+    return {store: opened.store, info: {kind: 'sqlite', location: opened.location, origin, version: await sqliteVersion(), dataDir}, endpoint: opened.endpoint}
+  }
+
+  if (options.ephemeral) {
+    const dir = mkdtempSync(join(tmpdir(), 'tektree-store-'))
     try {
-      const {startRedisServer} = await import('./embedded/redis-server.js')
-      const server = await startRedisServer({bin: found.bin, dir, appendonly: false})
-      cleanups.push(async () => {
-        await server.stop()
-        rmSync(dir, {recursive: true, force: true})
-      })
-      const adapters = await redisAdapters(server.url, timeoutMs)
-      log(`No embedded runtime is up: started ${server.version} for this command only (its data goes when the command ends; \`tektree up\` keeps one running).`)
-      const info = redisPart(server.url, 'embedded', {version: server.version, pid: server.pid})
-      return {...adapters, info, leaderboardsInfo: {...info}}
+      const part = await openFile(join(dir, 'store.db'), 'embedded')
+      cleanups.push(() => rmSync(dir, {recursive: true, force: true}))
+      return {...part, info: {...part.info, dataDir: dir}}
     } catch (error) {
       rmSync(dir, {recursive: true, force: true})
-      reason = `redis-server could not be started (${errorText(error).split('\n')[0]})`
+      throw error
     }
-  } else {
-    reason = found.reason
   }
-  const fallbackReason = `${reason}: the bus runs in-process ${IN_PROCESS_LINE} (${REDIS_INSTALL_HINT})`
-  log(fallbackReason)
-  return {
-    bus: createMemoryBus(),
-    leaderboards: createMemoryLeaderboards(),
-    info: {kind: 'memory', location: 'in-process', origin: 'in-process', fallbackReason},
-    leaderboardsInfo: {kind: 'memory', location: 'in-process', origin: 'in-process', fallbackReason: 'the bus runs in-process, so do the leaderboards'},
+
+  const embedded = await import('./embedded/index.js')
+  const read = embedded.readDiscovery(dataDir)
+  if (read.state === 'newer') throw embedded.newerDiscoveryError(read.path, read.version)
+  const listed = read.state === 'found' ? read.discovery : undefined
+
+  if (listed?.sqlite && !listed.mongo) {
+    try {
+      return await openFile(listed.sqlite.path, 'embedded')
+    } catch (error) {
+      throw storeFileError(error, listed.sqlite.path)
+    }
+  }
+  if (listed?.mongo || embedded.findMongod().ok) {
+    const got = await embedded.serverForCommand('mongo', dataDir, {pingTimeoutMs: options.connectTimeoutMs ?? 2_000, ownerCommand: options.command})
+    if (got.how !== 'unavailable') {
+      const release = got.how === 'attached' ? async () => undefined : got.release
+      const opened: OpenedStore = await withRelease(() => openStoreUrl(got.server.url, context), release)
+      cleanups.push(release)
+      if (got.how === 'private') log(got.note)
+      if (got.how === 'owned' && got.started) {
+        log(`No embedded runtime is up: started ${got.server.version} on port ${got.server.port} for this command, data in ${got.server.data_dir} (other commands attach to it while it runs; \`tektree up\` keeps one running).`)
+      }
+      return {
+        store: opened.store,
+        info: {kind: 'mongodb', location: opened.location, origin: 'embedded', version: got.server.version, pid: got.server.pid, dataDir: got.server.data_dir},
+        endpoint: opened.endpoint,
+      }
+    }
+    // mongod is installed but would not start: the store file still gives a shared, persistent store.
+    log(`${got.reason}: the store is ${embedded.storeFilePath(dataDir)} (SQLite) instead`)
+  }
+  mkdirSync(dataDir, {recursive: true})
+  const path = embedded.storeFilePath(dataDir)
+  try {
+    return await openFile(path, 'embedded')
+  } catch (error) {
+    throw storeFileError(error, path)
   }
 }
 
-async function openStore(options: OpenRuntimeOptions, attachTo: DiscoveredServer | undefined, cleanups: Cleanup[], log: (line: string) => void): Promise<StorePart> {
-  const timeoutMs = options.connectTimeoutMs ?? 5_000
-  const database = options.database ?? process.env.TEKTREE_MONGO_DB ?? DEFAULT_DATABASE
-  const mongoPart = (url: string, origin: RuntimePartInfo['origin'], extra: Partial<RuntimePartInfo> = {}): RuntimePartInfo => ({
-    kind: 'mongodb',
-    location: maskUrl(url),
-    origin,
-    ...extra,
+/** The SQLite adapter's UserError names the file and the problem; this adds what to do about the runtime. */
+function storeFileError(error: unknown, path: string): unknown {
+  if (!(error instanceof UserError)) return error
+  const next = 'Fix or move the file (`tektree down --purge` deletes it with the rest of the runtime\'s data), or name another store with --store-url.'
+  return new UserError(error.message, {
+    code: error.code,
+    hint: error.hint ? `${error.hint} ${next}` : next,
+    exitCode: error.exitCode,
+    details: {...error.details, path},
+    cause: error,
   })
-  const connect = async (url: string) => {
-    const {createMongoStore} = await import('./mongo/store.js')
-    return createMongoStore({url, database}, {connectTimeoutMs: timeoutMs})
-  }
-
-  if (options.mongoUrl) {
-    const url = options.mongoUrl
-    // Loaded before the try below: a missing module is a bug, not an unreachable server.
-    await import('./mongo/store.js')
-    try {
-      return {store: await connect(url), info: mongoPart(url, 'external')}
-    } catch (error) {
-      // The store's own error already names the masked URL; the contract here is exit 2 and one wording.
-      throw unreachable('MongoDB', '--mongo-url', url, (error as {cause?: unknown}).cause ?? error)
-    }
-  }
-
-  if (attachTo && (await pingMongo(attachTo.url, 2_000))) {
-    return {store: await connect(attachTo.url), info: mongoPart(attachTo.url, 'embedded', {version: attachTo.version, pid: attachTo.pid, dataDir: attachTo.data_dir})}
-  }
-
-  const {findMongoServer, MONGO_INSTALL_HINT} = await import('./embedded/index.js')
-  const candidate = await findMongoServer()
-  let reason: string
-  if (candidate.kind === 'java') {
-    // A per-command server is private to this command either way; mongo-java-server (a test double
-    // that scans whole collections) would only make it slow. `tektree up` still shares one.
-    reason = 'no mongod on PATH (mongo-java-server serves `tektree up`, where terminals share it; per command it would only slow the store down)'
-  } else if (candidate.kind !== 'none') {
-    const dir = mkdtempSync(join(tmpdir(), 'tektree-mongo-'))
-    try {
-      const {startMongoServer} = await import('./embedded/mongo-server.js')
-      const server = await startMongoServer({dir, provision: false, skip: candidate.kind === 'mongod' ? ['mongo-java-server'] : ['mongod']})
-      cleanups.push(async () => {
-        await server.stop()
-        rmSync(dir, {recursive: true, force: true})
-      })
-      const store = await connect(server.url)
-      log(`No embedded runtime is up: started ${server.server} for this command only (its data goes when the command ends; \`tektree up\` keeps one running).`)
-      return {store, info: mongoPart(server.url, 'embedded', {version: server.server, pid: server.pid})}
-    } catch (error) {
-      rmSync(dir, {recursive: true, force: true})
-      reason = `no MongoDB server could be started (${errorText(error).split('\n')[0]})`
-    }
-  } else {
-    reason = candidate.reason
-  }
-  const hint = candidate.kind === 'java' ? 'install mongod (MongoDB Community 7.0), or --mongo-url' : MONGO_INSTALL_HINT
-  const fallbackReason = `${reason}: the store runs in-process ${IN_PROCESS_LINE} (${hint})`
-  log(fallbackReason)
-  return {store: createMemoryStore(), info: {kind: 'memory', location: 'in-process', origin: 'in-process', fallbackReason}}
 }
 
 const IN_PROCESS_INFO: RuntimePartInfo = {kind: 'memory', location: 'in-process', origin: 'in-process'}
+
+/** Default for `command`: the CLI's command name (`tektree simulate` -> "simulate"), for status. */
+function commandName(): string | undefined {
+  const script = process.argv[1] ?? ''
+  if (!/(?:^|\/)(?:run|dev)\.js$|(?:^|\/)tektree$/.test(script)) return undefined
+  return process.argv.slice(2).find((arg) => !arg.startsWith('-'))
+}
 
 export async function openRuntime(options: OpenRuntimeOptions = {}): Promise<Runtime> {
   const clock = options.clock ?? new SystemClock()
@@ -259,40 +268,43 @@ export async function openRuntime(options: OpenRuntimeOptions = {}): Promise<Run
   // LIFO: adapters close before the servers they talk to stop.
   const cleanups: Cleanup[] = []
 
+  // Usage errors first, before anything is opened or started.
+  const busUrl = pickUrl(options.busUrl, options.redisUrl, ['--bus-url', '--redis-url'])
+  const storeUrl = pickUrl(options.storeUrl, options.mongoUrl, ['--store-url', '--mongo-url'])
+  if (busUrl) driverFor(busUrl.url, 'bus', busUrl.source)
+  if (storeUrl) driverFor(storeUrl.url, 'store', storeUrl.source)
+
   let bus: BusPart
   let store: StorePart
   if (options.inProcess) {
-    if (options.redisUrl || options.mongoUrl) {
-      throw new UserError('--in-process cannot be combined with --redis-url or --mongo-url', {code: 'INVALID_FLAGS', exitCode: 2})
+    if (busUrl || storeUrl) {
+      throw new UserError(`--in-process cannot be combined with ${(busUrl ?? storeUrl)!.source}`, {
+        code: 'INVALID_FLAGS',
+        hint: 'Drop --in-process to use the URL, or drop the URL (and its TEKTREE_*_URL variable) to run in-process.',
+        exitCode: 2,
+      })
     }
-    bus = {bus: createMemoryBus(), leaderboards: createMemoryLeaderboards(), info: {...IN_PROCESS_INFO}, leaderboardsInfo: {...IN_PROCESS_INFO}}
-    store = {store: createMemoryStore(), info: {...IN_PROCESS_INFO}}
+    bus = {...inProcessBus(), info: {...IN_PROCESS_INFO}, leaderboardsInfo: {...IN_PROCESS_INFO}}
+    store = {store: createMemoryStore(), info: {...IN_PROCESS_INFO}, endpoint: null}
   } else {
-    let redisServer: DiscoveredServer | undefined
-    let mongoServer: DiscoveredServer | undefined
-    if (!options.ephemeral) {
-      const read = readDiscovery(resolveDataDir(options.dataDir))
-      if (read.state === 'found') {
-        redisServer = liveServer(read.discovery.redis) ? read.discovery.redis : undefined
-        mongoServer = liveServer(read.discovery.mongo) ? read.discovery.mongo : undefined
-      }
-    }
+    const {resolveDataDir} = await import('./embedded/discovery.js')
+    const dataDir = resolveDataDir(options.dataDir)
+    const withCommand: OpenRuntimeOptions = {...options, command: options.command ?? commandName()}
     const opened: Array<{close(): Promise<void>}> = []
     try {
-      // Explicit URLs first: an unreachable one fails fast, before any server is started for nothing.
-      // The rest open side by side: a cold JVM (mongo-java-server) should not wait for Redis.
+      // A URL first: an unreachable one fails fast, before any server is started for nothing.
       const openB = async () => {
-        const part = await openBus(options, redisServer, cleanups, log)
+        const part = await openBus(withCommand, dataDir, cleanups, log)
         opened.push(part.bus, part.leaderboards)
         return part
       }
       const openS = async () => {
-        const part = await openStore(options, mongoServer, cleanups, log)
+        const part = await openStore(withCommand, dataDir, cleanups, log)
         opened.push(part.store)
         return part
       }
-      const explicitBus = options.redisUrl ? await openB() : undefined
-      const explicitStore = options.mongoUrl ? await openS() : undefined
+      const explicitBus = busUrl ? await openB() : undefined
+      const explicitStore = storeUrl ? await openS() : undefined
       const [busResult, storeResult] = await Promise.allSettled([explicitBus ?? openB(), explicitStore ?? openS()])
       if (busResult.status === 'rejected') throw busResult.reason
       if (storeResult.status === 'rejected') throw storeResult.reason
@@ -306,6 +318,7 @@ export async function openRuntime(options: OpenRuntimeOptions = {}): Promise<Run
   }
 
   const description: RuntimeDescription = {bus: bus.info, store: store.info, leaderboards: bus.leaderboardsInfo}
+  const endpoints: RuntimeEndpoints = Object.freeze({bus: bus.endpoint, store: store.endpoint})
   let closing: Promise<void> | undefined
   return {
     bus: bus.bus,
@@ -313,6 +326,7 @@ export async function openRuntime(options: OpenRuntimeOptions = {}): Promise<Run
     leaderboards: bus.leaderboards,
     clock,
     metrics,
+    endpoints,
     describe: () => structuredClone(description),
     close() {
       closing ??= (async () => {

@@ -63,6 +63,7 @@ export async function createHarness(options: {bus?: MemoryBusOptions; wrapBus?: 
     leaderboards,
     clock,
     metrics,
+    endpoints: {bus: null, store: null},
     describe: () => {
       const part = {kind: 'memory', location: 'in-process', origin: 'in-process' as const}
       return {bus: part, store: part, leaderboards: part}

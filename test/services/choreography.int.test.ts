@@ -39,6 +39,7 @@ async function servers(): Promise<Runtime> {
     leaderboards,
     clock: new SystemClock(),
     metrics: createMetrics(),
+    endpoints: {bus: null, store: null}, // prefixed keys and a test database: not for workers
     describe: () => ({
       bus: {kind: 'redis', location: redisUrl!, origin: 'external'},
       store: {kind: 'mongodb', location: mongoUrl!, origin: 'external'},

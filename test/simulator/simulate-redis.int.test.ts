@@ -26,6 +26,7 @@ describe.skipIf(!redisUrl)(`simulate on Redis ${redisUrl ? '' : `(skipped: ${inj
       leaderboards: createMemoryLeaderboards(),
       clock: new VirtualClock({speed: 3600}),
       metrics: createMetrics(),
+      endpoints: {bus: redisUrl!, store: null},
       describe: () => ({
         bus: {kind: 'redis', location: redisUrl!, origin: 'external'},
         store: {kind: 'memory', location: 'in-process', origin: 'in-process'},

@@ -1,37 +1,59 @@
 /**
- * The discovery file of the embedded runtime: .tektree/runtime.json. `tektree up` writes it (atomically,
- * via rename) once both servers answer; every other command reads it to attach; `status` reports and
- * cleans a stale one; `down` removes it. Also the small process helpers all of them share.
+ * The discovery file of the embedded runtime: <dataDir>/runtime.json. It records what runs for that
+ * directory: the servers `tektree up` left running (and its store file), and servers a command
+ * started for its own run (`owner_pid`: that command stops them when it exits) so that other
+ * commands attach instead of starting their own. Every read-modify-write holds <dataDir>/runtime.lock;
+ * the file itself is replaced by rename, so a reader never sees half of it. Also the small process
+ * helpers the embedded runtime shares.
  */
-import {existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs'
+import {closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync} from 'node:fs'
 import {connect} from 'node:net'
 import {join, resolve} from 'node:path'
+import {UserError} from '../../errors.js'
 
 export const DISCOVERY_FILE = 'runtime.json'
-export const DISCOVERY_VERSION = 1
+export const LOCK_FILE = 'runtime.lock'
+/** 2: `up` became optional (`up` record), servers owned by a command (`owner_pid`), the SQLite store (`sqlite`). */
+export const DISCOVERY_VERSION = 2
 
 export interface DiscoveredServer {
   url: string
   port: number
   pid: number
-  /** e.g. "redis-server 7.0.15", "mongod 7.0.14", "mongo-java-server 1.47.0 (memory backend)". */
+  /** e.g. "redis-server 7.0.15", "mongod 7.0.14". */
   version: string
   data_dir: string
-  /** False when the server keeps its data in memory only (mongo-java-server). */
+  /** False when the server keeps its data in memory only (the mongo-java-server of a v1 file). */
   persistent: boolean
   log_file?: string
   /** A word of the process' command line, checked before signalling a pid (pids are reused). */
   command: string
+  /**
+   * Set when a command started this server for its own run (no `tektree up`): that command's pid.
+   * It stops the server when it exits; meanwhile other commands attach to it.
+   */
+  owner_pid?: number
+  /** The owning command's name, for status ("simulate"). */
+  owner_command?: string
+}
+
+/** The SQLite store file `tektree up` opened (created, migrated) for this directory. */
+export interface DiscoveredStoreFile {
+  /** sqlite:/abs/path/store.db */
+  url: string
+  path: string
+  /** e.g. "SQLite 3.46.1" */
+  version: string
 }
 
 export interface Discovery {
   version: typeof DISCOVERY_VERSION
-  started_at: string
   data_dir: string
-  /** The `tektree up` process that wrote the file (gone by now; kept for the record). */
-  started_by_pid: number
+  /** Present while `tektree up` holds the runtime up (until `down`). */
+  up?: {started_at: string; started_by_pid: number}
   redis?: DiscoveredServer
   mongo?: DiscoveredServer
+  sqlite?: DiscoveredStoreFile
 }
 
 /** `.tektree` in the current directory, unless TEKTREE_DATA_DIR or an explicit dir says otherwise. */
@@ -43,7 +65,16 @@ export function discoveryPath(dataDir: string): string {
   return join(dataDir, DISCOVERY_FILE)
 }
 
-export type DiscoveryRead = {state: 'absent'} | {state: 'invalid'; path: string; reason: string} | {state: 'found'; path: string; discovery: Discovery}
+export type DiscoveryRead =
+  | {state: 'absent'}
+  | {state: 'invalid'; path: string; reason: string}
+  | {state: 'newer'; path: string; version: number}
+  | {state: 'found'; path: string; discovery: Discovery}
+
+function validServer(part: unknown): boolean {
+  const p = part as Partial<DiscoveredServer> | undefined
+  return !p || (typeof p.url === 'string' && Number.isInteger(p.pid) && Number.isInteger(p.port))
+}
 
 export function readDiscovery(dataDir: string): DiscoveryRead {
   const path = discoveryPath(dataDir)
@@ -52,18 +83,45 @@ export function readDiscovery(dataDir: string): DiscoveryRead {
   try {
     parsed = JSON.parse(readFileSync(path, 'utf8'))
   } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {state: 'absent'} // removed meanwhile
     return {state: 'invalid', path, reason: `not JSON (${(error as Error).message})`}
   }
-  const d = parsed as Partial<Discovery>
-  if (!d || typeof d !== 'object' || d.version !== DISCOVERY_VERSION || typeof d.started_at !== 'string') {
-    return {state: 'invalid', path, reason: `not a tektree v${DISCOVERY_VERSION} discovery file`}
-  }
-  for (const part of [d.redis, d.mongo]) {
-    if (part && (typeof part.url !== 'string' || !Number.isInteger(part.pid) || !Number.isInteger(part.port))) {
-      return {state: 'invalid', path, reason: 'a server entry lacks url, pid or port'}
+  const d = parsed as Record<string, unknown> | null
+  if (!d || typeof d !== 'object' || !Number.isInteger(d.version)) return {state: 'invalid', path, reason: 'not a tektree discovery file'}
+  const version = d.version as number
+  if (version > DISCOVERY_VERSION) return {state: 'newer', path, version}
+  if (!validServer(d.redis) || !validServer(d.mongo)) return {state: 'invalid', path, reason: 'a server entry lacks url, pid or port'}
+  if (version === 1) {
+    // Written by tektree before the SQLite store: every entry was `tektree up`'s.
+    if (typeof d.started_at !== 'string') return {state: 'invalid', path, reason: 'a v1 discovery file without started_at'}
+    const discovery: Discovery = {
+      version: DISCOVERY_VERSION,
+      data_dir: typeof d.data_dir === 'string' ? d.data_dir : dataDir,
+      up: {started_at: d.started_at, started_by_pid: Number(d.started_by_pid) || 0},
+      ...(d.redis ? {redis: d.redis as DiscoveredServer} : {}),
+      ...(d.mongo ? {mongo: d.mongo as DiscoveredServer} : {}),
     }
+    return {state: 'found', path, discovery}
   }
-  return {state: 'found', path, discovery: d as Discovery}
+  if (version !== DISCOVERY_VERSION) return {state: 'invalid', path, reason: `unknown version ${version}`}
+  const sqlite = d.sqlite as Partial<DiscoveredStoreFile> | undefined
+  if (sqlite && typeof sqlite.path !== 'string') return {state: 'invalid', path, reason: 'the sqlite entry lacks its path'}
+  return {state: 'found', path, discovery: d as unknown as Discovery}
+}
+
+/** A discovery file written by a newer tektree: attaching to or changing it blindly could break that runtime. */
+export function newerDiscoveryError(path: string, version: number): UserError {
+  return new UserError(`${path} was written by a newer tektree (discovery format v${version}; this one reads up to v${DISCOVERY_VERSION})`, {
+    code: 'DISCOVERY_NEWER',
+    hint: 'Use the tektree that started this runtime (or upgrade this one); `tektree down` with that version stops it.',
+    exitCode: 2,
+    details: {path, version},
+  })
+}
+
+/** True when the file records nothing: no `up`, no server, no store. */
+export function isEmptyDiscovery(d: Discovery): boolean {
+  return !d.up && !d.redis && !d.mongo && !d.sqlite
 }
 
 /** Written to a temp file and renamed: a reader never sees half a file. */
@@ -78,6 +136,128 @@ export function writeDiscovery(dataDir: string, discovery: Discovery): string {
 
 export function removeDiscovery(dataDir: string): void {
   rmSync(discoveryPath(dataDir), {force: true})
+}
+
+/** Writes `discovery`, or removes the file when it records nothing. */
+export function saveDiscovery(dataDir: string, discovery: Discovery): string | null {
+  if (isEmptyDiscovery(discovery)) {
+    removeDiscovery(dataDir)
+    return null
+  }
+  return writeDiscovery(dataDir, discovery)
+}
+
+export function emptyDiscovery(dataDir: string): Discovery {
+  return {version: DISCOVERY_VERSION, data_dir: dataDir}
+}
+
+// ------------------------------------------------------------------------------ the lock
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+function tryLock(lockPath: string): boolean {
+  try {
+    const fd = openSync(lockPath, 'wx', 0o600)
+    try {
+      writeSync(fd, String(process.pid))
+    } finally {
+      closeSync(fd)
+    }
+    return true
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+  }
+  // A holder that died (kill -9) leaves its lock behind: take it over. Two commands doing this at the
+  // same instant could both win; that needs a crash inside the lock and a simultaneous start.
+  let holder = Number.NaN
+  try {
+    holder = Number(readFileSync(lockPath, 'utf8'))
+  } catch {
+    return false // released meanwhile: the caller retries
+  }
+  if (!(Number.isInteger(holder) && holder > 0)) {
+    // Created but its pid not written yet (or never: a crash in between): only an old one is stale.
+    try {
+      if (Date.now() - statSync(lockPath).mtimeMs < 5_000) return false
+    } catch {
+      return false
+    }
+  } else if (holder === process.pid || isAlive(holder)) {
+    return false // held (by another call of this process, or another live process)
+  }
+  rmSync(lockPath, {force: true})
+  return false
+}
+
+/**
+ * Runs `fn` holding <dataDir>/runtime.lock, which serialises every change to runtime.json and every
+ * server start for that directory (two redis-servers must never share one AOF). Waits up to
+ * `timeoutMs` for another holder (which may be starting a server).
+ */
+export async function withDiscoveryLock<T>(dataDir: string, fn: () => Promise<T>, timeoutMs = 120_000): Promise<T> {
+  mkdirSync(dataDir, {recursive: true})
+  const lockPath = join(dataDir, LOCK_FILE)
+  const deadline = Date.now() + timeoutMs
+  for (let attempt = 0; ; attempt++) {
+    if (tryLock(lockPath)) break
+    if (Date.now() >= deadline) {
+      let holder = ''
+      try {
+        holder = readFileSync(lockPath, 'utf8').trim()
+      } catch {
+        // gone meanwhile
+      }
+      throw new UserError(`Timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${lockPath}${holder ? ` (held by pid ${holder})` : ''}`, {
+        code: 'RUNTIME_LOCKED',
+        hint: `Another tektree command is starting or stopping the embedded runtime for ${dataDir}; wait for it, or remove ${lockPath} if no tektree runs.`,
+        exitCode: 2,
+      })
+    }
+    await sleep(Math.min(200, 20 + attempt * 10))
+  }
+  try {
+    return await fn()
+  } finally {
+    rmSync(lockPath, {force: true})
+  }
+}
+
+/** Read-modify-write of runtime.json under the lock; `change` returns the new content (or undefined: unchanged). */
+export async function updateDiscovery(
+  dataDir: string,
+  change: (current: Discovery) => Discovery | undefined | Promise<Discovery | undefined>,
+  lockTimeoutMs?: number,
+): Promise<Discovery> {
+  return withDiscoveryLock(dataDir, async () => {
+    const read = readDiscovery(dataDir)
+    if (read.state === 'newer') throw newerDiscoveryError(read.path, read.version)
+    const current = read.state === 'found' ? read.discovery : emptyDiscovery(dataDir)
+    const next = await change(structuredClone(current))
+    if (next) saveDiscovery(dataDir, next)
+    return next ?? current
+  }, lockTimeoutMs)
+}
+
+/**
+ * At process exit (no waiting possible): drops the entries `pid` owns from runtime.json without the
+ * lock. Best effort; a leftover entry names a dead owner, which the next command or `status` cleans.
+ */
+export function dropOwnedEntriesSync(dataDir: string, pid: number): void {
+  try {
+    const read = readDiscovery(dataDir)
+    if (read.state !== 'found') return
+    const d = read.discovery
+    let changed = false
+    for (const part of ['redis', 'mongo'] as const) {
+      if (d[part]?.owner_pid === pid) {
+        delete d[part]
+        changed = true
+      }
+    }
+    if (changed) saveDiscovery(dataDir, d)
+  } catch {
+    // exiting anyway
+  }
 }
 
 // ------------------------------------------------------------------------------ processes
@@ -111,8 +291,6 @@ export function commandMatches(pid: number, word: string): boolean {
     return existsSync('/proc/self') ? false : true
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** Waits until `pid` is gone; false when still alive after `timeoutMs`. */
 export async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
@@ -160,6 +338,34 @@ export function pingRedis(port: number, timeoutMs = 1_000, host = '127.0.0.1'): 
     })
     socket.once('error', () => done(false))
     socket.once('close', () => done(false))
+  })
+}
+
+/**
+ * Asks the redis-server on `port` to SHUTDOWN (it fsyncs its AOF first) over a raw socket; true when
+ * it closed the connection without an error reply. The caller waits for the pid to exit.
+ */
+export function shutdownRedis(port: number, timeoutMs = 2_000, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolveShutdown) => {
+    const socket = connect({port, host})
+    let reply = ''
+    let connected = false
+    const done = (ok: boolean) => {
+      clearTimeout(timer)
+      socket.destroy()
+      resolveShutdown(ok)
+    }
+    const timer = setTimeout(() => done(false), timeoutMs)
+    socket.once('connect', () => {
+      connected = true
+      socket.write('SHUTDOWN\r\n')
+    })
+    socket.on('data', (chunk) => {
+      reply += chunk.toString('utf8')
+      if (reply.includes('\r\n')) done(false) // "-ERR Errors trying to SHUTDOWN..."
+    })
+    socket.once('error', () => done(connected && reply === ''))
+    socket.once('close', () => done(connected && reply === ''))
   })
 }
 

@@ -1,35 +1,58 @@
 /**
- * The embedded runtime that `tektree up` leaves running: redis-server (AOF everysec, data in
- * <dataDir>/redis) and a MongoDB wire server (mongod with data in <dataDir>/mongo, else
- * mongo-java-server, which keeps data in memory), both DETACHED so they outlive the command, found by
- * later commands through <dataDir>/runtime.json. `status` reads and pings; `down` stops and cleans.
+ * The servers tektree starts and supervises for a data directory (<dataDir>, default ./.tektree):
  *
- * Per-command servers (started and stopped by one command) use the launchers in redis-server.ts and
- * mongo-server.ts; this module only deals with the long-lived, detached ones.
+ * - `tektree up` starts redis-server (AOF everysec, data in <dataDir>/redis) and the store: mongod
+ *   (data in <dataDir>/mongo) where one is on PATH or named by TEKTREE_MONGO_BIN, else the SQLite
+ *   file <dataDir>/store.db, which it opens once (creating and migrating it, so a bad file is
+ *   reported there). It records them in <dataDir>/runtime.json; `status` reads and pings; `down`
+ *   stops them and keeps their data (--purge deletes it).
+ * - Without `up`, a command that needs a server starts it for its own run in the same place
+ *   (<dataDir>/redis, <dataDir>/mongo), records it in runtime.json owned by its pid so that other
+ *   commands attach to it, and stops it when it exits (normally, on an error, or on a signal).
+ *
+ * Every server runs in its own process group (spawned detached): Ctrl+C in a terminal reaches
+ * tektree, which drains and reports, and not the servers under it.
  */
 import {execFile, spawn} from 'node:child_process'
-import {closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync} from 'node:fs'
+import {closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync} from 'node:fs'
 import {createServer} from 'node:net'
+import {tmpdir} from 'node:os'
 import {delimiter, join} from 'node:path'
 import {UserError} from '../../errors.js'
 import {
   commandMatches,
   type DiscoveredServer,
+  type DiscoveredStoreFile,
   type Discovery,
-  DISCOVERY_VERSION,
+  dropOwnedEntriesSync,
+  emptyDiscovery,
   isAlive,
+  newerDiscoveryError,
   pingMongo,
   pingRedis,
   readDiscovery,
   removeDiscovery,
   resolveDataDir,
+  saveDiscovery,
+  shutdownRedis,
   terminate,
-  writeDiscovery,
+  updateDiscovery,
+  waitForExit,
+  withDiscoveryLock,
 } from './discovery.js'
 
 export * from './discovery.js'
 
 export type PartName = 'redis' | 'mongo'
+
+export const STORE_FILE = 'store.db'
+
+/** <dataDir>/store.db: the embedded store wherever no mongod is available. */
+export function storeFilePath(dataDir: string): string {
+  return join(dataDir, STORE_FILE)
+}
+
+const PART_LABEL: Record<PartName, string> = {redis: 'bus', mongo: 'store'}
 
 // ------------------------------------------------------------------------------ finding binaries
 
@@ -40,46 +63,28 @@ export function findOnPath(name: string): string | null {
   return null
 }
 
+export type Found = {ok: true; bin: string} | {ok: false; reason: string}
+
 /** TEKTREE_REDIS_BIN, else redis-server on PATH; `reason` says why none was found. */
-export function findRedisServer(): {ok: true; bin: string} | {ok: false; reason: string} {
+export function findRedisServer(): Found {
   const explicit = process.env.TEKTREE_REDIS_BIN
   if (explicit) return existsSync(explicit) ? {ok: true, bin: explicit} : {ok: false, reason: `redis-server not found (TEKTREE_REDIS_BIN=${explicit} does not exist)`}
   const found = findOnPath('redis-server')
   return found ? {ok: true, bin: found} : {ok: false, reason: 'redis-server not found on PATH'}
 }
 
-export const REDIS_INSTALL_HINT = 'apt-get install -y redis-server, or --redis-url'
-export const MONGO_INSTALL_HINT =
-  'install mongod (MongoDB Community 7.0), or provision mongo-java-server with `bash scripts/provision-mongo.sh` (Java 17 + Maven), or --mongo-url'
-
-type MongoCandidate = {kind: 'mongod'; bin: string} | {kind: 'java'; java: string; classpath: string; launcher: string} | {kind: 'none'; reason: string}
-
-async function packageRootDir(): Promise<string> {
-  const {packageRoot} = await import('./mongo-server.js')
-  return packageRoot()
+/** TEKTREE_MONGO_BIN (which pins it: when missing, nothing else is tried), else mongod on PATH. */
+export function findMongod(): Found {
+  const pinned = process.env.TEKTREE_MONGO_BIN
+  if (pinned) return existsSync(pinned) ? {ok: true, bin: pinned} : {ok: false, reason: `mongod not found (TEKTREE_MONGO_BIN=${pinned} does not exist)`}
+  const mongod = process.env.MONGOMS_SYSTEM_BINARY || findOnPath('mongod')
+  return mongod && existsSync(mongod) ? {ok: true, bin: mongod} : {ok: false, reason: 'no mongod on PATH'}
 }
 
-/** mongod (MONGOMS_SYSTEM_BINARY or PATH), else mongo-java-server when java and its jars are there. */
-export async function findMongoServer(): Promise<MongoCandidate> {
-  // TEKTREE_MONGO_BIN, like TEKTREE_REDIS_BIN, pins the server binary: when it is missing, nothing else is tried.
-  const pinned = process.env.TEKTREE_MONGO_BIN
-  if (pinned) return existsSync(pinned) ? {kind: 'mongod', bin: pinned} : {kind: 'none', reason: `mongod not found (TEKTREE_MONGO_BIN=${pinned} does not exist)`}
-  const mongod = process.env.MONGOMS_SYSTEM_BINARY || findOnPath('mongod')
-  if (mongod && existsSync(mongod)) return {kind: 'mongod', bin: mongod}
-  const javaHome = process.env.JAVA_HOME ? join(process.env.JAVA_HOME, 'bin', 'java') : null
-  const java = javaHome && existsSync(javaHome) ? javaHome : findOnPath('java')
-  if (!java) return {kind: 'none', reason: 'no mongod on PATH and no java for mongo-java-server'}
-  const {mongoJavaServerCacheDir} = await import('./mongo-server.js')
-  const root = await packageRootDir()
-  const launcher = join(root, 'test', 'support', 'mongo-java-server', 'MongoServerLauncher.java')
-  if (!existsSync(launcher)) return {kind: 'none', reason: 'no mongod on PATH and the mongo-java-server launcher is not shipped here'}
-  const explicit = process.env.TEKTREE_MONGO_JAVA_SERVER_CP
-  if (explicit) return {kind: 'java', java, classpath: explicit, launcher}
-  const cache = mongoJavaServerCacheDir(root)
-  const ready =
-    existsSync(join(cache, '.complete')) && readdirSync(cache).some((name) => name.startsWith('mongo-java-server-memory-backend') && name.endsWith('.jar'))
-  if (!ready) return {kind: 'none', reason: `no mongod on PATH and the mongo-java-server jars are not provisioned (${cache})`}
-  return {kind: 'java', java, classpath: `${cache}/*`, launcher}
+export const REDIS_INSTALL_HINT = 'apt-get install -y redis-server, or --bus-url'
+
+function findBinary(part: PartName): Found {
+  return part === 'redis' ? findRedisServer() : findMongod()
 }
 
 // ------------------------------------------------------------------------------ helpers
@@ -115,11 +120,15 @@ function tail(file: string, chars = 800): string {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-/** Starts `bin` in its own session with output to `logFile`; the command can exit without it. */
+/**
+ * Starts `bin` detached: its own process group (so a terminal's Ctrl+C does not reach it) and
+ * unreferenced (a command may exit without it; its owner stops it by pid).
+ */
 function spawnDetached(bin: string, args: string[], logFile: string): number {
   const fd = openSync(logFile, 'a')
   try {
     const child = spawn(bin, args, {detached: true, stdio: ['ignore', fd, fd]})
+    child.on('error', () => undefined) // a failed spawn shows as a missing pid below
     child.unref()
     if (!child.pid) throw new Error(`could not start ${bin}`)
     return child.pid
@@ -128,75 +137,112 @@ function spawnDetached(bin: string, args: string[], logFile: string): number {
   }
 }
 
+const logTail = (file: string) => {
+  const text = tail(file)
+  return text ? ` (log ${file}: ${text.split('\n').slice(-5).join(' | ')})` : ''
+}
+
 async function waitReady(pid: number, check: () => Promise<boolean>, timeoutMs: number, what: string, logFile: string): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (let attempt = 0; attempt < 10_000; attempt++) {
     if (!isAlive(pid)) throw new Error(`${what} exited before it was ready${logTail(logFile)}`)
     if (await check()) return
     if (Date.now() >= deadline) break
-    await sleep(100)
+    await sleep(50)
   }
   await terminate(pid, 2_000)
   throw new Error(`${what} did not answer within ${Math.round(timeoutMs / 1000)} s${logTail(logFile)}`)
 }
 
-const logTail = (file: string) => {
-  const text = tail(file)
-  return text ? ` (log ${file}: ${text.split('\n').slice(-5).join(' | ')})` : ''
+// ------------------------------------------------------------------------------ starting and stopping
+
+export interface StartServerOptions {
+  /** Its data directory (created when missing). */
+  dir: string
+  /** A port to listen on (`up` restarting a part on the port it had); default a free one. */
+  port?: number
+  readyTimeoutMs?: number
 }
 
-// ------------------------------------------------------------------------------ starting (detached)
-
-async function startDetachedRedis(dataDir: string, readyTimeoutMs: number): Promise<DiscoveredServer> {
-  const found = findRedisServer()
-  if (!found.ok) throw new Error(`${found.reason} (${REDIS_INSTALL_HINT})`)
-  const versionText = await run(found.bin, ['--version'], 10_000)
-  const version = `redis-server ${/v=(\S+)/.exec(versionText)?.[1] ?? 'unknown'}`
-  const dir = join(dataDir, 'redis')
+/** Starts redis-server (AOF everysec) or mongod on 127.0.0.1, detached; resolves once it answers. */
+export async function startServer(part: PartName, options: StartServerOptions): Promise<DiscoveredServer> {
+  const found = findBinary(part)
+  if (!found.ok) throw new Error(found.reason)
+  const {dir} = options
+  const readyTimeoutMs = options.readyTimeoutMs ?? 30_000
   mkdirSync(dir, {recursive: true})
-  const port = await freePort()
-  const logFile = join(dir, 'redis.log')
-  const pid = spawnDetached(
-    found.bin,
-    [
-      '--port', String(port),
-      '--bind', '127.0.0.1',
-      '--protected-mode', 'yes',
-      '--dir', dir,
-      '--appendonly', 'yes',
-      '--appendfsync', 'everysec',
-      '--save', '',
-      '--daemonize', 'no',
-      '--logfile', logFile,
-    ],
-    logFile,
-  )
-  await waitReady(pid, () => pingRedis(port, 500), readyTimeoutMs, version, logFile)
-  return {url: `redis://127.0.0.1:${port}`, port, pid, version, data_dir: dir, persistent: true, log_file: logFile, command: 'redis-server'}
-}
-
-async function startDetachedMongo(dataDir: string, readyTimeoutMs: number): Promise<DiscoveredServer> {
-  const candidate = await findMongoServer()
-  if (candidate.kind === 'none') throw new Error(`${candidate.reason} (${MONGO_INSTALL_HINT})`)
-  const dir = join(dataDir, 'mongo')
-  mkdirSync(dir, {recursive: true})
-  const port = await freePort()
-  const url = `mongodb://127.0.0.1:${port}`
-  if (candidate.kind === 'mongod') {
-    const versionText = await run(candidate.bin, ['--version'], 15_000)
-    const version = `mongod ${/db version v?(\S+)/.exec(versionText)?.[1] ?? 'unknown'}`
-    const logFile = join(dir, 'mongod.log')
-    const pid = spawnDetached(candidate.bin, ['--dbpath', dir, '--bind_ip', '127.0.0.1', '--port', String(port), '--logpath', logFile], join(dir, 'mongod.out'))
-    await waitReady(pid, () => pingMongo(url, 1_000), readyTimeoutMs, version, logFile)
-    return {url, port, pid, version, data_dir: dir, persistent: true, log_file: logFile, command: 'mongod'}
+  const port = options.port ?? (await freePort())
+  if (part === 'redis') {
+    const version = `redis-server ${/v=(\S+)/.exec(await run(found.bin, ['--version'], 10_000))?.[1] ?? 'unknown'}`
+    const logFile = join(dir, 'redis.log')
+    // Each start is a fresh log: a previous run's "Address already in use" must not be read as this one's.
+    const pid = spawnDetached(
+      found.bin,
+      [
+        '--port', String(port),
+        '--bind', '127.0.0.1',
+        '--protected-mode', 'yes',
+        '--dir', dir,
+        '--appendonly', 'yes',
+        '--appendfsync', 'everysec',
+        '--save', '',
+        '--daemonize', 'no',
+        '--logfile', logFile,
+      ],
+      logFile,
+    )
+    await waitReady(pid, () => pingRedis(port, 500), readyTimeoutMs, `${version} on port ${port}`, logFile)
+    return {url: `redis://127.0.0.1:${port}`, port, pid, version, data_dir: dir, persistent: true, log_file: logFile, command: 'redis-server'}
   }
-  const {MONGO_JAVA_SERVER_VERSION} = await import('./mongo-server.js')
-  const version = `mongo-java-server ${MONGO_JAVA_SERVER_VERSION} (memory backend)`
-  const logFile = join(dir, 'mongo-java-server.log')
-  // No --watch-stdin: this server must outlive the command; `down` stops it with SIGTERM.
-  const pid = spawnDetached(candidate.java, ['-cp', candidate.classpath, candidate.launcher, String(port)], logFile)
-  await waitReady(pid, () => pingMongo(url, 1_000), readyTimeoutMs, version, logFile)
-  return {url, port, pid, version, data_dir: dir, persistent: false, log_file: logFile, command: 'MongoServerLauncher'}
+  const version = `mongod ${/db version v?(\S+)/.exec(await run(found.bin, ['--version'], 15_000))?.[1] ?? 'unknown'}`
+  const url = `mongodb://127.0.0.1:${port}`
+  const logFile = join(dir, 'mongod.log')
+  const pid = spawnDetached(found.bin, ['--dbpath', dir, '--bind_ip', '127.0.0.1', '--port', String(port), '--logpath', logFile], join(dir, 'mongod.out'))
+  await waitReady(pid, () => pingMongo(url, 1_000), readyTimeoutMs, `${version} on port ${port}`, logFile)
+  return {url, port, pid, version, data_dir: dir, persistent: true, log_file: logFile, command: 'mongod'}
+}
+
+export type StopHow = 'terminated' | 'killed' | 'not-running' | 'survived' | 'pid-reused'
+
+/** Redis: SHUTDOWN (it fsyncs its AOF), then SIGTERM/SIGKILL if needed; mongod: SIGTERM (its clean shutdown), SIGKILL after the grace. */
+export async function stopServer(part: PartName, server: DiscoveredServer, graceMs = 10_000): Promise<StopHow> {
+  if (!isAlive(server.pid)) return 'not-running'
+  if (!commandMatches(server.pid, server.command)) return 'pid-reused'
+  if (part === 'redis' && (await shutdownRedis(server.port, Math.min(2_000, Math.max(graceMs, 200))))) {
+    if (await waitForExit(server.pid, graceMs)) return 'terminated'
+  }
+  return terminate(server.pid, graceMs)
+}
+
+/** The live process (other than `except`) holding `dir` as its data directory, if any. */
+export function holderOf(part: PartName, dir: string, except: number[] = []): number | null {
+  if (part === 'mongo') {
+    // mongod writes its pid into mongod.lock while it runs and empties it on a clean exit.
+    try {
+      const pid = Number(readFileSync(join(dir, 'mongod.lock'), 'utf8').trim())
+      return pid > 0 && !except.includes(pid) && isAlive(pid) && commandMatches(pid, 'mongod') ? pid : null
+    } catch {
+      return null
+    }
+  }
+  // redis-server keeps no lock; it chdirs into --dir, which /proc shows.
+  let pids: string[]
+  try {
+    pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name))
+  } catch {
+    return null
+  }
+  for (const name of pids) {
+    const pid = Number(name)
+    if (except.includes(pid)) continue
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'redis-server') continue
+      if (readlinkSync(`/proc/${pid}/cwd`) === dir && isAlive(pid)) return pid
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return null
 }
 
 // ------------------------------------------------------------------------------ health
@@ -207,10 +253,273 @@ export interface PartHealth {
   answers: boolean
 }
 
-export async function checkPart(part: PartName, server: DiscoveredServer): Promise<PartHealth> {
+export async function checkPart(part: PartName, server: DiscoveredServer, timeoutMs?: number): Promise<PartHealth> {
   const alive = isAlive(server.pid) && commandMatches(server.pid, server.command)
-  const answers = alive && (part === 'redis' ? await pingRedis(server.port, 1_000) : await pingMongo(server.url, 2_000))
+  const answers = alive && (part === 'redis' ? await pingRedis(server.port, timeoutMs ?? 1_000) : await pingMongo(server.url, timeoutMs ?? 2_000))
   return {pid: server.pid, alive, answers}
+}
+
+function ownerAlive(server: DiscoveredServer): boolean {
+  return server.owner_pid !== undefined && isAlive(server.owner_pid)
+}
+
+/** "the bus (redis-server 7.0.15, pid 123, port 6390)" */
+function partName(part: PartName, server: DiscoveredServer): string {
+  return `the ${PART_LABEL[part]} (${server.version}, pid ${server.pid}, port ${server.port})`
+}
+
+/** A part the discovery file names as running that does not answer: never silently replaced. */
+function partDownError(part: PartName, server: DiscoveredServer, health: PartHealth, dataDir: string, timeoutMs: number): UserError {
+  const what = health.alive ? `is running but did not answer within ${timeoutMs} ms` : 'is not running'
+  const owned = server.owner_pid !== undefined
+  const hint = owned
+    ? `It was started by the tektree command with pid ${server.owner_pid}, which stops it when it ends; wait for that command or stop it.`
+    : health.alive
+      ? `\`tektree up\` restarts it (on port ${server.port}); \`tektree down\` stops the embedded runtime. Check ${server.log_file ?? server.data_dir} for why it hangs.`
+      : `\`tektree up\` restarts it on port ${server.port}; \`tektree down\` clears the embedded runtime.`
+  return new UserError(`The embedded runtime of ${dataDir} lists ${partName(part, server)}, but it ${what}`, {
+    code: health.alive ? 'EMBEDDED_NOT_ANSWERING' : 'EMBEDDED_PART_DOWN',
+    hint,
+    exitCode: 2,
+    details: {part: PART_LABEL[part], pid: server.pid, port: server.port, url: server.url},
+  })
+}
+
+// ------------------------------------------------------------------------------ servers a command owns
+
+/** A server this process started (or adopted) and must stop: when its last user closes, or at exit. */
+interface Owned {
+  part: PartName
+  server: DiscoveredServer
+  /** Set for a server recorded in <dataDir>/runtime.json; null for a private one in `tempDir`. */
+  dataDir: string | null
+  tempDir?: string
+  refs: number
+}
+
+const owned = new Map<string, Owned>()
+let hooks: {exit: () => void; sigint: () => void; sigterm: () => void} | undefined
+
+function ownedKey(dataDir: string | null, part: PartName, pid: number): string {
+  return dataDir ? `${dataDir}\0${part}` : `private\0${pid}`
+}
+
+/**
+ * While this process owns servers: at exit, SIGTERM them (an exit handler cannot wait; redis-server
+ * flushes its AOF on SIGTERM as on SHUTDOWN) and drop their entries; on SIGINT/SIGTERM, when the
+ * command installed no handler of its own, stop them properly and exit as the signal would have.
+ * When it did (simulate, services drain first), that handler closes the runtime, which stops them.
+ */
+function installHooks(): void {
+  if (hooks) return
+  const exit = () => {
+    for (const entry of owned.values()) {
+      if (entry.dataDir) {
+        // `tektree up` may have taken it over meanwhile: then it is no longer ours to stop.
+        const read = readDiscovery(entry.dataDir)
+        const listed = read.state === 'found' ? read.discovery[entry.part] : undefined
+        if (listed && (listed.pid !== entry.server.pid || listed.owner_pid !== process.pid)) continue
+      }
+      try {
+        if (isAlive(entry.server.pid) && commandMatches(entry.server.pid, entry.server.command)) process.kill(entry.server.pid, 'SIGTERM')
+      } catch {
+        // gone
+      }
+      if (entry.dataDir) dropOwnedEntriesSync(entry.dataDir, process.pid)
+      if (entry.tempDir) rmSync(entry.tempDir, {recursive: true, force: true})
+    }
+  }
+  const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
+    // Prepended, so this runs first: any other listener is the command's own, and it owns the signal.
+    if (process.listenerCount(signal) > 1) return
+    const code = signal === 'SIGINT' ? 130 : 143
+    void Promise.race([stopAllOwned(), sleep(10_000)]).finally(() => process.exit(code))
+  }
+  const sigint = () => onSignal('SIGINT')
+  const sigterm = () => onSignal('SIGTERM')
+  hooks = {exit, sigint, sigterm}
+  process.on('exit', exit)
+  process.prependListener('SIGINT', sigint)
+  process.prependListener('SIGTERM', sigterm)
+}
+
+function uninstallHooksWhenIdle(): void {
+  if (!hooks || owned.size > 0) return
+  process.off('exit', hooks.exit)
+  process.off('SIGINT', hooks.sigint)
+  process.off('SIGTERM', hooks.sigterm)
+  hooks = undefined
+}
+
+async function stopAllOwned(): Promise<void> {
+  await Promise.allSettled([...owned.entries()].map(([key, entry]) => stopOwned(key, entry)))
+}
+
+async function stopOwned(key: string, entry: Owned): Promise<void> {
+  owned.delete(key)
+  try {
+    if (entry.dataDir) {
+      const dataDir = entry.dataDir
+      await updateDiscovery(dataDir, async (d) => {
+        const current = d[entry.part]
+        // `tektree up` may have taken it over meanwhile: then it is no longer ours to stop.
+        if (!current || current.pid !== entry.server.pid || current.owner_pid !== process.pid) return undefined
+        await stopServer(entry.part, entry.server, 10_000)
+        delete d[entry.part]
+        return d
+      }, 30_000).catch(async () => {
+        await stopServer(entry.part, entry.server, 10_000)
+      })
+    } else {
+      await stopServer(entry.part, entry.server, 5_000)
+    }
+  } finally {
+    if (entry.tempDir) rmSync(entry.tempDir, {recursive: true, force: true})
+    uninstallHooksWhenIdle()
+  }
+}
+
+function own(entry: Owned): () => Promise<void> {
+  const key = ownedKey(entry.dataDir, entry.part, entry.server.pid)
+  const existing = owned.get(key)
+  if (existing) existing.refs++
+  else owned.set(key, entry)
+  installHooks()
+  let released = false
+  return async () => {
+    if (released) return
+    released = true
+    const current = owned.get(key)
+    if (!current) return
+    current.refs--
+    if (current.refs <= 0) await stopOwned(key, current)
+  }
+}
+
+/** What a command without a URL uses for a part. */
+export type CommandServer =
+  | {how: 'attached'; server: DiscoveredServer}
+  | {how: 'owned'; server: DiscoveredServer; started: boolean; release(): Promise<void>}
+  | {how: 'private'; server: DiscoveredServer; note: string; release(): Promise<void>}
+  | {how: 'unavailable'; reason: string}
+
+export interface CommandServerOptions {
+  /** Bound on a PING of a server the discovery file names (default 2 s). */
+  pingTimeoutMs?: number
+  readyTimeoutMs?: number
+  /** For status: which command owns it ("simulate"). */
+  ownerCommand?: string
+}
+
+/**
+ * The server a command uses for `part` in `dataDir` when no URL names one:
+ *   - the one runtime.json lists (from `up`, or from another running command): attach; one that
+ *     does not answer is a UserError (exit 2), never replaced silently;
+ *   - else one started now in <dataDir>/<part>, recorded as owned by this process (other commands
+ *     attach to it) and stopped by release() or at exit; one left by a command that died is adopted;
+ *   - when another server not in runtime.json holds <dataDir>/<part>: a private one in a temp dir;
+ *   - no binary: 'unavailable' (the caller runs the part in-process and says so).
+ */
+export async function serverForCommand(part: PartName, dataDir: string, options: CommandServerOptions = {}): Promise<CommandServer> {
+  const pingTimeoutMs = options.pingTimeoutMs ?? 2_000
+  const listed = async (): Promise<CommandServer | 'start'> => {
+    const read = readDiscovery(dataDir)
+    if (read.state === 'newer') throw newerDiscoveryError(read.path, read.version)
+    const server = read.state === 'found' ? read.discovery[part] : undefined
+    if (!server) return 'start'
+    if (server.owner_pid === process.pid) {
+      const key = ownedKey(dataDir, part, server.pid)
+      const mine = owned.get(key)
+      if (mine) return {how: 'owned', server, started: false, release: own(mine)}
+    }
+    const health = await checkPart(part, server, pingTimeoutMs)
+    if (server.owner_pid === undefined || ownerAlive(server)) {
+      if (health.answers) return {how: 'attached', server}
+      throw partDownError(part, server, health, dataDir, pingTimeoutMs)
+    }
+    // Its owner died without stopping it (kill -9): adopt it if it answers, else clear it.
+    return 'start'
+  }
+
+  const first = await listed()
+  if (first !== 'start') return first
+
+  return withDiscoveryLock(dataDir, async () => {
+    // Another command may have started one while this one waited for the lock.
+    const read = readDiscovery(dataDir)
+    if (read.state === 'newer') throw newerDiscoveryError(read.path, read.version)
+    const discovery = read.state === 'found' ? read.discovery : emptyDiscovery(dataDir)
+    const server = discovery[part]
+    if (server && (server.owner_pid === undefined || ownerAlive(server))) {
+      const health = await checkPart(part, server, pingTimeoutMs)
+      if (health.answers) return {how: 'attached', server} as const
+      throw partDownError(part, server, health, dataDir, pingTimeoutMs)
+    }
+    if (server) {
+      // An orphan: its owner is gone.
+      const health = await checkPart(part, server, pingTimeoutMs)
+      if (health.answers) {
+        const adopted: DiscoveredServer = {...server, owner_pid: process.pid, ...(options.ownerCommand ? {owner_command: options.ownerCommand} : {})}
+        discovery[part] = adopted
+        saveDiscovery(dataDir, discovery)
+        return {how: 'owned', server: adopted, started: false, release: own({part, server: adopted, dataDir, refs: 1})} as const
+      }
+      if (health.alive) await stopServer(part, server, 5_000)
+      delete discovery[part]
+      saveDiscovery(dataDir, discovery)
+    }
+
+    const found = findBinary(part)
+    if (!found.ok) return {how: 'unavailable', reason: found.reason} as const
+    const dir = join(dataDir, part)
+    const holder = holderOf(part, dir)
+    if (holder !== null) {
+      const tempDir = mkdtempSync(join(tmpdir(), `tektree-${part}-`))
+      try {
+        const privateServer = await startServer(part, {dir: tempDir, readyTimeoutMs: options.readyTimeoutMs})
+        const note =
+          `${dir} is in use by another ${part === 'redis' ? 'redis-server' : 'mongod'} (pid ${holder}) that runtime.json does not list: ` +
+          `this command's ${PART_LABEL[part]} runs in a temp dir and its data goes when it ends (stop pid ${holder}, or name it with --${PART_LABEL[part]}-url)`
+        return {how: 'private', server: privateServer, note, release: own({part, server: privateServer, dataDir: null, tempDir, refs: 1})} as const
+      } catch (error) {
+        rmSync(tempDir, {recursive: true, force: true})
+        return {how: 'unavailable', reason: `${part === 'redis' ? 'redis-server' : 'mongod'} could not be started (${(error as Error).message.split('\n')[0]})`} as const
+      }
+    }
+    let started: DiscoveredServer
+    try {
+      started = await startServer(part, {dir, readyTimeoutMs: options.readyTimeoutMs})
+    } catch (error) {
+      return {how: 'unavailable', reason: `${part === 'redis' ? 'redis-server' : 'mongod'} could not be started (${(error as Error).message.split('\n')[0]})`} as const
+    }
+    const mine: DiscoveredServer = {...started, owner_pid: process.pid, ...(options.ownerCommand ? {owner_command: options.ownerCommand} : {})}
+    discovery[part] = mine
+    saveDiscovery(dataDir, discovery)
+    return {how: 'owned', server: mine, started: true, release: own({part, server: mine, dataDir, refs: 1})} as const
+  })
+}
+
+/** A server private to this call (ephemeral runtimes): in a fresh temp dir, removed with it by release(). */
+export async function startPrivateServer(part: PartName, options: {readyTimeoutMs?: number} = {}): Promise<{server: DiscoveredServer; release(): Promise<void>}> {
+  const tempDir = mkdtempSync(join(tmpdir(), `tektree-${part}-`))
+  try {
+    const server = await startServer(part, {dir: tempDir, readyTimeoutMs: options.readyTimeoutMs})
+    return {server, release: own({part, server, dataDir: null, tempDir, refs: 1})}
+  } catch (error) {
+    rmSync(tempDir, {recursive: true, force: true})
+    throw error
+  }
+}
+
+// ------------------------------------------------------------------------------ the store file
+
+/** Opens the SQLite store file once (creating and migrating it) and says what it is; a bad file throws its UserError. */
+export async function prepareStoreFile(path: string): Promise<DiscoveredStoreFile> {
+  const [{createSqliteStore}, {sqliteUrl, sqliteVersion}] = await Promise.all([import('../sqlite/index.js'), import('../drivers.js')])
+  mkdirSync(join(path, '..'), {recursive: true})
+  const store = await createSqliteStore({path})
+  await store.close()
+  return {url: sqliteUrl(path), path, version: await sqliteVersion()}
 }
 
 // ------------------------------------------------------------------------------ up
@@ -224,85 +533,120 @@ export interface UpResult {
   kept: PartName[]
   /** Parts that could not be started, with why and how to get them. */
   unavailable: Array<{part: PartName; reason: string}>
+  /** Anything else worth a line: a part that could not get its old port back, a server taken over from a command. */
+  notes: string[]
 }
 
 export interface UpOptions {
   dataDir?: string
-  /** Per server (default 90 s: a cold JVM compiles the mongo-java-server launcher first). */
+  /** Per server (default 90 s). */
   readyTimeoutMs?: number
   /** Skip a part (tests, or a machine that only wants the bus). */
   skip?: PartName[]
 }
 
-/** Starts whatever part of the embedded runtime is not running yet; idempotent. */
+/**
+ * Starts whatever part of the embedded runtime is not running yet; idempotent. A dead part comes
+ * back on the port it had, so clients that were connected (ioredis reconnects to the same URL) and
+ * running `tektree services` recover by themselves.
+ */
 export async function upEmbeddedRuntime(options: UpOptions = {}): Promise<UpResult> {
   const dataDir = resolveDataDir(options.dataDir)
   const readyTimeoutMs = options.readyTimeoutMs ?? 90_000
-  const previous = readDiscovery(dataDir)
-  const existing = previous.state === 'found' ? previous.discovery : undefined
+  const skip = new Set(options.skip ?? [])
+  return withDiscoveryLock(dataDir, async () => {
+    const read = readDiscovery(dataDir)
+    if (read.state === 'newer') throw newerDiscoveryError(read.path, read.version)
+    const existing = read.state === 'found' ? read.discovery : undefined
+    const wasUp = Boolean(existing?.up)
+    const discovery: Discovery = {version: emptyDiscovery(dataDir).version, data_dir: dataDir}
+    const started: PartName[] = []
+    const kept: PartName[] = []
+    const unavailable: UpResult['unavailable'] = []
+    const notes: string[] = []
 
-  const parts: Partial<Record<PartName, DiscoveredServer>> = {}
-  const started: PartName[] = []
-  const kept: PartName[] = []
-  const unavailable: UpResult['unavailable'] = []
-  const starters: Record<PartName, () => Promise<DiscoveredServer>> = {
-    redis: () => startDetachedRedis(dataDir, readyTimeoutMs),
-    mongo: () => startDetachedMongo(dataDir, readyTimeoutMs),
-  }
+    // The store first: a bad store file fails `up` before any server is started for nothing.
+    // mongod where one is (or was) the store; a runtime that had the SQLite file keeps it.
+    const useMongod = !skip.has('mongo') && (existing?.mongo !== undefined || (!existing?.sqlite && findMongod().ok))
+    if (!skip.has('mongo') && !useMongod) {
+      discovery.sqlite = await prepareStoreFile(storeFilePath(dataDir))
+    }
 
-  await Promise.all(
-    (['redis', 'mongo'] as const).map(async (part) => {
-      if (options.skip?.includes(part)) return
+    const bring = async (part: PartName) => {
       const known = existing?.[part]
+      let port: number | undefined
       if (known) {
         const health = await checkPart(part, known)
         if (health.answers) {
-          parts[part] = known
+          if (known.owner_pid !== undefined) {
+            // A command's own server becomes the runtime's: `up` keeps it, the command no longer stops it.
+            notes.push(`${partName(part, known)} was started by a tektree command (pid ${known.owner_pid}); the embedded runtime keeps it now`)
+          }
+          const {owner_pid: _owner, owner_command: _command, ...kept_} = known
+          discovery[part] = kept_
           kept.push(part)
           return
         }
         // Alive but not answering: stop it rather than leave a second server on the same data.
-        if (health.alive) await terminate(known.pid, 10_000)
+        if (health.alive) await stopServer(part, known, 10_000)
+        port = known.port
       }
+      if (part === 'mongo' && known && known.command !== 'mongod') {
+        // A v1 runtime's mongo-java-server (memory only): `up` no longer starts one; the store becomes the SQLite file.
+        notes.push(`the store was ${known.version}, which tektree no longer starts; it is now ${storeFilePath(dataDir)}`)
+        discovery.sqlite = await prepareStoreFile(storeFilePath(dataDir))
+        return
+      }
+      const dir = join(dataDir, part)
       try {
-        parts[part] = await starters[part]()
+        discovery[part] = await startServer(part, {dir, port, readyTimeoutMs})
         started.push(part)
       } catch (error) {
+        if (port !== undefined) {
+          // Its old port may be taken by now: a new port beats no server, but clients must be told.
+          try {
+            discovery[part] = await startServer(part, {dir, readyTimeoutMs})
+            started.push(part)
+            notes.push(`${PART_LABEL[part]}: port ${port} could not be had again (${(error as Error).message.split('\n')[0]}); it runs on ${discovery[part]!.port} now: restart commands that were attached`)
+            return
+          } catch (second) {
+            error = second
+          }
+        }
         unavailable.push({part, reason: (error as Error).message})
       }
-    }),
-  )
+    }
+    await Promise.all((['redis', 'mongo'] as const).filter((part) => !skip.has(part) && (part === 'redis' || useMongod)).map(bring))
 
-  if (!parts.redis && !parts.mongo) {
-    removeDiscovery(dataDir)
-    throw new UserError(`Could not start the embedded runtime: ${unavailable.map((u) => `${u.part}: ${u.reason}`).join('; ')}`, {
-      code: 'EMBEDDED_UNAVAILABLE',
-      hint: `For the bus: ${REDIS_INSTALL_HINT}. For the store: ${MONGO_INSTALL_HINT}. Commands still run in-process without them.`,
-      exitCode: 1,
-      details: {unavailable},
-    })
-  }
+    if (!discovery.redis && !discovery.mongo && !discovery.sqlite) {
+      saveDiscovery(dataDir, {...(existing ?? emptyDiscovery(dataDir)), up: undefined})
+      throw new UserError(`Could not start the embedded runtime: ${unavailable.map((u) => `${u.part}: ${u.reason}`).join('; ')}`, {
+        code: 'EMBEDDED_UNAVAILABLE',
+        hint: `For the bus: ${REDIS_INSTALL_HINT}.`,
+        exitCode: 1,
+        details: {unavailable},
+      })
+    }
 
-  const discovery: Discovery = {
-    version: DISCOVERY_VERSION,
-    started_at: started.length === 0 && existing ? existing.started_at : new Date().toISOString(),
-    data_dir: dataDir,
-    started_by_pid: process.pid,
-    ...(parts.redis ? {redis: parts.redis} : {}),
-    ...(parts.mongo ? {mongo: parts.mongo} : {}),
-  }
-  if (started.length === 0 && existing) discovery.started_by_pid = existing.started_by_pid
-  const discoveryFile = writeDiscovery(dataDir, discovery)
-  return {state: started.length === 0 ? 'already-up' : 'started', discoveryFile, discovery, started, kept, unavailable}
+    discovery.up = started.length === 0 && wasUp && existing?.up ? existing.up : {started_at: new Date().toISOString(), started_by_pid: process.pid}
+    const discoveryFile = saveDiscovery(dataDir, discovery)!
+    const state = started.length === 0 && wasUp ? 'already-up' : 'started'
+    return {state, discoveryFile, discovery, started, kept, unavailable, notes}
+  })
 }
 
 // ------------------------------------------------------------------------------ status
 
 export interface PartStatus {
-  /** running: alive and answering; unresponsive: alive, not answering; dead: the recorded pid is gone; absent: not part of the runtime. */
+  /**
+   * running: alive and answering; unresponsive: alive, not answering; dead: the recorded pid is gone;
+   * absent: nothing recorded (commands start their own, or run it in-process: see mode and note).
+   * For a SQLite store: running = the file opens, unresponsive = it does not (see error).
+   */
   state: 'running' | 'unresponsive' | 'dead' | 'absent'
-  /** What commands use for this part now. */
-  mode: 'embedded' | 'per-command' | 'in-process'
+  /** embedded: `up`'s; per-command: a command's own (owner_pid) or started per command; file: the SQLite file; in-process. */
+  mode: 'embedded' | 'per-command' | 'file' | 'in-process'
+  kind: 'redis' | 'mongodb' | 'sqlite'
   url?: string
   pid?: number
   alive?: boolean
@@ -310,44 +654,95 @@ export interface PartStatus {
   version?: string
   data_dir?: string
   persistent?: boolean
-  /** Set when commands fall back to something else for this part: what and how to get the real one. */
+  /** A command's own server: its pid and name. */
+  owner_pid?: number
+  owner_command?: string
+  /** SQLite: the file, its size, the events it holds. */
+  path?: string
+  size_bytes?: number
+  events?: number
+  error?: string
+  /** What commands do for this part, and how to get the real one where it is not. */
   note?: string
 }
 
 export interface EmbeddedStatus {
   data_dir: string
   discovery_file: string | null
-  /** up: every recorded part runs; partial: some do; down: no runtime; stale: a file whose servers are all gone (removed now). */
+  /**
+   * up: `tektree up` ran and every part answers; partial: some do not (`up` restarts them); down: no
+   * `up` (commands use the store file and start their own servers); stale: an unreadable discovery
+   * file was found (and removed).
+   */
   state: 'up' | 'partial' | 'down' | 'stale'
   started_at?: string
   uptime_ms?: number
-  redis: PartStatus
-  mongo: PartStatus
-  /** Set when a stale or unreadable discovery file was removed. */
+  bus: PartStatus
+  store: PartStatus
+  /** Set when a stale or unreadable discovery file (or entry) was removed. */
   cleaned?: string
 }
 
 const IN_PROCESS_NOTE = 'in-process parts live inside each command: other terminals cannot attach to them'
 
-async function idleMode(part: PartName): Promise<PartStatus> {
-  if (part === 'redis') {
-    const found = findRedisServer()
-    return found.ok
-      ? {state: 'absent', mode: 'per-command', note: `not up: each command starts its own redis-server for its run (\`tektree up\` shares one)`}
-      : {state: 'absent', mode: 'in-process', note: `${found.reason}: the bus runs in-process in each command; ${IN_PROCESS_NOTE} (${REDIS_INSTALL_HINT})`}
+function idleBus(): PartStatus {
+  const found = findRedisServer()
+  return found.ok
+    ? {state: 'absent', mode: 'per-command', kind: 'redis', note: 'a command that needs it starts redis-server in <data-dir>/redis for its run, and others attach to it meanwhile (`tektree up` keeps one running)'}
+    : {state: 'absent', mode: 'in-process', kind: 'redis', note: `${found.reason}: the bus runs in-process in each command; ${IN_PROCESS_NOTE} (${REDIS_INSTALL_HINT})`}
+}
+
+async function storeFileStatus(path: string, mode: PartStatus['mode']): Promise<PartStatus> {
+  const {sqliteUrl, sqliteVersion} = await import('../drivers.js')
+  const status: PartStatus = {state: 'running', mode, kind: 'sqlite', url: sqliteUrl(path), path, version: await sqliteVersion().catch(() => undefined), persistent: true}
+  if (!existsSync(path)) {
+    return {...status, state: 'absent', note: 'not created yet: the first command that needs a store creates it'}
   }
-  const candidate = await findMongoServer()
-  return candidate.kind !== 'none'
-    ? {state: 'absent', mode: 'per-command', note: `not up: each command starts its own ${candidate.kind === 'mongod' ? 'mongod' : 'mongo-java-server'} for its run (\`tektree up\` shares one)`}
-    : {state: 'absent', mode: 'in-process', note: `${candidate.reason}: the store runs in-process in each command; ${IN_PROCESS_NOTE} (${MONGO_INSTALL_HINT})`}
+  status.size_bytes = statSync(path).size
+  try {
+    const {createSqliteStore} = await import('../sqlite/index.js')
+    const store = await createSqliteStore({path, busyTimeoutMs: 2_000})
+    try {
+      status.events = await store.events.count()
+    } finally {
+      await store.close()
+    }
+  } catch (error) {
+    status.state = 'unresponsive'
+    status.error = (error as Error).message
+  }
+  return status
+}
+
+function serverStatus(part: PartName, server: DiscoveredServer, health: PartHealth): PartStatus {
+  return {
+    state: health.answers ? 'running' : health.alive ? 'unresponsive' : 'dead',
+    mode: server.owner_pid !== undefined ? 'per-command' : 'embedded',
+    kind: part === 'redis' ? 'redis' : 'mongodb',
+    url: server.url,
+    pid: server.pid,
+    alive: health.alive,
+    port: server.port,
+    version: server.version,
+    data_dir: server.data_dir,
+    persistent: server.persistent,
+    ...(server.owner_pid !== undefined ? {owner_pid: server.owner_pid, ...(server.owner_command ? {owner_command: server.owner_command} : {})} : {}),
+    ...(server.persistent ? {} : {note: 'keeps its data in memory: it is lost on `tektree down`'}),
+  }
 }
 
 export async function embeddedStatus(options: {dataDir?: string; now?: () => number} = {}): Promise<EmbeddedStatus> {
   const dataDir = resolveDataDir(options.dataDir)
   const now = options.now ?? Date.now
   const read = readDiscovery(dataDir)
+  if (read.state === 'newer') throw newerDiscoveryError(read.path, read.version)
+  const idleStore = async (): Promise<PartStatus> => {
+    const mongod = findMongod()
+    if (mongod.ok) return {state: 'absent', mode: 'per-command', kind: 'mongodb', note: 'a command that needs it starts mongod in <data-dir>/mongo for its run, and others attach to it meanwhile'}
+    return storeFileStatus(storeFilePath(dataDir), 'file')
+  }
   if (read.state !== 'found') {
-    const status: EmbeddedStatus = {data_dir: dataDir, discovery_file: null, state: 'down', redis: await idleMode('redis'), mongo: await idleMode('mongo')}
+    const status: EmbeddedStatus = {data_dir: dataDir, discovery_file: null, state: 'down', bus: idleBus(), store: await idleStore()}
     if (read.state === 'invalid') {
       removeDiscovery(dataDir)
       status.state = 'stale'
@@ -356,43 +751,47 @@ export async function embeddedStatus(options: {dataDir?: string; now?: () => num
     return status
   }
   const {discovery} = read
-  const describePart = async (part: PartName): Promise<PartStatus> => {
-    const server = discovery[part]
-    if (!server) return idleMode(part)
-    const health = await checkPart(part, server)
-    return {
-      state: health.answers ? 'running' : health.alive ? 'unresponsive' : 'dead',
-      mode: health.answers ? 'embedded' : (await idleMode(part)).mode,
-      url: server.url,
-      pid: server.pid,
-      alive: health.alive,
-      port: server.port,
-      version: server.version,
-      data_dir: server.data_dir,
-      persistent: server.persistent,
-      ...(server.persistent ? {} : {note: 'keeps its data in memory: it is lost on `tektree down`'}),
-    }
+  const servers = (['redis', 'mongo'] as const).flatMap((part) => (discovery[part] ? [[part, discovery[part]!] as const] : []))
+  const health = new Map(await Promise.all(servers.map(async ([part, server]) => [part, await checkPart(part, server)] as const)))
+
+  // A command's server whose owner and server are both gone (kill -9) is dropped. An `up` server
+  // that died stays listed: `tektree up` restarts it on its port, `tektree down` clears it.
+  const gone = servers.filter(([part, server]) => server.owner_pid !== undefined && !health.get(part)!.alive && !ownerAlive(server))
+  let cleaned: string | undefined
+  if (gone.length > 0) {
+    await updateDiscovery(dataDir, (d) => {
+      for (const [part, server] of gone) if (d[part]?.pid === server.pid) delete d[part]
+      return d
+    })
+    cleaned = `${read.path} named servers of commands that are gone (pids ${gone.map(([, s]) => s.pid).join(', ')}); they were removed from it`
   }
-  const [redis, mongo] = await Promise.all([describePart('redis'), describePart('mongo')])
-  const recorded = [discovery.redis ? redis : null, discovery.mongo ? mongo : null].filter((p): p is PartStatus => p !== null)
-  const running = recorded.filter((p) => p.state === 'running').length
-  const anyAlive = recorded.some((p) => p.alive)
+  const after = readDiscovery(dataDir)
+  const current = after.state === 'found' ? after.discovery : emptyDiscovery(dataDir)
+
+  const bus = current.redis ? serverStatus('redis', current.redis, health.get('redis')!) : idleBus()
+  if (bus.state === 'running' && bus.mode === 'per-command') {
+    bus.note = `started by ${bus.owner_command ? `\`tektree ${bus.owner_command}\`` : 'a tektree command'} (pid ${bus.owner_pid}${current.redis && !ownerAlive(current.redis) ? ', gone: the next command adopts it, `tektree down` stops it' : ''}) for its run; other commands attach to it meanwhile`
+  }
+  let store: PartStatus
+  if (current.mongo) store = serverStatus('mongo', current.mongo, health.get('mongo')!)
+  else if (current.sqlite) store = await storeFileStatus(current.sqlite.path, 'embedded')
+  else store = await idleStore()
+
+  const upParts = current.up ? [bus, store].filter((p) => p.mode === 'embedded') : []
+  const state: EmbeddedStatus['state'] = current.up
+    ? upParts.every((p) => p.state === 'running')
+      ? 'up'
+      : 'partial'
+    : 'down'
   const status: EmbeddedStatus = {
     data_dir: dataDir,
-    discovery_file: read.path,
-    state: running === recorded.length && running > 0 ? 'up' : running > 0 || anyAlive ? 'partial' : 'stale',
-    started_at: discovery.started_at,
-    uptime_ms: Math.max(0, now() - Date.parse(discovery.started_at)),
-    redis,
-    mongo,
+    discovery_file: after.state === 'found' ? after.path : null,
+    state,
+    ...(current.up ? {started_at: current.up.started_at, uptime_ms: Math.max(0, now() - Date.parse(current.up.started_at))} : {}),
+    bus,
+    store,
   }
-  if (status.state === 'stale') {
-    removeDiscovery(dataDir)
-    status.cleaned = `${read.path} named servers that are no longer running (pids ${recorded.map((p) => p.pid).join(', ')}); it was removed`
-    status.discovery_file = null
-    delete status.uptime_ms
-    for (const part of ['redis', 'mongo'] as const) status[part] = {...status[part], mode: (await idleMode(part)).mode}
-  }
+  if (cleaned) status.cleaned = cleaned
   return status
 }
 
@@ -400,8 +799,10 @@ export async function embeddedStatus(options: {dataDir?: string; now?: () => num
 
 export interface DownResult {
   state: 'stopped' | 'not-running'
-  stopped: Array<{part: PartName; pid: number; how: 'terminated' | 'killed' | 'not-running' | 'survived' | 'pid-reused'}>
-  /** Data directories removed with --purge. */
+  stopped: Array<{part: PartName; pid: number; how: StopHow}>
+  /** Servers commands started for their own run, left to them (they stop them when they end). */
+  left: Array<{part: PartName; pid: number; owner_pid: number}>
+  /** Data removed with --purge: the servers' directories and the store file. */
   purged: string[]
   discovery_file_removed: boolean
 }
@@ -409,37 +810,50 @@ export interface DownResult {
 export async function downEmbeddedRuntime(options: {dataDir?: string; graceMs?: number; purge?: boolean} = {}): Promise<DownResult> {
   const dataDir = resolveDataDir(options.dataDir)
   const graceMs = options.graceMs ?? 10_000
-  const read = readDiscovery(dataDir)
-  const result: DownResult = {state: 'not-running', stopped: [], purged: [], discovery_file_removed: false}
-  if (read.state === 'found') {
-    const entries = (['redis', 'mongo'] as const).flatMap((part) => (read.discovery[part] ? [[part, read.discovery[part]!] as const] : []))
-    result.stopped = await Promise.all(
-      entries.map(async ([part, server]) => {
-        if (isAlive(server.pid) && !commandMatches(server.pid, server.command)) return {part, pid: server.pid, how: 'pid-reused' as const}
-        return {part, pid: server.pid, how: await terminate(server.pid, graceMs)}
-      }),
-    )
-    const survivor = result.stopped.find((s) => s.how === 'survived')
-    if (survivor) {
-      throw new UserError(`${survivor.part} (pid ${survivor.pid}) is still running after SIGKILL`, {
-        code: 'STOP_FAILED',
-        hint: `Check it with \`ps -p ${survivor.pid}\`; the discovery file ${read.path} was kept.`,
-        exitCode: 1,
-      })
+  const result: DownResult = {state: 'not-running', stopped: [], left: [], purged: [], discovery_file_removed: false}
+  await withDiscoveryLock(dataDir, async () => {
+    const read = readDiscovery(dataDir)
+    if (read.state === 'newer') throw newerDiscoveryError(read.path, read.version)
+    if (read.state === 'found') {
+      const d = read.discovery
+      const entries = (['redis', 'mongo'] as const).flatMap((part) => (d[part] ? [[part, d[part]!] as const] : []))
+      for (const [part, server] of entries) {
+        if (server.owner_pid !== undefined && ownerAlive(server) && isAlive(server.pid)) result.left.push({part, pid: server.pid, owner_pid: server.owner_pid})
+      }
+      const toStop = entries.filter(([part]) => !result.left.some((l) => l.part === part))
+      result.stopped = await Promise.all(toStop.map(async ([part, server]) => ({part, pid: server.pid, how: await stopServer(part, server, graceMs)})))
+      const survivor = result.stopped.find((s) => s.how === 'survived')
+      if (survivor) {
+        throw new UserError(`${survivor.part} (pid ${survivor.pid}) is still running after SIGKILL`, {
+          code: 'STOP_FAILED',
+          hint: `Check it with \`ps -p ${survivor.pid}\`; the discovery file ${read.path} was kept.`,
+          exitCode: 1,
+        })
+      }
+      if (result.stopped.some((s) => s.how === 'terminated' || s.how === 'killed')) result.state = 'stopped'
+      const rest: Discovery = emptyDiscovery(dataDir)
+      for (const l of result.left) rest[l.part] = d[l.part]
+      result.discovery_file_removed = saveDiscovery(dataDir, rest) === null
+    } else if (read.state === 'invalid') {
+      removeDiscovery(dataDir)
+      result.discovery_file_removed = true
     }
-    if (result.stopped.some((s) => s.how === 'terminated' || s.how === 'killed')) result.state = 'stopped'
-  }
-  if (read.state !== 'absent') {
-    removeDiscovery(dataDir)
-    result.discovery_file_removed = true
-  }
-  if (options.purge) {
-    for (const dir of [join(dataDir, 'redis'), join(dataDir, 'mongo')]) {
-      if (existsSync(dir)) {
-        rmSync(dir, {recursive: true, force: true})
-        result.purged.push(dir)
+    if (options.purge) {
+      if (result.left.length > 0) {
+        throw new UserError(`Not purging ${dataDir}: ${result.left.map((l) => `the ${PART_LABEL[l.part]} (pid ${l.pid}) of the tektree command with pid ${l.owner_pid}`).join(', ')} still runs`, {
+          code: 'DATA_IN_USE',
+          hint: 'Wait for that command to end (or stop it), then run `tektree down --purge` again.',
+          exitCode: 2,
+        })
+      }
+      const store = storeFilePath(dataDir)
+      for (const path of [join(dataDir, 'redis'), join(dataDir, 'mongo'), store, `${store}-wal`, `${store}-shm`, `${store}-journal`]) {
+        if (existsSync(path)) {
+          rmSync(path, {recursive: true, force: true})
+          result.purged.push(path)
+        }
       }
     }
-  }
+  })
   return result
 }
