@@ -1,9 +1,10 @@
 /**
  * openRuntime with real servers: attaching to the runtime `tektree up` left running (found through
- * the discovery file), external URLs, and servers started for one command and stopped by close().
+ * the discovery file), external URLs (a MongoDB store by URL, whose endpoint names its database), and
+ * servers started for one command and stopped by close(). More in embedded.int.test.ts.
  */
 import {randomUUID} from 'node:crypto'
-import {mkdtempSync, rmSync} from 'node:fs'
+import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, describe, expect, inject, it} from 'vitest'
@@ -13,14 +14,21 @@ import {openRuntime} from '../../src/runtime/open.js'
 const redisUrl = inject('redisUrl')
 const mongoUrl = inject('mongoUrl')
 const reason = inject('redisUnavailable') ?? inject('mongoUnavailable')
+const redisReason = inject('redisUnavailable')
 if (reason) process.stderr.write(`\n[open.int] SKIPPED: ${reason}\n`)
 
+/** Alive and not a zombie (an exited child waits a moment to be reaped). */
 function running(pid: number): boolean {
   try {
     process.kill(pid, 0)
-    return true
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
+  } catch {
+    return true
   }
 }
 
@@ -52,6 +60,17 @@ describe.skipIf(Boolean(reason))(`openRuntime with real servers (${reason ?? 're
       const board = `test-${randomUUID()}`
       expect(await runtime.leaderboards.incrementOnce(board, 'u1', 3, 'e1')).toBe(3)
       await runtime.leaderboards.drop(board)
+      // The store's endpoint names its database: a worker opening it writes where the parent reads.
+      expect(runtime.endpoints.bus).toBe(up.discovery.redis!.url)
+      expect(runtime.endpoints.store).toMatch(/\/test-[0-9a-f-]+$/)
+      const worker = await openRuntime({busUrl: runtime.endpoints.bus!, storeUrl: runtime.endpoints.store!, ephemeral: true, log: (l) => lines.push(l)})
+      try {
+        await worker.store.projections.update('test_docs', 'd1', {$set: {n: 1}})
+      } finally {
+        await worker.close()
+      }
+      expect(await runtime.store.projections.get('test_docs', 'd1')).toMatchObject({n: 1})
+      expect(lines).toEqual([])
     } finally {
       await runtime.close()
     }
@@ -65,14 +84,17 @@ describe.skipIf(Boolean(reason))(`openRuntime with real servers (${reason ?? 're
     }
   })
 
+})
+
+describe.skipIf(Boolean(redisReason))(`openRuntime with redis-server (${redisReason ?? 'redis-server'})`, () => {
   it('starts a redis-server for one command when nothing is up, and close() stops it', async () => {
     const lines: string[] = []
-    const runtime = await openRuntime({dataDir: tempDir(), mongoUrl: mongoUrl!, database: `test-${randomUUID()}`, log: (l) => lines.push(l)})
+    const runtime = await openRuntime({dataDir: tempDir(), storeUrl: 'memory:', log: (l) => lines.push(l)})
     const pid = runtime.describe().bus.pid!
     try {
       expect(runtime.describe().bus).toMatchObject({kind: 'redis', origin: 'embedded'})
       expect(running(pid)).toBe(true)
-      expect(lines.filter((l) => l.includes('for this command only'))).toHaveLength(1)
+      expect(lines.filter((l) => l.includes('for this command'))).toHaveLength(1)
     } finally {
       await runtime.close()
     }
