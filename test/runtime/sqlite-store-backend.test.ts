@@ -258,6 +258,22 @@ describe('SqliteStore: the file', () => {
     expect(applied[0]).toBe('e1')
     expect(new Set(applied).size).toBe(256)
   })
+
+  it('expired idempotency keys are swept while keys are marked (the ledger does not grow forever)', async () => {
+    let now = 1_000_000
+    const file = join(dir, 'store.db')
+    const store = await createSqliteStore({path: file, now: () => now})
+    stores.push(store)
+    await store.idempotency.markMany('handled:g', Array.from({length: 6_000}, (_, i) => `old-${i}`), 1_000)
+    await store.idempotency.markMany('handled:g', ['forever'])
+    now += 60_000
+    // Marking enough keys triggers a bounded sweep of the expired ones, in the marking transaction.
+    await store.idempotency.markMany('handled:g', Array.from({length: 6_000}, (_, i) => `new-${i}`), 1_000)
+    const db = rawDb(file, {readonly: true})
+    const left = db.prepare("SELECT count(*) FROM idempotency WHERE key LIKE 'old-%'").pluck().get() as number
+    expect(left).toBeLessThanOrEqual(1_000) // one sweep deletes up to 5,000
+    expect(await store.idempotency.hasMany('handled:g', ['old-1', 'forever', 'new-1'])).toEqual(new Set(['forever', 'new-1']))
+  })
 })
 
 describe('SqliteStore: bad files give one clear UserError', () => {
