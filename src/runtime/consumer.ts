@@ -37,14 +37,20 @@ import type {RuntimeMetrics} from './metrics.js'
 import type {Bus, Clock, Delivery, DlqRecord, Leaderboards, Store, Subscription} from './ports.js'
 import type {Publisher} from './publisher.js'
 import type {Runtime} from './runtime.js'
+import {PendingUnits, unitWrites, WriteSet, type Segment, type Unit} from './unit-of-work.js'
 
 export interface HandlerContext {
   readonly event: EventEnvelope
   readonly definition: CatalogEvent
-  /** 1 on the first attempt in this runner, 2 on the first retry, ... */
+  /** 1 on the first attempt, 2 on the first retry, ...; deliveries the bus made before count too. */
   readonly attempt: number
   /** The consumer group (the service's name). */
   readonly group: string
+  /**
+   * The store as this attempt sees it: projection writes are buffered and committed with the
+   * group's ledger mark and the derived events in one unit of work (dropped if the handler throws);
+   * get() sees the store plus every write of this runner not yet committed.
+   */
   readonly store: Store
   readonly leaderboards: Leaderboards
   readonly clock: Clock
@@ -76,7 +82,7 @@ export type RunnerEvent =
   | {type: 'bus_error'; phase: 'subscribe' | 'fetch' | 'ack' | 'close'; error: unknown; backoffMs?: number}
   | {type: 'retry'; eventId: string; eventType: string; attempt: number; delayMs: number; error: unknown}
   | {type: 'dead_lettered'; record: DlqRecord}
-  | {type: 'store_error'; phase: 'dlq' | 'sequence' | 'ledger'; error: unknown; eventId: string | null}
+  | {type: 'store_error'; phase: 'dlq' | 'sequence' | 'ledger' | 'commit'; error: unknown; eventId: string | null}
   | {type: 'stopped'; reason: 'stop' | 'abort'}
 
 export interface ConsumerOptions {
@@ -171,7 +177,10 @@ interface Item {
   /** Parsed and validated once, kept across retries. */
   event?: EventEnvelope
   definition?: CatalogEvent
+  /** Attempts so far, counting the bus's earlier deliveries (a consumer that crashed on it). */
   attempt: number
+  /** The duplicate checks ran (once per delivery). */
+  checked: boolean
   firstFailureAt?: number
   delivered: boolean
   /** The event id the group's ledger already holds for this delivery's header (checked against the body). */
@@ -352,51 +361,86 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       changeWaiters.push(done)
     })
 
-  // Acks are batched per turn of the event loop: one bus call for many deliveries, preceded by one
-  // store call marking the completed ones in the group's ledger (marked before acked, never after).
-  let ackQueue: Delivery[] = []
-  let ledgerQueue: string[] = []
-  let ackFlush: Promise<void> | null = null
-  const flushAcks = async (): Promise<void> => {
-    while ((ackQueue.length > 0 || ledgerQueue.length > 0) && !crashed && subscription) {
-      const batch = ackQueue
-      ackQueue = []
-      const completed = ledgerQueue
-      ledgerQueue = []
-      if (completed.length > 0) {
-        try {
-          await store.idempotency.markMany(ledgerScope, completed, dedupeWindowMs)
-        } catch (error) {
-          // Ack anyway: the handlers' guards still make a later duplicate harmless.
-          notify({type: 'store_error', phase: 'ledger', error, eventId: null})
-        }
-        if (crashed) return
-      }
-      if (batch.length === 0) continue
+  // Work is committed per turn of the event loop: one Store.commit for every event completed since
+  // the last (their projection writes, derived events and ledger marks, together), then one bus
+  // call acking them with whatever needed no writes (skips, duplicates, dead letters).
+  const pending = new PendingUnits<Item>()
+  /** Reads outside any attempt (the sequence guard) see the uncommitted writes too. */
+  const committedView = pending.view(store, new WriteSet())
+  let flushing: Promise<void> | null = null
+
+  /** The segments that are in the store: all of them, or those that went in one by one. */
+  const commitUnit = async (unit: Unit<Item>): Promise<Segment<Item>[]> => {
+    try {
+      const {inserted} = await store.commit(unit.toStoreWrites(ledgerScope, dedupeWindowMs))
+      if (inserted > 0) publisher.kick()
+      return unit.segments
+    } catch (error) {
+      notify({type: 'store_error', phase: 'commit', error, eventId: null})
+      if (unit.segments.length === 1 || crashed) return []
+    }
+    // One event's writes may be what the store refuses: commit them one by one, so that the others
+    // go in. A refused one stays unacked; the bus redelivers it and its delivery count leads it to
+    // the DLQ once its attempts are spent.
+    const committed: Segment<Item>[] = []
+    for (const segment of unit.segments) {
+      if (crashed) break
       try {
-        await subscription.ack(batch)
-        stats.acked += batch.length
+        const {inserted} = await store.commit(unitWrites(segment.writes, [segment], ledgerScope, dedupeWindowMs))
+        if (inserted > 0) publisher.kick()
+        committed.push(segment)
       } catch (error) {
-        // Unacked deliveries come back after the visibility timeout; the LRU and the handlers'
-        // guards absorb them. Nothing is lost.
+        notify({type: 'store_error', phase: 'commit', error, eventId: segment.eventId})
+      }
+    }
+    return committed
+  }
+
+  const flush = async (): Promise<void> => {
+    while (!pending.idle && !crashed && subscription) {
+      const unit = pending.take()
+      const committed = unit.segments.length > 0 ? await commitUnit(unit) : []
+      pending.settle(unit)
+      if (crashed) return
+      const deliveries = unit.others.map((item) => item.delivery)
+      for (const segment of committed) {
+        seen.add(segment.eventId)
+        deliveries.push(segment.completion.delivery)
+      }
+      if (deliveries.length === 0) continue
+      try {
+        await subscription.ack(deliveries)
+        stats.acked += deliveries.length
+      } catch (error) {
+        // Unacked deliveries come back after the visibility timeout; the ledger (committed with
+        // their effects) makes them duplicates. Nothing is lost.
         stats.busErrors++
         notify({type: 'bus_error', phase: 'ack', error})
+        continue
+      }
+      if (!metrics) continue
+      const now = Date.now()
+      for (const {completion} of committed) {
+        const event = completion.event!
+        const latency = now - Date.parse(event.timestamp)
+        metrics.acked(group, event.event_type, 1, Number.isFinite(latency) ? latency : undefined)
       }
     }
   }
-  const scheduleAckFlush = () => {
-    if (ackFlush || crashed) return
-    ackFlush = new Promise<void>((resolve) => setImmediate(resolve))
-      .then(flushAcks)
+  const scheduleFlush = () => {
+    if (flushing || crashed) return
+    flushing = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(flush)
       .finally(() => {
-        ackFlush = null
-        if (ackQueue.length > 0) scheduleAckFlush()
+        flushing = null
+        if (!pending.idle) scheduleFlush()
       })
   }
+  /** Acks a delivery that needed no writes, after what was completed before it. */
   const ack = (item: Item) => {
     if (crashed) return
-    ackQueue.push(item.delivery)
-    scheduleAckFlush()
+    pending.after(item)
+    scheduleFlush()
   }
 
   const release = (item: Item) => {
@@ -485,8 +529,9 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     const definition = item.definition!
 
     // 3. Already done here? (redelivery after a lost ack, a duplicate on the bus)
-    if (item.attempt === 0) {
-      if (seen.has(event.event_id) || item.ledgerId === event.event_id) {
+    if (!item.checked) {
+      item.checked = true
+      if (seen.has(event.event_id) || item.ledgerId === event.event_id || pending.isHandled(event.event_id)) {
         stats.duplicates++
         ack(item)
         return null
@@ -496,7 +541,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       if (typeof sequence === 'number' && typeof aggregate === 'string') {
         let last: unknown
         try {
-          last = (await store.projections.get(sequenceCollection, sequenceKey(event, definition)))?.sequence
+          last = (await committedView.projections.get(sequenceCollection, sequenceKey(event, definition)))?.sequence
         } catch (error) {
           // Cannot read the guard: go on; the handlers' own applyOnce guards still hold.
           notify({type: 'store_error', phase: 'sequence', error, eventId: event.event_id})
@@ -510,12 +555,33 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       }
     }
 
-    // 4. The handler.
+    // 4. Attempts spent on earlier deliveries: a consumer took it and never acked, that often
+    // (each time it crashed, or its commit was refused). Trying once more would only repeat that.
+    if (item.attempt >= maxAttempts) {
+      item.firstFailureAt ??= clock.now()
+      const contract = errorContract('DELIVERY_ATTEMPTS_EXHAUSTED', `Delivered ${delivery.deliveryCount} times without being completed (a consumer crashed or its commit failed each time); ${maxAttempts} attempts are allowed`, {
+        service: group,
+        attempt: item.attempt,
+        delivery_count: delivery.deliveryCount,
+        retriable: true,
+      })
+      try {
+        await deadLetter(item, contract, item.attempt)
+      } catch (dlqError) {
+        notify({type: 'store_error', phase: 'dlq', error: dlqError, eventId: event.event_id})
+        return null
+      }
+      ack(item)
+      return null
+    }
+
+    // 5. The handler, writing into a buffer of its own.
     item.attempt++
     if (!item.delivered) {
       item.delivered = true
       metrics?.delivered(group, event.event_type, 1)
     }
+    const writes = pending.begin()
     const emitted: EventEnvelope[] = []
     const perType = new Map<string, number>()
     const ctx: HandlerContext = {
@@ -523,7 +589,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       definition,
       attempt: item.attempt,
       group,
-      store,
+      store: pending.view(store, writes),
       leaderboards,
       clock,
       emit(type, payload, emitOptions) {
@@ -549,17 +615,19 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     try {
       await service.handle(event, ctx)
       if (emitted.length > 0) {
-        const result = await publisher.publish(emitted, {trusted: !options.validateEmitted})
-        if (result.rejected.length > 0) {
-          const first = result.rejected[0]
+        const {valid, rejected} = publisher.prepare(emitted, {trusted: !options.validateEmitted})
+        if (rejected.length > 0) {
+          const first = rejected[0]
           // The handler built an invalid event: the same input builds it again, retrying cannot help.
           throw new NonRetryableError(`${group} emitted an invalid ${emitted[first.index].event_type}: ${first.error.error.message}`, {
             code: 'DERIVED_EVENT_INVALID',
             details: {derived_event_type: emitted[first.index].event_type, cause: first.error.error},
           })
         }
+        for (const envelope of valid) writes.events.push(envelope)
       }
     } catch (error) {
+      pending.abandon(writes)
       if (crashed) return null
       stats.failures++
       item.firstFailureAt ??= clock.now()
@@ -588,24 +656,20 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       notify({type: 'retry', eventId: event.event_id, eventType: event.event_type, attempt: item.attempt, delayMs: delay, error})
       return delay
     }
-    if (crashed) return null
+    if (crashed) {
+      pending.abandon(writes)
+      return null
+    }
 
-    // 5. Success: remember it, advance the sequence guard, ack.
+    // 6. Success: the writes, the sequence guard and the ledger mark go into the next commit; the
+    // ack follows it.
     const sequence = event.metadata?.sequence
     if (typeof sequence === 'number' && typeof event.metadata?.aggregate_id === 'string') {
-      try {
-        await store.projections.applyOnce(sequenceCollection, sequenceKey(event, definition), event.event_id, {$max: {sequence}})
-      } catch (error) {
-        // The effects are done; a missing guard only means a redelivery is handled (idempotently) again.
-        notify({type: 'store_error', phase: 'sequence', error, eventId: event.event_id})
-      }
+      writes.add({collection: sequenceCollection, id: sequenceKey(event, definition), update: {$max: {sequence}}, eventId: event.event_id})
     }
-    seen.add(event.event_id)
-    ledgerQueue.push(event.event_id)
     stats.handled++
-    ack(item)
-    const latency = Date.now() - Date.parse(event.timestamp)
-    metrics?.acked(group, event.event_type, 1, Number.isFinite(latency) ? latency : undefined)
+    pending.complete(event.event_id, writes, item)
+    scheduleFlush()
     return null
   }
 
@@ -688,7 +752,10 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       lanes.set(key, lane)
     }
     const headerId = delivery.headers?.event_id
-    lane.queue.push({delivery, attempt: 0, delivered: false, ledgerId: headerId !== undefined && ledgerIds.has(headerId) ? headerId : undefined})
+    // Earlier deliveries that were never acked count as attempts (Delivery.deliveryCount, which the
+    // bus keeps): an event that kills its consumer every time still reaches the DLQ.
+    const attempts = Math.max(0, (delivery.deliveryCount || 1) - 1)
+    lane.queue.push({delivery, attempt: attempts, checked: false, delivered: false, ledgerId: headerId !== undefined && ledgerIds.has(headerId) ? headerId : undefined})
     if (!lane.active) {
       void runLane(lane).catch(() => {
         // runLane handles its own errors; nothing reaches here but a bug in the runner itself.
@@ -772,8 +839,8 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     // Wait for running lanes (parked ones end at once: their sleep was aborted).
     for (let guard = 0; lanes.size > 0 && guard < 1_000_000 && !crashed; guard++) await nextChange()
     if (!crashed) {
-      while (ackFlush) await ackFlush
-      await flushAcks()
+      while (flushing) await flushing
+      await flush()
     }
     if (subscription) {
       try {
@@ -799,8 +866,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
 
   const onAbort = () => {
     crashed = true
-    ackQueue = []
-    ledgerQueue = []
+    pending.discard()
     beginStop()
     // Lanes still running handlers finish in the background; nothing of theirs is acked.
     changed()

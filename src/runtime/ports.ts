@@ -209,6 +209,8 @@ export interface ProjectionStore {
    * atomic document write, so a redelivered event can never apply twice. False when already applied.
    */
   applyOnce(collection: string, id: string, eventId: string, update: ProjectionUpdate): Promise<boolean>
+  /** Whether applyOnce (or a commit) applied `eventId` to this document (within its last 256). */
+  isApplied(collection: string, id: string, eventId: string): Promise<boolean>
   /** Removes every document of a collection (tests, replay from scratch). */
   drop(collection: string): Promise<void>
 }

@@ -56,6 +56,13 @@ export interface Publisher {
   readonly producerId: string
   draft(type: string, payload: Record<string, unknown>, options?: DraftOptions): EventEnvelope
   publish(events: readonly EventEnvelope[], options?: PublishOptions): Promise<PublishResult>
+  /**
+   * What publish() does before it appends (validation, aggregate metadata), for a caller that
+   * appends in a unit of work of its own (the consumer runner's Store.commit).
+   */
+  prepare(events: readonly EventEnvelope[], options?: PublishOptions): {valid: EventEnvelope[]; rejected: PublishRejection[]}
+  /** Wakes the relay after such a caller appended events. */
+  kick(): void
 }
 
 export interface PublisherOptions {
@@ -115,7 +122,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
     }
   }
 
-  const publish = async (events: readonly EventEnvelope[], publishOptions: PublishOptions = {}): Promise<PublishResult> => {
+  const prepare = (events: readonly EventEnvelope[], publishOptions: PublishOptions = {}) => {
     const rejected: PublishRejection[] = []
     const valid: EventEnvelope[] = []
     // One pass, no await: validation and the metadata fill are synchronous; one append for the batch.
@@ -159,11 +166,16 @@ export function createPublisher(options: PublisherOptions): Publisher {
       }
       valid.push(event)
     }
+    return {valid, rejected}
+  }
+
+  const publish = async (events: readonly EventEnvelope[], publishOptions: PublishOptions = {}): Promise<PublishResult> => {
+    const {valid, rejected} = prepare(events, publishOptions)
     if (valid.length === 0) return {accepted: 0, duplicates: [], rejected}
     const result = await store.events.append(valid)
     if (result.inserted > 0) relay?.kick()
     return {accepted: result.inserted, duplicates: result.duplicates, rejected}
   }
 
-  return {producerId, draft, publish}
+  return {producerId, draft, publish, prepare, kick: () => relay?.kick()}
 }

@@ -352,6 +352,17 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect(await store.projections.applyOnce(c, 'other', 'evt-1', {$inc: {n: 1}})).toBe(false)
       })
 
+      it('isApplied answers whether applyOnce or a commit applied an event id to a document', async () => {
+        expect(await store.projections.isApplied('c_applied', 'd1', 'e1')).toBe(false)
+        await store.projections.applyOnce('c_applied', 'd1', 'e1', {$inc: {n: 1}})
+        await store.commit({projections: [{collection: 'c_applied', id: 'd1', update: {$inc: {n: 1}}, eventId: 'e2'}]})
+        await store.projections.update('c_applied', 'd1', {$inc: {n: 1}})
+        expect(await store.projections.isApplied('c_applied', 'd1', 'e1')).toBe(true)
+        expect(await store.projections.isApplied('c_applied', 'd1', 'e2')).toBe(true)
+        expect(await store.projections.isApplied('c_applied', 'd2', 'e1')).toBe(false)
+        expect(await store.projections.isApplied('c_other', 'd1', 'e1')).toBe(false)
+      })
+
       it('concurrent applyOnce of one eventId applies exactly once; of distinct ids, each once', async () => {
         const c = uniqueName('coll')
         const same = await Promise.all(

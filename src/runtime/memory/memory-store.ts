@@ -138,6 +138,10 @@ export class MemoryStore implements Store {
         this.check()
         return this.write(collection, id, update, eventId)
       },
+      isApplied: async (collection, id, eventId) => {
+        this.check()
+        return this.appliedIds.get(collection)?.get(id)?.has(eventId) ?? false
+      },
       drop: async (collection) => {
         this.check()
         this.collections.delete(collection)

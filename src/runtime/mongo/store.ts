@@ -228,6 +228,8 @@ export class MongoStore implements Store {
         await this.updateProjection(collection, id, update)
       },
       applyOnce: (collection, id, eventId, update) => this.applyOnce(collection, id, eventId, update),
+      isApplied: async (collection, id, eventId) =>
+        (await this.projection(collection).findOne({_id: id, [APPLIED_FIELD]: eventId} as Filter<ProjDoc>, {projection: {_id: 1}})) !== null,
       drop: async (collection) => {
         try {
           await this.projection(collection).drop()

@@ -1,0 +1,252 @@
+/**
+ * A consumer runner's writes between two commits (Marten's async daemon, Kafka Streams' EOS): each
+ * handler attempt writes into a buffer of its own, dropped whole when the handler throws (no
+ * partial effects), merged into the runner's open unit when it succeeds. The runner commits units
+ * in order, each with the group's ledger marks, in one Store.commit, and acks their deliveries
+ * only after: a crash anywhere before the commit leaves nothing applied, and the redelivery applies
+ * once.
+ *
+ * Handlers read through a view that shows the store plus every write not yet committed, in order:
+ * an event sees what earlier events of this runner wrote, committed or not. find() and count() see
+ * committed documents only (no handler decides from them).
+ */
+import type {EventEnvelope} from './envelope.js'
+import {APPLIED_FIELD, applyUpdate} from './projection-update.js'
+import type {ProjectionDoc, ProjectionStore, ProjectionUpdate, Store, StoreWrites} from './ports.js'
+
+export interface ProjectionWrite {
+  collection: string
+  id: string
+  update: ProjectionUpdate
+  /** applyOnce's guard id; absent for a plain update. */
+  eventId?: string
+}
+
+const docKey = (collection: string, id: string) => `${collection}\u0000${id}`
+
+/** Projection writes in order, indexed by document, and derived events. */
+export class WriteSet {
+  readonly projections: ProjectionWrite[] = []
+  readonly events: EventEnvelope[] = []
+  private readonly byDoc = new Map<string, ProjectionWrite[]>()
+
+  add(write: ProjectionWrite): void {
+    this.projections.push(write)
+    const key = docKey(write.collection, write.id)
+    const list = this.byDoc.get(key)
+    if (list) list.push(write)
+    else this.byDoc.set(key, [write])
+  }
+
+  writesFor(collection: string, id: string): readonly ProjectionWrite[] | undefined {
+    return this.byDoc.get(docKey(collection, id))
+  }
+
+  /** Whether an applyOnce of `eventId` on this document is already here. */
+  holds(collection: string, id: string, eventId: string): boolean {
+    return this.writesFor(collection, id)?.some((write) => write.eventId === eventId) ?? false
+  }
+
+  absorb(other: WriteSet): void {
+    for (const write of other.projections) this.add(write)
+    for (const event of other.events) this.events.push(event)
+  }
+}
+
+/** One successful attempt's share of a unit: committed alone when the whole unit cannot be. */
+export interface Segment<T> {
+  eventId: string
+  writes: WriteSet
+  completion: T
+}
+
+/** What one commit carries: the writes, the event ids it completes, and what to do once it is in. */
+export class Unit<T> extends WriteSet {
+  readonly segments: Segment<T>[] = []
+  /** Completions that need no writes (acks of skipped or dead-lettered deliveries). */
+  readonly others: T[] = []
+
+  get empty(): boolean {
+    return this.segments.length === 0 && this.others.length === 0
+  }
+
+  toStoreWrites(ledgerScope: string, ttlMs: number): StoreWrites {
+    return unitWrites(this, this.segments, ledgerScope, ttlMs)
+  }
+}
+
+/** The Store.commit of `writes` with the ledger marks of `segments`. */
+export function unitWrites<T>(writes: WriteSet, segments: readonly Segment<T>[], ledgerScope: string, ttlMs: number): StoreWrites {
+  return {
+    projections: writes.projections,
+    events: writes.events,
+    marks: segments.length > 0 ? [{scope: ledgerScope, keys: segments.map((segment) => segment.eventId), ttlMs}] : [],
+  }
+}
+
+/** The runner's uncommitted units: the open one, and those being committed, oldest first. */
+export class PendingUnits<T> {
+  private open = new Unit<T>()
+  private readonly committing: Unit<T>[] = []
+  /** Bumped whenever a unit starts or ends committing: a read that spans either is taken again. */
+  private generation = 0
+  private settleWaiters: Array<() => void> = []
+  /** Event ids handled and not yet committed (a duplicate of one is not handled twice). */
+  private readonly inFlight = new Set<string>()
+  /**
+   * The buffers of attempts still running, in the order they began. Other attempts read them, as
+   * they read each other's writes when every write went straight to the store: two events of one
+   * user on two lanes must see each other's XP, or neither notices the level they reach together.
+   */
+  private readonly running = new Set<WriteSet>()
+
+  /** A buffer for an attempt that starts now. */
+  begin(): WriteSet {
+    const writes = new WriteSet()
+    this.running.add(writes)
+    return writes
+  }
+
+  /** The attempt failed: its writes are dropped (its retry writes them again). */
+  abandon(writes: WriteSet): void {
+    this.running.delete(writes)
+  }
+
+  /** Merges a successful attempt's writes into the open unit. */
+  complete(eventId: string, writes: WriteSet, completion: T): void {
+    this.running.delete(writes)
+    this.open.absorb(writes)
+    this.open.segments.push({eventId, writes, completion})
+    this.inFlight.add(eventId)
+  }
+
+  /** Something to be done once the open unit is in (an ack that needs no writes). */
+  after(completion: T): void {
+    this.open.others.push(completion)
+  }
+
+  isHandled(eventId: string): boolean {
+    return this.inFlight.has(eventId)
+  }
+
+  get idle(): boolean {
+    return this.open.empty
+  }
+
+  /** The open unit, to commit now; a fresh one takes its place. */
+  take(): Unit<T> {
+    const unit = this.open
+    this.open = new Unit<T>()
+    this.committing.push(unit)
+    this.generation++
+    return unit
+  }
+
+  /** The unit is committed, or given up: either way its writes are no longer pending here. */
+  settle(unit: Unit<T>): void {
+    const index = this.committing.indexOf(unit)
+    if (index >= 0) this.committing.splice(index, 1)
+    for (const segment of unit.segments) this.inFlight.delete(segment.eventId)
+    this.generation++
+    this.wakeReaders()
+  }
+
+  /** Drops everything (a crash: nothing more is committed). */
+  discard(): void {
+    this.open = new Unit<T>()
+    this.committing.length = 0
+    this.inFlight.clear()
+    this.running.clear()
+    this.generation++
+    this.wakeReaders()
+  }
+
+  private wakeReaders(): void {
+    const waiters = this.settleWaiters
+    this.settleWaiters = []
+    for (const wake of waiters) wake()
+  }
+
+  /**
+   * The store as a handler attempt sees it: the store, then pending units, then running attempts
+   * (its own among them). `own` (from begin(); a fresh WriteSet for a read-only view) takes its writes.
+   */
+  view(store: Store, own: WriteSet): Store {
+    const projections: ProjectionStore = {
+      get: (collection, id) => this.read(store, own, collection, id),
+      find: (collection, filter, options) => store.projections.find(collection, filter, options),
+      count: (collection, filter) => store.projections.count(collection, filter),
+      drop: (collection) => store.projections.drop(collection),
+      update: async (collection, id, update) => {
+        checkPaths(update)
+        own.add({collection, id, update})
+      },
+      applyOnce: async (collection, id, eventId, update) => {
+        checkPaths(update)
+        if (own.holds(collection, id, eventId) || this.layers(own).some((layer) => layer.holds(collection, id, eventId))) return false
+        // A duplicate that got past the runner's checks (another consumer of the group completed it
+        // meanwhile): the store's guard answers, and the handler learns its write was applied.
+        if (await store.projections.isApplied(collection, id, eventId)) return false
+        own.add({collection, id, update, eventId})
+        return true
+      },
+      isApplied: async (collection, id, eventId) =>
+        own.holds(collection, id, eventId) || this.layers(own).some((layer) => layer.holds(collection, id, eventId)) || store.projections.isApplied(collection, id, eventId),
+    }
+    return {
+      kind: store.kind,
+      transactional: store.transactional,
+      events: store.events,
+      outbox: store.outbox,
+      idempotency: store.idempotency,
+      dlq: store.dlq,
+      projections,
+      commit: (writes) => store.commit(writes),
+      close: async () => undefined,
+    }
+  }
+
+  /** Every write not yet in the store, oldest first; `own` last when it is not a running buffer. */
+  private layers(own: WriteSet): WriteSet[] {
+    const layers: WriteSet[] = [...this.committing, this.open, ...this.running]
+    if (!this.running.has(own)) layers.push(own)
+    return layers
+  }
+
+  /**
+   * A unit being committed may already be in the store, or not yet, or (on a store without
+   * transactions) in part: a read waits until none is, and is taken again if one started meanwhile.
+   */
+  private async read(store: Store, own: WriteSet, collection: string, id: string): Promise<ProjectionDoc | null> {
+    let base: ProjectionDoc | null = null
+    for (let tries = 1; tries <= 10; tries++) {
+      if (this.committing.length > 0) {
+        await new Promise<void>((resolve) => this.settleWaiters.push(resolve))
+        continue
+      }
+      const generation = this.generation
+      base = await store.projections.get(collection, id)
+      if (generation === this.generation) break
+    }
+    let doc: Record<string, unknown> | null = base
+    for (const layer of this.layers(own)) {
+      for (const write of layer.writesFor(collection, id) ?? []) {
+        doc = applyUpdate(doc, write.update, {isInsert: doc === null})
+        doc._id = id
+      }
+    }
+    return doc as ProjectionDoc | null
+  }
+}
+
+/**
+ * The bookkeeping field is the store's, and every adapter refuses it at commit; refusing it here
+ * fails the one handler that wrote it instead of every event committed with it.
+ */
+function checkPaths(update: ProjectionUpdate): void {
+  for (const operator of Object.values(update)) {
+    for (const path of Object.keys(operator ?? {})) {
+      if (path === APPLIED_FIELD || path.startsWith(`${APPLIED_FIELD}.`)) throw new Error(`"${APPLIED_FIELD}" is reserved for applyOnce bookkeeping`)
+    }
+  }
+}

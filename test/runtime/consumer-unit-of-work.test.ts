@@ -1,0 +1,168 @@
+/**
+ * The consumer runner's unit of work (src/runtime/unit-of-work.ts): a handler's writes, the events
+ * it derives and the group's ledger mark reach the store in one commit, after the handler
+ * succeeded and before the ack; and attempts are counted from the bus's delivery count.
+ */
+import {afterEach, beforeEach, describe, expect, it} from 'vitest'
+import type {StoreWrites} from '../../src/runtime/ports.js'
+import {createHarness, serviceName, until, type Harness} from './consumer-harness.js'
+
+let h: Harness
+beforeEach(async () => {
+  h = await createHarness()
+})
+afterEach(async () => {
+  await h.close()
+})
+
+/** Replaces the store's commit (the harness's in-process store) for one test. */
+function interceptCommit(harness: Harness, wrap: (writes: StoreWrites, commit: (writes: StoreWrites) => ReturnType<Harness['store']['commit']>) => ReturnType<Harness['store']['commit']>): StoreWrites[] {
+  const store = harness.store as {commit: Harness['store']['commit']}
+  const original = store.commit.bind(harness.store)
+  const seen: StoreWrites[] = []
+  store.commit = (writes) => {
+    seen.push(writes)
+    return wrap(writes, original)
+  }
+  return seen
+}
+
+describe('consumer runner: one unit of work per commit', () => {
+  it("a handler's writes, derived events and ledger mark go to the store in one commit", async () => {
+    const group = serviceName()
+    const event = h.event('user.registered')
+    const commits = interceptCommit(h, (writes, commit) => commit(writes))
+    await h.send([event])
+    const handle = h.start({
+      name: group,
+      consumes: ['user.registered'],
+      async handle(e, ctx) {
+        await ctx.store.projections.applyOnce('uow_docs', 'a', e.event_id, {$inc: {n: 1}})
+        ctx.emit('user.registered', {...e.payload})
+      },
+    })
+    await until(() => expect(handle.stats().acked).toBe(1))
+    const withWork = commits.filter((w) => (w.projections?.length ?? 0) > 0)
+    expect(withWork).toHaveLength(1)
+    const [unit] = withWork
+    expect(unit.projections?.map((p) => p.collection)).toEqual(['uow_docs'])
+    expect(unit.events).toHaveLength(1)
+    expect(unit.events?.[0].causation_id).toBe(event.event_id)
+    expect(unit.marks).toEqual([{scope: `handled:${group}`, keys: [event.event_id], ttlMs: expect.any(Number)}])
+    expect(await h.store.projections.get('uow_docs', 'a')).toEqual({_id: 'a', n: 1})
+    expect(await h.store.outbox.pending()).toBe(1)
+  })
+
+  it('a handler that throws after writing leaves none of its writes; the retry applies them once', async () => {
+    const group = serviceName()
+    const event = h.event('user.registered')
+    await h.send([event])
+    const before: unknown[] = []
+    const handle = h.start(
+      {
+        name: group,
+        consumes: ['user.registered'],
+        async handle(e, ctx) {
+          before.push((await ctx.store.projections.get('uow_docs', 'b'))?.n)
+          await ctx.store.projections.applyOnce('uow_docs', 'b', e.event_id, {$inc: {n: 1}})
+          await ctx.store.projections.update('uow_docs', 'c', {$inc: {n: 1}})
+          if (ctx.attempt === 1) throw new Error('after the writes')
+        },
+      },
+      {retryDelaysMs: [0]},
+    )
+    await until(() => expect(handle.stats().acked).toBe(1))
+    // the second attempt did not see the first one's writes, and only its own reached the store
+    expect(before).toEqual([undefined, undefined])
+    expect(await h.store.projections.get('uow_docs', 'b')).toEqual({_id: 'b', n: 1})
+    expect(await h.store.projections.get('uow_docs', 'c')).toEqual({_id: 'c', n: 1})
+  })
+
+  it('a refused commit acks nothing: the events come again and their effects apply once', async () => {
+    const group = serviceName()
+    const events = Array.from({length: 5}, () => h.event('user.registered'))
+    let refusals = 2
+    interceptCommit(h, async (writes, commit) => {
+      if ((writes.projections?.length ?? 0) > 0 && refusals-- > 0) throw new Error('disk full')
+      return commit(writes)
+    })
+    await h.send(events)
+    const handle = h.start(
+      {
+        name: group,
+        consumes: ['user.registered'],
+        async handle(e, ctx) {
+          await ctx.store.projections.applyOnce('uow_docs', 'd', e.event_id, {$inc: {n: 1}})
+        },
+      },
+      {visibilityTimeoutMs: 100},
+    )
+    await until(() => expect(handle.stats().acked).toBe(5), 10_000)
+    expect(await h.store.projections.get('uow_docs', 'd')).toEqual({_id: 'd', n: 5})
+    expect(await h.store.idempotency.hasMany(`handled:${group}`, events.map((e) => e.event_id))).toEqual(new Set(events.map((e) => e.event_id)))
+    expect(h.events.some((e) => e.type === 'store_error' && e.phase === 'commit')).toBe(true)
+  })
+
+  it('a unit refused whole goes in event by event; the one always refused reaches the DLQ when its deliveries are spent', async () => {
+    const group = serviceName()
+    const good = Array.from({length: 3}, () => h.event('user.registered'))
+    const bad = h.event('user.registered')
+    interceptCommit(h, async (writes, commit) => {
+      if (writes.projections?.some((p) => p.id === bad.event_id)) throw new Error('this one is refused')
+      return commit(writes)
+    })
+    await h.send([...good, bad])
+    const handle = h.start(
+      {
+        name: group,
+        consumes: ['user.registered'],
+        async handle(e, ctx) {
+          await ctx.store.projections.update('uow_each', e.event_id, {$inc: {n: 1}})
+        },
+      },
+      {visibilityTimeoutMs: 50, retryDelaysMs: [0, 0, 0]},
+    )
+    await until(async () => expect(await h.store.dlq.count({group})).toBe(1), 10_000)
+    for (const e of good) expect(await h.store.projections.get('uow_each', e.event_id)).toEqual({_id: e.event_id, n: 1})
+    expect(await h.store.projections.get('uow_each', bad.event_id)).toBeNull()
+    const [record] = await h.store.dlq.list({group})
+    expect(record.event_id).toBe(bad.event_id)
+    expect(record.error.error.code).toBe('DELIVERY_ATTEMPTS_EXHAUSTED')
+    expect(record.attempts).toBe(4)
+    await until(() => expect(handle.stats().acked).toBe(4))
+  })
+})
+
+describe('consumer runner: attempts counted from the bus', () => {
+  it('an event that kills its consumer every time reaches the DLQ after its retry budget', async () => {
+    const group = serviceName()
+    const event = h.event('user.registered')
+    await h.send([event])
+    let runs = 0
+    // given consumers that die (a crash: nothing acked) whenever they run this event's handler
+    for (let round = 0; round < 8 && (await h.store.dlq.count({group})) === 0; round++) {
+      const crash = new AbortController()
+      const before = runs
+      const handle = h.start(
+        {
+          name: group,
+          consumes: ['user.registered'],
+          async handle() {
+            runs++
+            crash.abort()
+            await new Promise(() => undefined) // never returns: the process is gone
+          },
+        },
+        {signal: crash.signal, visibilityTimeoutMs: 50},
+      )
+      await until(async () => expect(runs > before || (await h.store.dlq.count({group})) > 0).toBe(true))
+      crash.abort()
+      await handle.done
+    }
+    // then after 4 attempts (seed 000: the first and 3 retries) the 5th delivery goes to the DLQ unrun
+    const [record] = await h.store.dlq.list({group})
+    expect(record?.error.error.code).toBe('DELIVERY_ATTEMPTS_EXHAUSTED')
+    expect(record.error.error.details).toMatchObject({delivery_count: 5})
+    expect(runs).toBe(4)
+  })
+})
