@@ -242,10 +242,10 @@ async function openStore(options: OpenRuntimeOptions, dataDir: string, cleanups:
 /** The SQLite adapter's UserError names the file and the problem; this adds what to do about the runtime. */
 function storeFileError(error: unknown, path: string): unknown {
   if (!(error instanceof UserError)) return error
-  const next = 'Fix or move the file (`tektree down --purge` deletes it with the rest of the runtime\'s data), or name another store with --store-url.'
+  const next = 'Or name another store with --store-url.'
   return new UserError(error.message, {
     code: error.code,
-    hint: error.hint ? `${error.hint} ${next}` : next,
+    hint: error.hint ? `${error.hint} ${next}` : `Fix or move the file (\`tektree down --purge\` deletes it with the rest of the data). ${next}`,
     exitCode: error.exitCode,
     details: {...error.details, path},
     cause: error,
@@ -292,7 +292,7 @@ export async function openRuntime(options: OpenRuntimeOptions = {}): Promise<Run
     const withCommand: OpenRuntimeOptions = {...options, command: options.command ?? commandName()}
     const opened: Array<{close(): Promise<void>}> = []
     try {
-      // A URL first: an unreachable one fails fast, before any server is started for nothing.
+      // A bus URL first: an unreachable one fails fast, before any server is started for nothing.
       const openB = async () => {
         const part = await openBus(withCommand, dataDir, cleanups, log)
         opened.push(part.bus, part.leaderboards)
@@ -303,13 +303,10 @@ export async function openRuntime(options: OpenRuntimeOptions = {}): Promise<Run
         opened.push(part.store)
         return part
       }
+      // Then the store: a bad store file fails before a redis-server is started for nothing.
       const explicitBus = busUrl ? await openB() : undefined
-      const explicitStore = storeUrl ? await openS() : undefined
-      const [busResult, storeResult] = await Promise.allSettled([explicitBus ?? openB(), explicitStore ?? openS()])
-      if (busResult.status === 'rejected') throw busResult.reason
-      if (storeResult.status === 'rejected') throw storeResult.reason
-      bus = busResult.value
-      store = storeResult.value
+      store = await openS()
+      bus = explicitBus ?? (await openB())
     } catch (error) {
       for (const part of opened) await part.close().catch(() => undefined)
       for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch(() => undefined)

@@ -296,6 +296,18 @@ describe('a part runtime.json lists that does not answer: the command fails, it 
     expect(error.hint).toContain('tektree down --purge')
   })
 
+  it('without up, a bad store file fails the command before any redis-server is started for it', async () => {
+    const path = join(dataDir, 'store.db')
+    writeFileSync(path, 'this is not a SQLite database, just some text that is long enough to be read as a header by SQLite')
+    const lines: string[] = []
+    const error = await rejection(openRuntime({dataDir, log: (l) => lines.push(l)}))
+    expect(error.code).toBe('STORE_CORRUPT')
+    expect(error.hint).toContain('--store-url')
+    expect(lines).toEqual([])
+    expect(existsSync(join(dataDir, 'redis'))).toBe(false)
+    expect(existsSync(join(dataDir, 'runtime.json'))).toBe(false)
+  })
+
   it('a discovery file from a newer tektree is neither used nor overwritten', async () => {
     writeFileSync(join(dataDir, 'runtime.json'), JSON.stringify({version: 99, data_dir: dataDir}))
     const error = await rejection(openRuntime({dataDir, log: () => undefined}))

@@ -175,7 +175,6 @@ export async function startServer(part: PartName, options: StartServerOptions): 
   if (part === 'redis') {
     const version = `redis-server ${/v=(\S+)/.exec(await run(found.bin, ['--version'], 10_000))?.[1] ?? 'unknown'}`
     const logFile = join(dir, 'redis.log')
-    // Each start is a fresh log: a previous run's "Address already in use" must not be read as this one's.
     const pid = spawnDetached(
       found.bin,
       [
@@ -598,6 +597,12 @@ export async function upEmbeddedRuntime(options: UpOptions = {}): Promise<UpResu
         return
       }
       const dir = join(dataDir, part)
+      const holder = holderOf(part, dir, known ? [known.pid] : [])
+      if (holder !== null) {
+        // Two servers on one data directory would corrupt it.
+        unavailable.push({part, reason: `${dir} is in use by another ${part === 'redis' ? 'redis-server' : 'mongod'} (pid ${holder}) that runtime.json does not list: stop it, then \`tektree up\` again`})
+        return
+      }
       try {
         discovery[part] = await startServer(part, {dir, port, readyTimeoutMs})
         started.push(part)

@@ -1,5 +1,6 @@
 /**
- * Starts a local MongoDB wire-protocol server for the embedded runtime and the integration tests.
+ * Starts a local MongoDB wire-protocol server for the integration tests and the benchmarks (the
+ * embedded runtime starts mongod itself, in index.ts, and never mongo-java-server).
  *
  * Preference order:
  *   1. a real mongod (MONGOMS_SYSTEM_BINARY, else `mongod` on PATH), with --dbpath <dir>;

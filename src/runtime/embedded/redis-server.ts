@@ -1,10 +1,11 @@
 /**
- * Starts a redis-server child process for a per-command embedded runtime and for the tests (the
- * integration tier's shared server, and the fault tests that stop, restart and crash their own).
+ * Starts a redis-server child process for the tests and benchmarks (the integration tier's shared
+ * server, and the fault tests that stop, restart and crash their own).
  *
  * Only 127.0.0.1 is bound. Readiness is a bounded PING loop, never a fixed sleep. The child is not
- * detached (Ctrl-C reaches the whole process group); whoever starts it calls stop(). `tektree up`
- * uses its own detached launcher (index.ts) for the long-lived server.
+ * detached (Ctrl-C reaches the whole process group, which suits a test run); whoever starts it calls
+ * stop(). The servers tektree itself starts (`tektree up`, or for one command) come from index.ts,
+ * detached in their own process group.
  */
 import {execFile, spawn, type ChildProcess} from 'node:child_process'
 import {existsSync, mkdirSync, readFileSync} from 'node:fs'
