@@ -364,7 +364,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
   // Work is committed per turn of the event loop: one Store.commit for every event completed since
   // the last (their projection writes, derived events and ledger marks, together), then one bus
   // call acking them with whatever needed no writes (skips, duplicates, dead letters).
-  const pending = new PendingUnits<Item>()
+  const pending = new PendingUnits<Item>(store, group)
   /** Reads outside any attempt (the sequence guard) see the uncommitted writes too. */
   const committedView = pending.view(store, new WriteSet())
   let flushing: Promise<void> | null = null
@@ -849,6 +849,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
         notify({type: 'bus_error', phase: 'close', error})
       }
     }
+    pending.leave()
     notify({type: 'stopped', reason: crashed ? 'abort' : reason})
   }
 
@@ -866,7 +867,9 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
 
   const onAbort = () => {
     crashed = true
+    // Its uncommitted writes are gone with it: the group's other runners here must stop seeing them.
     pending.discard()
+    pending.leave()
     beginStop()
     // Lanes still running handlers finish in the background; nothing of theirs is acked.
     changed()

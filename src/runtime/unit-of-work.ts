@@ -84,13 +84,52 @@ export function unitWrites<T>(writes: WriteSet, segments: readonly Segment<T>[],
   }
 }
 
+/**
+ * The runners of one group in this process (a group scaled out over several consumers): each reads
+ * what all of them have not committed yet, as it would if their writes went straight to the store.
+ */
+class Siblings {
+  readonly members = new Set<PendingUnits<unknown>>()
+  /** Bumped whenever a unit starts or ends committing: a read that spans either is taken again. */
+  generation = 0
+  private waiters: Array<() => void> = []
+
+  changed(): void {
+    this.generation++
+  }
+
+  settled(): void {
+    this.generation++
+    const waiters = this.waiters
+    this.waiters = []
+    for (const wake of waiters) wake()
+  }
+
+  nextSettle(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve))
+  }
+
+  get committing(): boolean {
+    for (const member of this.members) if (member.isCommitting) return true
+    return false
+  }
+
+  /** Every write not yet in the store, oldest first; `own` last when it is not a running buffer. */
+  layers(own: WriteSet): WriteSet[] {
+    const layers: WriteSet[] = []
+    let ownSeen = false
+    for (const member of this.members) ownSeen = member.collectLayers(layers, own) || ownSeen
+    if (!ownSeen) layers.push(own)
+    return layers
+  }
+}
+
+const siblingsByStore = new WeakMap<Store, Map<string, Siblings>>()
+
 /** The runner's uncommitted units: the open one, and those being committed, oldest first. */
 export class PendingUnits<T> {
   private open = new Unit<T>()
   private readonly committing: Unit<T>[] = []
-  /** Bumped whenever a unit starts or ends committing: a read that spans either is taken again. */
-  private generation = 0
-  private settleWaiters: Array<() => void> = []
   /** Event ids handled and not yet committed (a duplicate of one is not handled twice). */
   private readonly inFlight = new Set<string>()
   /**
@@ -99,6 +138,22 @@ export class PendingUnits<T> {
    * user on two lanes must see each other's XP, or neither notices the level they reach together.
    */
   private readonly running = new Set<WriteSet>()
+  private readonly siblings: Siblings
+
+  /** Joins the other runners of `group` on `store` in this process; leave() when the runner ends. */
+  constructor(store: Store, group: string) {
+    let byGroup = siblingsByStore.get(store)
+    if (!byGroup) siblingsByStore.set(store, (byGroup = new Map()))
+    let siblings = byGroup.get(group)
+    if (!siblings) byGroup.set(group, (siblings = new Siblings()))
+    this.siblings = siblings
+    siblings.members.add(this as PendingUnits<unknown>)
+  }
+
+  leave(): void {
+    this.siblings.members.delete(this as PendingUnits<unknown>)
+    this.siblings.settled()
+  }
 
   /** A buffer for an attempt that starts now. */
   begin(): WriteSet {
@@ -133,12 +188,16 @@ export class PendingUnits<T> {
     return this.open.empty
   }
 
+  get isCommitting(): boolean {
+    return this.committing.length > 0
+  }
+
   /** The open unit, to commit now; a fresh one takes its place. */
   take(): Unit<T> {
     const unit = this.open
     this.open = new Unit<T>()
     this.committing.push(unit)
-    this.generation++
+    this.siblings.changed()
     return unit
   }
 
@@ -147,8 +206,7 @@ export class PendingUnits<T> {
     const index = this.committing.indexOf(unit)
     if (index >= 0) this.committing.splice(index, 1)
     for (const segment of unit.segments) this.inFlight.delete(segment.eventId)
-    this.generation++
-    this.wakeReaders()
+    this.siblings.settled()
   }
 
   /** Drops everything (a crash: nothing more is committed). */
@@ -157,21 +215,22 @@ export class PendingUnits<T> {
     this.committing.length = 0
     this.inFlight.clear()
     this.running.clear()
-    this.generation++
-    this.wakeReaders()
+    this.siblings.settled()
   }
 
-  private wakeReaders(): void {
-    const waiters = this.settleWaiters
-    this.settleWaiters = []
-    for (const wake of waiters) wake()
+  /** Appends this runner's uncommitted writes, oldest first; true when `own` is among them. */
+  collectLayers(layers: WriteSet[], own: WriteSet): boolean {
+    layers.push(...this.committing, this.open, ...this.running)
+    return this.running.has(own)
   }
 
   /**
-   * The store as a handler attempt sees it: the store, then pending units, then running attempts
-   * (its own among them). `own` (from begin(); a fresh WriteSet for a read-only view) takes its writes.
+   * The store as a handler attempt sees it: the store, then every uncommitted write of this
+   * group's runners here (its own among them). `own` (from begin(); a fresh WriteSet for a
+   * read-only view) takes its writes.
    */
   view(store: Store, own: WriteSet): Store {
+    const heldHere = (collection: string, id: string, eventId: string) => this.siblings.layers(own).some((layer) => layer.holds(collection, id, eventId))
     const projections: ProjectionStore = {
       get: (collection, id) => this.read(store, own, collection, id),
       find: (collection, filter, options) => store.projections.find(collection, filter, options),
@@ -183,15 +242,14 @@ export class PendingUnits<T> {
       },
       applyOnce: async (collection, id, eventId, update) => {
         checkPaths(update)
-        if (own.holds(collection, id, eventId) || this.layers(own).some((layer) => layer.holds(collection, id, eventId))) return false
+        if (heldHere(collection, id, eventId)) return false
         // A duplicate that got past the runner's checks (another consumer of the group completed it
         // meanwhile): the store's guard answers, and the handler learns its write was applied.
         if (await store.projections.isApplied(collection, id, eventId)) return false
         own.add({collection, id, update, eventId})
         return true
       },
-      isApplied: async (collection, id, eventId) =>
-        own.holds(collection, id, eventId) || this.layers(own).some((layer) => layer.holds(collection, id, eventId)) || store.projections.isApplied(collection, id, eventId),
+      isApplied: async (collection, id, eventId) => heldHere(collection, id, eventId) || store.projections.isApplied(collection, id, eventId),
     }
     return {
       kind: store.kind,
@@ -206,30 +264,24 @@ export class PendingUnits<T> {
     }
   }
 
-  /** Every write not yet in the store, oldest first; `own` last when it is not a running buffer. */
-  private layers(own: WriteSet): WriteSet[] {
-    const layers: WriteSet[] = [...this.committing, this.open, ...this.running]
-    if (!this.running.has(own)) layers.push(own)
-    return layers
-  }
-
   /**
    * A unit being committed may already be in the store, or not yet, or (on a store without
    * transactions) in part: a read waits until none is, and is taken again if one started meanwhile.
    */
   private async read(store: Store, own: WriteSet, collection: string, id: string): Promise<ProjectionDoc | null> {
+    const siblings = this.siblings
     let base: ProjectionDoc | null = null
     for (let tries = 1; tries <= 10; tries++) {
-      if (this.committing.length > 0) {
-        await new Promise<void>((resolve) => this.settleWaiters.push(resolve))
+      if (siblings.committing) {
+        await siblings.nextSettle()
         continue
       }
-      const generation = this.generation
+      const generation = siblings.generation
       base = await store.projections.get(collection, id)
-      if (generation === this.generation) break
+      if (generation === siblings.generation) break
     }
     let doc: Record<string, unknown> | null = base
-    for (const layer of this.layers(own)) {
+    for (const layer of siblings.layers(own)) {
       for (const write of layer.writesFor(collection, id) ?? []) {
         doc = applyUpdate(doc, write.update, {isInsert: doc === null})
         doc._id = id

@@ -5,6 +5,7 @@
  */
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import type {StoreWrites} from '../../src/runtime/ports.js'
+import {PendingUnits} from '../../src/runtime/unit-of-work.js'
 import {createHarness, serviceName, until, type Harness} from './consumer-harness.js'
 
 let h: Harness
@@ -164,5 +165,37 @@ describe('consumer runner: attempts counted from the bus', () => {
     expect(record?.error.error.code).toBe('DELIVERY_ATTEMPTS_EXHAUSTED')
     expect(record.error.error.details).toMatchObject({delivery_count: 5})
     expect(runs).toBe(4)
+  })
+})
+
+describe('uncommitted writes as the runners of a group read them', () => {
+  it('runners of one group in one process see each other; another group and a runner that left do not', async () => {
+    const a = new PendingUnits<string>(h.store, 'g-siblings')
+    const b = new PendingUnits<string>(h.store, 'g-siblings')
+    const other = new PendingUnits<string>(h.store, 'g-other')
+    await h.store.projections.update('uow_sib', 'u', {$set: {xp: 100}})
+    // given an attempt of runner a that wrote, and a completed one of runner b not yet committed
+    const running = a.begin()
+    await a.view(h.store, running).projections.applyOnce('uow_sib', 'u', 'e1', {$inc: {xp: 5}})
+    const done = b.begin()
+    await b.view(h.store, done).projections.applyOnce('uow_sib', 'u', 'e2', {$inc: {xp: 7}})
+    b.complete('e2', done, 'ack-e2')
+    // then a new attempt of either sees both; another group sees the store only
+    const readA = a.view(h.store, a.begin())
+    expect((await readA.projections.get('uow_sib', 'u'))?.xp).toBe(112)
+    expect((await b.view(h.store, b.begin()).projections.get('uow_sib', 'u'))?.xp).toBe(112)
+    expect((await other.view(h.store, other.begin()).projections.get('uow_sib', 'u'))?.xp).toBe(100)
+    // an event one of them applied is applied for the other too
+    expect(await readA.projections.applyOnce('uow_sib', 'u', 'e2', {$inc: {xp: 7}})).toBe(false)
+    // when a leaves (it crashed), its running write is no longer seen
+    a.discard()
+    a.leave()
+    expect((await b.view(h.store, b.begin()).projections.get('uow_sib', 'u'))?.xp).toBe(107)
+    // and once b commits, the store has exactly what it committed
+    const unit = b.take()
+    await h.store.commit(unit.toStoreWrites('handled:g-siblings', 60_000))
+    b.settle(unit)
+    expect((await h.store.projections.get('uow_sib', 'u'))?.xp).toBe(107)
+    expect((await b.view(h.store, b.begin()).projections.get('uow_sib', 'u'))?.xp).toBe(107)
   })
 })
