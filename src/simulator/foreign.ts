@@ -6,11 +6,11 @@
 import {base, en, Faker} from '@faker-js/faker'
 import type {Catalog, JsonSchema} from '../catalog/types.js'
 import type {DraftSource, SimDraft} from './journeys.js'
-import {createRandom} from './random.js'
+import {createRandom, runKey, runKeyedUuid} from './random.js'
 
 export type PayloadGeneratorFactory = (schema: JsonSchema) => (faker: Faker) => Record<string, unknown>
 
-export function createForeignSource(options: {catalog: Catalog; seed: number | null; generatorFor: PayloadGeneratorFactory}): DraftSource {
+export function createForeignSource(options: {catalog: Catalog; seed: number | null; generatorFor: PayloadGeneratorFactory; runId?: string | null}): DraftSource {
   const {catalog} = options
   const random = createRandom(options.seed)
   const faker = new Faker({locale: [en, base]})
@@ -19,13 +19,15 @@ export function createForeignSource(options: {catalog: Catalog; seed: number | n
   if (types.length === 0) throw new Error(`${catalog.source} defines no events to simulate`)
   const counts: Record<string, number> = Object.fromEntries(types.map((t) => [t.type, 0]))
   const seeded = options.seed !== null
+  // As in the journeys: a seeded run's event ids are keyed by the run, so runs do not collide.
+  const key = options.runId ? runKey(options.runId) : null
   return {
     next(n: number): SimDraft[] {
       const out: SimDraft[] = []
       for (let i = 0; i < n; i++) {
         const t = types[random.int(types.length)]
         counts[t.type]++
-        out.push({type: t.type, payload: t.generate(faker), correlationId: random.uuid(), eventId: seeded ? random.uuid() : null})
+        out.push({type: t.type, payload: t.generate(faker), correlationId: random.uuid(), eventId: seeded ? runKeyedUuid(random, key, true) : null})
       }
       return out
     },

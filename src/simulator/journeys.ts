@@ -6,7 +6,7 @@
 import {base, en, Faker} from '@faker-js/faker'
 import {JOURNEY_STEPS, type JourneyStep} from './scenario.js'
 import {type ContentRef, type ContentType, Population, type Tier, TIERS} from './population.js'
-import {createRandom, type Random, WeightedPicker} from './random.js'
+import {createRandom, type Random, runKey, runKeyedUuid, type RunKey, WeightedPicker} from './random.js'
 
 export interface SimDraft {
   type: string
@@ -39,6 +39,12 @@ export interface JourneyOptions {
   now: () => number
   /** Ring capacity for recent content (memory bound). */
   recent?: number
+  /**
+   * This run's id, mixed into the seeded event and trace ids: the same seed makes the same users
+   * and journeys in every run, but each run's events are new ones to a store that keeps the last
+   * run's. Absent: the ids of the seed alone.
+   */
+  runId?: string | null
 }
 
 function isoDay(ms: number): string {
@@ -56,8 +62,9 @@ export class Journeys implements DraftSource {
   private readonly picker: WeightedPicker<JourneyStep>
   private readonly now: () => number
   private readonly stepCounts: Record<string, number> = {}
-  /** Under --seed, event ids come from the PRNG too, so a run repeats exactly. */
+  /** Under --seed, event ids come from the PRNG too (keyed by the run), so a run repeats exactly. */
   private readonly seeded: boolean
+  private readonly runKey: RunKey | null
 
   constructor(options: JourneyOptions) {
     this.random = createRandom(options.seed)
@@ -68,6 +75,7 @@ export class Journeys implements DraftSource {
     this.picker = new WeightedPicker(options.weights)
     this.now = options.now
     this.seeded = options.seed !== null
+    this.runKey = options.runId ? runKey(options.runId) : null
     for (const step of JOURNEY_STEPS) this.stepCounts[step] = 0
   }
 
@@ -102,8 +110,8 @@ export class Journeys implements DraftSource {
 
   private draft(type: string, actor: number, payload: Record<string, unknown>): SimDraft {
     if (!this.seeded) return {type, payload, correlationId: this.population.journeyId(actor), eventId: null, traceId: null}
-    const eventId = this.random.uuid()
-    return {type, payload, correlationId: this.population.journeyId(actor), eventId, traceId: this.random.uuid().replace(/-/g, '')}
+    const eventId = runKeyedUuid(this.random, this.runKey, true)
+    return {type, payload, correlationId: this.population.journeyId(actor), eventId, traceId: runKeyedUuid(this.random, this.runKey, true).replace(/-/g, '')}
   }
 
   private title(kind: 'question' | 'other'): string {

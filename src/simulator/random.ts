@@ -2,11 +2,13 @@
  * Seeded randomness for the simulator: one small PRNG (sfc32) for choices and ids, so a --seed run
  * repeats exactly; without a seed the state comes from crypto and ids are crypto-random.
  */
-import {randomBytes, randomUUID} from 'node:crypto'
+import {hash, randomBytes, randomUUID} from 'node:crypto'
 
 export interface Random {
   /** [0, 1) */
   next(): number
+  /** A uniform 32-bit unsigned integer. */
+  u32(): number
   int(maxExclusive: number): number
   /** A valid UUID v4 string. */
   uuid(): string
@@ -77,12 +79,33 @@ export function createRandom(seed: number | null): Random {
   for (let i = 0; i < 12; i++) u32()
   const random: Random = {
     next: () => u32() / 0x1_0000_0000,
+    u32,
     int: (max) => Math.floor((u32() / 0x1_0000_0000) * max),
     uuid: seed === null ? () => randomUUID() : () => uuidFromWords(u32(), u32(), u32(), u32()),
     pick: (items) => items[Math.floor((u32() / 0x1_0000_0000) * items.length)],
     chance: (p) => p > 0 && u32() / 0x1_0000_0000 < p,
   }
   return random
+}
+
+/** 128 bits from a run id, mixed into a seeded run's event ids (runKeyedUuid). */
+export type RunKey = readonly [number, number, number, number]
+
+export function runKey(runId: string): RunKey {
+  const hex = hash('sha1', `tektree/simulate-run/v1\u0000${runId}`, 'hex')
+  return [0, 8, 16, 24].map((i) => parseInt(hex.slice(i, i + 8), 16)) as unknown as RunKey
+}
+
+/**
+ * The next seeded UUID (the same PRNG draws as random.uuid()), XORed with the run's key: within a
+ * run the ids stay distinct (XOR with a constant is a bijection) and repeat for the same seed and
+ * run id; another run of the same seed gets other ids, so a durable store keeps both runs' events.
+ * Unseeded: a random UUID (the key adds nothing).
+ */
+export function runKeyedUuid(random: Random, key: RunKey | null, seeded: boolean): string {
+  if (!seeded) return random.uuid()
+  if (key === null) return uuidFromWords(random.u32(), random.u32(), random.u32(), random.u32())
+  return uuidFromWords(random.u32() ^ key[0], random.u32() ^ key[1], random.u32() ^ key[2], random.u32() ^ key[3])
 }
 
 /** Weighted choice over a fixed set, by cumulative weights (binary search). */
