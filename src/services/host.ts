@@ -5,6 +5,7 @@
  * relay publishes what the handlers emitted, then everything closes.
  */
 import {hostname} from 'node:os'
+import {threadId} from 'node:worker_threads'
 import type {Catalog} from '../catalog/types.js'
 import {createValidator} from '../catalog/validate.js'
 import {startConsumer, type ConsumerHandle, type ConsumerOptions, type ConsumerStats, type RunnerEvent} from '../runtime/consumer.js'
@@ -29,7 +30,14 @@ export interface ServicesHostOptions {
 export interface ServicesHost {
   readonly publisher: Publisher
   readonly relay: OutboxRelay | null
+  /** Every runner's stats, crashed ones included (their counts happened). */
   stats(): ConsumerStats[]
+  /**
+   * A simulated crash of one runner of `service`: it stops at once without acking what it holds
+   * (the bus redelivers that after the visibility timeout) and a fresh runner takes its place.
+   * False when no runner of that service runs here.
+   */
+  crash(service: string): boolean
   /** Graceful: stop fetching, finish and ack in-flight work, publish the derived events, stop. */
   stop(options?: {drainTimeoutMs?: number}): Promise<void>
   readonly done: Promise<void>
@@ -38,36 +46,62 @@ export interface ServicesHost {
 export function startServices(options: ServicesHostOptions): ServicesHost {
   const {runtime, catalog} = options
   const validator = createValidator(catalog)
-  const producerId = `tektree-services-${hostname()}-${process.pid}`
+  // Unique per thread too: worker threads share the pid, and both the relay's lease owner and the
+  // bus's consumer names must tell them apart (a restarted worker gets a new threadId).
+  const where = `${hostname()}-${process.pid}${threadId === 0 ? '' : `-t${threadId}`}`
+  const producerId = `tektree-services-${where}`
   const relay =
     options.relay === false
       ? null
       : createOutboxRelay({store: runtime.store, bus: runtime.bus, catalog, metrics: runtime.metrics, owner: producerId, onError: options.onRelayError})
   const publisher = createPublisher({store: runtime.store, catalog, validator, relay: relay ?? undefined, producerId, metrics: runtime.metrics})
   relay?.start()
-  const handles: ConsumerHandle[] = []
+
+  interface Runner {
+    service: ServiceDefinition
+    handle: ConsumerHandle
+    crash: AbortController
+  }
+  /** Every runner ever started (stats), and the live ones per service (stop, crash). */
+  const all: Runner[] = []
+  const live = new Map<string, Runner[]>()
+  let seq = 0
+  const startRunner = (service: ServiceDefinition): Runner => {
+    const crash = new AbortController()
+    const handle = startConsumer({runtime, catalog, validator, publisher}, service, {
+      ...options.consumerOptions,
+      consumer: `${service.name}-${where}-${seq++}`,
+      signal: crash.signal,
+      onEvent: (event) => options.onEvent?.(service.name, event),
+    })
+    const runner = {service, handle, crash}
+    all.push(runner)
+    return runner
+  }
   const instances = Math.max(1, options.instances ?? 1)
   for (const service of options.services) {
-    for (let i = 0; i < instances; i++) {
-      handles.push(
-        startConsumer({runtime, catalog, validator, publisher}, service, {
-          ...options.consumerOptions,
-          consumer: `${service.name}-${hostname()}-${process.pid}-${i}`,
-          onEvent: (event) => options.onEvent?.(service.name, event),
-        }),
-      )
-    }
+    live.set(service.name, Array.from({length: instances}, () => startRunner(service)))
   }
   let stopping: Promise<void> | null = null
-  const done = Promise.all(handles.map((h) => h.done)).then(() => undefined)
+  const liveHandles = () => [...live.values()].flat().map((r) => r.handle)
   return {
     publisher,
     relay,
-    stats: () => handles.map((h) => h.stats()),
-    done,
+    stats: () => all.map((r) => r.handle.stats()),
+    crash(name) {
+      const runners = live.get(name)
+      if (!runners || runners.length === 0 || stopping) return false
+      const victim = runners.shift()!
+      victim.crash.abort(new Error('simulated consumer crash'))
+      runners.push(startRunner(victim.service))
+      return true
+    },
+    get done() {
+      return Promise.all(liveHandles().map((h) => h.done)).then(() => undefined)
+    },
     stop(stopOptions = {}) {
       stopping ??= (async () => {
-        await Promise.all(handles.map((h) => h.stop()))
+        await Promise.all(liveHandles().map((h) => h.stop()))
         if (relay) {
           try {
             await relay.drain(stopOptions.drainTimeoutMs ?? 10_000)
