@@ -662,7 +662,7 @@ export interface PartStatus {
   /** A command's own server: its pid and name. */
   owner_pid?: number
   owner_command?: string
-  /** SQLite: the file, its size, the events it holds. */
+  /** SQLite: the file, its size (with its write-ahead log), the events it holds. */
   path?: string
   size_bytes?: number
   events?: number
@@ -703,7 +703,8 @@ async function storeFileStatus(path: string, mode: PartStatus['mode']): Promise<
   if (!existsSync(path)) {
     return {...status, state: 'absent', note: 'not created yet: the first command that needs a store creates it'}
   }
-  status.size_bytes = statSync(path).size
+  // With its write-ahead log: until a checkpoint, recent writes live there.
+  status.size_bytes = statSync(path).size + (existsSync(`${path}-wal`) ? statSync(`${path}-wal`).size : 0)
   try {
     const {createSqliteStore} = await import('../sqlite/index.js')
     const store = await createSqliteStore({path, busyTimeoutMs: 2_000})
