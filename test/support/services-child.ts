@@ -1,0 +1,71 @@
+/**
+ * Every TekTree service in a process of its own, for the kill -9 test (run with `node --import
+ * tsx`): the Redis bus and leaderboards under CHILD_PREFIX, the SQLite store at CHILD_STORE, short
+ * lease and visibility timeouts so a killed process's work moves on quickly. Prints "ready" once
+ * subscribed, then one line per second with what it handled; exits on SIGTERM after draining, and is
+ * bounded in time however it is left.
+ */
+import {loadCatalog} from '../../src/catalog/load.js'
+import {SystemClock} from '../../src/runtime/clock.js'
+import {createMetrics} from '../../src/runtime/metrics/index.js'
+import {createRedisBus} from '../../src/runtime/redis/bus.js'
+import {createRedisLeaderboards} from '../../src/runtime/redis/leaderboards.js'
+import type {Runtime} from '../../src/runtime/runtime.js'
+import {createSqliteStore} from '../../src/runtime/sqlite/index.js'
+import {startServices} from '../../src/services/host.js'
+import {createServices} from '../../src/services/index.js'
+
+const env = (name: string): string => {
+  const value = process.env[name]
+  if (!value) throw new Error(`${name} is required`)
+  return value
+}
+
+const url = env('CHILD_REDIS_URL')
+const prefix = env('CHILD_PREFIX')
+const timeoutMs = Number(process.env.CHILD_TIMEOUT_MS ?? 1_000)
+const catalog = await loadCatalog()
+const clock = new SystemClock()
+const bus = await createRedisBus({url, prefix, sessionTimeoutMs: timeoutMs, defaultVisibilityTimeoutMs: timeoutMs})
+const leaderboards = await createRedisLeaderboards({url, prefix})
+const store = await createSqliteStore({path: env('CHILD_STORE')})
+const runtime: Runtime = {
+  bus,
+  store,
+  leaderboards,
+  clock,
+  metrics: createMetrics(),
+  endpoints: {bus: null, store: null},
+  describe: () => {
+    const part = {kind: 'test', location: 'child', origin: 'external' as const}
+    return {bus: part, store: part, leaderboards: part}
+  },
+  close: async () => {
+    await leaderboards.close()
+    await bus.close()
+    await store.close()
+  },
+}
+const services = createServices({catalog, clock, emailDir: null})
+let subscribed = 0
+const host = startServices({
+  runtime,
+  catalog,
+  services,
+  consumerOptions: {visibilityTimeoutMs: timeoutMs},
+  onEvent: (_service, event) => {
+    if (event.type === 'subscribed' && ++subscribed === services.length) process.stdout.write('ready\n')
+  },
+})
+const ticker = setInterval(() => {
+  const handled = host.stats().reduce((n, s) => n + s.handled, 0)
+  process.stdout.write(`${JSON.stringify({handled})}\n`)
+}, 1_000)
+const stop = async () => {
+  clearInterval(ticker)
+  await host.stop()
+  await runtime.close()
+  process.exit(0)
+}
+process.once('SIGTERM', () => void stop())
+setTimeout(() => void stop(), Number(process.env.CHILD_MAX_RUN_MS ?? 120_000)).unref()
