@@ -116,18 +116,23 @@ describe.skipIf(!redisUrl)(`consumer runner on Redis (${redisUrl ? 'redis-server
     const crash = new AbortController()
     let release!: () => void
     const gate = new Promise<void>((resolve) => (release = resolve))
+    // given handlers that write their effect, then hang (the process is about to die)
+    let started = 0
     const c1 = h.start(
       {
         name: group,
         consumes: ['user.registered'],
         async handle(e, ctx) {
           await ctx.store.projections.applyOnce('registrations', 'all', e.event_id, {$inc: {n: 1}})
+          started++
           await gate
         },
       },
       {signal: crash.signal, visibilityTimeoutMs: 300},
     )
-    await until(async () => expect((await h.store.projections.get('registrations', 'all'))?.n).toBe(8), 15_000)
+    await until(() => expect(started).toBe(8), 15_000)
+    // nothing is committed before the handlers complete
+    expect(await h.store.projections.get('registrations', 'all')).toBeNull()
     crash.abort()
     await c1.done
     release()

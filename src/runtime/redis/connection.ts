@@ -120,10 +120,15 @@ export async function connectRedis(target: RedisTarget, options: RedisConnectOpt
     duplicate: (name) => duplicateOf(owned, name),
     close: async () => {
       if (owned.status === 'end') return
+      // QUIT, bounded: an unreachable server must not hold close() up. The timer is cleared, or
+      // it alone would keep the process alive for its 2 s after everything else closed.
+      let timer: NodeJS.Timeout | undefined
       try {
-        await Promise.race([owned.quit(), new Promise((r) => setTimeout(r, 2_000))])
+        await Promise.race([owned.quit(), new Promise((resolve) => (timer = setTimeout(resolve, 2_000)))])
       } catch {
         // already closed or unreachable: disconnect below ends it either way
+      } finally {
+        clearTimeout(timer)
       }
       owned.disconnect()
     },
