@@ -7,6 +7,7 @@
  *
  * It does nothing when imported outside a worker started with a WorkerSetup.
  */
+import {performance} from 'node:perf_hooks'
 import {parentPort, workerData, type MessagePort} from 'node:worker_threads'
 import {loadCatalog} from '../catalog/load.js'
 import type {RunnerEvent, ServiceDefinition} from '../runtime/consumer.js'
@@ -50,8 +51,12 @@ async function main(port: MessagePort, setup: WorkerSetup): Promise<void> {
     onRelayError: (error) => relayErrors.push(toWireError(error)),
   })
 
+  let loop = performance.eventLoopUtilization()
   const report = () => {
-    post({type: 'report', stats: host.stats(), metrics: metrics.takeDelta(), failures: {...failures}, events, relayErrors})
+    const now = performance.eventLoopUtilization()
+    const busy = performance.eventLoopUtilization(now, loop).utilization
+    loop = now
+    post({type: 'report', stats: host.stats(), metrics: metrics.takeDelta(), failures: {...failures}, events, relayErrors, busy})
     events = []
     relayErrors = []
   }
