@@ -10,6 +10,8 @@ export default class Simulate extends BaseCommand<typeof Simulate> {
   static override summary = 'Simulate TekTree traffic: realistic user journeys at a target rate, with faults, a report and SLO assertions.'
   static override description = `Generates causally consistent events (users register, ask, answer, like, follow, upgrade...) at the scenario's rate through the real path (store -> outbox -> bus), runs the TekTree services on them, injects faults when the scenario asks, then drains and reports throughput, latencies, retries, DLQ and backlog.
 
+The services run in worker threads (--workers, default one per core) when the runtime can be shared (the embedded one, or servers by URL); the generator and its outbox relay keep the main thread. On an in-process runtime everything runs on one thread. When the backlog passes --max-backlog the generator pauses, and the report says for how long and how much of the plan was not generated: a run asked for more than the machine carries ends on time, at the rate it could sustain.
+
 Scenarios ship in fixtures/scenarios (smoke, steady, steady-1k, burst-5k, soak, chaos, ci, registration, engagement, achievement) or come from a YAML file. Flags override the scenario. Assertions use a k6-like grammar: "metric op value[unit]".
 
 Exit codes: 0 all assertions hold, 1 an assertion failed, 2 a usage error (bad scenario, bad assertion).`
@@ -19,6 +21,7 @@ Exit codes: 0 all assertions hold, 1 an assertion failed, 2 a usage error (bad s
     '<%= config.bin %> <%= command.id %> --scenario steady-1k --assert "delivery_p95<100ms" --assert "dlq==0"',
     '<%= config.bin %> <%= command.id %> --scenario chaos --verify --report chaos.json',
     '<%= config.bin %> <%= command.id %> --rate 2000 --duration 30s --seed 7 --in-process',
+    '<%= config.bin %> <%= command.id %> --rate 100000 --duration 20s --workers 2',
     '<%= config.bin %> <%= command.id %> --scenario ./my-scenario.yaml --redis-url redis://127.0.0.1:6379',
   ]
 
@@ -33,6 +36,11 @@ Exit codes: 0 all assertions hold, 1 an assertion failed, 2 a usage error (bad s
     assert: Flags.string({char: 'a', summary: 'A threshold like "delivery_p95<100ms" (repeatable; adds to the scenario\'s).', multiple: true}),
     verify: Flags.boolean({summary: 'After draining, recompute the projections from the event log and compare.', default: false}),
     'drain-timeout': Flags.string({summary: 'Longest wait for the backlog to empty after generation.', default: '30s'}),
+    workers: Flags.integer({summary: 'Worker threads for the services (default: one per core); 1 runs them on the generator\'s thread.', min: 1, max: 64}),
+    'max-backlog': Flags.integer({
+      summary: 'Pause the generator while the backlog (outbox + lag + pending) is over this (default: 10 s of the peak rate, 5,000-50,000; 0 = never).',
+      min: 0,
+    }),
     'metrics-port': metricsPortFlag,
     catalog: catalogFlag,
     ...runtimeFlags,
@@ -78,6 +86,8 @@ Exit codes: 0 all assertions hold, 1 an assertion failed, 2 a usage error (bad s
           verify: flags.verify,
           drainTimeoutMs,
           metricsPort: flags['metrics-port'],
+          workers: flags.workers,
+          maxBacklog: flags['max-backlog'],
         },
         {
           signal: controller.signal,

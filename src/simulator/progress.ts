@@ -14,7 +14,7 @@ function duration(ms: number): string {
 export function formatProgress(p: SimulationProgress): string {
   const parts = [
     p.phase === 'generating' ? `${duration(p.elapsedMs)}` : `${duration(p.elapsedMs)} ${p.phase}`,
-    `rate ${num(p.achievedRate)}/${num(p.targetRate)}/s${p.behind ? ' BEHIND' : ''}`,
+    `rate ${num(p.achievedRate)}/${num(p.targetRate)}/s${p.heldBack ? ' HELD BACK' : p.behind ? ' BEHIND' : ''}`,
     `sent ${num(p.sent)}`,
     `processed ${num(p.processed)}`,
     `lag ${num(p.backlog)}${p.lagGrowing ? ' GROWING' : ''}`,

@@ -110,6 +110,8 @@ export class Pacer {
   private readonly tolerance: number
   private startedAt: number | null = null
   private sentCount = 0
+  /** Events that fell due but were given up (shed()): never sent, no longer owed. */
+  private shedCount = 0
   private maxBacklogSeen = 0
   /** (t, due, sent) samples within the last window, oldest first. */
   private samples: Array<{t: number; due: number; sent: number}> = []
@@ -136,6 +138,21 @@ export class Pacer {
     return this.sentCount
   }
 
+  /** Events given up so far (shed()). */
+  get shed(): number {
+    return this.shedCount
+  }
+
+  /**
+   * Gives up what is due and unsent (the generator was held back): it is not sent later in a burst.
+   * Returns how many were given up. They still count against the rate achieved.
+   */
+  shedDue(): number {
+    const owed = Math.max(0, this.dueNow() - this.sentCount - this.shedCount)
+    this.shedCount += owed
+    return owed
+  }
+
   private elapsed(): number {
     if (this.startedAt === null) this.start()
     return this.now() - this.startedAt!
@@ -145,14 +162,15 @@ export class Pacer {
   dueNow(elapsed = this.elapsed()): number {
     const t = this.durationMs === null ? elapsed : Math.min(elapsed, this.durationMs)
     let due = Math.floor(this.profile.cumulativeAt(t) + 1e-9)
-    if (this.maxEvents !== null) due = Math.min(due, this.maxEvents)
+    // Shed events were owed but never sent: the cap is on events sent, so it moves past them.
+    if (this.maxEvents !== null) due = Math.min(due, this.maxEvents + this.shedCount)
     return due
   }
 
   /** How many to send now (0 when nothing is due). Call sent(n) after sending. */
   take(): number {
     const due = this.dueNow()
-    return Math.max(0, Math.min(this.maxBatch, due - this.sentCount))
+    return Math.max(0, Math.min(this.maxBatch, due - this.sentCount - this.shedCount))
   }
 
   /** Records that n were sent, and samples for the behind check. */
@@ -160,7 +178,7 @@ export class Pacer {
     this.sentCount += n
     const t = this.elapsed()
     const due = this.dueNow(t)
-    this.maxBacklogSeen = Math.max(this.maxBacklogSeen, due - this.sentCount)
+    this.maxBacklogSeen = Math.max(this.maxBacklogSeen, due - this.sentCount - this.shedCount)
     this.samples.push({t, due, sent: this.sentCount})
     while (this.samples.length > 2 && this.samples[1].t <= t - this.windowMs) this.samples.shift()
   }
@@ -168,15 +186,16 @@ export class Pacer {
   /** True when generation is over: the duration has passed or maxEvents were sent. */
   done(): boolean {
     if (this.maxEvents !== null && this.sentCount >= this.maxEvents) return true
-    if (this.durationMs !== null && this.elapsed() >= this.durationMs && this.sentCount >= this.dueNow()) return true
+    if (this.durationMs !== null && this.elapsed() >= this.durationMs && this.sentCount + this.shedCount >= this.dueNow()) return true
     return false
   }
 
   /** Real ms until at least one more event is due (0 when some already are), capped at capMs. */
   msUntilNext(capMs = 50): number {
     const elapsed = this.elapsed()
-    if (this.dueNow(elapsed) > this.sentCount) return 0
-    const want = this.sentCount + 1
+    const owedBefore = this.sentCount + this.shedCount
+    if (this.dueNow(elapsed) > owedBefore) return 0
+    const want = owedBefore + 1
     // Step forward until due; rates are piecewise linear, so a coarse search is enough.
     for (let step = 1; step <= capMs; step *= 2) {
       if (this.dueNow(elapsed + step) >= want) return step
@@ -187,7 +206,7 @@ export class Pacer {
   status(): PacerStatus {
     const t = this.elapsed()
     const due = this.dueNow(t)
-    const backlog = Math.max(0, due - this.sentCount)
+    const backlog = Math.max(0, due - this.sentCount - this.shedCount)
     this.maxBacklogSeen = Math.max(this.maxBacklogSeen, backlog)
     const first = this.samples[0] ?? {t: 0, due: 0, sent: 0}
     const span = Math.max(1, t - first.t)
@@ -250,4 +269,15 @@ function msUntilDue(profile: RateProfile, events: number, limitMs: number): numb
     else lo = mid
   }
   return hi
+}
+
+/**
+ * The backlog (outbox entries + every group's lag and pending) past which the generator pauses:
+ * ten seconds of the plan's peak rate, at least 5,000 and at most 50,000. A run its services carry
+ * stays far under it (steady-1k peaks near 1,300); a run asked for more than the machine carries
+ * is held near it, so the services keep making progress and what is queued drains in seconds.
+ */
+export function backlogBound(spec: RateProfileSpec): number {
+  const peak = Math.max(spec.start, ...spec.stages.map((s) => s.target))
+  return Math.round(Math.min(50_000, Math.max(5_000, peak * 10)))
 }

@@ -17,8 +17,14 @@ export interface VerifySummary {
 export interface SimulationReport {
   scenario: {name: string; description: string; source: string}
   seed: number | null
+  /** Mixed into a seeded run's event ids: the same seed and run id give the same events. */
+  runId: string
   runtime: string
   services: string[]
+  /** Worker threads the services ran in (0: on the simulator's own thread). */
+  workers: number
+  /** Workers started again after one died. */
+  workerRestarts: number
   startedAt: string
   /** Generation time (ms), drain time and the whole run. */
   durationMs: number
@@ -35,6 +41,12 @@ export interface SimulationReport {
     achievedTotal: number
     /** The sender fell behind the profile at some point. */
     fellBehind: boolean
+    /** Time the generator was paused because the backlog was over its bound (backpressure). */
+    heldBackMs: number
+    /** Events that fell due but were not generated: while held back, or still owed at the planned end. */
+    notGenerated: number
+    /** The backlog bound the generator was held to (0 = none). */
+    maxBacklog: number
   }
   events: {
     simulated: number
@@ -103,9 +115,16 @@ export function renderSummary(report: SimulationReport, options: {color?: boolea
   table.push(
     {Scenario: `${report.scenario.name}${report.seed !== null ? `  (seed ${report.seed})` : ''}`},
     {Runtime: report.runtime},
-    {Services: report.services.length > 0 ? report.services.join(', ') : 'none'},
+    {Services: report.services.length > 0 ? `${report.services.join(', ')}${report.workers > 0 ? `  (${report.workers} worker thread${report.workers > 1 ? 's' : ''}${report.workerRestarts > 0 ? `, ${report.workerRestarts} restarted` : ''})` : ''}` : 'none'},
     {Duration: `${ms(report.durationMs)} generating + ${ms(report.drainMs)} draining${report.interrupted ? '  (interrupted)' : ''}`},
     {Throughput: `${n(report.rate.achieved)}/s simulated (target ${n(report.rate.target)}/s)${report.rate.fellBehind ? '  FELL BEHIND' : ''}`},
+    ...(report.rate.heldBackMs > 0 || report.rate.notGenerated > 0
+      ? [
+          {
+            'Held back': `${ms(report.rate.heldBackMs)} paused with the backlog over ${n(report.rate.maxBacklog)}; ${n(report.rate.notGenerated)} events of the plan not generated (the rate above is what was sustained)`,
+          },
+        ]
+      : []),
     {'Throughput (all)': `${n(report.rate.achievedTotal)}/s incl. derived`},
     {Events: `${n(report.events.simulated)} simulated + ${n(report.events.derived)} derived = ${n(report.events.total)}${report.events.rejected ? `, ${n(report.events.rejected)} rejected` : ''}`},
     {'Publish latency': lat(report.latency.publish)},

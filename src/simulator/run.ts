@@ -4,7 +4,10 @@
  * inject faults, watch the backlog, then drain, verify when asked, and build the report.
  * An aborted signal (Ctrl+C) stops generation; the run still drains briefly and reports.
  */
+import {randomUUID} from 'node:crypto'
+import {availableParallelism} from 'node:os'
 import {performance} from 'node:perf_hooks'
+import {setImmediate as nextTurn} from 'node:timers/promises'
 import type {EventEnvelope} from '../runtime/envelope.js'
 import type {Runtime} from '../runtime/runtime.js'
 import {evaluateThresholds, needsVerify, parseThresholds} from './assertions.js'
@@ -14,12 +17,13 @@ import {createForeignSource} from './foreign.js'
 import {createJourneys, type DraftSource, type SimDraft} from './journeys.js'
 import {createRandom} from './random.js'
 import {createLagTrend} from './lag-trend.js'
-import {createRateProfile, Pacer, plannedAverageRate, RATE_TOLERANCE} from './rate.js'
+import {backlogBound, createRateProfile, Pacer, plannedAverageRate, RATE_TOLERANCE} from './rate.js'
 import {assertionValues, emptyLatency, type SimulationReport} from './report.js'
 import {plannedDurationMs, type Scenario} from './scenario.js'
 import {loadServices, verifyProjections, type SimService} from './services-bridge.js'
 import {UserError} from '../errors.js'
 import {startPrometheusExporter, type PrometheusExporter} from '../runtime/metrics/index.js'
+import {shareableEndpoints, startServiceWorkers} from '../services/workers.js'
 
 export interface SimulationOptions {
   scenario: Scenario
@@ -45,6 +49,20 @@ export interface SimulationOptions {
   visibilityTimeoutMs?: number
   /** Serve the runtime's metrics to Prometheus on this port while the run lasts (0 = a free one). */
   metricsPort?: number
+  /**
+   * Worker threads for the services (default: os.availableParallelism()); 1 runs them on this
+   * thread. Always 1 when the runtime cannot be shared between threads (an in-process bus or store)
+   * and when `services` are given (functions cannot cross threads).
+   */
+  workers?: number
+  /**
+   * Backpressure: while the backlog (outbox + every group's lag and pending) is over this, the
+   * generator pauses, and what falls due meanwhile is not generated (the report says how much).
+   * Default: backlogBound(scenario); 0 = never pause.
+   */
+  maxBacklog?: number
+  /** Mixed into a seeded run's event ids (default: a fresh UUID), so repeated runs add events. */
+  runId?: string
 }
 
 export interface SimulationProgress {
@@ -61,6 +79,8 @@ export interface SimulationProgress {
   behind: boolean
   /** The services' backlog has been growing (the consumers are falling behind the load). */
   lagGrowing: boolean
+  /** The generator is paused: the backlog is over the bound (backpressure). */
+  heldBack: boolean
   phase: 'generating' | 'draining' | 'verifying'
 }
 
@@ -121,6 +141,42 @@ export async function runSimulation(options: SimulationOptions, hooks: RunHooks 
   }
 }
 
+/** How the services run for this simulation: runners on this thread, or worker threads. */
+interface ServicesRunner {
+  /** Worker threads running the services (0: they run on this thread). */
+  readonly workers: number
+  /** A simulated crash of one runner of `service` (false when none runs). */
+  crash(service: string): boolean
+  /** Handler failures injected so far. */
+  failures(): FailureCounters
+  workerRestarts(): number
+  /** Graceful: finish and ack in-flight work, publish derived events, stop. */
+  stop(drainTimeoutMs: number): Promise<void>
+}
+
+function inThreadRunner(engine: SimEngine, services: SimService[], perService: number, failureCounters: FailureCounters): ServicesRunner {
+  const consumers = new Map<string, ConsumerHandle[]>()
+  let consumerSeq = 0
+  const startOne = (service: SimService) => engine.startConsumer(service, `${service.name}-sim-${process.pid}-${consumerSeq++}`)
+  for (const service of services) consumers.set(service.name, Array.from({length: perService}, () => startOne(service)))
+  return {
+    workers: 0,
+    crash(name) {
+      const list = consumers.get(name)
+      const service = services.find((s) => s.name === name)
+      if (!list || list.length === 0 || !service) return false
+      list.shift()!.crash()
+      list.push(startOne(service))
+      return true
+    },
+    failures: () => failureCounters,
+    workerRestarts: () => 0,
+    async stop() {
+      for (const list of consumers.values()) await Promise.all(list.map((c) => c.stop()))
+    },
+  }
+}
+
 async function simulate(
   engine: SimEngine,
   options: SimulationOptions,
@@ -137,6 +193,10 @@ async function simulate(
   const faultRandom = createRandom(scenario.seed === null ? null : scenario.seed + 1)
   const startedAt = new Date()
   const t0 = performance.now()
+  const runId = options.runId ?? randomUUID()
+  const noteError = (message: string) => {
+    if (errors.length < 20) errors.push(message)
+  }
 
   // --- what to generate, and who consumes it
   let source: DraftSource
@@ -147,6 +207,7 @@ async function simulate(
       areas: scenario.population.areas,
       weights: scenario.journeys,
       seed: scenario.seed,
+      runId,
       now: () => runtime.clock.now(),
     })
     services = options.services ?? (await loadServices({only: scenario.services === 'all' ? undefined : scenario.services, clock: runtime.clock, catalog}))
@@ -158,25 +219,58 @@ async function simulate(
       }
     }
   } else {
-    source = createForeignSource({catalog, seed: scenario.seed, generatorFor: engine.payloadGenerator})
+    source = createForeignSource({catalog, seed: scenario.seed, generatorFor: engine.payloadGenerator, runId})
     services = options.services ?? []
   }
-  const failureCounters: FailureCounters = {transient: 0, permanent: 0}
-  services = services.map((s) =>
-    withFailures(s, {transient: scenario.faults.handlerFailure[s.name] ?? 0, permanent: scenario.faults.permanentFailure[s.name] ?? 0}, failureCounters),
-  )
 
   await runtime.bus.ensureTopics(catalog.topics())
   const eventsBefore = await runtime.store.events.count()
   const dlqBefore = await runtime.store.dlq.count()
   const metricsBefore = runtime.metrics.snapshot()
 
+  // --- the services: worker threads when the runtime can be shared, else on this thread
+  const endpoints = shareableEndpoints(runtime)
+  const workersWanted = Math.max(1, Math.floor(options.workers ?? availableParallelism()))
+  const useWorkers = endpoints !== null && !options.services && services.length > 0 && workersWanted > 1
+  let runner: ServicesRunner
   engine.relay.start()
-  const consumers = new Map<string, ConsumerHandle[]>()
-  let consumerSeq = 0
-  const startOne = (service: SimService) => engine.startConsumer(service, `${service.name}-sim-${process.pid}-${consumerSeq++}`)
-  for (const service of services) {
-    consumers.set(service.name, Array.from({length: scenario.consumers}, () => startOne(service)))
+  if (useWorkers) {
+    const pool = startServiceWorkers({
+      endpoints,
+      catalogPath: options.catalogPath,
+      services: services.map((s) => s.name),
+      workers: workersWanted,
+      instances: scenario.consumers,
+      consumerOptions: {visibilityTimeoutMs: options.visibilityTimeoutMs ?? 5000},
+      clock: runtime.clock,
+      faults: {transient: scenario.faults.handlerFailure, permanent: scenario.faults.permanentFailure},
+      metrics: runtime.metrics,
+      onEvent: (service, event) => {
+        if (event.type === 'bus_error' || event.type === 'store_error') noteError(`${service} ${event.type} (${event.phase}): ${(event.error as Error)?.message ?? String(event.error)}`)
+      },
+      onRelayError: (error) => noteError(`outbox relay (a services worker): ${error.message}`),
+      onWorkerExit: (exit) =>
+        noteError(`the services worker of ${exit.services.join(', ')} died (${exit.error?.message ?? `exit code ${exit.exitCode}`}); ${exit.restarting ? 'restarted' : 'given up'}`),
+    })
+    try {
+      await pool.ready
+    } catch (error) {
+      await pool.terminate()
+      throw error
+    }
+    runner = {
+      workers: pool.assignment.length,
+      crash: (name) => pool.crash(name),
+      failures: () => pool.failures(),
+      workerRestarts: () => pool.restarts(),
+      stop: (drainTimeoutMs) => pool.stop({drainTimeoutMs}),
+    }
+  } else {
+    const failureCounters: FailureCounters = {transient: 0, permanent: 0}
+    services = services.map((s) =>
+      withFailures(s, {transient: scenario.faults.handlerFailure[s.name] ?? 0, permanent: scenario.faults.permanentFailure[s.name] ?? 0}, failureCounters),
+    )
+    runner = inThreadRunner(engine, services, scenario.consumers, failureCounters)
   }
 
   // --- the rate
@@ -188,14 +282,20 @@ async function simulate(
     durationMs: plannedMs,
     maxBatch: options.batchSize ?? 500,
   })
+  const maxBacklog = options.maxBacklog ?? backlogBound(scenario.rate)
+  /** The backlog before this run: the bound applies to what the run adds (see the generation loop). */
+  let backlogBefore = 0
 
   // --- sampling (backlog, progress)
-  let maxBacklog = 0
+  let maxBacklogSeen = 0
   const lagTrend = createLagTrend()
   let servicesFellBehind = false
   let backlog = 0
+  let backlogSampledAt = -Infinity
   let phase: SimulationProgress['phase'] = 'generating'
   let fellBehind = false
+  let heldBack = false
+  let heldBackMs = 0
   let simulated = 0
   let rejected = 0
   let duplicatesRefused = 0
@@ -217,10 +317,11 @@ async function simulate(
       }
       total += await runtime.store.outbox.pending()
     } catch (error) {
-      errors.push(`sampling the backlog failed: ${(error as Error).message}`)
+      noteError(`sampling the backlog failed: ${(error as Error).message}`)
     }
     backlog = total
-    maxBacklog = Math.max(maxBacklog, total)
+    backlogSampledAt = performance.now()
+    maxBacklogSeen = Math.max(maxBacklogSeen, total)
     lagTrend.record(performance.now(), total)
     if (phase === 'generating' && lagTrend.growing) servicesFellBehind = true
     return total
@@ -246,8 +347,9 @@ async function simulate(
       deliveryP95: snap.deliveryLatencyMs.count > 0 ? snap.deliveryLatencyMs.p95 : null,
       dlq: snap.totals.deadLettered - metricsBefore.totals.deadLettered,
       etaMs,
-      behind: status.behind,
+      behind: status.behind || heldBack,
       lagGrowing: phase === 'generating' && lagTrend.growing,
+      heldBack,
       phase,
     }
   }
@@ -270,32 +372,54 @@ async function simulate(
       await sleep(crashEvery!)
       if (!crashing) break
       const service = services[faultRandom.int(services.length)]
-      const list = consumers.get(service.name)!
-      const victim = list.shift()!
-      victim.crash()
-      list.push(startOne(service))
-      crashes++
+      if (runner.crash(service.name)) crashes++
     }
   })()
 
   // --- generation (timed from here: setting up the runtime and the services is not generation)
+  backlogBefore = await sampleBacklog()
   pacer.start()
   const generationStart = performance.now()
   const poisonTopics = [...new Set(services.flatMap((s) => s.consumes.map((t) => catalog.get(t)?.topic).filter((t): t is string => Boolean(t))))]
   const poisonTypes = services.flatMap((s) => s.consumes).filter((t) => catalog.get(t))
-  const hardStop = plannedMs === null ? Number.POSITIVE_INFINITY : plannedMs + 60_000
+  // A run asked for more than the machine carries still ends on time: at the planned end (and a
+  // second of grace for the last batch), whatever is still due is not generated, and the report's
+  // rate says what was sustained.
+  const generationEnd = plannedMs === null ? Number.POSITIVE_INFINITY : plannedMs + 1_000
+  let lastTurn = performance.now()
   while (!signal?.aborted && !pacer.done()) {
-    if (performance.now() - generationStart > hardStop) {
-      errors.push('generation overran its planned duration by a minute and was stopped')
-      break
+    const elapsed = performance.now() - generationStart
+    if (elapsed > generationEnd) break
+
+    // Backpressure: over the bound, pause until the services have worked the backlog down to half
+    // of it; what fell due meanwhile is given up rather than sent in a burst afterwards. The bound
+    // is on what this run added: a backlog that was there before it (another command's, or a lag
+    // Redis miscounts after a restart) does not hold this run back from the start.
+    if (maxBacklog > 0) {
+      if (performance.now() - backlogSampledAt > 100) await sampleBacklog()
+      if (backlog - backlogBefore > maxBacklog) {
+        heldBack = true
+        const pausedAt = performance.now()
+        while (backlog - backlogBefore > maxBacklog / 2 && !signal?.aborted && performance.now() - generationStart < generationEnd) {
+          await sleep(50, signal)
+          await sampleBacklog()
+          pacer.shedDue()
+        }
+        pacer.shedDue()
+        heldBackMs += performance.now() - pausedAt
+        heldBack = false
+        continue
+      }
     }
+
     const n = pacer.take()
     if (n === 0) {
       if (plannedMs === null && profile.rateAt(pacer.status().elapsedMs) === 0 && profile.stagesMs <= pacer.status().elapsedMs) {
-        errors.push('the rate is 0 after the last stage, so --events can never be reached')
+        noteError('the rate is 0 after the last stage, so --events can never be reached')
         break
       }
       await sleep(Math.max(1, pacer.msUntilNext(20)), signal)
+      lastTurn = performance.now()
       continue
     }
     const drafts = source.next(n)
@@ -303,13 +427,15 @@ async function simulate(
     const envelopes = drafts.map((d) => engine.envelope(d))
     try {
       const result = await engine.publish(envelopes)
+      // Until the next sample, what was just appended counts as backlog (it is in the outbox).
+      backlog += result.accepted
       simulated += result.accepted
       rejected += result.rejected.length
       duplicatesRefused += result.duplicates
-      for (const r of result.rejected.slice(0, 3)) if (errors.length < 20) errors.push(`rejected ${r.type ?? ''} ${r.eventId ?? ''}: ${r.message}`.replace(/\s+/g, ' '))
+      for (const r of result.rejected.slice(0, 3)) noteError(`rejected ${r.type ?? ''} ${r.eventId ?? ''}: ${r.message}`.replace(/\s+/g, ' '))
       for (const e of envelopes) byTypeSimulated[e.event_type] = (byTypeSimulated[e.event_type] ?? 0) + 1
     } catch (error) {
-      if (errors.length < 20) errors.push(`publish failed: ${(error as Error).message}`)
+      noteError(`publish failed: ${(error as Error).message}`)
     }
     pacer.record(n)
     engine.relay.kick()
@@ -336,10 +462,18 @@ async function simulate(
         duplicateCount += dups.length
       }
     }
+    // Behind schedule the loop never waits, and an in-process store and bus answer without a turn
+    // of the event loop: give timers, I/O and the relay a turn every few milliseconds.
+    if (performance.now() - lastTurn > 5) {
+      await nextTurn()
+      lastTurn = performance.now()
+    }
   }
   const generationMs = performance.now() - generationStart
   crashing = false
   const interrupted = Boolean(signal?.aborted)
+  // Due but never sent: shed while held back, or still owed when the planned time was up.
+  const notGenerated = interrupted ? pacer.shed : pacer.shed + pacer.shedDue()
 
   // --- drain: outbox empty and every group caught up, bounded
   phase = 'draining'
@@ -367,16 +501,17 @@ async function simulate(
     phase = 'verifying'
     try {
       const result = await verifyProjections({store: runtime.store, leaderboards: runtime.leaderboards, catalog})
-      if (result === null) errors.push('verify is not available: the TekTree services are not part of this build')
+      if (result === null) noteError('verify is not available: the TekTree services are not part of this build')
       else verify = {checked: result.checked, differences: result.differences.length, sample: result.differences.slice(0, 10)}
     } catch (error) {
-      errors.push(`verify failed: ${(error as Error).message}`)
+      noteError(`verify failed: ${(error as Error).message}`)
     }
   }
 
   sampling = false
   await sampler
-  for (const list of consumers.values()) await Promise.all(list.map((c) => c.stop()))
+  // The workers' last metrics arrive as they stop: the report is read after.
+  await runner.stop(Math.max(1_000, drainLimit - drainMs))
   await engine.relay.stop()
 
   // --- the report
@@ -395,11 +530,15 @@ async function simulate(
   const genSeconds = Math.max(0.001, generationMs / 1000)
   const targetRate = plannedAverageRate(profile, {plannedMs, maxEvents: scenario.events, generationMs, interrupted})
   const delta = (key: keyof typeof snap.totals) => snap.totals[key] - metricsBefore.totals[key]
+  const failures = runner.failures()
   const report: SimulationReport = {
     scenario: {name: scenario.name, description: scenario.description, source: scenario.source},
     seed: scenario.seed,
+    runId,
     runtime: engine.description,
     services: services.map((s) => s.name),
+    workers: runner.workers,
+    workerRestarts: runner.workerRestarts(),
     startedAt: startedAt.toISOString(),
     durationMs: Math.round(generationMs),
     drainMs: Math.round(drainMs),
@@ -412,15 +551,18 @@ async function simulate(
       achievedTotal: (simulated + derived) / Math.max(0.001, (generationMs + drainMs) / 1000),
       // Also behind when the run as a whole came in short of the plan by more than the tolerance,
       // even if no single window did (e.g. the last events sent well after the planned end).
-      fellBehind: fellBehind || (!interrupted && simulated / genSeconds < targetRate * (1 - RATE_TOLERANCE)),
+      fellBehind: fellBehind || notGenerated > 0 || (!interrupted && simulated / genSeconds < targetRate * (1 - RATE_TOLERANCE)),
+      heldBackMs: Math.round(heldBackMs),
+      notGenerated,
+      maxBacklog,
     },
     events: {simulated, derived, total: simulated + derived, rejected, duplicatesRefused, byType, steps: source.counts()},
     faults: {
       poison: poisonCount,
       duplicates: duplicateCount,
       reordered,
-      transientFailures: failureCounters.transient,
-      permanentFailures: failureCounters.permanent,
+      transientFailures: failures.transient,
+      permanentFailures: failures.permanent,
       consumerCrashes: crashes,
     },
     latency: {
@@ -430,7 +572,7 @@ async function simulate(
     deliveries: {delivered: delta('delivered'), acked: delta('acked'), retried: delta('retried'), deadLettered: delta('deadLettered')},
     dlq: dlqAfter - dlqBefore,
     retries: delta('retried'),
-    maxBacklog,
+    maxBacklog: maxBacklogSeen,
     servicesFellBehind,
     errors,
     verify,

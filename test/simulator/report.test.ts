@@ -7,15 +7,18 @@ function report(overrides: Partial<SimulationReport> = {}): SimulationReport {
   return {
     scenario: {name: 'smoke', description: '', source: 'fixtures/scenarios/smoke.yaml'},
     seed: 42,
+    runId: 'run-1',
     runtime: 'in-process',
     services: ['gamification'],
+    workers: 0,
+    workerRestarts: 0,
     startedAt: new Date(0).toISOString(),
     durationMs: 4000,
     drainMs: 500,
     totalMs: 4600,
     interrupted: false,
     drained: true,
-    rate: {target: 500, achieved: 498, achievedTotal: 900, fellBehind: false},
+    rate: {target: 500, achieved: 498, achievedTotal: 900, fellBehind: false, heldBackMs: 0, notGenerated: 0, maxBacklog: 5000},
     events: {simulated: 2000, derived: 2100, total: 4100, rejected: 0, duplicatesRefused: 0, byType: {'user.registered': 300, 'gamification.xp.earned': 900}, steps: {}},
     faults: {poison: 3, duplicates: 10, reordered: 5, transientFailures: 2, permanentFailures: 1, consumerCrashes: 1},
     latency: {publish: {count: 10, p50: 1, p95: 4, p99: 8, max: 9, mean: 2}, delivery: emptyLatency()},
@@ -65,7 +68,7 @@ describe('report', () => {
 })
 
 describe('progress', () => {
-  const p = {elapsedMs: 65_000, sent: 1234, targetRate: 1000, achievedRate: 990, processed: 1200, backlog: 34, deliveryP95: 12.345, dlq: 1, etaMs: 5000, behind: false, lagGrowing: false, phase: 'generating' as const}
+  const p = {elapsedMs: 65_000, sent: 1234, targetRate: 1000, achievedRate: 990, processed: 1200, backlog: 34, deliveryP95: 12.345, dlq: 1, etaMs: 5000, behind: false, lagGrowing: false, heldBack: false, phase: 'generating' as const}
 
   it('formats one line', () => {
     expect(formatProgress(p)).toBe('1m05s | rate 990/1,000/s | sent 1,234 | processed 1,200 | lag 34 | p95 12.3ms | DLQ 1 | ETA 5s')

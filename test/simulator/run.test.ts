@@ -66,15 +66,31 @@ async function storedEvents(runtime: Runtime): Promise<EventEnvelope[]> {
 }
 
 describe('runSimulation on the in-process engine', () => {
-  it('same seed -> same events (apart from timestamps)', async () => {
+  it('same seed and run id -> same events (apart from timestamps)', async () => {
     const strip = (events: EventEnvelope[]) => events.map(({timestamp: _t, producer_id: _p, ...rest}) => rest)
     const a = await inProcess()
     const b = await inProcess()
-    await runSimulation({scenario: scenario({journeys: undefined, population: {users: 50, areas: 3}}), runtime: a, services: []})
-    await runSimulation({scenario: scenario({journeys: undefined, population: {users: 50, areas: 3}}), runtime: b, services: []})
+    const seeded = scenario({journeys: undefined, population: {users: 50, areas: 3}})
+    await runSimulation({scenario: seeded, runtime: a, services: [], runId: 'run-a'})
+    await runSimulation({scenario: seeded, runtime: b, services: [], runId: 'run-a'})
     const ea = await storedEvents(a)
     expect(ea).toHaveLength(400)
     expect(strip(await storedEvents(b))).toEqual(strip(ea))
+  })
+
+  it('a second run of the same seed into the same store adds its events: same content, new ids', async () => {
+    const content = (events: EventEnvelope[]) => events.map((e) => ({type: e.event_type, payload: e.payload, correlation: e.correlation_id}))
+    const runtime = await inProcess()
+    const seeded = scenario({journeys: undefined, population: {users: 50, areas: 3}})
+    const first = await runSimulation({scenario: seeded, runtime, services: []})
+    const second = await runSimulation({scenario: seeded, runtime, services: []})
+    expect(second.runId).not.toBe(first.runId)
+    expect(second.events.simulated).toBe(400)
+    expect(second.events.duplicatesRefused).toBe(0)
+    const stored = await storedEvents(runtime)
+    expect(stored).toHaveLength(800)
+    expect(new Set(stored.map((e) => e.event_id)).size).toBe(800)
+    expect(content(stored.slice(400))).toEqual(content(stored.slice(0, 400)))
   })
 
   it('publishes through store -> outbox -> bus and drains', async () => {
