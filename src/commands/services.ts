@@ -1,15 +1,19 @@
-import {join} from 'node:path'
+import {availableParallelism} from 'node:os'
+import {join, resolve} from 'node:path'
 import {Flags} from '@oclif/core'
 import {BaseCommand, catalogFlag, metricsPortFlag, runtimeFlags, UserError} from '../cli/base.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
+import type {RunnerEvent} from '../runtime/consumer.js'
 
 export default class Services extends BaseCommand<typeof Services> {
   static override summary = "Run the TekTree services' consumers in the foreground until Ctrl+C."
   static override description = `Runs every TekTree service (gamification, payment, notification, search, cache, analytics, realtime, user, email) as consumer groups on the runtime: the embedded one by default, or the servers given by URL. Start it in several terminals (or with --instances) and the groups share the work; each aggregate's events stay in order.
 
+The groups run in worker threads (--workers, default one per core), whole groups per thread, each thread with its own connections to the bus and the store; a thread that dies is started again and its unacked events are redelivered. On an in-process runtime (--in-process) they all run on the main thread.
+
 SIGINT / SIGTERM drain: the runners finish and ack what they hold, derived events are published, then it exits 0. A second Ctrl+C quits at once (unacked events are redelivered to the group).
 
-With --ws-port the real-time service streams its pushes over WebSocket: ws://127.0.0.1:PORT/ws/notifications?user_id=ID, /ws/leaderboard, /ws/presence (websocat or a browser can watch). Welcome and verification mails are written as .eml files to --mail-dir.`
+With --ws-port the real-time service streams its pushes over WebSocket: ws://127.0.0.1:PORT/ws/notifications?user_id=ID, /ws/leaderboard, /ws/presence (websocat or a browser can watch); it then runs on the main thread, beside the endpoint. Welcome and verification mails are written as .eml files to --mail-dir.`
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --only gamification,payment',
@@ -19,6 +23,7 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
   static override flags = {
     only: Flags.string({summary: 'Run only these services (comma-separated).'}),
     instances: Flags.integer({summary: 'Consumer runners per service in this process.', default: 1, min: 1, max: 16}),
+    workers: Flags.integer({summary: 'Worker threads for the services (default: one per core); 1 runs them on the main thread.', min: 1, max: 64}),
     'ws-port': Flags.integer({summary: 'Serve real-time pushes over WebSocket on this port (0 = a free one).', min: 0, max: 65535}),
     'mail-dir': Flags.string({summary: 'Folder for the .eml files of the email service.', default: join('.tektree', 'mail')}),
     'status-every': Flags.integer({summary: 'Seconds between status lines (0 = none).', default: 5, min: 0}),
@@ -28,16 +33,18 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
   }
 
   public async run(): Promise<void> {
-    const [{loadCatalog}, {createServices, resolveServiceNames}, {startServices, statsByService}, {startRealtimeServer}, {startPrometheusExporter}] = await Promise.all([
-      import('../catalog/load.js'),
-      import('../services/index.js'),
-      import('../services/host.js'),
-      import('../services/realtime/ws-server.js'),
-      import('../runtime/metrics/index.js'),
-    ])
+    const [{loadCatalog}, {createServices, resolveServiceNames}, {startServices, statsByService}, {shareableEndpoints, startServiceWorkers}, {startRealtimeServer}, {startPrometheusExporter}] =
+      await Promise.all([
+        import('../catalog/load.js'),
+        import('../services/index.js'),
+        import('../services/host.js'),
+        import('../services/workers.js'),
+        import('../services/realtime/ws-server.js'),
+        import('../runtime/metrics/index.js'),
+      ])
     const only = this.flags.only?.split(',').map((s) => s.trim()).filter(Boolean)
     if (only && only.length === 0) throw new UserError('--only names no service', {code: 'NO_SERVICES', hint: 'e.g. --only gamification,payment', exitCode: 2})
-    resolveServiceNames(only) // a typo fails before anything starts
+    const names = resolveServiceNames(only) // a typo fails before anything starts
     const catalog = await loadCatalog(this.flags.catalog)
     if (!catalog.tektree) {
       throw new UserError(`${catalog.source} has no x-tektree extensions: there are no TekTree services to run on it`, {
@@ -45,7 +52,7 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
         hint: 'Drop --catalog to use the TekTree catalog; tektree simulate and publish work with any AsyncAPI catalog.',
       })
     }
-    const runtime = await openRuntimeFromFlags(this.flags)
+    const runtime = await openRuntimeFromFlags(this.flags, {command: 'services'})
     const closers: Array<() => Promise<void>> = [() => runtime.close()]
     try {
       const ws = this.flags['ws-port'] === undefined ? null : await startRealtimeServer({port: this.flags['ws-port']})
@@ -58,18 +65,52 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
         closers.unshift(() => exporter.close())
         this.log(`Prometheus metrics: ${exporter.url}`)
       }
-      const services = createServices({only, catalog, clock: runtime.clock, emailDir: this.flags['mail-dir'], realtime: ws?.sink})
+
+      const endpoints = shareableEndpoints(runtime)
+      let workers = this.flags.workers ?? availableParallelism()
+      if (workers > 1 && !endpoints) {
+        if (this.flags.workers !== undefined) this.log(`--workers ${workers}: the runtime has in-process parts, which other threads cannot reach; the services run on the main thread.`)
+        workers = 1
+      }
+      // Realtime pushes to the WebSocket endpoint of this thread: with --ws-port it runs here.
+      const inThread = workers > 1 ? names.filter((name) => ws && name === 'realtime') : names
+      const inWorkers = names.filter((name) => !inThread.includes(name))
+      const mailDir = resolve(this.flags['mail-dir'])
+      const onEvent = (service: string, event: RunnerEvent) => {
+        if (event.type === 'bus_error') this.warn(`${service}: bus error (${event.phase}): ${(event.error as Error)?.message ?? event.error}; retrying`)
+        if (event.type === 'dead_lettered') this.log(`${service}: dead-lettered ${event.record.event_type ?? 'an unparseable message'} ${event.record.event_id ?? event.record.delivery_id}: ${event.record.error.error.message}`)
+      }
+      const onRelayError = (error: unknown) => this.warn(`outbox relay: ${(error as Error)?.message ?? error}; retrying`)
       const host = startServices({
         runtime,
         catalog,
-        services,
+        services: createServices({only: inThread, catalog, clock: runtime.clock, emailDir: mailDir, realtime: ws?.sink}),
         instances: this.flags.instances,
-        onEvent: (service, event) => {
-          if (event.type === 'bus_error') this.warn(`${service}: bus error (${event.phase}): ${(event.error as Error)?.message ?? event.error}; retrying`)
-          if (event.type === 'dead_lettered') this.log(`${service}: dead-lettered ${event.record.event_type ?? 'an unparseable message'} ${event.record.event_id ?? event.record.delivery_id}: ${event.record.error.error.message}`)
-        },
-        onRelayError: (error) => this.warn(`outbox relay: ${(error as Error)?.message ?? error}; retrying`),
+        // With workers, what runs here is realtime at most, which derives no events: the workers relay.
+        relay: inWorkers.length === 0,
+        onEvent,
+        onRelayError,
       })
+      const pool =
+        inWorkers.length === 0
+          ? null
+          : startServiceWorkers({
+              endpoints: endpoints!,
+              catalogPath: this.flags.catalog,
+              services: inWorkers,
+              workers,
+              instances: this.flags.instances,
+              clock: runtime.clock,
+              emailDir: mailDir,
+              metrics: runtime.metrics,
+              onEvent,
+              onRelayError,
+              onWorkerExit: (exit) =>
+                this.warn(`the worker running ${exit.services.join(', ')} died (${exit.error?.message ?? `exit code ${exit.exitCode}`}); ${exit.restarting ? 'starting it again' : 'it keeps dying on start: given up'}`),
+              onLog: (line) => this.log(line),
+            })
+      const stats = () => [...host.stats(), ...(pool?.stats() ?? [])]
+
       // Handlers first, then the line that says we run: a signal in between would kill us undrained.
       const stopRequested = new Promise<void>((resolve) => {
         const onSignal = (signal: string) => {
@@ -84,7 +125,15 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
         process.on('SIGINT', onSigint)
         process.on('SIGTERM', onSigterm)
       })
-      this.log(`Running ${services.map((s) => s.name).join(', ')} (${this.flags.instances} runner(s) each). Ctrl+C to drain and stop.`)
+      if (pool) {
+        // A worker that cannot start at all (the store or bus refuses it) ends the command.
+        await Promise.race([pool.ready, stopRequested]).catch(async (error) => {
+          await Promise.all([pool.terminate(), host.stop()])
+          throw error
+        })
+      }
+      const placement = pool ? `, in ${pool.assignment.length} worker thread(s): ${pool.assignment.map((g) => g.join(', ')).join(' | ')}${inThread.length > 0 ? ` | main thread: ${inThread.join(', ')}` : ''}` : ''
+      this.log(`Running ${names.join(', ')} (${this.flags.instances} runner(s) each${placement}). Ctrl+C to drain and stop.`)
 
       let last = new Map<string, number>()
       let lastAt = Date.now()
@@ -92,9 +141,11 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
       const timer = every > 0
         ? setInterval(() => {
             const now = Date.now()
-            const byService = statsByService(host.stats())
+            const byService = statsByService(stats())
             const parts: string[] = []
-            for (const [name, s] of byService) {
+            for (const name of names) {
+              const s = byService.get(name)
+              if (!s) continue
               const rate = ((s.handled - (last.get(name) ?? 0)) * 1000) / Math.max(1, now - lastAt)
               parts.push(`${name} ${Math.round(rate)}/s${s.deadLettered ? ` dlq ${s.deadLettered}` : ''}`)
             }
@@ -106,8 +157,8 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
 
       await stopRequested
       if (timer) clearInterval(timer)
-      await host.stop()
-      const totals = [...statsByService(host.stats()).values()]
+      await Promise.all([host.stop(), pool?.stop({drainTimeoutMs: 10_000})])
+      const totals = [...statsByService(stats()).values()]
       this.log(`Stopped: ${totals.reduce((n, s) => n + s.handled, 0)} events handled, ${totals.reduce((n, s) => n + s.deadLettered, 0)} dead-lettered.`)
     } finally {
       for (const close of closers) await close()
