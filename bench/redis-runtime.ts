@@ -1,7 +1,15 @@
-/** The Redis bus with the in-process store: the embedded default without a mongod, for benchmarks. */
+/**
+ * Runtimes on a Redis bus for the benchmarks: with the in-process store (the bus's numbers, not a
+ * store's; one thread), or with a fresh SQLite store file (the embedded default: shareable, so the
+ * services can run in worker threads).
+ */
+import {mkdtempSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
 import {SystemClock} from '../src/runtime/clock.js'
 import {createMemoryLeaderboards, createMemoryStore} from '../src/runtime/memory/index.js'
 import {createMetrics} from '../src/runtime/metrics/index.js'
+import {openRuntime} from '../src/runtime/open.js'
 import {createRedisBus} from '../src/runtime/redis/bus.js'
 import type {Runtime} from '../src/runtime/runtime.js'
 
@@ -18,6 +26,20 @@ export async function redisBusWithMemoryStore(url: string): Promise<Runtime> {
       await bus.close()
       await store.close()
       await leaderboards.close()
+    },
+  }
+}
+
+/** The Redis bus and a SQLite store in a fresh temp dir, removed on close. */
+export async function redisBusWithSqliteStore(url: string): Promise<Runtime> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'tektree-bench-sqlite-'))
+  const runtime = await openRuntime({busUrl: url, storeUrl: `sqlite:${path.join(dir, 'store.db')}`, ephemeral: true})
+  return {
+    ...runtime,
+    describe: () => runtime.describe(),
+    close: async () => {
+      await runtime.close()
+      rmSync(dir, {recursive: true, force: true})
     },
   }
 }

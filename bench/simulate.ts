@@ -3,18 +3,22 @@
  * (and on Redis when TEKTREE_REDIS_URL / --redis-url is given) and prints what was achieved:
  * simulated events/s, all events/s incl. derived, publish and delivery p95, backlog.
  *
- *   npm run bench:one -- bench/simulate.ts [--rates 500,1000,2000,5000] [--seconds 10] [--targets in-process,redis] [--redis-url URL [--mongo-url URL | --full]]
- *                             [--services tektree|sink|none]
+ *   npm run bench:one -- bench/simulate.ts [--rates 500,1000,2000,5000] [--seconds 10] [--targets in-process,redis,sqlite] [--redis-url URL [--mongo-url URL | --full]]
+ *                             [--services tektree|sink|none] [--workers 1,2] [--max-backlog N]
  *
  * --services sink runs one no-op consumer group on every type, to measure the bus alone (the default
- * when the TekTree services are not part of the build).
+ * when the TekTree services are not part of the build). --targets sqlite is the Redis bus with a
+ * SQLite store file (the embedded default): shareable, so --workers N runs the services in N worker
+ * threads (1 = on the generator's thread); on the other targets the services always share its thread.
+ * --max-backlog 0 (the default here) measures what the services carry without the generator ever
+ * being held back; give a bound to see backpressure.
  */
 import {parseArgs} from 'node:util'
 import Table from 'cli-table3'
 import type {Runtime} from '../src/runtime/runtime.js'
 import {runSimulation} from '../src/simulator/run.js'
 import {parseScenario} from '../src/simulator/scenario.js'
-import {redisBusWithMemoryStore} from './redis-runtime.js'
+import {redisBusWithMemoryStore, redisBusWithSqliteStore} from './redis-runtime.js'
 import {servicesAvailable, type SimService} from '../src/simulator/services-bridge.js'
 
 const {values} = parseArgs({
@@ -25,8 +29,11 @@ const {values} = parseArgs({
     'mongo-url': {type: 'string', default: process.env.TEKTREE_MONGO_URL},
     services: {type: 'string'},
     full: {type: 'boolean', default: false},
-    /** in-process, redis (the Redis targets need --redis-url). */
+    /** in-process, redis, sqlite (the Redis targets need --redis-url). */
     targets: {type: 'string', default: 'in-process,redis'},
+    /** Worker threads for the services, one run per value (shareable targets only; else 1). */
+    workers: {type: 'string', default: '1'},
+    'max-backlog': {type: 'string', default: '0'},
   },
 })
 
@@ -35,23 +42,27 @@ const sink: SimService = {name: 'bench-sink', consumes: ['**'], handle: () => un
 const services: SimService[] | undefined = mode === 'sink' ? [sink] : mode === 'none' ? [] : undefined
 const rates = values.rates!.split(',').map(Number)
 const seconds = Number(values.seconds)
-type Target = {name: string; redisUrl?: string; mongoUrl?: string; inProcess?: boolean; runtime?: () => Promise<Runtime>}
-const targets: Target[] = [{name: 'in-process', inProcess: true}]
+type Target = {key: string; name: string; redisUrl?: string; mongoUrl?: string; inProcess?: boolean; runtime?: () => Promise<Runtime>}
+const targets: Target[] = [{key: 'in-process', name: 'in-process', inProcess: true}]
 if (values['redis-url']) {
   const url = values['redis-url']
   // The Redis bus alone: in-process store, so the numbers are the bus's, not the store's.
   targets.push({
+    key: 'redis',
     name: 'redis bus + in-process store',
     runtime: () => redisBusWithMemoryStore(url),
   })
+  targets.push({key: 'sqlite', name: 'redis bus + sqlite store', runtime: () => redisBusWithSqliteStore(url)})
   // The full path on servers: with --mongo-url, or the store openRuntime finds (discovery / its own server).
-  if (values['mongo-url'] || values['full']) targets.push({name: 'redis + mongodb', redisUrl: url, mongoUrl: values['mongo-url']})
+  if (values['mongo-url'] || values['full']) targets.push({key: 'redis', name: 'redis + mongodb', redisUrl: url, mongoUrl: values['mongo-url']})
 }
 
 const wanted = values.targets!.split(',')
-const selected = targets.filter((t) => wanted.some((w) => (w === 'in-process' ? t.inProcess : !t.inProcess)))
-const table = new Table({head: ['runtime', 'target/s', 'simulated/s', 'all/s', 'publish p95', 'delivery p95', 'max backlog', 'generator behind', 'services behind', 'drained']})
-for (const target of selected) {
+const selected = targets.filter((t) => wanted.includes(t.key))
+const workerCounts = values.workers!.split(',').map(Number)
+const maxBacklog = Number(values['max-backlog'])
+const table = new Table({head: ['runtime', 'workers', 'target/s', 'simulated/s', 'all/s', 'publish p95', 'delivery p95', 'max backlog', 'generator behind', 'services behind', 'drained']})
+for (const target of selected) for (const workers of target.key === 'sqlite' ? workerCounts : [1]) {
   // A short unrecorded run first: the first measured rate would otherwise pay for JIT warm-up.
   for (const [rate, warmUp] of [[rates[0], true] as const, ...rates.map((r) => [r, false] as const)]) {
     const scenario = parseScenario(
@@ -66,21 +77,22 @@ for (const target of selected) {
     )
     const runtime = target.runtime ? await target.runtime() : undefined
     const report = await runSimulation(
-      {scenario, runtime, redisUrl: target.redisUrl, mongoUrl: target.mongoUrl, inProcess: target.inProcess, drainTimeoutMs: 60_000, services},
-      {onProgress: (p) => process.stderr.write(`\r${target.name} ${rate}/s${warmUp ? ' (warm-up)' : ''}: sent ${p.sent} lag ${p.backlog}   `)},
+      {scenario, runtime, redisUrl: target.redisUrl, mongoUrl: target.mongoUrl, inProcess: target.inProcess, drainTimeoutMs: 60_000, services, workers, maxBacklog},
+      {onProgress: (p) => process.stderr.write(`\r${target.name} x${workers} ${rate}/s${warmUp ? ' (warm-up)' : ''}: sent ${p.sent} lag ${p.backlog}${p.heldBack ? ' held back' : ''}   `)},
     )
     await runtime?.close()
     process.stderr.write('\n')
     if (warmUp) continue
     table.push([
       target.name,
+      report.workers === 0 ? 'main thread' : report.workers,
       rate,
       report.rate.achieved.toFixed(0),
       report.rate.achievedTotal.toFixed(0),
       report.latency.publish.count ? `${report.latency.publish.p95.toFixed(2)} ms` : 'n/a',
       report.latency.delivery.count ? `${report.latency.delivery.p95.toFixed(2)} ms` : 'n/a',
       report.maxBacklog,
-      report.rate.fellBehind ? 'yes' : 'no',
+      report.rate.fellBehind ? (report.rate.heldBackMs > 0 ? `yes (held back ${(report.rate.heldBackMs / 1000).toFixed(1)} s)` : 'yes') : 'no',
       report.servicesFellBehind ? 'yes' : 'no',
       report.drained ? 'yes' : `no (${report.drainMs} ms)`,
     ])
