@@ -8,7 +8,8 @@
  *
  * Handlers read through a view that shows the store plus every write not yet committed, in order:
  * an event sees what earlier events of this runner wrote, committed or not. find() and count() see
- * committed documents only (no handler decides from them).
+ * committed documents only (no handler decides from them). On a store without transactions the
+ * view is the store itself: writes apply at once, each under its own guard.
  */
 import type {EventEnvelope} from './envelope.js'
 import {APPLIED_FIELD, applyUpdate} from './projection-update.js'
@@ -230,6 +231,10 @@ export class PendingUnits<T> {
    * read-only view) takes its writes.
    */
   view(store: Store, own: WriteSet): Store {
+    // Without transactions (a standalone mongod) a unit cannot be atomic anyway: writes go straight
+    // to the store, each guarded on its own, where every process sees them at once; the unit then
+    // carries the derived events and the ledger marks only.
+    if (!store.transactional) return store
     const heldHere = (collection: string, id: string, eventId: string) => this.siblings.layers(own).some((layer) => layer.holds(collection, id, eventId))
     const projections: ProjectionStore = {
       get: (collection, id) => this.read(store, own, collection, id),

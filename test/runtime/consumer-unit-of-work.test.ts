@@ -132,6 +132,29 @@ describe('consumer runner: one unit of work per commit', () => {
     expect(record.attempts).toBe(4)
     await until(() => expect(handle.stats().acked).toBe(4))
   })
+  it('on a store without transactions, writes go straight to the store; derived events and marks follow in the commit', async () => {
+    const group = serviceName()
+    ;(h.store as {transactional: boolean}).transactional = false
+    const commits = interceptCommit(h, (writes, commit) => commit(writes))
+    const event = h.event('user.registered')
+    await h.send([event])
+    let inStoreDuringHandler: unknown
+    const handle = h.start({
+      name: group,
+      consumes: ['user.registered'],
+      async handle(e, ctx) {
+        await ctx.store.projections.applyOnce('uow_direct', 'a', e.event_id, {$inc: {n: 1}})
+        inStoreDuringHandler = (await h.store.projections.get('uow_direct', 'a'))?.n
+        ctx.emit('user.registered', {...e.payload})
+      },
+    })
+    await until(() => expect(handle.stats().acked).toBe(1))
+    expect(inStoreDuringHandler).toBe(1)
+    const withWork = commits.filter((w) => (w.events?.length ?? 0) > 0)
+    expect(withWork).toHaveLength(1)
+    expect(withWork[0].projections).toEqual([])
+    expect(withWork[0].marks?.[0].keys).toEqual([event.event_id])
+  })
 })
 
 describe('consumer runner: attempts counted from the bus', () => {
