@@ -118,10 +118,12 @@ export function renderSummary(report: SimulationReport, options: {color?: boolea
     {Services: report.services.length > 0 ? `${report.services.join(', ')}${report.workers > 0 ? `  (${report.workers} worker thread${report.workers > 1 ? 's' : ''}${report.workerRestarts > 0 ? `, ${report.workerRestarts} restarted` : ''})` : ''}` : 'none'},
     {Duration: `${ms(report.durationMs)} generating + ${ms(report.drainMs)} draining${report.interrupted ? '  (interrupted)' : ''}`},
     {Throughput: `${n(report.rate.achieved)}/s simulated (target ${n(report.rate.target)}/s)${report.rate.fellBehind ? '  FELL BEHIND' : ''}`},
-    ...(report.rate.heldBackMs > 0 || report.rate.notGenerated > 0
+    ...(report.rate.notGenerated > 0 || report.rate.heldBackMs > 0
       ? [
           {
-            'Held back': `${ms(report.rate.heldBackMs)} paused with the backlog over ${n(report.rate.maxBacklog)}; ${n(report.rate.notGenerated)} events of the plan not generated (the rate above is what was sustained)`,
+            'Not generated': `${n(report.rate.notGenerated)} events of the plan (${
+              report.rate.heldBackMs > 0 ? `held back ${ms(report.rate.heldBackMs)} with the backlog over ${n(report.rate.maxBacklog)}` : 'the generator could not keep up'
+            }); the rate above is what was sustained`,
           },
         ]
       : []),

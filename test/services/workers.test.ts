@@ -1,13 +1,31 @@
 /**
- * The parts of the services workers that need no thread: how groups are dealt, how a clock is
- * carried to another thread, how metrics recorded elsewhere merge into the parent's, and how
- * errors cross postMessage.
+ * The services workers without a server: how groups are dealt, how a clock is carried to another
+ * thread, how metrics recorded elsewhere merge into the parent's, how errors cross postMessage, and
+ * the threads' lifecycle (each on a private in-process bus: no events flow between them here; the
+ * end-to-end runs are in workers.int.test.ts).
  */
-import {describe, expect, it} from 'vitest'
+import {mkdtempSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
+import {fileURLToPath} from 'node:url'
+import {afterEach, describe, expect, it} from 'vitest'
 import {SystemClock, VirtualClock} from '../../src/runtime/clock.js'
 import {createMetrics} from '../../src/runtime/metrics/index.js'
 import {SERVICE_NAMES} from '../../src/services/index.js'
-import {assignGroups, clockFromSpec, clockSpec, fromWireError, GROUP_WEIGHTS, toWireError, toWireEvent} from '../../src/services/workers.js'
+import {
+  assignGroups,
+  clockFromSpec,
+  clockSpec,
+  fromWireError,
+  GROUP_WEIGHTS,
+  startServiceWorkers,
+  toWireError,
+  toWireEvent,
+  type ServiceWorkers,
+  type ServiceWorkersOptions,
+  type WorkerExit,
+} from '../../src/services/workers.js'
+import {until} from '../contracts/helpers.js'
 
 describe('assignGroups', () => {
   it('deals whole groups, each once, the two heaviest to different workers', () => {
@@ -97,5 +115,50 @@ describe('errors across threads', () => {
   it('a runner event with an error survives structured clone', () => {
     const event = toWireEvent({type: 'bus_error', phase: 'fetch', error: Object.assign(new Error('down'), {code: 'X'}), backoffMs: 50})
     expect(structuredClone(event)).toMatchObject({type: 'bus_error', phase: 'fetch', backoffMs: 50, error: {message: 'down', code: 'X'}})
+  })
+})
+
+describe('the worker threads themselves (each with a private in-process bus: plumbing only)', () => {
+  const started: ServiceWorkers[] = []
+  afterEach(async () => {
+    await Promise.all(started.splice(0).map((pool) => pool.terminate()))
+  })
+
+  function pool(store: string, extra: Partial<ServiceWorkersOptions> = {}): ServiceWorkers {
+    const workers = startServiceWorkers({
+      endpoints: {bus: 'memory:', store},
+      services: ['search', 'cache', 'email'],
+      workers: 2,
+      clock: new SystemClock(),
+      metrics: createMetrics(),
+      reportEveryMs: 50,
+      ...extra,
+    })
+    started.push(workers)
+    return workers
+  }
+
+  it('start, report every group, restart a killed worker with its groups, stop gracefully', {timeout: 60_000}, async () => {
+    const exits: WorkerExit[] = []
+    const workers = pool(`sqlite:${path.join(mkdtempSync(path.join(tmpdir(), 'tektree-pool-')), 'store.db')}`, {onWorkerExit: (exit) => exits.push(exit)})
+    await workers.ready
+    await until(() => workers.stats().length === 3, {timeoutMs: 10_000, message: 'a report from every worker'})
+    const victim = workers.assignment.findIndex((groups) => groups.includes('search'))
+    expect(workers.killWorker(victim)).toBe(true)
+    await until(() => exits.length === 1 && workers.stats().filter((s) => s.group === 'search').length === 2, {timeoutMs: 20_000, message: 'the killed worker back'})
+    expect(exits[0]).toMatchObject({worker: victim, restarting: true, services: workers.assignment[victim]})
+    expect(workers.restarts()).toBe(1)
+    await workers.stop()
+    expect(exits).toHaveLength(1) // a stop is not a death
+    expect(workers.killWorker(0)).toBe(false)
+  })
+
+  it('a worker that dies on every start (an uncaught error) is given up, and ready says why', {timeout: 60_000}, async () => {
+    const exits: WorkerExit[] = []
+    // A store file under a regular file cannot be opened: the worker's start throws.
+    const workers = pool(`sqlite:${path.join(fileURLToPath(import.meta.url), 'store.db')}`, {maxStartFailures: 2, onWorkerExit: (exit) => exits.push(exit)})
+    await expect(workers.ready).rejects.toThrow(/could not start/)
+    await until(() => exits.filter((e) => !e.restarting).length > 0, {timeoutMs: 20_000})
+    expect(exits.every((e) => e.error !== null)).toBe(true)
   })
 })

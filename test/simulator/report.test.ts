@@ -65,6 +65,20 @@ describe('report', () => {
     expect(text).not.toMatch(/SERVICES FELL BEHIND/)
     expect(renderSummary(report({maxBacklog: 90_000, servicesFellBehind: true}))).toMatch(/90,000 +SERVICES FELL BEHIND/)
   })
+
+  it('says how much of the plan was not generated, and whether backpressure or the generator was why', () => {
+    expect(renderSummary(report())).not.toMatch(/Not generated/)
+    const rate = {target: 100_000, achieved: 1800, achievedTotal: 4000, fellBehind: true, maxBacklog: 50_000}
+    const held = renderSummary(report({rate: {...rate, heldBackMs: 13_700, notGenerated: 1_961_571}}))
+    expect(held).toMatch(/1,961,571 events of the plan \(held back 13\.70 s with the backlog over 50,000\)/)
+    const slow = renderSummary(report({rate: {...rate, heldBackMs: 0, notGenerated: 4_000}}))
+    expect(slow).toMatch(/4,000 events of the plan \(the generator could not keep up\)/)
+  })
+
+  it('names the worker threads the services ran in, and restarts', () => {
+    expect(renderSummary(report({workers: 2, workerRestarts: 1}))).toMatch(/gamification +\(2 worker threads, 1 restarted\)/)
+    expect(renderSummary(report())).not.toMatch(/worker thread/)
+  })
 })
 
 describe('progress', () => {
@@ -73,6 +87,7 @@ describe('progress', () => {
   it('formats one line', () => {
     expect(formatProgress(p)).toBe('1m05s | rate 990/1,000/s | sent 1,234 | processed 1,200 | lag 34 | p95 12.3ms | DLQ 1 | ETA 5s')
     expect(formatProgress({...p, backlog: 40_000, lagGrowing: true})).toContain('lag 40,000 GROWING')
+    expect(formatProgress({...p, behind: true, heldBack: true})).toContain('rate 990/1,000/s HELD BACK')
   })
 
   it('rewrites one line on a TTY, prints periodic lines otherwise', () => {
