@@ -67,13 +67,16 @@ Exit codes: 0 all assertions hold, 1 an assertion failed, 2 a usage error (bad s
     const human = !this.jsonEnabled()
     const progress = createProgressWriter(process.stderr)
     const controller = new AbortController()
-    const onSigint = () => {
-      // The first Ctrl+C stops generation and still reports; a second one gets the default behaviour.
-      process.off('SIGINT', onSigint)
+    const onSignal = () => {
+      // The first Ctrl+C (or SIGTERM) stops generation; the services workers drain, and the run still
+      // reports. A second one gets the default behaviour: the process ends, its threads with it.
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
       if (human) process.stderr.write('\nStopping: draining briefly, then the report (Ctrl+C again to quit now)\n')
       controller.abort()
     }
-    process.on('SIGINT', onSigint)
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
     let report: SimulationReport
     try {
       report = await runSimulation(
@@ -96,7 +99,8 @@ Exit codes: 0 all assertions hold, 1 an assertion failed, 2 a usage error (bad s
         },
       )
     } finally {
-      process.off('SIGINT', onSigint)
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
       progress.done()
     }
 
