@@ -10,7 +10,8 @@
  *
  * A worker that dies (an uncaught error, process.exit in the thread, terminate) is started again
  * with its groups: what it held unacked is redelivered by the bus after the visibility timeout, and
- * the group's ledger and per-document guards keep the effects to once. Threads, not processes: one
+ * the group's unit of work (effects, derived events and ledger mark committed together) keeps the
+ * effects to once. Threads, not processes: one
  * process keeps one set of metrics, one Ctrl+C and one exit code, and a thread starts in a fraction
  * of a process's time; nothing the services do needs a process of its own.
  */
@@ -58,6 +59,7 @@ export function shareableEndpoints(runtime: Runtime): {bus: string; store: strin
 export function assignGroups(groups: readonly string[], workers: number, weights: Readonly<Record<string, number>> = GROUP_WEIGHTS): string[][] {
   const n = Math.max(1, Math.min(Math.floor(workers), groups.length))
   const bins = Array.from({length: n}, () => ({load: 0, groups: [] as string[]}))
+  // A group the table does not know (another service set) counts as a light one.
   const weight = (group: string) => weights[group] ?? 5
   const order = [...groups].sort((a, b) => weight(b) - weight(a) || a.localeCompare(b))
   for (const group of order) {
