@@ -2,7 +2,8 @@
  * The TekTree services in worker threads, on a shareable runtime (redis-server from the integration
  * tier + a SQLite store file): the simulator's faults and metrics reach the parent, a worker that
  * dies is started again and its work still takes effect once (the oracle finds no difference), and
- * `tektree services` runs its groups in workers and drains on SIGTERM.
+ * `tektree services` runs its groups in workers (realtime beside its WebSocket endpoint) and drains
+ * on SIGTERM.
  * Redis databases 12 and 13 (flushed first) keep these runs apart from the other suites.
  */
 import {spawn, type ChildProcess} from 'node:child_process'
@@ -12,6 +13,7 @@ import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {Redis} from 'ioredis'
 import {afterEach, describe, expect, inject, it} from 'vitest'
+import {WebSocket} from 'ws'
 import {loadCatalog} from '../../src/catalog/load.js'
 import {VirtualClock} from '../../src/runtime/clock.js'
 import {openRuntime} from '../../src/runtime/open.js'
@@ -137,16 +139,24 @@ describe.skipIf(!redisUrl)(`services in worker threads ${redisUrl ? '' : `(skipp
     expect(pool.stats().filter((s) => s.group === 'gamification')).toHaveLength(2)
   })
 
-  it('tektree services runs its groups in worker threads, writes the mails there, and drains on SIGTERM', {timeout: 240_000}, async () => {
+  it('tektree services runs its groups in worker threads, writes the mails there, pushes over WebSocket from the main thread, and drains on SIGTERM', {timeout: 240_000}, async () => {
     const admin = new Redis(`${redisUrl}/12`)
     await admin.flushdb()
     admin.disconnect()
     const dir = mkdtempSync(path.join(tmpdir(), 'tektree-services-workers-'))
     const env = {TEKTREE_BUS_URL: `${redisUrl}/12`, TEKTREE_STORE_URL: `sqlite:${path.join(dir, 'store.db')}`, TEKTREE_DATA_DIR: path.join(dir, 'data')}
     const mailDir = path.join(dir, 'mail')
-    const services = start(['services', '--workers', '2', '--status-every', '0', '--mail-dir', mailDir], env)
+    const services = start(['services', '--workers', '2', '--status-every', '0', '--mail-dir', mailDir, '--ws-port', '0'], env)
     await until(() => services.stdout.includes('Running gamification'), {timeoutMs: 60_000, intervalMs: 100, message: 'services running'})
     expect(services.stdout).toContain('in 2 worker thread(s)')
+    // Realtime runs beside the WebSocket endpoint, on the main thread; its pushes reach a client.
+    expect(services.stdout).toContain('main thread: realtime')
+    const wsUrl = /Real-time pushes: (ws:\/\/[^/]+)\/ws\/notifications/.exec(services.stdout)![1]
+    const pushes: string[] = []
+    const client = new WebSocket(`${wsUrl}/ws/notifications`)
+    client.on('message', (data) => pushes.push(String(data)))
+    await new Promise((resolve, reject) => client.once('open', resolve).once('error', reject))
+    cleanups.push(() => client.terminate())
 
     const scenario = path.join(dir, 'load.yaml')
     writeFileSync(scenario, ['name: threads', 'seed: 5', 'population: {users: 60, areas: 3}', 'rate: {shape: step, stages: [{duration: 10s, target: 100}]}', 'events: 300', 'services: []', ''].join('\n'))
@@ -166,6 +176,7 @@ describe.skipIf(!redisUrl)(`services in worker threads ${redisUrl ? '' : `(skipp
       throw new Error(`${error.message}\nlast verify:\n${last.slice(0, 3000)}`)
     })
     expect(readdirSync(mailDir).some((name) => name.endsWith('.eml'))).toBe(true)
+    expect(pushes.length).toBeGreaterThan(0)
 
     services.child.kill('SIGTERM')
     expect(await services.exited, services.stderr).toBe(0)
