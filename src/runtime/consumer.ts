@@ -398,7 +398,11 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
 
   const flush = async (): Promise<void> => {
     while (!pending.idle && !crashed && subscription) {
-      const unit = pending.take()
+      const unit = await pending.take()
+      if (crashed) {
+        pending.settle(unit)
+        return
+      }
       const committed = unit.segments.length > 0 ? await commitUnit(unit) : []
       pending.settle(unit)
       if (crashed) return

@@ -91,23 +91,34 @@ export function unitWrites<T>(writes: WriteSet, segments: readonly Segment<T>[],
  */
 class Siblings {
   readonly members = new Set<PendingUnits<unknown>>()
-  /** Bumped whenever a unit starts or ends committing: a read that spans either is taken again. */
-  generation = 0
-  private waiters: Array<() => void> = []
-
-  changed(): void {
-    this.generation++
-  }
+  /**
+   * Reads of the store under way. A base read and a commit never overlap: a read waits for the
+   * commits under way, a commit for the reads, so a read sees a unit either in the store or in
+   * the layers, never in both (a double count) nor in neither.
+   */
+  reading = 0
+  private settleWaiters: Array<() => void> = []
+  private readWaiters: Array<() => void> = []
 
   settled(): void {
-    this.generation++
-    const waiters = this.waiters
-    this.waiters = []
+    const waiters = this.settleWaiters
+    this.settleWaiters = []
     for (const wake of waiters) wake()
   }
 
   nextSettle(): Promise<void> {
-    return new Promise((resolve) => this.waiters.push(resolve))
+    return new Promise((resolve) => this.settleWaiters.push(resolve))
+  }
+
+  doneReading(): void {
+    if (--this.reading > 0) return
+    const waiters = this.readWaiters
+    this.readWaiters = []
+    for (const wake of waiters) wake()
+  }
+
+  async noReads(): Promise<void> {
+    while (this.reading > 0) await new Promise<void>((resolve) => this.readWaiters.push(resolve))
   }
 
   get committing(): boolean {
@@ -193,12 +204,12 @@ export class PendingUnits<T> {
     return this.committing.length > 0
   }
 
-  /** The open unit, to commit now; a fresh one takes its place. */
-  take(): Unit<T> {
+  /** The open unit, to commit now (once no read of the store is under way); a fresh one takes its place. */
+  async take(): Promise<Unit<T>> {
+    await this.siblings.noReads()
     const unit = this.open
     this.open = new Unit<T>()
     this.committing.push(unit)
-    this.siblings.changed()
     return unit
   }
 
@@ -269,21 +280,16 @@ export class PendingUnits<T> {
     }
   }
 
-  /**
-   * A unit being committed may already be in the store, or not yet, or (on a store without
-   * transactions) in part: a read waits until none is, and is taken again if one started meanwhile.
-   */
+  /** A unit being committed may be in the store or not yet: a read waits until none is. */
   private async read(store: Store, own: WriteSet, collection: string, id: string): Promise<ProjectionDoc | null> {
     const siblings = this.siblings
-    let base: ProjectionDoc | null = null
-    for (let tries = 1; tries <= 10; tries++) {
-      if (siblings.committing) {
-        await siblings.nextSettle()
-        continue
-      }
-      const generation = siblings.generation
+    while (siblings.committing) await siblings.nextSettle()
+    let base: ProjectionDoc | null
+    siblings.reading++
+    try {
       base = await store.projections.get(collection, id)
-      if (generation === siblings.generation) break
+    } finally {
+      siblings.doneReading()
     }
     let doc: Record<string, unknown> | null = base
     for (const layer of siblings.layers(own)) {

@@ -215,10 +215,50 @@ describe('uncommitted writes as the runners of a group read them', () => {
     a.leave()
     expect((await b.view(h.store, b.begin()).projections.get('uow_sib', 'u'))?.xp).toBe(107)
     // and once b commits, the store has exactly what it committed
-    const unit = b.take()
+    const unit = await b.take()
     await h.store.commit(unit.toStoreWrites('handled:g-siblings', 60_000))
     b.settle(unit)
     expect((await h.store.projections.get('uow_sib', 'u'))?.xp).toBe(107)
     expect((await b.view(h.store, b.begin()).projections.get('uow_sib', 'u'))?.xp).toBe(107)
+  })
+})
+
+describe('reads and commits never overlap', () => {
+  it('a commit waits for a read under way; a read waits for a commit under way', async () => {
+    const units = new PendingUnits<string>(h.store, 'g-overlap')
+    const writes = units.begin()
+    await units.view(h.store, writes).projections.applyOnce('uow_overlap', 'u', 'e1', {$inc: {n: 1}})
+    units.complete('e1', writes, 'ack')
+    // given a store read that does not answer yet
+    let answer!: () => void
+    const gate = new Promise<void>((resolve) => (answer = resolve))
+    const store = Object.create(h.store) as typeof h.store
+    let reads = 0
+    store.projections = {
+      ...h.store.projections,
+      get: async (collection, id) => {
+        reads++
+        await gate
+        return h.store.projections.get(collection, id)
+      },
+    }
+    const reading = units.view(store, units.begin()).projections.get('uow_overlap', 'u')
+    // when the runner wants to commit, it waits until the read has its answer
+    let taken = false
+    const taking = units.take().then((unit) => ((taken = true), unit))
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(taken).toBe(false)
+    answer()
+    expect((await reading)?.n).toBe(1)
+    const unit = await taking
+    // and while that unit is being committed, a new read waits for it to settle
+    await h.store.commit(unit.toStoreWrites('handled:g-overlap', 60_000))
+    const before = reads
+    const next = units.view(store, units.begin()).projections.get('uow_overlap', 'u')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(reads).toBe(before)
+    units.settle(unit)
+    // then it reads the store, which now has the unit, counted once
+    expect((await next)?.n).toBe(1)
   })
 })
