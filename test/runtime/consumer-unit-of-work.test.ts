@@ -4,7 +4,7 @@
  * succeeded and before the ack; and attempts are counted from the bus's delivery count.
  */
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
-import type {StoreWrites} from '../../src/runtime/ports.js'
+import type {ProjectionStore, StoreWrites} from '../../src/runtime/ports.js'
 import {PendingUnits} from '../../src/runtime/unit-of-work.js'
 import {createHarness, serviceName, until, type Harness} from './consumer-harness.js'
 
@@ -234,9 +234,9 @@ describe('reads and commits never overlap', () => {
     const gate = new Promise<void>((resolve) => (answer = resolve))
     const store = Object.create(h.store) as typeof h.store
     let reads = 0
-    store.projections = {
+    ;(store as {projections: ProjectionStore}).projections = {
       ...h.store.projections,
-      get: async (collection, id) => {
+      get: async (collection: string, id: string) => {
         reads++
         await gate
         return h.store.projections.get(collection, id)

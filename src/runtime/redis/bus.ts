@@ -383,8 +383,15 @@ export class RedisBus implements Bus {
 
   /** XINFO GROUPS `lag` (Redis 7); when Redis cannot tell (after deletions), count what follows last-delivered-id. */
   private async lagOf(stream: string, info: Record<string, unknown>): Promise<number> {
-    if (info.lag !== null && info.lag !== undefined) return Number(info.lag)
     const last = String(info['last-delivered-id'] ?? '0-0')
+    if (info.lag !== null && info.lag !== undefined) {
+      const lag = Number(info.lag)
+      if (lag === 0) return 0
+      // Redis derives lag from a counter of entries read that a restart from the AOF can leave
+      // wrong: seen stuck at 62,000 with everything delivered. The stream's last entry settles it.
+      const newest = (await this.client.call('XREVRANGE', stream, '+', '-', 'COUNT', '1')) as StreamEntry[]
+      return newest.length === 0 || compareIds(newest[0][0], last) <= 0 ? 0 : lag
+    }
     let count = 0
     let cursor = last
     for (let page = 0; page < 100; page++) {
@@ -738,3 +745,4 @@ export async function createRedisBus(target: RedisTarget & RedisBusOptions, opti
   const connection = await connectRedis(target, {connectTimeoutMs: merged.connectTimeoutMs, connectionName: 'tektree:bus', onError: merged.onError})
   return new RedisBus(connection, merged)
 }
+
