@@ -9,9 +9,10 @@
  * process dies, the lease expires and the events are claimed again. A crash between publish and
  * markPublished sends an event twice: consumers dedupe by event_id.
  *
- * Several relays on one store never lose an event (leases keep them apart, expiry hands a dead
- * relay's events on), but they may reorder events of one aggregate across relays (relay A's batch
- * and relay B's later batch race to the bus). Run ONE relay per store.
+ * Several relays on one store (every process and worker thread has one) never lose an event
+ * (leases keep them apart, expiry hands a dead relay's events on) and keep each aggregate's order:
+ * a claim skips any aggregate another relay holds a live lease on, so its later events cannot race
+ * the earlier ones to the bus (on a standalone mongod two claims at the same instant still can).
  *
  * Idle, it waits for kick() (the publisher calls it after every append) or pollMs: no busy loop.
  */

@@ -210,6 +210,22 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect(ids(reclaimed)).toEqual(ids(events))
       })
 
+      it("claim skips an aggregate another claimer holds a live lease on, until that claimer has published", async () => {
+        const x1 = makeEvent({aggregateId: 'agg-x'})
+        const y1 = makeEvent({aggregateId: 'agg-y'})
+        const x2 = makeEvent({aggregateId: 'agg-x'})
+        await store.events.append([x1, y1, x2])
+        expect(ids(await store.outbox.claim({owner: 'relay-a', limit: 1, leaseMs: 60_000}))).toEqual([x1.event_id])
+        // x2 would overtake x1, which relay-a is publishing
+        expect(ids(await store.outbox.claim({owner: 'relay-b', limit: 10, leaseMs: 60_000}))).toEqual([y1.event_id])
+        // the holder itself goes on in order
+        expect(ids(await store.outbox.claim({owner: 'relay-a', limit: 10, leaseMs: 60_000}))).toEqual([x2.event_id])
+        await store.outbox.markPublished([x1.event_id, x2.event_id, y1.event_id])
+        const x3 = makeEvent({aggregateId: 'agg-x'})
+        await store.events.append([x3])
+        expect(ids(await store.outbox.claim({owner: 'relay-b', limit: 10, leaseMs: 60_000}))).toEqual([x3.event_id])
+      })
+
       it('concurrent claimers never get the same event', async () => {
         await store.events.append(Array.from({length: 50}, () => makeEvent()))
         const batches = await Promise.all(

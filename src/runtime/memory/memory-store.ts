@@ -315,9 +315,19 @@ export class MemoryStore implements Store {
     this.check()
     const now = this.now()
     const out: EventEnvelope[] = []
+    // Aggregates another claimer holds a live lease on are skipped whole: their later events must
+    // not reach the bus before the earlier ones that claimer is publishing.
+    const heldElsewhere = new Set<string>()
+    for (const entry of this.unpublished.values()) {
+      if (entry.leaseUntil <= now || entry.owner === owner) continue
+      const aggregate = this.log[entry.position].metadata?.aggregate_id
+      if (typeof aggregate === 'string') heldElsewhere.add(aggregate)
+    }
     for (const entry of this.unpublished.values()) {
       if (out.length >= limit) break
       if (entry.leaseUntil > now) continue
+      const aggregate = this.log[entry.position].metadata?.aggregate_id
+      if (typeof aggregate === 'string' && heldElsewhere.has(aggregate)) continue
       entry.leaseUntil = now + leaseMs
       entry.owner = owner
       out.push(this.log[entry.position])

@@ -369,8 +369,15 @@ export class MongoStore implements Store {
     const mine: string[] = []
     for (let round = 0; round < 100 && mine.length < limit; round++) {
       const now = this.now()
+      // Aggregates another claimer holds a live lease on are skipped whole (their later events must
+      // not overtake the earlier ones); without transactions two claimers racing here can still
+      // both pass this check.
+      const heldElsewhere = await this.eventsCollection.distinct('metadata.aggregate_id', {published: false, lease_until: {$gte: now}, lease_owner: {$ne: owner}})
       const candidates = await this.eventsCollection
-        .find({published: false, lease_until: {$lt: now}, _id: {$nin: mine}}, {projection: {_id: 1}})
+        .find(
+          {published: false, lease_until: {$lt: now}, _id: {$nin: mine}, ...(heldElsewhere.length > 0 ? {'metadata.aggregate_id': {$nin: heldElsewhere}} : {})},
+          {projection: {_id: 1}},
+        )
         .sort({seq: 1})
         .limit(limit - mine.length)
         .toArray()

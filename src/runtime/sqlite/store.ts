@@ -405,10 +405,17 @@ export class SqliteStore implements Store {
     this.selectEnvelope = db.prepare('SELECT envelope FROM events WHERE event_id = ?').pluck()
     this.maxSeq = db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck()
     // One statement picks and leases; RETURNING order is unspecified, so rows are sorted by seq after.
+    // An aggregate another relay holds a live lease on is skipped whole: its later events must not
+    // reach the bus before the earlier ones that relay is publishing.
     this.claimEvents = db
       .prepare(
-        `UPDATE events SET lease_until = ?, lease_owner = ?
-         WHERE seq IN (SELECT seq FROM events WHERE published = 0 AND lease_until <= ? ORDER BY seq LIMIT ?)
+        `UPDATE events SET lease_until = @until, lease_owner = @owner
+         WHERE seq IN (
+           SELECT seq FROM events WHERE published = 0 AND lease_until <= @now
+             AND (aggregate_id IS NULL OR aggregate_id NOT IN (
+               SELECT aggregate_id FROM events
+               WHERE published = 0 AND lease_until > @now AND lease_owner IS NOT @owner AND aggregate_id IS NOT NULL))
+           ORDER BY seq LIMIT @limit)
          RETURNING seq, envelope`,
       )
       .raw()
@@ -466,7 +473,7 @@ export class SqliteStore implements Store {
     })
     this.claimTx = immediate(db, (owner: string, limit: number, leaseMs: number) => {
       const now = this.now()
-      const rows = this.claimEvents.all(now + leaseMs, owner, now, limit) as Array<[number, string]>
+      const rows = this.claimEvents.all({until: now + leaseMs, owner, now, limit}) as Array<[number, string]>
       rows.sort((a, b) => a[0] - b[0])
       return rows.map((row) => JSON.parse(row[1]) as EventEnvelope)
     })
