@@ -64,31 +64,9 @@ function errorText(error: unknown): string {
 
 /** Connects, PINGs and disconnects within timeoutMs; throws the reason. */
 export async function checkRedis(url: string, timeoutMs: number): Promise<void> {
-  const {Redis} = await import('ioredis')
-  const client = new Redis(url, {
-    lazyConnect: true,
-    connectTimeout: timeoutMs,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    retryStrategy: () => null,
-    reconnectOnError: () => false,
-  })
-  client.on('error', () => undefined) // the awaited calls below report it
-  let timer: NodeJS.Timeout | undefined
-  try {
-    await Promise.race([
-      (async () => {
-        await client.connect()
-        await client.ping()
-      })(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)
-      }),
-    ])
-  } finally {
-    clearTimeout(timer)
-    client.disconnect()
-  }
+  const {connectRedis} = await import('./redis/connection.js')
+  const connection = await connectRedis({url}, {connectTimeoutMs: timeoutMs})
+  await connection.close()
 }
 
 export function unreachable(kind: 'Redis' | 'MongoDB', source: string, url: string, error: unknown): UserError {

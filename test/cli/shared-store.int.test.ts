@@ -10,6 +10,7 @@
  *   redis-server it started: simulate drains and reports; demo (no handler) exits 130; both stop
  *   their redis-server with SHUTDOWN and remove it from runtime.json.
  */
+import {isAlive} from '../../src/runtime/embedded/discovery.js'
 import {spawn} from 'node:child_process'
 import {existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -83,19 +84,6 @@ function tempDir(): string {
   return dir
 }
 
-function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
-  } catch {
-    return true
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -188,7 +176,7 @@ describe.skipIf(Boolean(reason))(`the CLI on one data dir (${reason ?? 'redis-se
       expect(result!.stderr).toContain('Stopping: draining briefly')
       expect(result!.stdout.length).toBeGreaterThan(0) // the report
       expect(result!.stderr).not.toMatch(/ECONNREFUSED|bus error|Connection is closed/)
-      expect(running(redis.pid)).toBe(false)
+      expect(isAlive(redis.pid)).toBe(false)
       const log = readFileSync(join(dir, 'data', 'redis', 'redis.log'), 'utf8')
       expect(log).not.toContain('Received SIGINT') // the signal never reached it
       expect(log).toContain('User requested shutdown') // stopped by simulate, AOF flushed
@@ -208,7 +196,7 @@ describe.skipIf(Boolean(reason))(`the CLI on one data dir (${reason ?? 'redis-se
       expect(result, 'demo did not end after Ctrl+C').not.toBeNull()
       // It may have finished just before the signal; otherwise it exits as Ctrl+C would have it.
       expect([0, 130]).toContain(result!.code)
-      expect(running(redis.pid)).toBe(false)
+      expect(isAlive(redis.pid)).toBe(false)
       expect(readFileSync(join(dir, 'data', 'redis', 'redis.log'), 'utf8')).not.toContain('Received SIGINT')
       expect(existsSync(join(dir, 'data', 'runtime.json'))).toBe(false)
     } finally {

@@ -6,6 +6,7 @@
  * part fails commands; servers a command starts for its own run; --purge; stale discovery files.
  * Needs redis-server (the integration tier's global setup fails without it under CI=true).
  */
+import {isAlive} from '../../src/runtime/embedded/discovery.js'
 import {spawn} from 'node:child_process'
 import {randomUUID} from 'node:crypto'
 import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
@@ -34,20 +35,6 @@ import {isUserError, type UserError} from '../../src/errors.js'
 const reason = inject('redisUnavailable')
 if (reason) process.stderr.write(`\n[embedded.int] SKIPPED: ${reason}\n`)
 
-/** process.kill(pid, 0) throws ESRCH once the process is gone (reaped). */
-function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
-  } catch {
-    return true
-  }
-}
 
 const dirs: string[] = []
 const tempDir = () => {
@@ -95,7 +82,7 @@ describe.skipIf(Boolean(reason))(`embedded runtime (${reason ?? 'redis-server an
     expect(up.discovery.mongo).toBeUndefined()
     expect(existsSync(join(dataDir, 'store.db'))).toBe(true) // created (and migrated) by up
     const redisPid = up.discovery.redis!.pid
-    expect(running(redisPid)).toBe(true)
+    expect(isAlive(redisPid)).toBe(true)
 
     const status = await embeddedStatus({dataDir})
     expect(status.state).toBe('up')
@@ -133,7 +120,7 @@ describe.skipIf(Boolean(reason))(`embedded runtime (${reason ?? 'redis-server an
     } finally {
       await runtime.close()
     }
-    expect(running(redisPid)).toBe(true) // close() of an attached runtime stops nothing
+    expect(isAlive(redisPid)).toBe(true) // close() of an attached runtime stops nothing
 
     // A second, independent command sees the same bus and store (that is the point of `up`).
     const second = await openRuntime({dataDir, log: () => undefined})
@@ -149,7 +136,7 @@ describe.skipIf(Boolean(reason))(`embedded runtime (${reason ?? 'redis-server an
     expect(down.state).toBe('stopped')
     expect(down.stopped).toEqual([{part: 'redis', pid: redisPid, how: 'terminated'}])
     expect(existsSync(join(dataDir, 'runtime.json'))).toBe(false)
-    expect(running(redisPid)).toBe(false)
+    expect(isAlive(redisPid)).toBe(false)
     expect((await embeddedStatus({dataDir})).state).toBe('down')
     expect(existsSync(join(dataDir, 'redis'))).toBe(true) // data is kept for the next up
     expect(existsSync(join(dataDir, 'store.db'))).toBe(true)
@@ -183,8 +170,8 @@ describe.skipIf(Boolean(reason))(`embedded runtime (${reason ?? 'redis-server an
       expect(await client.incrementOnce('board', 'grace', 5, 'e-1')).toBe(5)
       await sleep(1_500) // appendfsync everysec: what is older than a second is on disk
       process.kill(before.pid, 'SIGKILL')
-      for (let i = 0; i < 100 && running(before.pid); i++) await sleep(50)
-      expect(running(before.pid)).toBe(false)
+      for (let i = 0; i < 100 && isAlive(before.pid); i++) await sleep(50)
+      expect(isAlive(before.pid)).toBe(false)
 
       const status = await embeddedStatus({dataDir})
       expect(status.state).toBe('partial')
@@ -254,13 +241,13 @@ describe.skipIf(Boolean(reason))(`embedded runtime (${reason ?? 'redis-server an
       const child = await childRuntime(dataDir)
       expect(child.bus).toMatchObject({pid, origin: 'embedded'})
       expect(child.score).toBe(3)
-      expect(running(pid)).toBe(true)
+      expect(isAlive(pid)).toBe(true)
 
       // A second runtime of this process shares it; the server stays until the last one closes.
       const second = await openRuntime({dataDir, log: (l) => lines.push(l)})
       expect(second.describe().bus.pid).toBe(pid)
       await second.close()
-      expect(running(pid)).toBe(true)
+      expect(isAlive(pid)).toBe(true)
 
       const status = await embeddedStatus({dataDir})
       expect(status.state).toBe('down')
@@ -268,12 +255,12 @@ describe.skipIf(Boolean(reason))(`embedded runtime (${reason ?? 'redis-server an
       // `down` leaves a running command's server to it.
       const down = await downEmbeddedRuntime({dataDir})
       expect(down.left).toEqual([{part: 'redis', pid, owner_pid: process.pid}])
-      expect(running(pid)).toBe(true)
+      expect(isAlive(pid)).toBe(true)
       expect((await rejection(downEmbeddedRuntime({dataDir, purge: true}))).code).toBe('DATA_IN_USE')
     } finally {
       await first.close()
     }
-    expect(running(pid)).toBe(false)
+    expect(isAlive(pid)).toBe(false)
     expect(readDiscovery(dataDir).state).toBe('absent')
     expect(readFileSync(join(dataDir, 'redis', 'redis.log'), 'utf8')).toContain('User requested shutdown')
 
@@ -298,7 +285,7 @@ describe.skipIf(Boolean(reason))(`embedded runtime (${reason ?? 'redis-server an
     } finally {
       await runtime.close()
     }
-    expect(running(orphan.pid)).toBe(false)
+    expect(isAlive(orphan.pid)).toBe(false)
   })
 
   it('<dataDir>/redis held by a redis-server runtime.json does not list: a private one in a temp dir, said in one line', async () => {
@@ -317,8 +304,8 @@ describe.skipIf(Boolean(reason))(`embedded runtime (${reason ?? 'redis-server an
       } finally {
         await runtime.close()
       }
-      expect(running(pid)).toBe(false)
-      expect(running(foreign.pid)).toBe(true)
+      expect(isAlive(pid)).toBe(false)
+      expect(isAlive(foreign.pid)).toBe(true)
     } finally {
       await stopServer('redis', foreign, 2_000)
     }
@@ -341,7 +328,7 @@ describe.skipIf(Boolean(reason))(`embedded runtime (${reason ?? 'redis-server an
       } finally {
         await worker.close()
       }
-      expect(running(parent.describe().bus.pid!)).toBe(true)
+      expect(isAlive(parent.describe().bus.pid!)).toBe(true)
       expect(await parent.leaderboards.score('b', 'm')).toBe(2)
     } finally {
       await parent.close()
@@ -357,7 +344,7 @@ describe.skipIf(Boolean(reason))(`embedded runtime (${reason ?? 'redis-server an
     expect(dir.startsWith(dataDir)).toBe(false)
     expect(readDiscovery(dataDir).state).toBe('absent')
     await runtime.close()
-    expect(running(pid)).toBe(false)
+    expect(isAlive(pid)).toBe(false)
     expect(existsSync(dir)).toBe(false)
     expect(existsSync(store)).toBe(false)
   })

@@ -3,6 +3,7 @@
  * the discovery file), external URLs (a MongoDB store by URL, whose endpoint names its database), and
  * servers started for one command and stopped by close(). More in embedded.int.test.ts.
  */
+import {isAlive} from '../../src/runtime/embedded/discovery.js'
 import {randomUUID} from 'node:crypto'
 import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -17,20 +18,6 @@ const reason = inject('redisUnavailable') ?? inject('mongoUnavailable')
 const redisReason = inject('redisUnavailable')
 if (reason) process.stderr.write(`\n[open.int] SKIPPED: ${reason}\n`)
 
-/** Alive and not a zombie (an exited child waits a moment to be reaped). */
-function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
-  } catch {
-    return true
-  }
-}
 
 const dirs: string[] = []
 const tempDir = () => {
@@ -74,7 +61,7 @@ describe.skipIf(Boolean(reason))(`openRuntime with real servers (${reason ?? 're
     } finally {
       await runtime.close()
     }
-    expect(running(up.discovery.redis!.pid)).toBe(true) // attached, not owned
+    expect(isAlive(up.discovery.redis!.pid)).toBe(true) // attached, not owned
     // ephemeral never attaches
     const own = await openRuntime({dataDir, ephemeral: true, redisUrl: redisUrl!, mongoUrl: mongoUrl!, database: `test-${randomUUID()}`, log: () => undefined})
     try {
@@ -93,11 +80,11 @@ describe.skipIf(Boolean(redisReason))(`openRuntime with redis-server (${redisRea
     const pid = runtime.describe().bus.pid!
     try {
       expect(runtime.describe().bus).toMatchObject({kind: 'redis', origin: 'embedded'})
-      expect(running(pid)).toBe(true)
+      expect(isAlive(pid)).toBe(true)
       expect(lines.filter((l) => l.includes('for this command'))).toHaveLength(1)
     } finally {
       await runtime.close()
     }
-    expect(running(pid)).toBe(false)
+    expect(isAlive(pid)).toBe(false)
   })
 })
