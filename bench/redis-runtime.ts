@@ -6,12 +6,12 @@
 import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
-import {SystemClock} from '../src/runtime/clock.js'
-import {createMemoryLeaderboards, createMemoryStore} from '../src/runtime/memory/index.js'
-import {createMetrics} from '../src/runtime/metrics/index.js'
-import {openRuntime} from '../src/runtime/open.js'
-import {createRedisBus} from '../src/runtime/redis/bus.js'
-import type {Runtime} from '../src/runtime/runtime.js'
+import {SystemClock} from '../src/core/clock.js'
+import {createMemoryLeaderboards, createMemoryStore} from '../src/adapters/memory/index.js'
+import {createMetrics} from '../src/engine/metrics/index.js'
+import {openRuntime} from '../src/adapters/open.js'
+import {createRedisBus} from '../src/adapters/redis/bus.js'
+import type {Runtime} from '../src/core/runtime.js'
 
 export async function redisBusWithMemoryStore(url: string): Promise<Runtime> {
   const bus = await createRedisBus({url})

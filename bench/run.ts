@@ -3,7 +3,8 @@
  * the same machine (BENCHMARKS.md quotes this output):
  *   1. catalog validate (vs JSON.parse alone),
  *   2. the bare runtime per adapter (vs redis-benchmark XADD -P 64),
- *   3. the simulator with every TekTree service, in-process and on a real redis-server.
+ *   3. the simulator with every TekTree service, in-process and on a real redis-server, with the
+ *      in-process store and with the SQLite store file (the embedded default, 1 and 2 workers).
  * Starts and stops its own redis-server.
  *
  *   npm run bench [-- --quick]      (builds first; measures dist/, what the CLI runs)
@@ -14,7 +15,7 @@ import {cpus, tmpdir, totalmem} from 'node:os'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {parseArgs} from 'node:util'
-import {startRedisServer} from '../src/runtime/embedded/redis-server.js'
+import {startRedisServer} from '../src/embedded/redis-server.js'
 
 const {values} = parseArgs({options: {quick: {type: 'boolean', default: false}}})
 const quick = values.quick
@@ -37,6 +38,9 @@ const redis = await startRedisServer({dir})
 try {
   bench('simulate.ts', ['--services', 'tektree', '--targets', 'in-process', '--rates', quick ? '1000,5000' : '1000,5000,20000', '--seconds', quick ? '5' : '10'])
   bench('simulate.ts', ['--services', 'tektree', '--targets', 'redis', '--redis-url', redis.url, '--rates', quick ? '500,1000' : '500,1000,2000,5000', '--seconds', quick ? '5' : '10'])
+  // The embedded default: Redis bus + SQLite store file, the services on the main thread and in 2 workers.
+  bench('simulate.ts', ['--services', 'tektree', '--targets', 'sqlite', '--redis-url', redis.url, '--workers', '1,2', '--rates', quick ? '1000' : '1000,2000,5000', '--seconds', quick ? '5' : '15'])
+  bench('simulate.ts', ['--services', 'sink', '--targets', 'sqlite', '--redis-url', redis.url, '--rates', quick ? '5000' : '5000,20000', '--seconds', quick ? '5' : '10'])
   bench('simulate.ts', ['--services', 'sink', '--targets', 'in-process,redis', '--redis-url', redis.url, '--rates', quick ? '5000' : '5000,20000', '--seconds', quick ? '5' : '10'])
 } finally {
   await redis.stop()

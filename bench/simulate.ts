@@ -15,7 +15,7 @@
  */
 import {parseArgs} from 'node:util'
 import Table from 'cli-table3'
-import type {Runtime} from '../src/runtime/runtime.js'
+import type {Runtime} from '../src/core/runtime.js'
 import {runSimulation} from '../src/simulator/run.js'
 import {parseScenario} from '../src/simulator/scenario.js'
 import {redisBusWithMemoryStore, redisBusWithSqliteStore} from './redis-runtime.js'

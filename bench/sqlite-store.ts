@@ -11,8 +11,8 @@ import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {parseArgs} from 'node:util'
-import type {EventEnvelope} from '../src/runtime/envelope.js'
-import {createSqliteStore} from '../src/runtime/sqlite/index.js'
+import type {EventEnvelope} from '../src/core/envelope.js'
+import {createSqliteStore} from '../src/adapters/sqlite/index.js'
 
 const {values} = parseArgs({options: {events: {type: 'string', default: '20000'}, path: {type: 'string'}}})
 const n = Number(values.events)

@@ -2,7 +2,7 @@
  * Errors a user can fix. They carry the error contract code (seed 002), what is wrong, what to do,
  * and the exit code. Anything else that escapes a command is a bug and is reported as one.
  */
-import type {ErrorContract} from './runtime/envelope.js'
+import type {ErrorContract} from './core/envelope.js'
 
 export class UserError extends Error {
   readonly code: string

@@ -8,7 +8,7 @@
  * a seeded faker gives the same payload every time.
  */
 import {base, en, Faker} from '@faker-js/faker'
-import type {EventEnvelope} from '../runtime/envelope.js'
+import type {EventEnvelope} from '../core/envelope.js'
 import {requireEvent} from './load.js'
 import {compilePattern} from './regex-gen.js'
 import type {Catalog, CatalogEvent, JsonSchema} from './types.js'

@@ -15,7 +15,7 @@ import {fileURLToPath} from 'node:url'
 import $RefParser from '@apidevtools/json-schema-ref-parser'
 import {parseDocument} from 'yaml'
 import {UserError} from '../errors.js'
-import type {TopicSpec} from '../runtime/ports.js'
+import type {TopicSpec} from '../core/ports.js'
 import {retentionMs} from './duration.js'
 import type {Catalog, CatalogConsumer, CatalogEvent, CatalogProblem, JsonSchema, RetentionPolicy} from './types.js'
 

@@ -3,7 +3,7 @@
  * holds one line at a time; errors are handed to the caller, not collected).
  */
 import {createInterface} from 'node:readline'
-import type {ErrorContract} from '../runtime/envelope.js'
+import type {ErrorContract} from '../core/envelope.js'
 import type {EventValidator} from './validate.js'
 
 export interface NdjsonSummary {

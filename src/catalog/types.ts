@@ -77,5 +77,5 @@ export interface Catalog {
   /** Looks a type up by canonical name or alias. */
   get(typeOrAlias: string): CatalogEvent | undefined
   /** Topics with partition counts and retention, for Bus.ensureTopics. */
-  topics(): import('../runtime/ports.js').TopicSpec[]
+  topics(): import('../core/ports.js').TopicSpec[]
 }

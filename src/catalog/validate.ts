@@ -7,7 +7,7 @@
  */
 import {Ajv, type ErrorObject, type ValidateFunction} from 'ajv'
 import * as ajvFormats from 'ajv-formats'
-import {errorContract, type ErrorContract, type EventEnvelope} from '../runtime/envelope.js'
+import {errorContract, type ErrorContract, type EventEnvelope} from '../core/envelope.js'
 import {envelopeSchema} from './envelope.schema.js'
 import {suggestTypes} from './load.js'
 import type {Catalog, CatalogEvent, JsonSchema} from './types.js'

@@ -2,9 +2,9 @@
  * Turns the runtime flags of src/cli/base.ts (--bus-url, --store-url, their older names --redis-url
  * and --mongo-url, --in-process) into openRuntime() options, so every command reads them the same way.
  */
-import {driverFor, type Role} from '../runtime/drivers.js'
+import {driverFor, type Role} from '../adapters/drivers.js'
 import {maskUrl, UserError} from '../errors.js'
-import type {OpenRuntimeOptions} from '../runtime/open.js'
+import type {OpenRuntimeOptions} from '../adapters/open.js'
 
 export interface RuntimeFlagValues {
   'bus-url'?: string
@@ -61,6 +61,6 @@ export function runtimeOptionsFromFlags(flags: RuntimeFlagValues, extra: Omit<Op
 
 /** Opens the runtime a command's flags ask for (lazily imported: `--help` never loads adapters). */
 export async function openRuntimeFromFlags(flags: RuntimeFlagValues, extra: Omit<OpenRuntimeOptions, UrlOptions> = {}) {
-  const {openRuntime} = await import('../runtime/open.js')
+  const {openRuntime} = await import('../adapters/open.js')
   return openRuntime(runtimeOptionsFromFlags(flags, extra))
 }

@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base.js'
-import {downEmbeddedRuntime, type DownResult} from '../runtime/embedded/index.js'
+import {downEmbeddedRuntime, type DownResult} from '../embedded/index.js'
 import {dataDirFlag} from './up.js'
 
 export default class Down extends BaseCommand<typeof Down> {

@@ -6,9 +6,9 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand, catalogFlag, runtimeFlags, UserError} from '../cli/base.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
 import type {Catalog} from '../catalog/types.js'
-import {errorContract, type ErrorContract, type EventEnvelope} from '../runtime/envelope.js'
-import type {RuntimeDescription} from '../runtime/runtime.js'
-import type {Publisher} from '../runtime/publisher.js'
+import {errorContract, type ErrorContract, type EventEnvelope} from '../core/envelope.js'
+import type {RuntimeDescription} from '../core/runtime.js'
+import type {Publisher} from '../engine/publisher.js'
 
 export interface PublishSummary {
   source: string
@@ -154,8 +154,8 @@ Exit codes: 0 every line published (or a duplicate), 1 a line was invalid or rej
     const [{loadCatalog}, {createValidator}, {createPublisher}, {createOutboxRelay}] = await Promise.all([
       import('../catalog/load.js'),
       import('../catalog/validate.js'),
-      import('../runtime/publisher.js'),
-      import('../runtime/relay.js'),
+      import('../engine/publisher.js'),
+      import('../engine/relay.js'),
     ])
     const catalog = await loadCatalog(this.flags.catalog)
     const validator = createValidator(catalog)

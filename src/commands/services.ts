@@ -3,7 +3,7 @@ import {join, resolve} from 'node:path'
 import {Flags} from '@oclif/core'
 import {BaseCommand, catalogFlag, metricsPortFlag, runtimeFlags, UserError} from '../cli/base.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
-import type {RunnerEvent} from '../runtime/consumer.js'
+import type {RunnerEvent} from '../engine/consumer.js'
 
 export default class Services extends BaseCommand<typeof Services> {
   static override summary = "Run the TekTree services' consumers in the foreground until Ctrl+C."
@@ -40,7 +40,7 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
         import('../services/host.js'),
         import('../services/workers.js'),
         import('../services/realtime/ws-server.js'),
-        import('../runtime/metrics/index.js'),
+        import('../engine/metrics/index.js'),
       ])
     const only = this.flags.only?.split(',').map((s) => s.trim()).filter(Boolean)
     if (only && only.length === 0) throw new UserError('--only names no service', {code: 'NO_SERVICES', hint: 'e.g. --only gamification,payment', exitCode: 2})

@@ -1,6 +1,6 @@
 import {BaseCommand} from '../cli/base.js'
 import {maskUrl} from '../errors.js'
-import {embeddedStatus, type EmbeddedStatus, type PartStatus} from '../runtime/embedded/index.js'
+import {embeddedStatus, type EmbeddedStatus, type PartStatus} from '../embedded/index.js'
 import {dataDirFlag, formatSize} from './up.js'
 
 export interface StatusResult extends EmbeddedStatus {

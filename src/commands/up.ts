@@ -2,7 +2,7 @@ import {existsSync, statSync} from 'node:fs'
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base.js'
 import {maskUrl} from '../errors.js'
-import {upEmbeddedRuntime, type UpResult} from '../runtime/embedded/index.js'
+import {upEmbeddedRuntime, type UpResult} from '../embedded/index.js'
 
 export const dataDirFlag = Flags.string({
   summary: 'Directory of the embedded runtime: discovery file, store file and server data.',

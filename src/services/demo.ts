@@ -6,8 +6,8 @@
  */
 import {randomUUID, createHash} from 'node:crypto'
 import type {Catalog} from '../catalog/types.js'
-import type {EventEnvelope} from '../runtime/envelope.js'
-import type {Runtime} from '../runtime/runtime.js'
+import type {EventEnvelope} from '../core/envelope.js'
+import type {Runtime} from '../core/runtime.js'
 import {invalidationCount} from './cache/index.js'
 import {toProfile, PROFILES} from './gamification/index.js'
 import {startServices, waitForQuiet} from './host.js'

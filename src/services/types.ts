@@ -4,8 +4,8 @@
  * leaderboards (the ports), never in process memory, so several processes can share the work.
  */
 import type {Catalog} from '../catalog/types.js'
-import type {ServiceDefinition} from '../runtime/consumer.js'
-import type {Clock} from '../runtime/ports.js'
+import type {ServiceDefinition} from '../engine/consumer.js'
+import type {Clock} from '../core/ports.js'
 
 export type {ServiceDefinition}
 

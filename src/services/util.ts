@@ -1,5 +1,5 @@
 /** Small pure helpers the services and the oracle share (no handler logic). */
-import {derivedEventId} from '../runtime/event-id.js'
+import {derivedEventId} from '../core/event-id.js'
 import type {Catalog, ConsumerEffect} from '../catalog/types.js'
 
 /** A payload field as a string, or null when absent / not a string. */

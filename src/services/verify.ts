@@ -11,8 +11,8 @@
  * (level.up, achievement.unlocked, quest.completed, subscription.created) are in the log exactly once.
  */
 import type {Catalog} from '../catalog/types.js'
-import type {EventEnvelope} from '../runtime/envelope.js'
-import type {Leaderboards, ProjectionDoc, Store} from '../runtime/ports.js'
+import type {EventEnvelope} from '../core/envelope.js'
+import type {Leaderboards, ProjectionDoc, Store} from '../core/ports.js'
 import {ALL_TIME_BOARD, areaBoard, levelForXp, loadGamificationRules, weeklyBoard, type GamificationRules} from './gamification/rules.js'
 import {loadNotificationRules} from './notification/index.js'
 import {dayOf, daysBetween, isoWeek, monthOf} from './util.js'

@@ -19,11 +19,11 @@ import {createRequire} from 'node:module'
 import {dirname, join} from 'node:path'
 import {pathToFileURL} from 'node:url'
 import {Worker} from 'node:worker_threads'
-import {VirtualClock} from '../runtime/clock.js'
-import type {ConsumerOptions, ConsumerStats, RunnerEvent} from '../runtime/consumer.js'
-import type {MetricsDelta, RuntimeMetrics} from '../runtime/metrics.js'
-import type {Clock} from '../runtime/ports.js'
-import type {Runtime} from '../runtime/runtime.js'
+import {VirtualClock} from '../core/clock.js'
+import type {ConsumerOptions, ConsumerStats, RunnerEvent} from '../engine/consumer.js'
+import type {MetricsDelta, RuntimeMetrics} from '../core/metrics.js'
+import type {Clock} from '../core/ports.js'
+import type {Runtime} from '../core/runtime.js'
 
 /**
  * Relative cost of each group, measured: the event-loop utilization of its thread with one group

@@ -9,8 +9,8 @@
  *   first attempt (transient: the retry succeeds) or always (permanent: it ends in the DLQ);
  * - consumer crashes: handled by the run loop (abort a consumer without acking, start a new one).
  */
-import type {EventEnvelope} from '../runtime/envelope.js'
-import type {OutgoingMessage} from '../runtime/ports.js'
+import type {EventEnvelope} from '../core/envelope.js'
+import type {OutgoingMessage} from '../core/ports.js'
 import type {Catalog} from '../catalog/types.js'
 import type {SimDraft} from './journeys.js'
 import {type Random, unitHash} from './random.js'

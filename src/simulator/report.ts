@@ -4,7 +4,7 @@
  */
 import {writeFileSync} from 'node:fs'
 import Table from 'cli-table3'
-import type {LatencySummary} from '../runtime/metrics.js'
+import type {LatencySummary} from '../core/metrics.js'
 import type {AssertMetric, ThresholdResult} from './assertions.js'
 
 export interface VerifySummary {

@@ -3,8 +3,8 @@
  * and the projection oracle. When the services module is not there (a build without it), the
  * simulator runs with no services and verify reports that it cannot run.
  */
-import type {EventEnvelope} from '../runtime/envelope.js'
-import type {Leaderboards, Store, Clock} from '../runtime/ports.js'
+import type {EventEnvelope} from '../core/envelope.js'
+import type {Leaderboards, Store, Clock} from '../core/ports.js'
 import type {Catalog} from '../catalog/types.js'
 
 /** Structurally the consumer runner's ServiceDefinition. */

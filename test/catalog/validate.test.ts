@@ -5,7 +5,7 @@ import {loadCatalog} from '../../src/catalog/load.js'
 import {validateNdjson} from '../../src/catalog/ndjson.js'
 import type {Catalog} from '../../src/catalog/types.js'
 import {createValidator, toJsonPath, type EventValidator} from '../../src/catalog/validate.js'
-import type {ErrorContract} from '../../src/runtime/envelope.js'
+import type {ErrorContract} from '../../src/core/envelope.js'
 import {fixture} from './helpers.js'
 
 const SEEDS = [1, 2, 3, 42, 1234]

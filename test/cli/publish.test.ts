@@ -12,9 +12,9 @@ import {afterAll, afterEach, describe, expect, it} from 'vitest'
 import Publish, {publishNdjson, type PublishSummary} from '../../src/commands/publish.js'
 import {loadCatalog} from '../../src/catalog/load.js'
 import {createValidator} from '../../src/catalog/validate.js'
-import {createPublisher} from '../../src/runtime/publisher.js'
-import {createMemoryStore} from '../../src/runtime/memory/index.js'
-import type {ErrorContract} from '../../src/runtime/envelope.js'
+import {createPublisher} from '../../src/engine/publisher.js'
+import {createMemoryStore} from '../../src/adapters/memory/index.js'
+import type {ErrorContract} from '../../src/core/envelope.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const dir = mkdtempSync(join(tmpdir(), 'tektree-publish-'))

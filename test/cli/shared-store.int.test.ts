@@ -10,7 +10,7 @@
  *   redis-server it started: simulate drains and reports; demo (no handler) exits 130; both stop
  *   their redis-server with SHUTDOWN and remove it from runtime.json.
  */
-import {isAlive} from '../../src/runtime/embedded/discovery.js'
+import {isAlive} from '../../src/embedded/discovery.js'
 import {spawn} from 'node:child_process'
 import {existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'

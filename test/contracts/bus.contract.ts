@@ -11,8 +11,8 @@
  * prefix / namespace); each test also uses its own topic and group names. `cleanup` runs after the
  * test, possibly after the test already closed the bus.
  *
- * Semantics pinned down here (beyond the doc comments of src/runtime/ports.ts):
- * - routing: partition = partitionFor(key, partitions) from src/runtime/partition.ts, for every adapter;
+ * Semantics pinned down here (beyond the doc comments of src/core/ports.ts):
+ * - routing: partition = partitionFor(key, partitions) from src/core/partition.ts, for every adapter;
  * - publish() returns one id per message, aligned with the input; ids are the Delivery.id values and
  *   increase within a partition in publish order (read() pages by them);
  * - a consumer is a live member of its group while it keeps calling next(); a consumer that stops
@@ -24,8 +24,8 @@
  * - after close(), publish/subscribe reject; an in-flight next() settles.
  */
 import {describe, it, expect, beforeEach, afterEach} from 'vitest'
-import type {Bus, Delivery, OutgoingMessage, Subscription} from '../../src/runtime/ports.js'
-import {partitionFor} from '../../src/runtime/partition.js'
+import type {Bus, Delivery, OutgoingMessage, Subscription} from '../../src/core/ports.js'
+import {partitionFor} from '../../src/core/partition.js'
 import {consumeUntil, settlesWithin, uniqueName, until} from './helpers.js'
 
 export interface BusContractOptions {

@@ -3,8 +3,8 @@
  * assertions) and builders for envelopes and DLQ records.
  */
 import {randomUUID} from 'node:crypto'
-import type {EventEnvelope} from '../../src/runtime/envelope.js'
-import type {Delivery, DlqRecord, Subscription} from '../../src/runtime/ports.js'
+import type {EventEnvelope} from '../../src/core/envelope.js'
+import type {Delivery, DlqRecord, Subscription} from '../../src/core/ports.js'
 
 export function uniqueName(prefix = 'test'): string {
   return `${prefix}-${randomUUID()}`

@@ -9,7 +9,7 @@
  *
  * The factory is called once per test and must return leaderboards no other test sees (own prefix).
  *
- * Semantics pinned down here (beyond the doc comments of src/runtime/ports.ts):
+ * Semantics pinned down here (beyond the doc comments of src/core/ports.ts):
  * - incrementOnce is guarded per (board, member, eventId): one event may score on several boards
  *   (weekly and all-time) and for several members (asker and answerer), but never twice for the same
  *   member on the same board; drop(board) forgets the board's guards too (a replay starts clean);
@@ -18,7 +18,7 @@
  * - boards() lists boards that have at least one member.
  */
 import {describe, it, expect, beforeEach, afterEach} from 'vitest'
-import type {Leaderboards} from '../../src/runtime/ports.js'
+import type {Leaderboards} from '../../src/core/ports.js'
 import {uniqueName} from './helpers.js'
 
 export type LeaderboardsFactory = () => Promise<{leaderboards: Leaderboards; cleanup?: () => Promise<void>}>

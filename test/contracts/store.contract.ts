@@ -11,8 +11,8 @@
  * The factory is called once per test and must return a store whose data no other test sees (its
  * own database / prefix): the outbox and count() are store-wide. `cleanup` runs after the test.
  *
- * Semantics pinned down here (beyond the doc comments of src/runtime/ports.ts):
- * - event type globs follow src/runtime/glob.ts ("knowledge.*" = the domain and everything below;
+ * Semantics pinned down here (beyond the doc comments of src/core/ports.ts):
+ * - event type globs follow src/core/glob.ts ("knowledge.*" = the domain and everything below;
  *   `*` one segment; `**` any number); adapters may use typeGlobsToRegExpSource() for a $regex;
  * - query() orders by append order; `from` inclusive, `to` exclusive, on the envelope timestamp,
  *   given as an ISO string or ms; aggregateId matches metadata.aggregate_id;
@@ -23,8 +23,8 @@
  * - dlq.list/count filter `type` is the exact event type.
  */
 import {describe, it, expect, beforeEach, afterEach} from 'vitest'
-import type {EventEnvelope} from '../../src/runtime/envelope.js'
-import type {Store} from '../../src/runtime/ports.js'
+import type {EventEnvelope} from '../../src/core/envelope.js'
+import type {Store} from '../../src/core/ports.js'
 import {makeDlqRecord, makeEvent, uniqueName, until} from './helpers.js'
 
 export type StoreFactory = () => Promise<{store: Store; cleanup?: () => Promise<void>}>

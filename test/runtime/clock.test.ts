@@ -1,5 +1,5 @@
 import {describe, it, expect} from 'vitest'
-import {SystemClock, VirtualClock} from '../../src/runtime/clock.js'
+import {SystemClock, VirtualClock} from '../../src/core/clock.js'
 
 /** A hand-moved real clock, so speed maths can be checked without waiting. */
 function fakeReal(start = 1_000) {

@@ -5,7 +5,7 @@
  */
 import {createHash} from 'node:crypto'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
-import type {EventEnvelope} from '../../src/runtime/envelope.js'
+import type {EventEnvelope} from '../../src/core/envelope.js'
 import {advanceWhenParked, createHarness, serviceName, until, type Harness} from './consumer-harness.js'
 
 let h: Harness

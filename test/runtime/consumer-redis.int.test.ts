@@ -7,8 +7,8 @@
 import {randomUUID} from 'node:crypto'
 import {afterEach, describe, expect, inject, it} from 'vitest'
 import {deleteTestKeys} from '../support/redis-server.js'
-import type {EventEnvelope} from '../../src/runtime/envelope.js'
-import {createRedisBus, type RedisBus} from '../../src/runtime/redis/bus.js'
+import type {EventEnvelope} from '../../src/core/envelope.js'
+import {createRedisBus, type RedisBus} from '../../src/adapters/redis/bus.js'
 import {advanceWhenParked, createHarness, serviceName, until, type Harness} from './consumer-harness.js'
 
 const redisUrl = inject('redisUrl')

@@ -1,11 +1,11 @@
 /**
- * The consumer runner's unit of work (src/runtime/unit-of-work.ts): a handler's writes, the events
+ * The consumer runner's unit of work (src/engine/unit-of-work.ts): a handler's writes, the events
  * it derives and the group's ledger mark reach the store in one commit, after the handler
  * succeeded and before the ack; and attempts are counted from the bus's delivery count.
  */
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
-import type {ProjectionStore, StoreWrites} from '../../src/runtime/ports.js'
-import {PendingUnits} from '../../src/runtime/unit-of-work.js'
+import type {ProjectionStore, StoreWrites} from '../../src/core/ports.js'
+import {PendingUnits} from '../../src/engine/unit-of-work.js'
 import {createHarness, serviceName, until, type Harness} from './consumer-harness.js'
 
 let h: Harness

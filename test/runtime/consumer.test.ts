@@ -4,9 +4,9 @@
  */
 import {randomUUID} from 'node:crypto'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
-import {startConsumer, type HandlerContext} from '../../src/runtime/consumer.js'
-import type {EventEnvelope} from '../../src/runtime/envelope.js'
-import {NonRetryableError} from '../../src/runtime/errors.js'
+import {startConsumer, type HandlerContext} from '../../src/engine/consumer.js'
+import type {EventEnvelope} from '../../src/core/envelope.js'
+import {NonRetryableError} from '../../src/core/errors.js'
 import {advanceWhenParked, createHarness, serviceName, until, type Harness} from './consumer-harness.js'
 
 let h: Harness

@@ -1,5 +1,5 @@
 import {describe, expect, it} from 'vitest'
-import {copyData} from '../../src/runtime/copy.js'
+import {copyData} from '../../src/core/copy.js'
 
 describe('copyData', () => {
   it('copies JSON-shaped data deeply: nothing is shared with the original', () => {

@@ -6,7 +6,7 @@
  * part fails commands; servers a command starts for its own run; --purge; stale discovery files.
  * Needs redis-server (the integration tier's global setup fails without it under CI=true).
  */
-import {isAlive} from '../../src/runtime/embedded/discovery.js'
+import {isAlive} from '../../src/embedded/discovery.js'
 import {spawn} from 'node:child_process'
 import {randomUUID} from 'node:crypto'
 import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
@@ -23,13 +23,13 @@ import {
   stopServer,
   upEmbeddedRuntime,
   writeDiscovery,
-} from '../../src/runtime/embedded/index.js'
-import {openRuntime} from '../../src/runtime/open.js'
+} from '../../src/embedded/index.js'
+import {openRuntime} from '../../src/adapters/open.js'
 import {loadCatalog} from '../../src/catalog/load.js'
 import {createValidator} from '../../src/catalog/validate.js'
-import {createPublisher} from '../../src/runtime/publisher.js'
-import {createOutboxRelay} from '../../src/runtime/relay.js'
-import {createRedisLeaderboards} from '../../src/runtime/redis/leaderboards.js'
+import {createPublisher} from '../../src/engine/publisher.js'
+import {createOutboxRelay} from '../../src/engine/relay.js'
+import {createRedisLeaderboards} from '../../src/adapters/redis/leaderboards.js'
 import {isUserError, type UserError} from '../../src/errors.js'
 
 const reason = inject('redisUnavailable')
@@ -374,7 +374,7 @@ const ROOT = join(fileURLToPath(import.meta.url), '..', '..', '..')
 /** Opens a runtime of `dataDir` in another node process and reports what it got. */
 function childRuntime(dataDir: string): Promise<{bus: {pid?: number; origin: string}; score: number | null}> {
   const script = `
-    const {openRuntime} = await import(${JSON.stringify(join(ROOT, 'src/runtime/open.ts'))})
+    const {openRuntime} = await import(${JSON.stringify(join(ROOT, 'src/adapters/open.ts'))})
     const runtime = await openRuntime({dataDir: ${JSON.stringify(dataDir)}, log: () => undefined})
     const score = await runtime.leaderboards.score('all-time', 'linus')
     process.stdout.write(JSON.stringify({bus: runtime.describe().bus, score}))

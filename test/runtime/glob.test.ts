@@ -1,5 +1,5 @@
 import {describe, it, expect} from 'vitest'
-import {compileTypeGlobs, typeGlobsToRegExpSource} from '../../src/runtime/glob.js'
+import {compileTypeGlobs, typeGlobsToRegExpSource} from '../../src/core/glob.js'
 
 describe('event type globs', () => {
   const cases: Array<[glob: string, type: string, matches: boolean]> = [

@@ -4,9 +4,9 @@
  * many subscribers of the process (how the simulator uses it).
  */
 import {describe, it, expect} from 'vitest'
-import {createMemoryBus} from '../../src/runtime/memory/index.js'
+import {createMemoryBus} from '../../src/adapters/memory/index.js'
 import {consumeUntil, settlesWithin, uniqueName} from '../contracts/helpers.js'
-import {partitionFor} from '../../src/runtime/partition.js'
+import {partitionFor} from '../../src/core/partition.js'
 
 const msg = (topic: string, key: string, n: number) => ({topic, key, value: String(n), headers: {}})
 

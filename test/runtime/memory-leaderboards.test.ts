@@ -1,4 +1,4 @@
 import {leaderboardsContract} from '../contracts/leaderboards.contract.js'
-import {MemoryLeaderboards} from '../../src/runtime/memory/memory-leaderboards.js'
+import {MemoryLeaderboards} from '../../src/adapters/memory/memory-leaderboards.js'
 
 leaderboardsContract('MemoryLeaderboards', async () => ({leaderboards: new MemoryLeaderboards()}))

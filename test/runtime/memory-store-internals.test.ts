@@ -4,8 +4,8 @@
  * yielding to the event loop while it streams.
  */
 import {describe, it, expect} from 'vitest'
-import {createMemoryStore} from '../../src/runtime/memory/index.js'
-import {APPLIED_LIMIT} from '../../src/runtime/projection-update.js'
+import {createMemoryStore} from '../../src/adapters/memory/index.js'
+import {APPLIED_LIMIT} from '../../src/core/projection-update.js'
 import {makeEvent} from '../contracts/helpers.js'
 
 describe('MemoryStore (in-process only)', () => {

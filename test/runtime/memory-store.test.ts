@@ -1,4 +1,4 @@
 import {storeContract} from '../contracts/store.contract.js'
-import {MemoryStore} from '../../src/runtime/memory/memory-store.js'
+import {MemoryStore} from '../../src/adapters/memory/memory-store.js'
 
 storeContract('MemoryStore', async () => ({store: new MemoryStore()}))

@@ -1,5 +1,5 @@
 import {afterEach, describe, expect, it} from 'vitest'
-import {createMetrics, MetricsEmitter, onSnapshot, startPrometheusExporter, type PrometheusExporter} from '../../src/runtime/metrics/index.js'
+import {createMetrics, MetricsEmitter, onSnapshot, startPrometheusExporter, type PrometheusExporter} from '../../src/engine/metrics/index.js'
 
 /** HDR keeps 3 significant digits: a percentile may read up to 0.1% above the recorded value. */
 const near = (actual: number, expected: number) => expect(Math.abs(actual - expected)).toBeLessThanOrEqual(expected * 0.001 + 0.001)

@@ -1,5 +1,5 @@
 /**
- * The local MongoDB wire-protocol server launcher (src/runtime/embedded/mongo-server.ts): it starts
+ * The local MongoDB wire-protocol server launcher (src/embedded/mongo-server.ts): it starts
  * whatever this machine has (mongod, else mongo-java-server), answers on loopback, stops and can be
  * crashed, and explains itself when nothing can be started. Needs the same prerequisites as the
  * server global-setup started, so it is skipped (with the reason) exactly when that one is.
@@ -9,7 +9,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {MongoClient} from 'mongodb'
 import {afterEach, describe, expect, inject, it} from 'vitest'
-import {startMongoServer, type MongoServerHandle} from '../../src/runtime/embedded/mongo-server.js'
+import {startMongoServer, type MongoServerHandle} from '../../src/embedded/mongo-server.js'
 import {until} from '../contracts/helpers.js'
 
 const url = inject('mongoUrl')

@@ -17,7 +17,7 @@ import {randomUUID} from 'node:crypto'
 import {createServer} from 'node:net'
 import {MongoClient} from 'mongodb'
 import {afterAll, afterEach, beforeAll, describe, expect, inject, it} from 'vitest'
-import {createMongoStore, type MongoStore} from '../../src/runtime/mongo/store.js'
+import {createMongoStore, type MongoStore} from '../../src/adapters/mongo/store.js'
 import {UserError} from '../../src/errors.js'
 import {makeEvent, settlesWithin} from '../contracts/helpers.js'
 

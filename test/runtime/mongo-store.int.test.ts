@@ -2,7 +2,7 @@
 import {randomUUID} from 'node:crypto'
 import {MongoClient} from 'mongodb'
 import {afterAll, beforeAll, describe, inject} from 'vitest'
-import {createMongoStore} from '../../src/runtime/mongo/store.js'
+import {createMongoStore} from '../../src/adapters/mongo/store.js'
 import {storeContract} from '../contracts/store.contract.js'
 
 const url = inject('mongoUrl')

@@ -3,14 +3,14 @@
  * the discovery file), external URLs (a MongoDB store by URL, whose endpoint names its database), and
  * servers started for one command and stopped by close(). More in embedded.int.test.ts.
  */
-import {isAlive} from '../../src/runtime/embedded/discovery.js'
+import {isAlive} from '../../src/embedded/discovery.js'
 import {randomUUID} from 'node:crypto'
 import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {afterAll, describe, expect, inject, it} from 'vitest'
-import {downEmbeddedRuntime, upEmbeddedRuntime} from '../../src/runtime/embedded/index.js'
-import {openRuntime} from '../../src/runtime/open.js'
+import {downEmbeddedRuntime, upEmbeddedRuntime} from '../../src/embedded/index.js'
+import {openRuntime} from '../../src/adapters/open.js'
 
 const redisUrl = inject('redisUrl')
 const mongoUrl = inject('mongoUrl')

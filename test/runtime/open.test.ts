@@ -10,12 +10,12 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {randomUUID} from 'node:crypto'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
-import {openRuntime} from '../../src/runtime/open.js'
+import {openRuntime} from '../../src/adapters/open.js'
 import {isUserError, UserError} from '../../src/errors.js'
 import {makeEvent} from '../contracts/helpers.js'
-import {writeDiscovery, type Discovery} from '../../src/runtime/embedded/discovery.js'
+import {writeDiscovery, type Discovery} from '../../src/embedded/discovery.js'
 import {normalizeRuntimeFlags, runtimeOptionsFromFlags, type RuntimeFlagValues} from '../../src/cli/runtime-flags.js'
-import {driverFor, knownSchemes, mongoDatabaseFor, schemeOf, sqlitePathOf, withMongoDatabase} from '../../src/runtime/drivers.js'
+import {driverFor, knownSchemes, mongoDatabaseFor, schemeOf, sqlitePathOf, withMongoDatabase} from '../../src/adapters/drivers.js'
 
 let dataDir: string
 const savedEnv = {...process.env}

@@ -1,5 +1,5 @@
 import {describe, it, expect} from 'vitest'
-import {fnv1a32, partitionFor} from '../../src/runtime/partition.js'
+import {fnv1a32, partitionFor} from '../../src/core/partition.js'
 
 /** The textbook definition over TextEncoder bytes: what another language would implement. */
 function reference(key: string): number {

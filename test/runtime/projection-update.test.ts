@@ -3,7 +3,7 @@
  * every adapter; these tests pin the edge cases of the reference itself (purity, errors, filters).
  */
 import {describe, it, expect} from 'vitest'
-import {applyUpdate, compareValues, matchesFilter} from '../../src/runtime/projection-update.js'
+import {applyUpdate, compareValues, matchesFilter} from '../../src/core/projection-update.js'
 
 describe('applyUpdate', () => {
   it('never mutates its input', () => {

@@ -9,7 +9,7 @@ import {getEventListeners} from 'node:events'
 import {afterEach, describe, expect, inject, it} from 'vitest'
 import {deleteTestKeys} from '../support/redis-server.js'
 import {uniqueName} from '../contracts/helpers.js'
-import {createRedisBus} from '../../src/runtime/redis/bus.js'
+import {createRedisBus} from '../../src/adapters/redis/bus.js'
 
 const redisUrl = inject('redisUrl')
 const reason = redisUrl ? 'redis-server' : `skipped: ${inject('redisUnavailable')}`

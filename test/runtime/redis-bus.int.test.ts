@@ -8,8 +8,8 @@ import {deleteTestKeys} from '../support/redis-server.js'
 import {Redis} from 'ioredis'
 import {busContract} from '../contracts/bus.contract.js'
 import {consumeUntil, uniqueName} from '../contracts/helpers.js'
-import {partitionFor} from '../../src/runtime/partition.js'
-import {createRedisBus} from '../../src/runtime/redis/bus.js'
+import {partitionFor} from '../../src/core/partition.js'
+import {createRedisBus} from '../../src/adapters/redis/bus.js'
 
 const redisUrl = inject('redisUrl')
 

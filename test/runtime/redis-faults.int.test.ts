@@ -15,11 +15,11 @@ import {Redis} from 'ioredis'
 import {afterEach, describe, expect, inject, it} from 'vitest'
 import {deleteTestKeys} from '../support/redis-server.js'
 import {uniqueName, until} from '../contracts/helpers.js'
-import {freePort, startRedisServer, type RedisServerHandle} from '../../src/runtime/embedded/redis-server.js'
-import {createRedisBus, type RedisBus} from '../../src/runtime/redis/bus.js'
-import {createRedisLeaderboards} from '../../src/runtime/redis/leaderboards.js'
+import {freePort, startRedisServer, type RedisServerHandle} from '../../src/embedded/redis-server.js'
+import {createRedisBus, type RedisBus} from '../../src/adapters/redis/bus.js'
+import {createRedisLeaderboards} from '../../src/adapters/redis/leaderboards.js'
 import {UserError} from '../../src/errors.js'
-import type {Delivery, OutgoingMessage} from '../../src/runtime/ports.js'
+import type {Delivery, OutgoingMessage} from '../../src/core/ports.js'
 
 const redisUrl = inject('redisUrl')
 const reason = redisUrl ? 'redis-server' : `skipped: ${inject('redisUnavailable')}`

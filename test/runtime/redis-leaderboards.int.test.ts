@@ -6,8 +6,8 @@ import {afterEach, describe, expect, inject, it} from 'vitest'
 import {Redis} from 'ioredis'
 import {leaderboardsContract} from '../contracts/leaderboards.contract.js'
 import {uniqueName, until} from '../contracts/helpers.js'
-import {createRedisLeaderboards} from '../../src/runtime/redis/leaderboards.js'
-import {deleteKeys} from '../../src/runtime/redis/connection.js'
+import {createRedisLeaderboards} from '../../src/adapters/redis/leaderboards.js'
+import {deleteKeys} from '../../src/adapters/redis/connection.js'
 
 const redisUrl = inject('redisUrl')
 

@@ -11,7 +11,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import Database from 'better-sqlite3'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
-import {createSqliteStore, SQLITE_SCHEMA_VERSION, type SqliteStore} from '../../src/runtime/sqlite/index.js'
+import {createSqliteStore, SQLITE_SCHEMA_VERSION, type SqliteStore} from '../../src/adapters/sqlite/index.js'
 import {UserError} from '../../src/errors.js'
 import {makeDlqRecord, makeEvent, until} from '../contracts/helpers.js'
 

@@ -2,7 +2,7 @@ import {mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {storeContract} from '../contracts/store.contract.js'
-import {createSqliteStore} from '../../src/runtime/sqlite/index.js'
+import {createSqliteStore} from '../../src/adapters/sqlite/index.js'
 
 storeContract('SqliteStore (file)', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'tektree-sqlite-'))

@@ -2,8 +2,8 @@
 import {afterEach, beforeAll, describe} from 'vitest'
 import {loadCatalog} from '../../src/catalog/load.js'
 import type {Catalog} from '../../src/catalog/types.js'
-import {openRuntime} from '../../src/runtime/open.js'
-import type {Runtime} from '../../src/runtime/runtime.js'
+import {openRuntime} from '../../src/adapters/open.js'
+import type {Runtime} from '../../src/core/runtime.js'
 import {choreographyTests} from './choreography-cases.js'
 
 let catalog: Catalog

@@ -3,7 +3,7 @@
  * of the bus messages delivered a second time, then the oracle: not one projection may differ.
  */
 import {describe, expect, it} from 'vitest'
-import {openRuntime} from '../../src/runtime/open.js'
+import {openRuntime} from '../../src/adapters/open.js'
 import {runSimulation} from '../../src/simulator/run.js'
 import {parseScenario} from '../../src/simulator/scenario.js'
 

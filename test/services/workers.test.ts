@@ -9,8 +9,8 @@ import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {afterEach, describe, expect, it} from 'vitest'
-import {SystemClock, VirtualClock} from '../../src/runtime/clock.js'
-import {createMetrics} from '../../src/runtime/metrics/index.js'
+import {SystemClock, VirtualClock} from '../../src/core/clock.js'
+import {createMetrics} from '../../src/engine/metrics/index.js'
 import {SERVICE_NAMES} from '../../src/services/index.js'
 import {
   assignGroups,

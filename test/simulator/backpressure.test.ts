@@ -5,9 +5,9 @@
  */
 import {randomUUID} from 'node:crypto'
 import {afterEach, describe, expect, it} from 'vitest'
-import {VirtualClock} from '../../src/runtime/clock.js'
-import {openRuntime} from '../../src/runtime/open.js'
-import type {Runtime} from '../../src/runtime/runtime.js'
+import {VirtualClock} from '../../src/core/clock.js'
+import {openRuntime} from '../../src/adapters/open.js'
+import type {Runtime} from '../../src/core/runtime.js'
 import {runSimulation, type SimulationProgress} from '../../src/simulator/run.js'
 import {JOURNEY_STEPS, parseScenario, type JourneyStep} from '../../src/simulator/scenario.js'
 import type {SimService} from '../../src/simulator/services-bridge.js'

@@ -1,5 +1,5 @@
 import {describe, expect, it} from 'vitest'
-import type {EventEnvelope} from '../../src/runtime/envelope.js'
+import type {EventEnvelope} from '../../src/core/envelope.js'
 import {makePoison, pickDuplicates, reorderInPlace, SimulatedFailure, withFailures} from '../../src/simulator/faults.js'
 import {createRandom} from '../../src/simulator/random.js'
 

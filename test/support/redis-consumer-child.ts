@@ -3,7 +3,7 @@
  * deliveries and NEVER acks them, printing one JSON line per batch on stdout, until it is killed.
  * Configuration comes from the environment (see the reads below); every loop is bounded in time.
  */
-import {createRedisBus} from '../../src/runtime/redis/bus.js'
+import {createRedisBus} from '../../src/adapters/redis/bus.js'
 
 const env = (name: string): string => {
   const value = process.env[name]

@@ -1,13 +1,13 @@
 /**
- * The redis-server of the integration tier: src/runtime/embedded/redis-server.ts with a throwaway
+ * The redis-server of the integration tier: src/embedded/redis-server.ts with a throwaway
  * directory, no persistence, on a free port. Fault tests start their own (see redis-faults.int.test.ts).
  */
 import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {Redis} from 'ioredis'
-import {startRedisServer as startEmbedded} from '../../src/runtime/embedded/redis-server.js'
-import {deleteKeys} from '../../src/runtime/redis/connection.js'
+import {startRedisServer as startEmbedded} from '../../src/embedded/redis-server.js'
+import {deleteKeys} from '../../src/adapters/redis/connection.js'
 
 export async function startRedisServer(): Promise<{url: string; version: string; stop: () => Promise<void>}> {
   const dir = mkdtempSync(join(tmpdir(), 'tektree-redis-'))

@@ -6,12 +6,12 @@
  * bounded in time however it is left.
  */
 import {loadCatalog} from '../../src/catalog/load.js'
-import {SystemClock} from '../../src/runtime/clock.js'
-import {createMetrics} from '../../src/runtime/metrics/index.js'
-import {createRedisBus} from '../../src/runtime/redis/bus.js'
-import {createRedisLeaderboards} from '../../src/runtime/redis/leaderboards.js'
-import type {Runtime} from '../../src/runtime/runtime.js'
-import {createSqliteStore} from '../../src/runtime/sqlite/index.js'
+import {SystemClock} from '../../src/core/clock.js'
+import {createMetrics} from '../../src/engine/metrics/index.js'
+import {createRedisBus} from '../../src/adapters/redis/bus.js'
+import {createRedisLeaderboards} from '../../src/adapters/redis/leaderboards.js'
+import type {Runtime} from '../../src/core/runtime.js'
+import {createSqliteStore} from '../../src/adapters/sqlite/index.js'
 import {startServices} from '../../src/services/host.js'
 import {createServices} from '../../src/services/index.js'
 

@@ -6,8 +6,8 @@
  * Any error (a SQLITE_BUSY included) is printed as `{"error": ...}` and exits 1. Configuration comes
  * from the environment (see the reads below); the work is bounded by CHILD_MAX_RUN_MS.
  */
-import {createSqliteStore, type SqliteStore} from '../../src/runtime/sqlite/index.js'
-import type {EventEnvelope} from '../../src/runtime/envelope.js'
+import {createSqliteStore, type SqliteStore} from '../../src/adapters/sqlite/index.js'
+import type {EventEnvelope} from '../../src/core/envelope.js'
 
 const env = (name: string): string => {
   const value = process.env[name]

@@ -5,7 +5,7 @@ import {formatPeriod} from '../../catalog/duration.js'
 import {exampleEvent} from '../../catalog/example.js'
 import {loadCatalog, requireEvent} from '../../catalog/load.js'
 import type {CatalogEvent} from '../../catalog/types.js'
-import type {EventEnvelope} from '../../runtime/envelope.js'
+import type {EventEnvelope} from '../../core/envelope.js'
 
 export default class CatalogShow extends BaseCommand<typeof CatalogShow> {
   static override summary = 'Show one event type: payload schema, consumers and their effects, and a valid example event.'

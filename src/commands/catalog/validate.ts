@@ -6,7 +6,7 @@ import {BaseCommand, catalogFlag, UserError} from '../../cli/base.js'
 import {loadCatalog} from '../../catalog/load.js'
 import {validateNdjson, type NdjsonSummary} from '../../catalog/ndjson.js'
 import {createValidator} from '../../catalog/validate.js'
-import type {ErrorContract} from '../../runtime/envelope.js'
+import type {ErrorContract} from '../../core/envelope.js'
 
 export interface ValidateResult extends NdjsonSummary {
   source: string

@@ -3,8 +3,8 @@
  * is idempotent whatever the redeliveries), daily counts per metric of the catalog's track effects
  * (subscriptions, notification engagement, realtime engagement, revenue, ...), and the webhook audit.
  */
-import type {ServiceDefinition} from '../../runtime/consumer.js'
-import type {ProjectionStore} from '../../runtime/ports.js'
+import type {ServiceDefinition} from '../../engine/consumer.js'
+import type {ProjectionStore} from '../../core/ports.js'
 import type {ServiceOptions} from '../types.js'
 import {dayOf, effectsByType, str} from '../util.js'
 

@@ -3,8 +3,8 @@
  * TekTree API; here each invalidation is recorded as a document keyed by the event (naturally
  * idempotent, however late a redelivery comes) and counted.
  */
-import type {ServiceDefinition} from '../../runtime/consumer.js'
-import type {ProjectionStore} from '../../runtime/ports.js'
+import type {ServiceDefinition} from '../../engine/consumer.js'
+import type {ProjectionStore} from '../../core/ports.js'
 import type {ServiceOptions} from '../types.js'
 import {effectsByType, str} from '../util.js'
 

@@ -6,7 +6,7 @@
  */
 import {mkdirSync, renameSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import type {ServiceDefinition} from '../../runtime/consumer.js'
+import type {ServiceDefinition} from '../../engine/consumer.js'
 import type {ServiceOptions} from '../types.js'
 import {effectsByType, stableId, str} from '../util.js'
 

@@ -13,9 +13,9 @@
  *   the identity ids make that safe, and nothing is lost;
  * - a quest's reward is guarded by the quest (not the event) so it is paid once per user ever.
  */
-import type {EventEnvelope} from '../../runtime/envelope.js'
-import type {HandlerContext, ServiceDefinition} from '../../runtime/consumer.js'
-import type {ProjectionDoc} from '../../runtime/ports.js'
+import type {EventEnvelope} from '../../core/envelope.js'
+import type {HandlerContext, ServiceDefinition} from '../../engine/consumer.js'
+import type {ProjectionDoc} from '../../core/ports.js'
 import type {ServiceOptions} from '../types.js'
 import {effectsByType, isoWeek, str} from '../util.js'
 import {ALL_TIME_BOARD, areaBoard, counterValue, levelForXp, loadGamificationRules, weeklyBoard, type GamificationRules} from './rules.js'

@@ -11,8 +11,8 @@
  * checked by `tektree verify`); `fanout` counts follower notifications, which depend on whether a
  * follow was handled before a post on another aggregate - a race by design, as in TekTree itself.
  */
-import type {EventEnvelope} from '../../runtime/envelope.js'
-import type {HandlerContext, ServiceDefinition} from '../../runtime/consumer.js'
+import type {EventEnvelope} from '../../core/envelope.js'
+import type {HandlerContext, ServiceDefinition} from '../../engine/consumer.js'
 import {loadRulesFile} from '../rules.js'
 import type {ServiceOptions} from '../types.js'
 import {effectsByType, stableId, str} from '../util.js'

@@ -7,8 +7,8 @@
  * downgraded / cancelled: those are produced by TekTree's payment API (the simulator plays it), and
  * this service's read model of each user's tier is built from them.
  */
-import type {EventEnvelope} from '../../runtime/envelope.js'
-import type {HandlerContext, ServiceDefinition} from '../../runtime/consumer.js'
+import type {EventEnvelope} from '../../core/envelope.js'
+import type {HandlerContext, ServiceDefinition} from '../../engine/consumer.js'
 import {loadRulesFile} from '../rules.js'
 import type {ServiceOptions} from '../types.js'
 import {effectsByType, monthOf, stableId, str} from '../util.js'

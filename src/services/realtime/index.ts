@@ -5,7 +5,7 @@
  * clients use to drop repeats. Pushes are counted per channel. Besides the catalog's push effects,
  * realtime.user.joined (which only analytics lists) is pushed to /ws/presence: who is online.
  */
-import type {ServiceDefinition} from '../../runtime/consumer.js'
+import type {ServiceDefinition} from '../../engine/consumer.js'
 import type {ServiceOptions} from '../types.js'
 import {effectsByType, str} from '../util.js'
 

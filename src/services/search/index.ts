@@ -4,8 +4,8 @@
  * so a term lookup is an index hit). user.profile.updated carries only the changed fields: the
  * profile document is read, merged and rewritten (one user's events run in order).
  */
-import type {ServiceDefinition} from '../../runtime/consumer.js'
-import type {ProjectionDoc, ProjectionStore} from '../../runtime/ports.js'
+import type {ServiceDefinition} from '../../engine/consumer.js'
+import type {ProjectionDoc, ProjectionStore} from '../../core/ports.js'
 import type {ServiceOptions} from '../types.js'
 import {effectsByType, str} from '../util.js'
 

@@ -4,8 +4,8 @@
  * payment.subscription.created is kept apart (created_tier): payment appends it when it handles
  * user.registered, possibly after the user's first upgrade, and it must not undo that upgrade.
  */
-import type {ServiceDefinition} from '../../runtime/consumer.js'
-import type {ProjectionDoc} from '../../runtime/ports.js'
+import type {ServiceDefinition} from '../../engine/consumer.js'
+import type {ProjectionDoc} from '../../core/ports.js'
 import type {ServiceOptions} from '../types.js'
 import {effectsByType, str} from '../util.js'
 

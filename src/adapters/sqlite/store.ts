@@ -24,7 +24,7 @@
 import {statSync} from 'node:fs'
 import {dirname, resolve} from 'node:path'
 import Database from 'better-sqlite3'
-import type {EventEnvelope} from '../envelope.js'
+import type {EventEnvelope} from '../../core/envelope.js'
 import type {
   AppendResult,
   CommitResult,
@@ -39,9 +39,9 @@ import type {
   ProjectionUpdate,
   Store,
   StoreWrites,
-} from '../ports.js'
-import {typeGlobToRegExpSource} from '../glob.js'
-import {APPLIED_FIELD, APPLIED_LIMIT, applyUpdate, compareValues, getPath, matchesFilter, type Doc} from '../projection-update.js'
+} from '../../core/ports.js'
+import {typeGlobToRegExpSource} from '../../core/glob.js'
+import {APPLIED_FIELD, APPLIED_LIMIT, applyUpdate, compareValues, getPath, matchesFilter, type Doc} from '../../core/projection-update.js'
 import {UserError} from '../../errors.js'
 
 export interface SqliteStoreOptions {

@@ -3,7 +3,7 @@
  * dashboard, Prometheus) read snapshots or subscribe. Recording must stay cheap on the hot path.
  *
  * This file holds the interface every part records against; the implementation (HDR histograms,
- * Prometheus exporter) lives in src/runtime/metrics/.
+ * Prometheus exporter) lives in src/engine/metrics/.
  */
 export interface LatencySummary {
   count: number

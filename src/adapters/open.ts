@@ -22,13 +22,13 @@ import {mkdirSync, mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {maskUrl, UserError} from '../errors.js'
-import {SystemClock} from './clock.js'
+import {SystemClock} from '../core/clock.js'
 import {driverFor, openBusUrl, openStoreUrl, type DriverContext, type OpenedBus, type OpenedStore} from './drivers.js'
 import {createMemoryBus, createMemoryLeaderboards, createMemoryStore} from './memory/index.js'
-import {createMetrics} from './metrics/index.js'
-import type {RuntimeMetrics} from './metrics.js'
-import type {Bus, Clock, Leaderboards, Store} from './ports.js'
-import type {Runtime, RuntimeDescription, RuntimeEndpoints, RuntimePartInfo} from './runtime.js'
+import {createMetrics} from '../engine/metrics/index.js'
+import type {RuntimeMetrics} from '../core/metrics.js'
+import type {Bus, Clock, Leaderboards, Store} from '../core/ports.js'
+import type {Runtime, RuntimeDescription, RuntimeEndpoints, RuntimePartInfo} from '../core/runtime.js'
 
 export interface OpenRuntimeOptions {
   /** The bus (and leaderboards) by URL: redis://, rediss://, memory: (see drivers.ts). */
@@ -132,7 +132,7 @@ async function openBus(options: OpenRuntimeOptions, dataDir: string, cleanups: C
     return busPart(opened, urlInfo(opened, given.url))
   }
 
-  const embedded = await import('./embedded/index.js')
+  const embedded = await import('../embedded/index.js')
   const inProcessFallback = (reason: string) => {
     const fallbackReason = `${reason}: the bus runs in-process ${IN_PROCESS_LINE} (${embedded.REDIS_INSTALL_HINT})`
     log(fallbackReason)
@@ -199,7 +199,7 @@ async function openStore(options: OpenRuntimeOptions, dataDir: string, cleanups:
     }
   }
 
-  const embedded = await import('./embedded/index.js')
+  const embedded = await import('../embedded/index.js')
   const read = embedded.readDiscovery(dataDir)
   if (read.state === 'newer') throw embedded.newerDiscoveryError(read.path, read.version)
   const listed = read.state === 'found' ? read.discovery : undefined
@@ -287,7 +287,7 @@ export async function openRuntime(options: OpenRuntimeOptions = {}): Promise<Run
     bus = {...inProcessBus(), info: {...IN_PROCESS_INFO}, leaderboardsInfo: {...IN_PROCESS_INFO}}
     store = {store: createMemoryStore(), info: {...IN_PROCESS_INFO}, endpoint: null}
   } else {
-    const {resolveDataDir} = await import('./embedded/discovery.js')
+    const {resolveDataDir} = await import('../embedded/discovery.js')
     const dataDir = resolveDataDir(options.dataDir)
     const withCommand: OpenRuntimeOptions = {...options, command: options.command ?? commandName()}
     const opened: Array<{close(): Promise<void>}> = []

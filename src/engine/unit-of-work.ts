@@ -11,9 +11,9 @@
  * committed documents only (no handler decides from them). On a store without transactions the
  * view is the store itself: writes apply at once, each under its own guard.
  */
-import type {EventEnvelope} from './envelope.js'
-import {APPLIED_FIELD, applyUpdate} from './projection-update.js'
-import type {ProjectionDoc, ProjectionStore, ProjectionUpdate, Store, StoreWrites} from './ports.js'
+import type {EventEnvelope} from '../core/envelope.js'
+import {APPLIED_FIELD, applyUpdate} from '../core/projection-update.js'
+import type {ProjectionDoc, ProjectionStore, ProjectionUpdate, Store, StoreWrites} from '../core/ports.js'
 
 export interface ProjectionWrite {
   collection: string

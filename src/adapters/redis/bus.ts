@@ -20,8 +20,8 @@
  */
 import {randomUUID} from 'node:crypto'
 import type {Redis} from 'ioredis'
-import {partitionFor} from '../partition.js'
-import type {Bus, ConsumerInfo, Delivery, GroupStats, OutgoingMessage, SubscribeOptions, Subscription, TopicInfo, TopicSpec} from '../ports.js'
+import {partitionFor} from '../../core/partition.js'
+import type {Bus, ConsumerInfo, Delivery, GroupStats, OutgoingMessage, SubscribeOptions, Subscription, TopicInfo, TopicSpec} from '../../core/ports.js'
 import {connectRedis, isConnectionError, LuaScript, type RedisConnection, type RedisTarget} from './connection.js'
 
 export interface RedisBusOptions {

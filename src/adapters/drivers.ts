@@ -13,7 +13,7 @@
  */
 import {resolve} from 'node:path'
 import {maskUrl, UserError} from '../errors.js'
-import type {Bus, Leaderboards, Store} from './ports.js'
+import type {Bus, Leaderboards, Store} from '../core/ports.js'
 
 export type Role = 'bus' | 'store'
 

@@ -10,7 +10,7 @@
 import {createServer, type Server} from 'node:http'
 import type {AddressInfo} from 'node:net'
 import {Counter, Gauge, Registry} from 'prom-client'
-import type {LatencySummary, MetricsSnapshot, RuntimeMetrics} from '../metrics.js'
+import type {LatencySummary, MetricsSnapshot, RuntimeMetrics} from '../../core/metrics.js'
 
 export interface PrometheusExporter {
   /** http://host:port/metrics */

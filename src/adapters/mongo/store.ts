@@ -19,7 +19,7 @@
  */
 import {randomUUID} from 'node:crypto'
 import {MongoClient, type Collection, type Db, type Document, type Filter, type UpdateFilter} from 'mongodb'
-import type {EventEnvelope} from '../envelope.js'
+import type {EventEnvelope} from '../../core/envelope.js'
 import type {
   AppendResult,
   DlqRecord,
@@ -34,9 +34,9 @@ import type {
   Store,
   StoreWrites,
   CommitResult,
-} from '../ports.js'
-import {typeGlobsToRegExpSource} from '../glob.js'
-import {APPLIED_FIELD, APPLIED_LIMIT} from '../projection-update.js'
+} from '../../core/ports.js'
+import {typeGlobsToRegExpSource} from '../../core/glob.js'
+import {APPLIED_FIELD, APPLIED_LIMIT} from '../../core/projection-update.js'
 import {UserError, maskUrl} from '../../errors.js'
 
 export type MongoStoreTarget = {url: string; database: string} | {client: MongoClient; database: string}

@@ -7,11 +7,11 @@
 import {randomUUID} from 'node:crypto'
 import type {Catalog, CatalogEvent} from '../catalog/types.js'
 import type {EventValidator} from '../catalog/validate.js'
-import {errorContract, type ErrorContract, type EventEnvelope, type EventMetadata} from './envelope.js'
-import {RuntimeError} from './errors.js'
-import {newTraceId} from './event-id.js'
-import type {RuntimeMetrics} from './metrics.js'
-import type {Clock, Store} from './ports.js'
+import {errorContract, type ErrorContract, type EventEnvelope, type EventMetadata} from '../core/envelope.js'
+import {RuntimeError} from '../core/errors.js'
+import {newTraceId} from '../core/event-id.js'
+import type {RuntimeMetrics} from '../core/metrics.js'
+import type {Clock, Store} from '../core/ports.js'
 
 export interface DraftOptions {
   /** source_service; default: the catalog's producer of the type (else the producer id). */

@@ -17,10 +17,10 @@
  * Idle, it waits for kick() (the publisher calls it after every append) or pollMs: no busy loop.
  */
 import type {Catalog} from '../catalog/types.js'
-import type {EventEnvelope} from './envelope.js'
-import {DrainTimeoutError} from './errors.js'
-import type {RuntimeMetrics} from './metrics.js'
-import type {Bus, Clock, OutgoingMessage, Store} from './ports.js'
+import type {EventEnvelope} from '../core/envelope.js'
+import {DrainTimeoutError} from '../core/errors.js'
+import type {RuntimeMetrics} from '../core/metrics.js'
+import type {Bus, Clock, OutgoingMessage, Store} from '../core/ports.js'
 
 export interface OutboxRelayOptions {
   store: Store

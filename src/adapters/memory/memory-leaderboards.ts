@@ -3,7 +3,7 @@
  * (score desc, member asc), so top(n) is a slice and rank() a binary search. An increment moves one
  * entry (binary search + splice, a memmove): fine for 100k members.
  */
-import type {LeaderboardEntry, Leaderboards} from '../ports.js'
+import type {LeaderboardEntry, Leaderboards} from '../../core/ports.js'
 
 interface Entry {
   member: string

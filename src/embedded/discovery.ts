@@ -9,7 +9,7 @@
 import {closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync} from 'node:fs'
 import {connect} from 'node:net'
 import {join, resolve} from 'node:path'
-import {UserError} from '../../errors.js'
+import {UserError} from '../errors.js'
 
 export const DISCOVERY_FILE = 'runtime.json'
 export const LOCK_FILE = 'runtime.lock'

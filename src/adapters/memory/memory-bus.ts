@@ -1,7 +1,7 @@
 /**
  * The in-process Bus: the same semantics as the Redis and Kafka-like adapters, without a server.
  *
- * - A topic has partitions; a message goes to partitionFor(key) (src/runtime/partition.ts), like every
+ * - A topic has partitions; a message goes to partitionFor(key) (src/core/partition.ts), like every
  *   adapter. A partition is an append-only array with a moving head (trimming), so publish and
  *   delivery are array pushes and reads: no per-message timers or promises.
  * - Ids are one bus-wide sequence, so they are unique and increase within a partition.
@@ -25,8 +25,8 @@ import type {
   Subscription,
   TopicInfo,
   TopicSpec,
-} from '../ports.js'
-import {partitionFor} from '../partition.js'
+} from '../../core/ports.js'
+import {partitionFor} from '../../core/partition.js'
 
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve))
 

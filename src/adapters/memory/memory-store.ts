@@ -5,7 +5,7 @@
  *
  * Stored envelopes are copies of what was appended; what reads return is shared: treat it as read-only.
  */
-import type {EventEnvelope} from '../envelope.js'
+import type {EventEnvelope} from '../../core/envelope.js'
 import type {
   AppendResult,
   CommitResult,
@@ -20,10 +20,10 @@ import type {
   ProjectionUpdate,
   Store,
   StoreWrites,
-} from '../ports.js'
-import {copyData} from '../copy.js'
-import {compileTypeGlobs} from '../glob.js'
-import {APPLIED_FIELD, APPLIED_LIMIT, applyUpdate, compareValues, getPath, matchesFilter, type Doc} from '../projection-update.js'
+} from '../../core/ports.js'
+import {copyData} from '../../core/copy.js'
+import {compileTypeGlobs} from '../../core/glob.js'
+import {APPLIED_FIELD, APPLIED_LIMIT, applyUpdate, compareValues, getPath, matchesFilter, type Doc} from '../../core/projection-update.js'
 
 export interface MemoryStoreOptions {
   /** Wall clock for leases and ttls (tests may inject one). */

@@ -47,9 +47,9 @@ export interface MongoServerHandle {
   kill9(): Promise<void>
 }
 
-/** The repository / package root (this file lives in src/runtime/embedded or dist/runtime/embedded). */
+/** The repository / package root (this file lives in src/embedded or dist/embedded). */
 export function packageRoot(): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
+  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 }
 
 /** Where scripts/provision-mongo.sh puts the jars of mongo-java-server. */

@@ -18,7 +18,7 @@ import {closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, re
 import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {delimiter, join} from 'node:path'
-import {UserError} from '../../errors.js'
+import {UserError} from '../errors.js'
 import {
   commandMatches,
   type DiscoveredServer,
@@ -514,7 +514,7 @@ export async function startPrivateServer(part: PartName, options: {readyTimeoutM
 
 /** Opens the SQLite store file once (creating and migrating it) and says what it is; a bad file throws its UserError. */
 export async function prepareStoreFile(path: string): Promise<DiscoveredStoreFile> {
-  const [{createSqliteStore}, {sqliteUrl, sqliteVersion}] = await Promise.all([import('../sqlite/index.js'), import('../drivers.js')])
+  const [{createSqliteStore}, {sqliteUrl, sqliteVersion}] = await Promise.all([import('../adapters/sqlite/index.js'), import('../adapters/drivers.js')])
   mkdirSync(join(path, '..'), {recursive: true})
   const store = await createSqliteStore({path})
   await store.close()
@@ -698,7 +698,7 @@ function idleBus(): PartStatus {
 }
 
 async function storeFileStatus(path: string, mode: PartStatus['mode']): Promise<PartStatus> {
-  const {sqliteUrl, sqliteVersion} = await import('../drivers.js')
+  const {sqliteUrl, sqliteVersion} = await import('../adapters/drivers.js')
   const status: PartStatus = {state: 'running', mode, kind: 'sqlite', url: sqliteUrl(path), path, version: await sqliteVersion().catch(() => undefined), persistent: true}
   if (!existsSync(path)) {
     return {...status, state: 'absent', note: 'not created yet: the first command that needs a store creates it'}
@@ -706,7 +706,7 @@ async function storeFileStatus(path: string, mode: PartStatus['mode']): Promise<
   // With its write-ahead log: until a checkpoint, recent writes live there.
   status.size_bytes = statSync(path).size + (existsSync(`${path}-wal`) ? statSync(`${path}-wal`).size : 0)
   try {
-    const {createSqliteStore} = await import('../sqlite/index.js')
+    const {createSqliteStore} = await import('../adapters/sqlite/index.js')
     const store = await createSqliteStore({path, busyTimeoutMs: 2_000})
     try {
       status.events = await store.events.count()

@@ -8,7 +8,7 @@
  */
 import {EventEmitter} from 'node:events'
 import {build, decodeFromCompressedBase64, encodeIntoCompressedBase64, type Histogram} from 'hdr-histogram-js'
-import type {LatencySummary, MetricsDelta, MetricsSnapshot, RuntimeMetrics} from '../metrics.js'
+import type {LatencySummary, MetricsDelta, MetricsSnapshot, RuntimeMetrics} from '../../core/metrics.js'
 
 export type {LatencySummary, MetricsDelta, MetricsSnapshot, RuntimeMetrics}
 

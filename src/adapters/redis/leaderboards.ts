@@ -12,7 +12,7 @@
  *   One set per board (not a key per event) keeps drop(board) a single DEL with no SCAN.
  * - `tektree:lb:boards` lists board names for boards().
  */
-import type {LeaderboardEntry, Leaderboards} from '../ports.js'
+import type {LeaderboardEntry, Leaderboards} from '../../core/ports.js'
 import {connectRedis, LuaScript, type RedisConnection, type RedisTarget} from './connection.js'
 
 export interface RedisLeaderboardsOptions {
