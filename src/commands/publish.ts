@@ -151,22 +151,14 @@ Exit codes: 0 every line published (or a duplicate), 1 a line was invalid or rej
       if (!info || !info.isFile()) throw new UserError(`No such file: ${file}`, {code: 'FILE_NOT_FOUND', details: {path: file}, hint: 'Give an NDJSON file, or "-" to read stdin.'})
     }
     const json = this.jsonEnabled()
-    const [{loadCatalog}, {createValidator}, {createPublisher}, {createOutboxRelay}] = await Promise.all([
-      import('../catalog/load.js'),
-      import('../catalog/validate.js'),
-      import('../engine/publisher.js'),
-      import('../engine/relay.js'),
-    ])
+    const [{loadCatalog}, {createPipeline}] = await Promise.all([import('../catalog/load.js'), import('../engine/pipeline.js')])
     const catalog = await loadCatalog(this.flags.catalog)
-    const validator = createValidator(catalog)
     const runtime = await openRuntimeFromFlags(this.flags)
     const errors: ErrorContract[] = []
     try {
-      const producerId = `tektree-publish-${hostname()}-${process.pid}`
-      const relay = createOutboxRelay({store: runtime.store, bus: runtime.bus, catalog, metrics: runtime.metrics, owner: producerId})
-      const publisher = createPublisher({store: runtime.store, catalog, validator, relay, producerId, metrics: runtime.metrics})
+      const pipeline = createPipeline({runtime, catalog, producerId: `tektree-publish-${hostname()}-${process.pid}`})
+      const {publisher} = pipeline
       if (!json && file === '-' && process.stdin.isTTY) process.stderr.write('Reading NDJSON from stdin (Ctrl+D ends)...\n')
-      relay.start()
       let totals
       try {
         const input = file === '-' ? process.stdin : createReadStream(file, {highWaterMark: 1 << 20})
@@ -183,14 +175,13 @@ Exit codes: 0 every line published (or a duplicate), 1 a line was invalid or rej
             process.stderr.write(`${JSON.stringify(error)}\n`)
           },
         })
+      } finally {
         try {
-          await relay.drain()
+          await pipeline.stop({drainTimeoutMs: 30_000})
         } catch (error) {
           // Reported below as events left in the outbox (exit 1); the next relay run publishes them.
           process.stderr.write(`The outbox could not be drained to the bus: ${(error as Error).message}\n`)
         }
-      } finally {
-        await relay.stop()
       }
       const summary: PublishSummary = {
         source: file,

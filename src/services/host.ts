@@ -1,16 +1,16 @@
 /**
- * Runs TekTree services on a runtime: a publisher and outbox relay for their derived events, and
- * one consumer runner per service (per instance). Several hosts (processes) share each service's
+ * Runs TekTree services on a runtime: the engine's pipeline (src/engine/pipeline.ts: a publisher and
+ * an outbox relay for their derived events) and one consumer runner per service (per instance). Several hosts (processes) share each service's
  * work through its consumer group. stop() drains: runners finish and ack what they hold, the
  * relay publishes what the handlers emitted, then everything closes.
  */
 import {hostname} from 'node:os'
 import {threadId} from 'node:worker_threads'
 import type {Catalog} from '../catalog/types.js'
-import {createValidator} from '../catalog/validate.js'
-import {startConsumer, type ConsumerHandle, type ConsumerOptions, type ConsumerStats, type RunnerEvent} from '../engine/consumer.js'
-import {createPublisher, type Publisher} from '../engine/publisher.js'
-import {createOutboxRelay, type OutboxRelay} from '../engine/relay.js'
+import type {ConsumerHandle, ConsumerOptions, ConsumerStats, RunnerEvent} from '../engine/consumer.js'
+import {createPipeline} from '../engine/pipeline.js'
+import type {Publisher} from '../engine/publisher.js'
+import type {OutboxRelay} from '../engine/relay.js'
 import type {Runtime} from '../core/runtime.js'
 import type {ServiceDefinition} from './types.js'
 
@@ -45,17 +45,10 @@ export interface ServicesHost {
 
 export function startServices(options: ServicesHostOptions): ServicesHost {
   const {runtime, catalog} = options
-  const validator = createValidator(catalog)
   // Unique per thread too: worker threads share the pid, and both the relay's lease owner and the
   // bus's consumer names must tell them apart (a restarted worker gets a new threadId).
   const where = `${hostname()}-${process.pid}${threadId === 0 ? '' : `-t${threadId}`}`
-  const producerId = `tektree-services-${where}`
-  const relay =
-    options.relay === false
-      ? null
-      : createOutboxRelay({store: runtime.store, bus: runtime.bus, catalog, metrics: runtime.metrics, owner: producerId, onError: options.onRelayError})
-  const publisher = createPublisher({store: runtime.store, catalog, validator, relay: relay ?? undefined, producerId, metrics: runtime.metrics})
-  relay?.start()
+  const pipeline = createPipeline({runtime, catalog, producerId: `tektree-services-${where}`, relay: options.relay, onRelayError: options.onRelayError})
 
   interface Runner {
     service: ServiceDefinition
@@ -68,7 +61,7 @@ export function startServices(options: ServicesHostOptions): ServicesHost {
   let seq = 0
   const startRunner = (service: ServiceDefinition): Runner => {
     const crash = new AbortController()
-    const handle = startConsumer({runtime, catalog, validator, publisher}, service, {
+    const handle = pipeline.startConsumer(service, {
       ...options.consumerOptions,
       consumer: `${service.name}-${where}-${seq++}`,
       signal: crash.signal,
@@ -85,8 +78,8 @@ export function startServices(options: ServicesHostOptions): ServicesHost {
   let stopping: Promise<void> | null = null
   const liveHandles = () => [...live.values()].flat().map((r) => r.handle)
   return {
-    publisher,
-    relay,
+    publisher: pipeline.publisher,
+    relay: pipeline.relay,
     stats: () => all.map((r) => r.handle.stats()),
     crash(name) {
       const runners = live.get(name)
@@ -102,13 +95,7 @@ export function startServices(options: ServicesHostOptions): ServicesHost {
     stop(stopOptions = {}) {
       stopping ??= (async () => {
         await Promise.all(liveHandles().map((h) => h.stop()))
-        if (relay) {
-          try {
-            await relay.drain(stopOptions.drainTimeoutMs ?? 10_000)
-          } finally {
-            await relay.stop()
-          }
-        }
+        await pipeline.stop(stopOptions)
       })()
       return stopping
     },

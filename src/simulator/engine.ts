@@ -1,6 +1,6 @@
 /**
- * The simulator's view of the runtime pieces (runtime, catalog, publisher, outbox relay, consumer
- * runner), wired in one place so run.ts stays about the simulation itself.
+ * The simulator's view of the runtime pieces (runtime, catalog, and the engine's pipeline: publisher,
+ * outbox relay, consumer runners), so run.ts stays about the simulation itself.
  */
 import type {Faker} from '@faker-js/faker'
 import type {EventEnvelope} from '../core/envelope.js'
@@ -8,13 +8,12 @@ import type {Runtime} from '../core/runtime.js'
 import type {OutgoingMessage} from '../core/ports.js'
 import type {Catalog, JsonSchema} from '../catalog/types.js'
 import {SystemClock, VirtualClock} from '../core/clock.js'
-import {startConsumer, type ConsumerDeps, type ServiceDefinition} from '../engine/consumer.js'
+import type {ServiceDefinition} from '../engine/consumer.js'
 import {openRuntime} from '../adapters/open.js'
-import {createPublisher} from '../engine/publisher.js'
-import {createOutboxRelay, toOutgoingMessage} from '../engine/relay.js'
+import {createPipeline} from '../engine/pipeline.js'
+import {toOutgoingMessage} from '../engine/relay.js'
 import {createPayloadGenerator} from '../catalog/example.js'
 import {loadCatalog} from '../catalog/load.js'
-import {createValidator} from '../catalog/validate.js'
 import type {SimDraft} from './journeys.js'
 import type {SimService} from './services-bridge.js'
 
@@ -72,30 +71,16 @@ export async function openEngine(options: EngineOptions): Promise<SimEngine> {
   const runtime =
     options.runtime ?? (await openRuntime({redisUrl: options.redisUrl, mongoUrl: options.mongoUrl, inProcess: options.inProcess, clock}))
   try {
-    const validator = createValidator(catalog)
-    const producerId = `tektree-simulate-${process.pid}`
-    const relay = createOutboxRelay({
-      store: runtime.store,
-      bus: runtime.bus,
-      catalog,
-      metrics: runtime.metrics,
-      owner: producerId,
-      onError: (error) => options.onError?.(`outbox relay: ${(error as Error)?.message ?? String(error)}`),
-      onPublished: options.onRelayed,
-    })
     // Envelope timestamps stay on the wall clock (latencies are measured against them); the
     // runtime's clock (virtual under clock.speed) drives retries and the journeys' calendar days.
-    const publisher = createPublisher({store: runtime.store, catalog, validator, relay, producerId, metrics: runtime.metrics})
-    const consumerDeps: ConsumerDeps = {
-      bus: runtime.bus,
-      store: runtime.store,
-      leaderboards: runtime.leaderboards,
-      clock: runtime.clock,
-      metrics: runtime.metrics,
+    const pipeline = createPipeline({
+      runtime,
       catalog,
-      validator,
-      publisher,
-    }
+      producerId: `tektree-simulate-${process.pid}`,
+      onRelayError: (error) => options.onError?.(`outbox relay: ${(error as Error)?.message ?? String(error)}`),
+      onPublished: options.onRelayed,
+    })
+    const {publisher} = pipeline
     return {
       runtime,
       catalog,
@@ -115,13 +100,15 @@ export async function openEngine(options: EngineOptions): Promise<SimEngine> {
       },
       toBusMessage: (envelope) => toOutgoingMessage(catalog, envelope, Date.now()),
       relay: {
-        start: () => relay.start(),
-        kick: () => relay.kick(),
-        stop: () => relay.stop(),
+        start: () => pipeline.relay?.start(),
+        kick: () => pipeline.relay?.kick(),
+        stop: async () => {
+          await pipeline.relay?.stop()
+        },
       },
       startConsumer(service, instance) {
         const abort = new AbortController()
-        const handle = startConsumer(consumerDeps, service as ServiceDefinition, {
+        const handle = pipeline.startConsumer(service as ServiceDefinition, {
           consumer: instance,
           signal: abort.signal,
           visibilityTimeoutMs: options.visibilityTimeoutMs ?? 5000,

@@ -29,6 +29,36 @@ describe.skipIf(!redisUrl)(`RedisBus (${redisUrl ? 'redis-server' : `skipped: ${
     {visibilityTimeoutMs: 400},
   )
 
+  describe('takeover keeps order', () => {
+    it("a dead owner's pending entries reach the partition's new owner before newer ones, without waiting the visibility timeout", async () => {
+      const prefix = uniqueName('t')
+      const bus = await createRedisBus({url: redisUrl!, prefix, sessionTimeoutMs: 600})
+      try {
+        const topic = 'tektree.test'
+        await bus.ensureTopics([{name: topic, partitions: 1}])
+        const message = (n: number) => ({topic, key: 'agg-1', value: `e${n}`, headers: {event_id: `e${n}`}})
+        await bus.publish([message(1)])
+        // given an owner that took e1 and died holding it (it never acks, never calls next() again)
+        const dead = await bus.subscribe({group: 'g', consumer: 'dead', topics: [topic], blockMs: 50, visibilityTimeoutMs: 60_000})
+        const first = await consumeUntil(dead, (all) => all.length === 1, {ack: false})
+        expect(first.map((d) => d.value)).toEqual(['e1'])
+        await bus.publish([message(2)])
+        // when another consumer takes the partition over (after the dead one's lease expires)
+        const next = await bus.subscribe({group: 'g', consumer: 'next', topics: [topic], blockMs: 50, visibilityTimeoutMs: 60_000})
+        const got = await consumeUntil(next, (all) => all.length >= 2, {timeoutMs: 10_000})
+        // then e1 comes first (a redelivery), then e2: the aggregate's order holds
+        expect(got.map((d) => [d.value, d.deliveryCount])).toEqual([
+          ['e1', 2],
+          ['e2', 1],
+        ])
+        await next.close()
+      } finally {
+        await bus.close()
+        await deleteTestKeys(redisUrl!, prefix)
+      }
+    })
+  })
+
   describe('backend specifics', () => {
     const prefixes: string[] = []
     const withAdmin = async <T>(fn: (admin: Redis) => Promise<T>): Promise<T> => {

@@ -473,6 +473,13 @@ class RedisSubscription implements Subscription {
   private readonly visibilityTimeoutMs: number
   private readonly byStream = new Map<string, {topic: string; partition: number; lease: string}>()
   private owned: string[] = []
+  /**
+   * Partitions taken over from another owner whose pending entries are not all claimed yet: they
+   * are claimed at once (whatever their idle time) and nothing new is read from the partition
+   * until they are, so a dead owner's unacked entries come before the entries after them (one
+   * aggregate's order holds across a crash).
+   */
+  private readonly takeover = new Set<string>()
   private closed = false
   private blocking: Redis | undefined
   private nextMaintenance = 0
@@ -529,9 +536,15 @@ class RedisSubscription implements Subscription {
     if (release.length > 0) await RELEASE.run(this.client, release.map((s) => this.byStream.get(s)!.lease), [this.holder])
     const results = desired.length === 0 ? [] : ((await ACQUIRE.run(this.client, desired.map((s) => this.byStream.get(s)!.lease), [this.holder, this.bus.sessionTimeoutMs])) as number[])
     const owned = desired.filter((_, i) => Number(results[i]) > 0)
-    // A newly taken partition may hold a previous owner's unacked entries: look for them now.
-    if (desired.some((_, i) => Number(results[i]) === 2)) this.nextClaim = 0
-    if (!this.closed) this.owned = owned
+    // A newly taken partition may hold a previous owner's unacked entries: claim them first.
+    desired.forEach((stream, i) => {
+      if (Number(results[i]) === 2) this.takeover.add(stream)
+    })
+    if (this.takeover.size > 0) this.nextClaim = 0
+    if (!this.closed) {
+      this.owned = owned
+      for (const stream of this.takeover) if (!owned.includes(stream)) this.takeover.delete(stream)
+    }
     this.nextMaintenance = Date.now() + this.tickMs
   }
 
@@ -603,7 +616,11 @@ class RedisSubscription implements Subscription {
       await Promise.race([this.inflight, sleep(this.tickMs * 2, signal, this.closeController.signal)])
       return this.takeBuffer()
     }
-    const streams = [...this.owned]
+    const streams = this.owned.filter((stream) => !this.takeover.has(stream))
+    if (streams.length === 0) {
+      await sleep(Math.min(blockMs, 50), signal, this.closeController.signal)
+      return []
+    }
     const args = ['GROUP', this.group, this.consumer, 'COUNT', String(this.batchSize)]
     if (blockMs > 0) args.push('BLOCK', String(blockMs))
     args.push('STREAMS', ...streams, ...streams.map(() => '>'))
@@ -665,13 +682,18 @@ class RedisSubscription implements Subscription {
   private async claim(): Promise<Delivery[]> {
     this.nextClaim = Date.now() + this.claimEveryMs
     const streams = [...this.owned]
+    // Decided before the replies below may end a takeover: its claim still takes every entry.
+    const idle = new Map(streams.map((stream) => [stream, String(this.takeover.has(stream) ? 0 : this.visibilityTimeoutMs)]))
+    const idleOf = (stream: string) => idle.get(stream)!
     const pending = this.client.pipeline()
-    for (const stream of streams) pending.call('XPENDING', [stream, this.group, 'IDLE', String(this.visibilityTimeoutMs), '-', '+', String(this.batchSize)])
+    for (const stream of streams) pending.call('XPENDING', [stream, this.group, 'IDLE', idleOf(stream), '-', '+', String(this.batchSize)])
     const pendingReplies = (await pending.exec()) ?? []
     const wanted: Array<{stream: string; ids: string[]; counts: Map<string, number>}> = []
     let total = 0
     streams.forEach((stream, i) => {
       const [error, reply] = pendingReplies[i] ?? [null, null]
+      // A taken-over partition whose pending entries all fit here is read normally after these.
+      if (!error && Array.isArray(reply) && reply.length < this.batchSize && total + reply.length <= this.batchSize) this.takeover.delete(stream)
       if (error || !Array.isArray(reply) || reply.length === 0 || total >= this.batchSize) return
       const rows = (reply as Array<[string, string, number, number]>).slice(0, this.batchSize - total)
       total += rows.length
@@ -679,7 +701,7 @@ class RedisSubscription implements Subscription {
     })
     if (wanted.length === 0) return []
     const claims = this.client.pipeline()
-    for (const w of wanted) claims.call('XCLAIM', [w.stream, this.group, this.consumer, String(this.visibilityTimeoutMs), ...w.ids])
+    for (const w of wanted) claims.call('XCLAIM', [w.stream, this.group, this.consumer, idleOf(w.stream), ...w.ids])
     const claimReplies = (await claims.exec()) ?? []
     const out: Delivery[] = []
     wanted.forEach((w, i) => {
@@ -694,7 +716,7 @@ class RedisSubscription implements Subscription {
       }
     })
     // More may be waiting: look again on the next call rather than after a full period.
-    if (out.length >= this.batchSize) this.nextClaim = 0
+    if (out.length >= this.batchSize || this.takeover.size > 0) this.nextClaim = 0
     return out
   }
 
