@@ -52,7 +52,10 @@ export interface HandlerContext {
    * get() sees the store plus every write of this runner not yet committed.
    */
   readonly store: Store
-  /** Reads as they are; incrementOnce is applied with the unit's commit (it resolves to null at once). */
+  /**
+   * The leaderboards as they are: increments apply at once, each under its own guard (outside the
+   * unit of work: an attempt that is later dead-lettered keeps what it added to a board).
+   */
   readonly leaderboards: Leaderboards
   readonly clock: Clock
   /**
@@ -372,17 +375,6 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
 
   /** The segments that are in the store: all of them, or those that went in one by one. */
   const commitUnit = async (unit: Unit<Item>): Promise<Segment<Item>[]> => {
-    // Leaderboard increments first, each under its own guard in the leaderboards' store: a crash
-    // before the commit then finds them applied on redelivery and adds nothing twice; an attempt
-    // that never completed (and so may yet be dead-lettered) added nothing at all.
-    if (unit.increments.length > 0) {
-      try {
-        await Promise.all(unit.increments.map(({board, member, delta, eventId}) => leaderboards.incrementOnce(board, member, delta, eventId)))
-      } catch (error) {
-        notify({type: 'store_error', phase: 'commit', error, eventId: null})
-        return []
-      }
-    }
     try {
       const {inserted} = await store.commit(unit.toStoreWrites(ledgerScope, dedupeWindowMs))
       if (inserted > 0) publisher.kick()
@@ -606,7 +598,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       attempt: item.attempt,
       group,
       store: pending.view(store, writes),
-      leaderboards: pending.leaderboardsView(leaderboards, writes),
+      leaderboards,
       clock,
       emit(type, payload, emitOptions) {
         const target = catalog.get(type)

@@ -13,7 +13,7 @@
  */
 import type {EventEnvelope} from '../core/envelope.js'
 import {APPLIED_FIELD, applyUpdate} from '../core/projection-update.js'
-import type {Leaderboards, ProjectionDoc, ProjectionStore, ProjectionUpdate, Store, StoreWrites} from '../core/ports.js'
+import type {ProjectionDoc, ProjectionStore, ProjectionUpdate, Store, StoreWrites} from '../core/ports.js'
 
 export interface ProjectionWrite {
   collection: string
@@ -25,19 +25,10 @@ export interface ProjectionWrite {
 
 const docKey = (collection: string, id: string) => `${collection}\u0000${id}`
 
-/** A leaderboard increment, guarded by `eventId` in the leaderboards' own store. */
-export interface LeaderboardIncrement {
-  board: string
-  member: string
-  delta: number
-  eventId: string
-}
-
-/** Projection writes in order, indexed by document, derived events and leaderboard increments. */
+/** Projection writes in order, indexed by document, and derived events. */
 export class WriteSet {
   readonly projections: ProjectionWrite[] = []
   readonly events: EventEnvelope[] = []
-  readonly increments: LeaderboardIncrement[] = []
   private readonly byDoc = new Map<string, ProjectionWrite[]>()
 
   add(write: ProjectionWrite): void {
@@ -60,7 +51,6 @@ export class WriteSet {
   absorb(other: WriteSet): void {
     for (const write of other.projections) this.add(write)
     for (const event of other.events) this.events.push(event)
-    for (const increment of other.increments) this.increments.push(increment)
   }
 }
 
@@ -244,27 +234,6 @@ export class PendingUnits<T> {
   collectLayers(layers: WriteSet[], own: WriteSet): boolean {
     layers.push(...this.committing, this.open, ...this.running)
     return this.running.has(own)
-  }
-
-  /**
-   * Leaderboards as a handler attempt sees them: increments join its writes (applied, each under
-   * its own guard, just before the unit's commit, so an attempt that throws or never completes adds
-   * nothing; they resolve to null at once); reads go to the leaderboards as they are.
-   */
-  leaderboardsView(leaderboards: Leaderboards, own: WriteSet): Leaderboards {
-    return {
-      kind: leaderboards.kind,
-      incrementOnce: async (board, member, delta, eventId) => {
-        own.increments.push({board, member, delta, eventId})
-        return null
-      },
-      top: (board, n) => leaderboards.top(board, n),
-      score: (board, member) => leaderboards.score(board, member),
-      rank: (board, member) => leaderboards.rank(board, member),
-      boards: () => leaderboards.boards(),
-      drop: (board) => leaderboards.drop(board),
-      close: async () => undefined,
-    }
   }
 
   /**
