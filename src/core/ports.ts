@@ -78,6 +78,12 @@ export interface Subscription {
   /** Waits up to blockMs; returns [] when idle. Deliveries of one partition come in order. */
   next(signal?: AbortSignal): Promise<Delivery[]>
   ack(deliveries: readonly Delivery[]): Promise<void>
+  /**
+   * Keeps this consumer's membership and partitions while it does not fetch (Kafka's paused poll):
+   * a consumer holding a full buffer still owns what it holds. One that neither fetches nor beats
+   * for the session timeout is taken for dead and loses its partitions.
+   */
+  heartbeat(): Promise<void>
   /** Partitions this consumer currently owns. */
   assignment(): ReadonlyArray<{topic: string; partition: number}>
   /** Leaves the group; unacked deliveries stay pending for the next owner. */

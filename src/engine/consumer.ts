@@ -498,8 +498,19 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     notify({type: 'dead_lettered', record})
   }
 
-  /** Runs one attempt. Returns the delay before the next attempt, or null when the item is finished. */
-  const attempt = async (item: Item): Promise<number | null> => {
+  /**
+   * Whether this runner still owns the delivery's partition. A partition handed over (a rebalance,
+   * a pause past the lease) belongs to its new owner with everything unacked in it: this runner
+   * must not dead-letter what the new owner may complete, nor retry behind its back.
+   */
+  const owns = (delivery: Delivery): boolean =>
+    !subscription || subscription.assignment().some((p) => p.partition === delivery.partition && p.topic === delivery.topic)
+
+  /**
+   * Runs one attempt. Returns the delay before the next attempt, null when the item is finished,
+   * or 'lost' when its partition moved to another consumer (the lane is given up, unacked).
+   */
+  const attempt = async (item: Item): Promise<number | null | 'lost'> => {
     const delivery = item.delivery
     // 1. Another type on a subscribed topic: decided from the header, without parsing.
     if (!item.event) {
@@ -566,6 +577,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     // 4. Attempts spent on earlier deliveries: a consumer took it and never acked, that often
     // (each time it crashed, or its commit was refused). Trying once more would only repeat that.
     if (item.attempt >= maxAttempts) {
+      if (!owns(delivery)) return 'lost'
       item.firstFailureAt ??= clock.now()
       const contract = errorContract('DELIVERY_ATTEMPTS_EXHAUSTED', `Delivered ${delivery.deliveryCount} times without being completed (a consumer crashed or its commit failed each time); ${maxAttempts} attempts are allowed`, {
         service: group,
@@ -641,6 +653,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       item.firstFailureAt ??= clock.now()
       const nonRetryable = isNonRetryable(error)
       if (nonRetryable || item.attempt >= maxAttempts) {
+        if (!owns(delivery)) return 'lost'
         const info = describeError(error)
         const contract = errorContract(info.code ?? 'HANDLER_FAILED', info.message, {
           ...info.details,
@@ -700,7 +713,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       await take()
       while (lane.queue.length > 0 && !crashed) {
         const item = lane.queue[0]
-        let delay: number | null
+        let delay: number | null | 'lost'
         try {
           delay = await attempt(item)
         } catch (error) {
@@ -709,6 +722,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
           notify({type: 'store_error', phase: 'dlq', error, eventId: item.event?.event_id ?? null})
           break
         }
+        if (delay === 'lost') break
         if (delay === null) {
           lane.queue.shift()
           release(item)
@@ -730,8 +744,9 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
           lane.parked = false
           stats.parked--
         }
-        // Stopping: the lane's deliveries stay unacked; the group gets them again.
-        if (!woke || crashed) break
+        // Stopping, or the partition moved while parked: the lane's deliveries stay unacked and
+        // the group (its new owner) gets them again.
+        if (!woke || crashed || !owns(item.delivery)) break
         await take()
       }
     } finally {
@@ -820,6 +835,8 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     while (!stopping && subscription) {
       if (stats.buffered >= maxBuffered) {
         await waitForChange(1_000)
+        // Not fetching is not dead: keep the partitions whose deliveries this runner holds.
+        if (stats.buffered >= maxBuffered && !stopping) await subscription.heartbeat().catch(() => undefined)
         continue
       }
       let deliveries: Delivery[]

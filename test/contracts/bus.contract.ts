@@ -37,6 +37,8 @@ export interface BusContractOptions {
   blockMs?: number
   /** Set false for a backend that cannot trim by age. Default true. */
   trimByAge?: boolean
+  /** The session timeout the factory's bus was made with (default 1 s). */
+  sessionTimeoutMs?: number
 }
 
 export type BusFactory = () => Promise<{bus: Bus; cleanup?: () => Promise<void>}>
@@ -57,6 +59,7 @@ export function busContract(name: string, factory: BusFactory, options: BusContr
   const visibilityTimeoutMs = options.visibilityTimeoutMs ?? 400
   const waitTimeoutMs = options.waitTimeoutMs ?? 20_000
   const blockMs = options.blockMs ?? 100
+  const sessionTimeoutMs = options.sessionTimeoutMs ?? 1_000
 
   describe(name, () => {
     let bus: Bus
@@ -334,6 +337,28 @@ export function busContract(name: string, factory: BusFactory, options: BusContr
         expect(redelivered.deliveryCount).toBeGreaterThan(1)
       }
       expect(b.assignment()).toHaveLength(partitions)
+    }, 60_000)
+
+    it('a consumer that stops fetching but beats keeps its partitions past the session timeout', async () => {
+      const topic = uniqueName('topic')
+      const partitions = 4
+      await bus.ensureTopics([{name: topic, partitions}])
+      const group = uniqueName('g')
+      const a = await subscribe({group, topics: [topic], consumer: 'consumer-a', visibilityTimeoutMs})
+      const b = await subscribe({group, topics: [topic], consumer: 'consumer-b', visibilityTimeoutMs})
+      await until(async () => {
+        await Promise.all([a.next(), b.next()])
+        return a.assignment().length > 0 && b.assignment().length > 0
+      }, {timeoutMs: waitTimeoutMs, message: 'both consumers own partitions'})
+      const ownedByA = a.assignment().length
+      // A holds a full buffer: it only beats, for three session timeouts, while B keeps fetching.
+      const until3 = Date.now() + 3 * sessionTimeoutMs
+      while (Date.now() < until3) {
+        await Promise.all([a.heartbeat(), b.next()])
+        await new Promise((resolve) => setTimeout(resolve, Math.min(100, sessionTimeoutMs / 5)))
+      }
+      expect(a.assignment()).toHaveLength(ownedByA)
+      expect(b.assignment()).toHaveLength(partitions - ownedByA)
     }, 60_000)
 
     it('stats() reports lag, pending, oldest pending age and consumers', async () => {

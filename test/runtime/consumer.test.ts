@@ -7,6 +7,7 @@ import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {startConsumer, type HandlerContext} from '../../src/engine/consumer.js'
 import type {EventEnvelope} from '../../src/core/envelope.js'
 import {NonRetryableError} from '../../src/core/errors.js'
+import {partitionFor} from '../../src/core/partition.js'
 import {advanceWhenParked, createHarness, serviceName, until, type Harness} from './consumer-harness.js'
 
 let h: Harness
@@ -511,6 +512,32 @@ describe('consumer runner: scaling out, crashes and stops', () => {
     expect(await pendingOf(group)).toBe(1)
     const c2 = h.start({name: group, consumes: ['user.registered'], async handle() {}}, {visibilityTimeoutMs: 50})
     await until(() => expect(c2.stats().acked).toBe(1))
+    expect(await h.store.dlq.count()).toBe(0)
+  })
+
+  it('a parked retry whose partition moved to another consumer is left to it: never retried here, never dead-lettered', async () => {
+    await h.close()
+    h = await createHarness({bus: {sessionTimeoutMs: 500}})
+    const group = serviceName()
+    const topic = h.catalog.get('user.registered')!
+    const partitions = h.catalog.topics().find((t) => t.name === topic.topic)!.partitions
+    // A key whose partition the consumer sorted first takes when two share the group.
+    let key = randomUUID()
+    while (partitionFor(key, partitions) % 2 !== 0) key = randomUUID()
+    await h.send([h.event('user.registered', {key})])
+    const failing = h.start({name: group, consumes: ['user.registered'], async handle() {
+      throw new Error('down')
+    }}, {consumer: 'z-first', visibilityTimeoutMs: 300})
+    await until(() => expect(failing.stats().parked).toBe(1))
+    // another consumer joins and takes the partition (with the delivery the first one holds)
+    const next = h.start({name: group, consumes: ['user.registered'], async handle() {}}, {consumer: 'a-next', visibilityTimeoutMs: 300})
+    await until(() => expect(next.stats().acked).toBe(1), 10_000)
+    // the first one's retry comes due
+    await advanceWhenParked(h.clock, 10_000)
+    await until(() => expect(failing.stats().buffered === 0 || failing.stats().parked === 1).toBe(true))
+    if (failing.stats().parked === 1) await advanceWhenParked(h.clock, 60_000)
+    await until(() => expect(failing.stats().buffered).toBe(0))
+    expect(failing.stats().deadLettered).toBe(0)
     expect(await h.store.dlq.count()).toBe(0)
   })
 

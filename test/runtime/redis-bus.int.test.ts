@@ -57,6 +57,40 @@ describe.skipIf(!redisUrl)(`RedisBus (${redisUrl ? 'redis-server' : `skipped: ${
         await deleteTestKeys(redisUrl!, prefix)
       }
     })
+
+    it("an entry a previous owner's late read took comes before newer entries, though that owner never gave it back", async () => {
+      const prefix = uniqueName('t')
+      const bus = await createRedisBus({url: redisUrl!, prefix, sessionTimeoutMs: 600})
+      const stale = new Redis(redisUrl!, {maxRetriesPerRequest: 1})
+      try {
+        const topic = 'tektree.test'
+        await bus.ensureTopics([{name: topic, partitions: 1}])
+        const message = (n: number) => ({topic, key: 'agg-1', value: `e${n}`, headers: {event_id: `e${n}`}})
+        const next = await bus.subscribe({group: 'g', consumer: 'next', topics: [topic], blockMs: 50, visibilityTimeoutMs: 60_000})
+        // (its takeover of the partition done: nothing was pending)
+        expect(await next.next()).toEqual([])
+        // given a read the partition's previous owner sent before it lost the partition (stopped,
+        // paused, or on a connection it no longer watches), still blocked on the stream
+        await stale.client('SETNAME', 'stale-reader')
+        const late = stale.call('XREADGROUP', 'GROUP', 'g', 'old', 'COUNT', '10', 'BLOCK', '5000', 'STREAMS', bus.streamKey(topic, 0), '>')
+        for (let i = 0; i < 100 && !/name=stale-reader .*cmd=xreadgroup/.test(String(await bus.client.call('CLIENT', 'LIST'))); i++) await new Promise((r) => setTimeout(r, 20))
+        // when e1 is published (the late read takes it) and then e2
+        await bus.publish([message(1)])
+        expect(JSON.stringify(await late)).toContain('e1')
+        await bus.publish([message(2)])
+        // then the owner hands out e1 (claimed back) before e2, not e2 alone while e1 waits out the visibility timeout
+        const got = await consumeUntil(next, (all) => all.length >= 2, {timeoutMs: 3_000})
+        expect(got.map((d) => [d.value, d.deliveryCount])).toEqual([
+          ['e1', 2],
+          ['e2', 1],
+        ])
+        await next.close()
+      } finally {
+        stale.disconnect()
+        await bus.close()
+        await deleteTestKeys(redisUrl!, prefix)
+      }
+    })
   })
 
   describe('backend specifics', () => {

@@ -89,6 +89,8 @@ interface Member {
   name: string
   topics: Set<string>
   lastSeen: number
+  /** Last heartbeat() while not fetching (lastSeen stays the last fetch: it is what idle reports). */
+  beatAt: number
   /** next() calls in progress: a consumer blocked in next() is alive. */
   waiting: number
 }
@@ -287,7 +289,7 @@ export class MemoryBus implements Bus {
     if (existing && this.isLive(existing, this.now())) {
       throw new Error(`Consumer "${options.consumer}" is already a live member of group "${options.group}"`)
     }
-    const member: Member = {name: options.consumer, topics: new Set(options.topics), lastSeen: this.now(), waiting: 0}
+    const member: Member = {name: options.consumer, topics: new Set(options.topics), lastSeen: this.now(), beatAt: 0, waiting: 0}
     group.members.set(member.name, member)
     group.departed.delete(member.name)
     const subscription = new MemorySubscription(this, group, member, topics, {
@@ -303,7 +305,7 @@ export class MemoryBus implements Bus {
 
   /** @internal */
   isLive(member: Member, now: number): boolean {
-    return member.waiting > 0 || now - member.lastSeen <= this.sessionTimeoutMs
+    return member.waiting > 0 || now - Math.max(member.lastSeen, member.beatAt) <= this.sessionTimeoutMs
   }
 
   /** @internal Recomputes ownership when the set of live members changed. */
@@ -454,6 +456,12 @@ class MemorySubscription implements Subscription {
       })
     }
     return out
+  }
+
+  async heartbeat(): Promise<void> {
+    if (this.closed) throw new Error('This subscription is closed')
+    if (this.bus.isClosed) throw closedBusError()
+    this.member.beatAt = this.bus.now()
   }
 
   async next(signal?: AbortSignal): Promise<Delivery[]> {

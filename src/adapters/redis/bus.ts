@@ -473,6 +473,8 @@ class RedisSubscription implements Subscription {
   private readonly visibilityTimeoutMs: number
   private readonly byStream = new Map<string, {topic: string; partition: number; lease: string}>()
   private owned: string[] = []
+  /** When the leases of `owned` expire unless renewed (measured from before the renewal was sent). */
+  private leaseUntil = 0
   /**
    * Partitions taken over from another owner whose pending entries are not all claimed yet: they
    * are claimed at once (whatever their idle time) and nothing new is read from the partition
@@ -518,7 +520,8 @@ class RedisSubscription implements Subscription {
   }
 
   assignment(): ReadonlyArray<{topic: string; partition: number}> {
-    if (this.closed) return []
+    // Past the leases' expiry (no renewal since: a stall, a pause) another consumer may hold them.
+    if (this.closed || Date.now() >= this.leaseUntil) return []
     return this.owned.map((stream) => {
       const p = this.byStream.get(stream)!
       return {topic: p.topic, partition: p.partition}
@@ -527,6 +530,7 @@ class RedisSubscription implements Subscription {
 
   /** Heartbeat, rebalance, lease renewal: one membership script and one lease script. */
   private async maintain(): Promise<void> {
+    const began = Date.now()
     const live = ((await MEMBERSHIP.run(this.client, [this.bus.membersKey(this.group)], [this.consumer, 'beat', this.bus.sessionTimeoutMs])) as string[]).sort()
     if (this.closed) return
     const index = live.indexOf(this.consumer)
@@ -543,9 +547,22 @@ class RedisSubscription implements Subscription {
     if (this.takeover.size > 0) this.nextClaim = 0
     if (!this.closed) {
       this.owned = owned
+      this.leaseUntil = began + this.bus.sessionTimeoutMs
       for (const stream of this.takeover) if (!owned.includes(stream)) this.takeover.delete(stream)
     }
     this.nextMaintenance = Date.now() + this.tickMs
+  }
+
+  heartbeat(): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('This subscription is closed'))
+    // In line with next(): membership and leases are renewed as next() renews them, when due.
+    const beat = this.queue.then(async () => {
+      if (this.closed) return
+      this.bus.check()
+      if (Date.now() >= this.nextMaintenance) await this.maintain()
+    })
+    this.queue = beat.catch(() => undefined)
+    return beat
   }
 
   next(signal?: AbortSignal): Promise<Delivery[]> {
@@ -561,8 +578,8 @@ class RedisSubscription implements Subscription {
     const deadline = Date.now() + this.blockMs
     for (let round = 0; round < 1_000_000; round++) {
       if (this.closed || signal?.aborted) return this.takeBuffer()
-      if (this.buffer.length > 0) return this.takeBuffer()
       try {
+        if (this.buffer.length > 0) return await this.handOut(this.takeBuffer())
         if (Date.now() >= this.nextMaintenance) await this.maintain()
         if (this.closed) return []
         if (this.owned.length > 0 && Date.now() >= this.nextClaim) {
@@ -576,7 +593,7 @@ class RedisSubscription implements Subscription {
           continue
         }
         const slice = Math.min(Math.max(remaining, 0), this.tickMs, Math.max(1, this.nextClaim - Date.now()))
-        const got = await this.readNew(Math.floor(slice), signal)
+        const got = await this.handOut(await this.readNew(Math.floor(slice), signal))
         if (got.length > 0) return got
       } catch (error) {
         if (this.closed || this.bus.isClosed) return []
@@ -592,6 +609,70 @@ class RedisSubscription implements Subscription {
 
   private takeBuffer(): Delivery[] {
     return this.buffer.splice(0, this.batchSize)
+  }
+
+  /**
+   * What reads brought, made safe to hand out. A read is served by Redis whenever an entry arrives,
+   * so a previous owner's read (sent just before it lost the partition: a rebalance, a pause past
+   * its lease) can take entries after this subscription took the partition over. Entries of
+   * partitions no longer ours are left pending for their owner; before newer entries of a
+   * partition go out, older ones pending under another consumer are claimed and go first, so one
+   * aggregate's order holds however late the other read was.
+   */
+  private async handOut(deliveries: Delivery[]): Promise<Delivery[]> {
+    if (deliveries.length === 0) return deliveries
+    const owned = new Set(this.owned)
+    const kept = deliveries.filter((d) => owned.has(this.bus.streamKey(d.topic, d.partition)))
+    const firstNew = new Map<string, string>()
+    for (const d of kept) {
+      const stream = this.bus.streamKey(d.topic, d.partition)
+      const seen = firstNew.get(stream)
+      if (seen === undefined || compareIds(d.id, seen) < 0) firstNew.set(stream, d.id)
+    }
+    if (firstNew.size === 0) return kept
+    try {
+      const older = await this.claimOlderOfOthers(firstNew)
+      if (older.length === 0 && this.takeover.size === 0) return kept
+      return [...older, ...kept.filter((d) => !this.takeover.has(this.bus.streamKey(d.topic, d.partition)))]
+    } catch (error) {
+      // Not handed out: keep them for the next call rather than leave them to the visibility timeout.
+      this.buffer.unshift(...kept)
+      throw error
+    }
+  }
+
+  /** Claims the entries older than `firstNew` (per stream) that other consumers of the group hold. */
+  private async claimOlderOfOthers(firstNew: Map<string, string>): Promise<Delivery[]> {
+    const streams = [...firstNew.keys()]
+    const summaries = this.client.pipeline()
+    for (const stream of streams) summaries.call('XPENDING', [stream, this.group])
+    const summaryReplies = (await summaries.exec()) ?? []
+    const suspects = streams.filter((stream, i) => {
+      const [error, reply] = summaryReplies[i] ?? [null, null]
+      if (error) throw error
+      const [, minId, , consumers] = (reply ?? []) as [number, string | null, string | null, Array<[string, string]> | null]
+      return minId !== null && compareIds(minId, firstNew.get(stream)!) < 0 && (consumers ?? []).some(([name, count]) => name !== this.consumer && Number(count) > 0)
+    })
+    if (suspects.length === 0) return []
+    const limit = 1_000
+    const ranges = this.client.pipeline()
+    for (const stream of suspects) ranges.call('XPENDING', [stream, this.group, '-', `(${firstNew.get(stream)!}`, String(limit)])
+    const rangeReplies = (await ranges.exec()) ?? []
+    const wanted: Array<{stream: string; ids: string[]; counts: Map<string, number>}> = []
+    suspects.forEach((stream, i) => {
+      const [error, reply] = rangeReplies[i] ?? [null, null]
+      if (error) throw error
+      const rows = (reply ?? []) as Array<[string, string, number, number]>
+      // More than fit one claim: claim the whole partition in order instead (takeover), newer entries after.
+      if (rows.length >= limit) {
+        this.takeover.add(stream)
+        this.nextClaim = 0
+        return
+      }
+      const others = rows.filter((r) => r[1] !== this.consumer)
+      if (others.length > 0) wanted.push({stream, ids: others.map((r) => r[0]), counts: new Map(others.map((r) => [r[0], Number(r[3])]))})
+    })
+    return this.claimEntries(wanted, () => '0')
   }
 
   private connection(): Redis {
@@ -699,6 +780,14 @@ class RedisSubscription implements Subscription {
       total += rows.length
       wanted.push({stream, ids: rows.map((r) => r[0]), counts: new Map(rows.map((r) => [r[0], Number(r[3])]))})
     })
+    const out = await this.claimEntries(wanted, idleOf)
+    // More may be waiting: look again on the next call rather than after a full period.
+    if (out.length >= this.batchSize || this.takeover.size > 0) this.nextClaim = 0
+    return out
+  }
+
+  /** XCLAIM per stream; the deliveries in id order, deliveryCount = XPENDING's count + 1. */
+  private async claimEntries(wanted: ReadonlyArray<{stream: string; ids: string[]; counts: Map<string, number>}>, idleOf: (stream: string) => string): Promise<Delivery[]> {
     if (wanted.length === 0) return []
     const claims = this.client.pipeline()
     for (const w of wanted) claims.call('XCLAIM', [w.stream, this.group, this.consumer, idleOf(w.stream), ...w.ids])
@@ -715,8 +804,6 @@ class RedisSubscription implements Subscription {
         if (delivery) out.push(delivery)
       }
     })
-    // More may be waiting: look again on the next call rather than after a full period.
-    if (out.length >= this.batchSize || this.takeover.size > 0) this.nextClaim = 0
     return out
   }
 
