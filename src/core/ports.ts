@@ -96,6 +96,20 @@ export interface ConsumerInfo {
   idleMs: number
 }
 
+export interface PartitionStats {
+  partition: number
+  /** Messages not yet delivered to the group. */
+  lag: number
+  /** Delivered, not acked. */
+  pending: number
+  /** How long the oldest pending message has waited since it was last delivered. */
+  oldestPendingAgeMs: number | null
+  /** The consumer that owns the partition now (its lease), or null. */
+  owner: string | null
+  /** Messages the group acked on this partition, ever: a counter (a rate is two readings apart); null when the bus cannot tell. */
+  acked: number | null
+}
+
 export interface GroupStats {
   group: string
   topic: string
@@ -105,6 +119,10 @@ export interface GroupStats {
   pending: number
   oldestPendingAgeMs: number | null
   consumers: ConsumerInfo[]
+  /** The same per partition, in partition order. */
+  partitions: PartitionStats[]
+  /** Sum of the partitions' acked counters; null when any is unknown. */
+  acked: number | null
 }
 
 export interface TopicInfo {
@@ -113,6 +131,12 @@ export interface TopicInfo {
   /** Messages currently retained. */
   length: number
   groups: string[]
+  /** Messages ever appended (a counter: a rate is two readings apart); null when the bus cannot tell. */
+  appended: number | null
+  /** Enqueue time (ms) of the oldest and newest retained message; null when empty. */
+  firstAt: number | null
+  lastAt: number | null
+  retention?: {maxAgeMs?: number; maxLen?: number}
 }
 
 export interface Bus {

@@ -8,6 +8,7 @@ import {fileURLToPath} from 'node:url'
 import {Ajv, type ErrorObject} from 'ajv'
 import {parse as parseYaml} from 'yaml'
 import {UserError} from '../errors.js'
+import {formatDuration, parseDuration} from '../core/duration.js'
 
 export const JOURNEY_STEPS = [
   'register',
@@ -159,21 +160,7 @@ export const SCENARIO_SCHEMA = {
   },
 } as const
 
-/** "30s" -> 30000. Accepts ms, s, m, h. */
-export function parseDuration(text: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim())
-  if (!match) throw new RangeError(`"${text}" is not a duration (e.g. 500ms, 30s, 10m, 1h)`)
-  const value = Number(match[1])
-  const unit = {ms: 1, s: 1000, m: 60_000, h: 3_600_000}[match[2] as 'ms' | 's' | 'm' | 'h']
-  return Math.round(value * unit)
-}
-
-export function formatDuration(ms: number): string {
-  if (ms % 3_600_000 === 0 && ms > 0) return `${ms / 3_600_000}h`
-  if (ms % 60_000 === 0 && ms > 0) return `${ms / 60_000}m`
-  if (ms % 1000 === 0) return `${ms / 1000}s`
-  return `${ms}ms`
-}
+export {formatDuration, parseDuration}
 
 const DEFAULT_JOURNEYS: Record<JourneyStep, number> = {
   register: 4,

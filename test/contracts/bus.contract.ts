@@ -463,8 +463,41 @@ export function busContract(name: string, factory: BusFactory, options: BusContr
       await bus.publish([...messages(topic, 'a', 4), ...messages(topic, 'b', 3)])
       const group = uniqueName('g')
       await subscribe({group, topics: [topic]})
+      const before = Date.now()
       const info = (await bus.topics()).find((t) => t.name === topic)
-      expect(info).toMatchObject({name: topic, partitions: 2, length: 7, groups: [group]})
+      expect(info).toMatchObject({name: topic, partitions: 2, length: 7, groups: [group], appended: 7})
+      expect(info!.firstAt).not.toBeNull()
+      expect(info!.firstAt!).toBeLessThanOrEqual(info!.lastAt!)
+      expect(info!.lastAt!).toBeLessThanOrEqual(before)
+      // appended is a counter: trimming lowers the length, never it
+      await bus.trim(topic, {maxLen: 1})
+      expect((await bus.topics()).find((t) => t.name === topic)).toMatchObject({length: 2, appended: 7})
+      const empty = uniqueName('topic')
+      await bus.ensureTopics([{name: empty, partitions: 2, retention: {maxAgeMs: 60_000}}])
+      expect((await bus.topics()).find((t) => t.name === empty)).toMatchObject({length: 0, appended: 0, firstAt: null, lastAt: null, retention: {maxAgeMs: 60_000}})
+    })
+
+    it('stats() reports each partition: lag, pending, its owner and an acked counter', async () => {
+      const topic = uniqueName('topic')
+      await bus.ensureTopics([{name: topic, partitions: 2}])
+      const keyOn = (partition: number) => Array.from({length: 100}, (_, i) => `k${i}`).find((k) => partitionFor(k, 2) === partition)!
+      await bus.publish([...messages(topic, keyOn(0), 6), ...messages(topic, keyOn(1), 3)])
+      const group = uniqueName('g')
+      const sub = await subscribe({group, topics: [topic], consumer: 'only', batchSize: 20, visibilityTimeoutMs: 60_000})
+      const got = await consumeUntil(sub, (all) => all.length === 9, {ack: false})
+      await sub.ack(got.filter((d) => d.partition === 0).slice(0, 4))
+      await bus.publish(messages(topic, keyOn(1), 2, 3))
+      const [stats] = await bus.stats({group, topic})
+      expect(stats.partitions.map(({partition, lag, pending, owner, acked}) => ({partition, lag, pending, owner, acked}))).toEqual([
+        {partition: 0, lag: 0, pending: 2, owner: 'only', acked: 4},
+        {partition: 1, lag: 2, pending: 3, owner: 'only', acked: 0},
+      ])
+      expect(stats.partitions[0].oldestPendingAgeMs).toBeGreaterThanOrEqual(0)
+      expect(stats.partitions[1].oldestPendingAgeMs).toBeGreaterThanOrEqual(0)
+      expect(stats).toMatchObject({lag: 2, pending: 5, acked: 4})
+      await sub.close()
+      const [after] = await bus.stats({group, topic})
+      expect(after.partitions.map((p) => p.owner)).toEqual([null, null])
     })
 
     it('close() settles an in-flight next(); afterwards operations reject', async () => {

@@ -21,6 +21,7 @@ import type {
   Delivery,
   GroupStats,
   OutgoingMessage,
+  PartitionStats,
   SubscribeOptions,
   Subscription,
   TopicInfo,
@@ -78,6 +79,8 @@ interface GroupPartition {
   cursor: number
   /** Keyed by entry id, ordered by last delivery time (re-inserted on redelivery). */
   pending: Map<string, PendingEntry>
+  /** Entries acked, ever. */
+  acked: number
 }
 
 interface GroupTopic {
@@ -111,6 +114,20 @@ interface Group {
 }
 
 const closedBusError = () => new Error('The in-process bus is closed')
+
+/** Enqueue times of the oldest and newest retained entry over partitions. */
+function retainedSpan(partitions: readonly Partition[]): {firstAt: number | null; lastAt: number | null} {
+  let firstAt: number | null = null
+  let lastAt: number | null = null
+  for (const p of partitions) {
+    if (p.head >= p.entries.length) continue
+    const first = p.entries[p.head].enqueuedAt
+    const last = p.entries[p.entries.length - 1].enqueuedAt
+    if (firstAt === null || first < firstAt) firstAt = first
+    if (lastAt === null || last > lastAt) lastAt = last
+  }
+  return {firstAt, lastAt}
+}
 
 function positionOf(partition: Partition): {first: number; end: number} {
   return {first: partition.base + partition.head, end: partition.base + partition.entries.length}
@@ -279,7 +296,7 @@ export class MemoryBus implements Bus {
         topic,
         parts: topic.partitions.map((partition) => {
           const {first, end} = positionOf(partition)
-          return {cursor: options.startFrom === 'latest' ? end : first, pending: new Map()}
+          return {cursor: options.startFrom === 'latest' ? end : first, pending: new Map(), acked: 0}
         }),
       }
       group.topics.set(topic.spec.name, groupTopic)
@@ -340,32 +357,36 @@ export class MemoryBus implements Bus {
       this.refreshMembership(group, now)
       for (const [topicName, groupTopic] of group.topics) {
         if (filter.topic !== undefined && topicName !== filter.topic) continue
-        let lag = 0
-        let pending = 0
-        let oldest: number | null = null
         const perConsumer = new Map<string, number>()
-        groupTopic.parts.forEach((part, index) => {
-          lag += Math.max(0, positionOf(groupTopic.topic.partitions[index]).end - part.cursor)
-          pending += part.pending.size
-          for (const p of part.pending.values()) {
-            perConsumer.set(p.consumer, (perConsumer.get(p.consumer) ?? 0) + 1)
-          }
+        const owners = group.owners.get(topicName) ?? []
+        const partitions = groupTopic.parts.map((part, index): PartitionStats => {
+          for (const p of part.pending.values()) perConsumer.set(p.consumer, (perConsumer.get(p.consumer) ?? 0) + 1)
           const head = part.pending.values().next()
-          if (!head.done && (oldest === null || head.value.deliveredAt < oldest)) oldest = head.value.deliveredAt
+          return {
+            partition: index,
+            lag: Math.max(0, positionOf(groupTopic.topic.partitions[index]).end - part.cursor),
+            pending: part.pending.size,
+            oldestPendingAgeMs: head.done ? null : Math.max(0, now - head.value.deliveredAt),
+            owner: owners[index] ?? null,
+            acked: part.acked,
+          }
         })
         const names = new Set<string>([...group.members.keys()].filter((name) => group.members.get(name)!.topics.has(topicName)))
         for (const name of perConsumer.keys()) names.add(name)
+        const ages = partitions.map((p) => p.oldestPendingAgeMs).filter((age): age is number => age !== null)
         out.push({
           group: group.name,
           topic: topicName,
-          lag,
-          pending,
-          oldestPendingAgeMs: oldest === null ? null : Math.max(0, now - oldest),
+          lag: partitions.reduce((sum, p) => sum + p.lag, 0),
+          pending: partitions.reduce((sum, p) => sum + p.pending, 0),
+          oldestPendingAgeMs: ages.length === 0 ? null : Math.max(...ages),
           consumers: [...names].sort().map((name) => ({
             name,
             pending: perConsumer.get(name) ?? 0,
             idleMs: Math.max(0, now - (group.members.get(name)?.lastSeen ?? group.departed.get(name) ?? now)),
           })),
+          partitions,
+          acked: partitions.reduce((sum, p) => sum + (p.acked ?? 0), 0),
         })
       }
     }
@@ -379,6 +400,9 @@ export class MemoryBus implements Bus {
       partitions: topic.partitions.length,
       length: topic.partitions.reduce((sum, p) => sum + p.entries.length - p.head, 0),
       groups: [...topic.groups.keys()],
+      appended: topic.partitions.reduce((sum, p) => sum + positionOf(p).end, 0),
+      ...retainedSpan(topic.partitions),
+      ...(topic.spec.retention ? {retention: {...topic.spec.retention}} : {}),
     }))
   }
 
@@ -579,6 +603,7 @@ class MemorySubscription implements Subscription {
       const pending = part?.pending.get(delivery.id)
       if (!pending) continue // already acked, or trimmed away: acks are idempotent
       part!.pending.delete(delivery.id)
+      part!.acked++
       counts.set(pending.consumer, (counts.get(pending.consumer) ?? 1) - 1)
     }
   }

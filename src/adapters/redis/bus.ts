@@ -158,6 +158,13 @@ function infoObject(reply: unknown): Record<string, unknown> {
   return out
 }
 
+/** The ms part of an XINFO STREAM first-entry / last-entry ([id, fields] or nil). */
+function entryTime(entry: unknown): number | null {
+  if (!Array.isArray(entry) || typeof entry[0] !== 'string') return null
+  const ms = Number(entry[0].slice(0, entry[0].indexOf('-')))
+  return Number.isFinite(ms) ? ms : null
+}
+
 function compareIds(a: string, b: string): number {
   const [am, as] = a.split('-').map(BigInt)
   const [bm, bs] = b.split('-').map(BigInt)
@@ -328,8 +335,10 @@ export class RedisBus implements Bus {
       if (filter.topic !== undefined && name !== filter.topic) continue
       for (let p = 0; p < meta.partitions; p++) streams.push({topic: name, partition: p, stream: this.streamKey(name, p)})
     }
-    const groupsReply = await this.exec(streams.map((s) => ['XINFO', 'GROUPS', s.stream]), true)
-    type Row = {topic: string; stream: string; group: string; info: Record<string, unknown>}
+    const replies = await this.exec([...streams.map((s) => ['XINFO', 'GROUPS', s.stream]), ...streams.map((s) => ['XINFO', 'STREAM', s.stream])], true)
+    const groupsReply = replies.slice(0, streams.length)
+    const added = new Map(streams.map((s, i) => [s.stream, infoObject(replies[streams.length + i])['entries-added']]))
+    type Row = {topic: string; partition: number; stream: string; group: string; info: Record<string, unknown>}
     const rows: Row[] = []
     streams.forEach((s, i) => {
       const groups = groupsReply[i]
@@ -338,13 +347,14 @@ export class RedisBus implements Bus {
         const info = infoObject(raw)
         const group = String(info.name)
         if (filter.group !== undefined && group !== filter.group) continue
-        rows.push({topic: s.topic, stream: s.stream, group, info})
+        rows.push({topic: s.topic, partition: s.partition, stream: s.stream, group, info})
       }
     })
     const details = await this.exec(
       rows.flatMap((r) => [
         ['XPENDING', r.stream, r.group, '-', '+', '1'],
         ['XINFO', 'CONSUMERS', r.stream, r.group],
+        ['GET', this.leaseKey(r.group, r.topic, r.partition)],
       ]),
       true,
     )
@@ -354,17 +364,22 @@ export class RedisBus implements Bus {
       const id = `${r.group}\u0000${r.topic}`
       let stats = out.get(id)
       if (!stats) {
-        stats = {group: r.group, topic: r.topic, lag: 0, pending: 0, oldestPendingAgeMs: null, consumers: [], consumerMap: new Map()}
+        stats = {group: r.group, topic: r.topic, lag: 0, pending: 0, oldestPendingAgeMs: null, consumers: [], consumerMap: new Map(), partitions: [], acked: 0}
         out.set(id, stats)
       }
+      const [first, consumers, holder] = details.slice(i * 3, i * 3 + 3)
+      const pending = Number(r.info.pending ?? 0)
+      const oldest = Array.isArray(first) && Array.isArray(first[0]) ? Number((first[0] as unknown[])[2]) : null
+      // What the stream ever took, less what waits for the group or is pending, was acked. (Not
+      // entries-read: Redis leaves it unknown for a group created at an id, as groups are here.)
+      const appended = added.get(r.stream)
+      const acked = appended === null || appended === undefined ? null : Math.max(0, Number(appended) - lags[i] - pending)
+      const owner = typeof holder === 'string' ? holder.slice(0, Math.max(0, holder.lastIndexOf('#'))) || holder : null
+      stats.partitions.push({partition: r.partition, lag: lags[i], pending, oldestPendingAgeMs: oldest, owner, acked})
       stats.lag += lags[i]
-      stats.pending += Number(r.info.pending ?? 0)
-      const first = details[i * 2]
-      if (Array.isArray(first) && Array.isArray(first[0])) {
-        const idle = Number((first[0] as unknown[])[2])
-        stats.oldestPendingAgeMs = Math.max(stats.oldestPendingAgeMs ?? 0, idle)
-      }
-      const consumers = details[i * 2 + 1]
+      stats.pending += pending
+      if (oldest !== null) stats.oldestPendingAgeMs = Math.max(stats.oldestPendingAgeMs ?? 0, oldest)
+      stats.acked = stats.acked === null || acked === null ? null : stats.acked + acked
       if (Array.isArray(consumers)) {
         for (const raw of consumers) {
           const c = infoObject(raw)
@@ -421,11 +436,26 @@ export class RedisBus implements Bus {
     const out: TopicInfo[] = []
     for (const [name, meta] of topics) {
       const streams = Array.from({length: meta.partitions}, (_, p) => this.streamKey(name, p))
-      const replies = await this.exec([...streams.map((s) => ['XLEN', s]), ...streams.map((s) => ['XINFO', 'GROUPS', s])], true)
-      const length = replies.slice(0, streams.length).reduce<number>((sum, n) => sum + Number(n ?? 0), 0)
+      const replies = await this.exec([...streams.map((s) => ['XINFO', 'STREAM', s]), ...streams.map((s) => ['XINFO', 'GROUPS', s])], true)
+      let length = 0
+      let appended: number | null = 0
+      let firstAt: number | null = null
+      let lastAt: number | null = null
+      for (const reply of replies.slice(0, streams.length)) {
+        // A partition nobody wrote to yet has no stream: it holds nothing.
+        if (!Array.isArray(reply)) continue
+        const info = infoObject(reply)
+        length += Number(info.length ?? 0)
+        const added = info['entries-added']
+        appended = appended === null || added === null || added === undefined ? null : appended + Number(added)
+        const first = entryTime(info['first-entry'])
+        const last = entryTime(info['last-entry'])
+        if (first !== null && (firstAt === null || first < firstAt)) firstAt = first
+        if (last !== null && (lastAt === null || last > lastAt)) lastAt = last
+      }
       const groups = new Set<string>()
       for (const reply of replies.slice(streams.length)) if (Array.isArray(reply)) for (const g of reply) groups.add(String(infoObject(g).name))
-      out.push({name, partitions: meta.partitions, length, groups: [...groups].sort()})
+      out.push({name, partitions: meta.partitions, length, groups: [...groups].sort(), appended, firstAt, lastAt, ...(meta.retention ? {retention: {...meta.retention}} : {})})
     }
     return out
   }

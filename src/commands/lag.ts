@@ -1,0 +1,179 @@
+import {Args, Flags} from '@oclif/core'
+import {BaseCommand, runtimeFlags, UserError} from '../cli/base.js'
+import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
+import {formatAge, parseDuration} from '../core/duration.js'
+import type {LagRow, LagSample} from '../ops/lag.js'
+
+export interface LagResult {
+  at: string
+  interval_ms: number
+  rows: LagRow[]
+  /** Groups over --max-lag (empty without it). */
+  over: Array<{group: string; topic: string; backlog: number}>
+}
+
+export default class Lag extends BaseCommand<typeof Lag> {
+  static override summary = "Each consumer group's lag, pending, oldest pending age, rates, trend and time to drain."
+  static override description = `Reads the bus twice, --interval apart, and shows per group and topic (and per partition with --partitions): lag (messages not yet delivered to the group), pending (delivered, not acked), how long the oldest pending message has waited, the rates in and out, whether the backlog grows, shrinks or holds, and an ETA to drain it. On Redis the figures are those of XINFO GROUPS and XPENDING.
+
+With --watch it redraws every --interval until Ctrl+C. With --max-lag N it is a CI gate: exit 1 when any group's backlog (lag + pending) is over N, e.g. after a load test, to tell that the services kept up.
+
+Exit codes: 0 done, 1 a group over --max-lag, 2 bad usage or an unknown group.`
+  static override enableJsonFlag = true
+  static override examples = [
+    '<%= config.bin %> <%= command.id %>',
+    '<%= config.bin %> <%= command.id %> gamification --partitions',
+    '<%= config.bin %> <%= command.id %> --watch --interval 2s',
+    '<%= config.bin %> <%= command.id %> --max-lag 0 --json',
+  ]
+  static override args = {
+    group: Args.string({description: 'Only this consumer group (a service name, e.g. gamification).'}),
+  }
+  static override flags = {
+    partitions: Flags.boolean({summary: 'A row per partition too, with its owner.', default: false}),
+    interval: Flags.string({summary: 'Time between the two readings (and between redraws with --watch).', default: '1s'}),
+    watch: Flags.boolean({summary: 'Redraw every --interval until Ctrl+C.', default: false}),
+    'max-lag': Flags.integer({summary: "Exit 1 when any group's backlog (lag + pending) is over N.", min: 0}),
+    ...runtimeFlags,
+  }
+
+  public async run(): Promise<LagResult> {
+    const intervalMs = this.intervalMs()
+    const {sampleLag, lagRows, overLimit} = await import('../ops/lag.js')
+    const runtime = await openRuntimeFromFlags(this.flags)
+    try {
+      if (runtime.describe().bus.origin === 'in-process') {
+        process.stderr.write('The bus is in this process only: no other process can have used it (start `tektree up`, or give --bus-url).\n')
+      }
+      const filter = this.args.group ? {group: this.args.group} : {}
+      let before: LagSample = await sampleLag(runtime.bus, filter)
+      if (this.args.group && before.groups.length === 0) await this.unknownGroup(runtime.bus, this.args.group)
+      const stop = new AbortController()
+      const onSigint = () => stop.abort()
+      process.once('SIGINT', onSigint)
+      try {
+        for (;;) {
+          if (!(await sleep(intervalMs, stop.signal))) {
+            process.exitCode = 130
+            return this.result(before, [], intervalMs, [])
+          }
+          const now = await sampleLag(runtime.bus, filter)
+          const rows = lagRows(before, now, {partitions: this.flags.partitions})
+          const over = this.flags['max-lag'] === undefined ? [] : overLimit(rows, this.flags['max-lag'])
+          if (!this.jsonEnabled()) this.render(rows, over, this.flags.watch)
+          if (!this.flags.watch) {
+            if (over.length > 0) process.exitCode = 1
+            return this.result(now, rows, intervalMs, over)
+          }
+          before = now
+        }
+      } finally {
+        process.off('SIGINT', onSigint)
+      }
+    } finally {
+      await runtime.close()
+    }
+  }
+
+  private intervalMs(): number {
+    try {
+      const ms = parseDuration(this.flags.interval)
+      if (ms >= 100) return ms
+    } catch {
+      // reported below
+    }
+    throw new UserError(`--interval ${this.flags.interval} is not a duration of at least 100ms`, {code: 'INVALID_FLAGS', hint: 'Give e.g. 500ms, 2s or 1m.', exitCode: 2})
+  }
+
+  private async unknownGroup(bus: {stats(): Promise<Array<{group: string}>>}, group: string): Promise<never> {
+    const known = [...new Set((await bus.stats()).map((s) => s.group))].sort()
+    throw new UserError(`No consumer group "${group}" on this bus`, {
+      code: 'UNKNOWN_GROUP',
+      hint: known.length === 0 ? 'No group has consumed from this bus yet: start `tektree services` or `tektree simulate`.' : `Groups: ${known.join(', ')}.`,
+      exitCode: 2,
+    })
+  }
+
+  private result(sample: LagSample, rows: LagRow[], intervalMs: number, over: LagRow[]): LagResult {
+    return {
+      at: new Date(sample.at).toISOString(),
+      interval_ms: intervalMs,
+      rows,
+      over: over.map((r) => ({group: r.group, topic: r.topic, backlog: r.lag + r.pending})),
+    }
+  }
+
+  private render(rows: LagRow[], over: LagRow[], watch: boolean): void {
+    const lines = renderLag(rows)
+    if (over.length > 0) lines.push(`${over.length} group/topic backlog(s) over --max-lag ${this.flags['max-lag']}`)
+    // In place on a terminal (like watch(1)); a pipe gets one block per reading.
+    if (watch && process.stdout.isTTY) process.stdout.write('\u001B[H\u001B[2J')
+    this.log(lines.join('\n'))
+    if (watch && !process.stdout.isTTY) this.log('')
+  }
+}
+
+const COLUMNS: Array<[string, number]> = [
+  ['GROUP / TOPIC', 22],
+  ['LAG', 7],
+  ['PENDING', 7],
+  ['OLDEST', 6],
+  ['IN/s', 6],
+  ['OUT/s', 6],
+  ['TREND', 9],
+  ['ETA', 6],
+]
+
+const cut = (text: string, width: number) => (text.length <= width ? text : `${text.slice(0, width - 1)}…`)
+/** Counts fit their column: 123456, then 1.2M, 3.4G. */
+const count = (n: number) => (n < 1e6 ? String(n) : n < 1e9 ? `${(n / 1e6).toFixed(1)}M` : `${(n / 1e9).toFixed(1)}G`)
+const rate = (n: number | null) => (n === null ? '-' : n >= 100 ? String(Math.round(n)) : n.toFixed(1))
+
+/** 80 columns: a line per group (its consumers), then a row per topic (and partition). */
+export function renderLag(rows: readonly LagRow[]): string[] {
+  if (rows.length === 0) return ['No consumer group has read from this bus yet.']
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => (i === 0 ? cut(cell, COLUMNS[i][1]).padEnd(COLUMNS[i][1]) : cut(cell, COLUMNS[i][1]).padStart(COLUMNS[i][1])))
+      .join(' ')
+      .trimEnd()
+  const out = [line(COLUMNS.map(([name]) => name))]
+  let group: string | null = null
+  for (const row of rows) {
+    if (row.group !== group) {
+      group = row.group
+      const idle = row.idleMs === null ? '' : `, least idle ${formatAge(row.idleMs)}`
+      out.push(cut(`${row.group} (${row.consumers.length} consumer${row.consumers.length === 1 ? '' : 's'}${idle})`, 79))
+    }
+    const name = row.partition === null ? `  ${row.topic}` : `    p${row.partition} ${row.consumers[0] ?? '(no owner)'}`
+    out.push(
+      line([
+        name,
+        count(row.lag),
+        count(row.pending),
+        row.oldestPendingAgeMs === null ? '-' : formatAge(row.oldestPendingAgeMs),
+        rate(row.inPerSec),
+        rate(row.outPerSec),
+        row.trend ?? '-',
+        row.etaMs === null ? '-' : formatAge(row.etaMs),
+      ]),
+    )
+  }
+  return out
+}
+
+/** Resolves true after `ms`, false at once when aborted. */
+function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve(false)
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort)
+      resolve(true)
+    }, ms)
+    const onAbort = () => {
+      clearTimeout(timer)
+      resolve(false)
+    }
+    signal.addEventListener('abort', onAbort, {once: true})
+  })
+}
