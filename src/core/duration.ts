@@ -1,11 +1,11 @@
 /** Durations as people type them ("500ms", "30s", "10m", "1h") and as a terminal shows them. */
 
-/** "30s" -> 30000. Accepts ms, s, m, h. */
+/** "30s" -> 30000. Accepts ms, s, m, h, d. */
 export function parseDuration(text: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim())
-  if (!match) throw new RangeError(`"${text}" is not a duration (e.g. 500ms, 30s, 10m, 1h)`)
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(text.trim())
+  if (!match) throw new RangeError(`"${text}" is not a duration (e.g. 500ms, 30s, 10m, 1h, 7d)`)
   const value = Number(match[1])
-  const unit = {ms: 1, s: 1000, m: 60_000, h: 3_600_000}[match[2] as 'ms' | 's' | 'm' | 'h']
+  const unit = {ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000}[match[2] as 'ms' | 's' | 'm' | 'h' | 'd']
   return Math.round(value * unit)
 }
 

@@ -1,0 +1,65 @@
+import {createInterface} from 'node:readline/promises'
+import {Flags} from '@oclif/core'
+import {BaseCommand, runtimeFlags, UserError} from '../../cli/base.js'
+import {dlqFilterFlags, dlqFilterFrom} from '../../cli/dlq-flags.js'
+import {openRuntimeFromFlags} from '../../cli/runtime-flags.js'
+import type {DlqCause} from '../../ops/dlq.js'
+
+export interface PurgeResult {
+  dry_run: boolean
+  matched: number
+  removed: number
+  causes: Array<Omit<DlqCause, 'ids'>>
+}
+
+export default class DlqPurge extends BaseCommand<typeof DlqPurge> {
+  static override summary = 'Removes matching entries from the DLQ for good (after a confirmation).'
+  static override description = `The events stay in the event store; only their DLQ entries go (export them first to keep a copy). Asks before removing anything; --yes skips the question (scripts), --dry-run shows what would go, by cause. Without a terminal to ask on, --yes is required.`
+  static override enableJsonFlag = true
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> --code VALIDATION_FAILED --dry-run',
+    '<%= config.bin %> <%= command.id %> --group email --until 7d --yes',
+  ]
+  static override flags = {
+    ...dlqFilterFlags,
+    'dry-run': Flags.boolean({summary: 'Show what would be removed, by cause; remove nothing.', default: false}),
+    yes: Flags.boolean({char: 'y', summary: 'Do not ask for confirmation.', default: false}),
+    ...runtimeFlags,
+  }
+
+  public async run(): Promise<PurgeResult> {
+    const filter = dlqFilterFrom(this.flags)
+    const {listDlq, groupByCause} = await import('../../ops/dlq.js')
+    const runtime = await openRuntimeFromFlags(this.flags)
+    try {
+      const records = await listDlq(runtime.store.dlq, filter)
+      const causes = groupByCause(records)
+      const summary = causes.map(({ids: _ids, ...cause}) => cause)
+      const dryRun = this.flags['dry-run']
+      if (!this.jsonEnabled()) {
+        this.log(`${records.length} entr${records.length === 1 ? 'y' : 'ies'} match${records.length === 1 ? 'es' : ''}${dryRun ? ' (dry run: nothing removed)' : ''}`)
+        for (const c of summary.slice(0, 20)) this.log(`  ${String(c.count).padStart(6)}  ${c.group}  ${c.event_type ?? '(unparsed)'}  ${c.code}`.slice(0, 80))
+      }
+      if (dryRun || records.length === 0) return {dry_run: dryRun, matched: records.length, removed: 0, causes: summary}
+      if (!this.flags.yes) await this.confirm(records.length)
+      const removed = await runtime.store.dlq.remove(records.map((r) => r.id))
+      if (!this.jsonEnabled()) this.log(`${removed} removed`)
+      return {dry_run: false, matched: records.length, removed, causes: summary}
+    } finally {
+      await runtime.close()
+    }
+  }
+
+  private async confirm(count: number): Promise<void> {
+    if (!process.stdin.isTTY || !process.stderr.isTTY) {
+      throw new UserError(`Refusing to purge ${count} DLQ entries without confirmation`, {code: 'CONFIRMATION_REQUIRED', hint: 'There is no terminal to ask on: add --yes (or --dry-run to see what would go).', exitCode: 2})
+    }
+    const rl = createInterface({input: process.stdin, output: process.stderr})
+    try {
+      const answer = await rl.question(`Remove ${count} entr${count === 1 ? 'y' : 'ies'} from the DLQ for good? [y/N] `)
+      if (!/^y(es)?$/i.test(answer.trim())) throw new UserError('Nothing removed', {code: 'ABORTED', exitCode: 1})
+    } finally {
+      rl.close()
+    }
+  }
+}
