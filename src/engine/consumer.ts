@@ -37,6 +37,7 @@ import type {RuntimeMetrics} from '../core/metrics.js'
 import type {Bus, Clock, Delivery, DlqRecord, Leaderboards, Store, Subscription} from '../core/ports.js'
 import type {Publisher} from './publisher.js'
 import type {Runtime} from '../core/runtime.js'
+import {directTopic, directTopicSpec, FIRST_FAILURE_HEADER, isForced, PRIOR_ATTEMPTS_HEADER, REDRIVE_HEADER} from './direct.js'
 import {PendingUnits, unitWrites, WriteSet, type Segment, type Unit} from './unit-of-work.js'
 
 export interface HandlerContext {
@@ -263,6 +264,12 @@ export function resolveSubscription(catalog: Catalog, consumes: readonly string[
   return {topics, accepts: (definition) => accepted.has(definition)}
 }
 
+/** Attempts a retried DLQ entry had spent before this delivery. */
+function priorAttempts(delivery: Delivery): number {
+  const n = Number(delivery.headers[PRIOR_ATTEMPTS_HEADER] ?? 0)
+  return Number.isInteger(n) && n > 0 ? n : 0
+}
+
 export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, options: ConsumerOptions = {}): ConsumerHandle {
   const parts = 'runtime' in deps ? deps.runtime : deps
   const {bus, store, leaderboards, clock} = parts
@@ -280,10 +287,12 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
   const dedupeWindowMs = options.dedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS
   const sequenceCollection = `seq_${group}`
 
-  const {topics, accepts} = resolveSubscription(catalog, service.consumes)
-  if (topics.length === 0) {
+  const {topics: domainTopics, accepts} = resolveSubscription(catalog, service.consumes)
+  if (domainTopics.length === 0) {
     throw new Error(`Service "${group}" consumes ${service.consumes.join(', ')}, which matches no event type of ${catalog.title}`)
   }
+  // Plus the group's own topic: DLQ retries and replays reach this group and no other.
+  const topics = [...domainTopics, directTopic(group)]
 
   const stats: ConsumerStats = {
     group,
@@ -426,6 +435,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
         notify({type: 'bus_error', phase: 'ack', error})
         continue
       }
+      await clearRetried(committed)
       if (!metrics) continue
       const now = Date.now()
       for (const {completion} of committed) {
@@ -435,6 +445,25 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       }
     }
   }
+  /**
+   * Retried DLQ entries whose events are now handled and acked leave the DLQ (not before: a retry
+   * that fails goes back in, counted). A crash just before this leaves the entry in although the
+   * event was applied; retrying it again applies nothing twice (the handlers' guards).
+   */
+  const clearRetried = async (committed: readonly Segment<Item>[]): Promise<void> => {
+    const ids: string[] = []
+    for (const {completion} of committed) {
+      const id = completion.delivery.headers[REDRIVE_HEADER]
+      if (id !== undefined) ids.push(id)
+    }
+    if (ids.length === 0) return
+    try {
+      await store.dlq.remove(ids)
+    } catch (error) {
+      notify({type: 'store_error', phase: 'dlq', error, eventId: null})
+    }
+  }
+
   const scheduleFlush = () => {
     if (flushing || crashed) return
     flushing = new Promise<void>((resolve) => setImmediate(resolve))
@@ -477,7 +506,8 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     }
     const now = nowIso()
     const record: DlqRecord = {
-      id: `${group}:${eventId ?? delivery.id}`,
+      // A retried entry keeps its id (an unparsed one would otherwise get a new one per delivery).
+      id: delivery.headers[REDRIVE_HEADER] ?? `${group}:${eventId ?? delivery.id}`,
       group,
       event_id: eventId,
       event_type: eventType,
@@ -485,8 +515,9 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       partition: delivery.partition,
       delivery_id: delivery.id,
       error,
-      attempts,
-      first_failure_at: new Date(item.firstFailureAt ?? clock.now()).toISOString(),
+      // A retried entry that fails again keeps the attempts it had spent and its first failure.
+      attempts: attempts + priorAttempts(delivery),
+      first_failure_at: delivery.headers[FIRST_FAILURE_HEADER] ?? new Date(item.firstFailureAt ?? clock.now()).toISOString(),
       last_failure_at: now,
       dead_lettered_at: now,
       raw: delivery.value,
@@ -547,7 +578,9 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     const event = item.event
     const definition = item.definition!
 
-    // 3. Already done here? (redelivery after a lost ack, a duplicate on the bus)
+    // 3. Already done here? (redelivery after a lost ack, a duplicate on the bus) Not asked of a
+    // retry or a replay: handling it again is what was asked for.
+    if (!item.checked && isForced(delivery.headers)) item.checked = true
     if (!item.checked) {
       item.checked = true
       if (seen.has(event.event_id) || item.ledgerId === event.event_id || pending.isHandled(event.event_id)) {
@@ -812,7 +845,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     // Subscribe (retrying: the bus may be down when the service starts).
     while (!stopping && !subscription) {
       try {
-        await bus.ensureTopics(catalog.topics())
+        await bus.ensureTopics([...catalog.topics(), directTopicSpec(group)])
         subscription = await bus.subscribe({
           group,
           consumer,

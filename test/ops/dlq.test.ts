@@ -122,6 +122,16 @@ describe('tektree dlq on a store file', () => {
     expect(exported.stdout.trim().split('\n').map((l) => JSON.parse(l).id)).toEqual([entries[0].id, entries[1].id])
   })
 
+  it('redrive --dry-run sends nothing and says what would go; retry of an unknown id sends nothing (exit 2)', async () => {
+    const dry = await cli(['redrive', '--group', 'payment', '--dry-run', '--json'])
+    expect(dry.code).toBe(0)
+    expect(JSON.parse(dry.stdout)).toMatchObject({dry_run: true, matched: 2, sent: 0, causes: [{count: 2, group: 'payment'}]})
+    const unknown = await cli(['retry', entries[0].id, 'payment:nope'])
+    expect(unknown.code).toBe(2)
+    expect(unknown.stderr).toContain('payment:nope')
+    expect(JSON.parse((await cli(['stats', '--json'])).stdout).total).toBe(3)
+  })
+
   it('purge: --dry-run removes nothing, no terminal and no --yes refuses (exit 2), --yes removes the matching ones', async () => {
     const dry = await cli(['purge', '--group', 'email', '--dry-run', '--json'])
     expect(JSON.parse(dry.stdout)).toMatchObject({dry_run: true, matched: 1, removed: 0})
