@@ -4,6 +4,7 @@
  */
 import {Command, Flags, Interfaces} from '@oclif/core'
 import {isUserError, UserError} from '../errors.js'
+import {isClosedPipe} from './pipe.js'
 import {normalizeRuntimeFlags, type RuntimeFlagValues} from './runtime-flags.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
@@ -82,6 +83,11 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   /** A user's mistake: message, next step, exit code; no stack unless --debug. */
   protected override async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
+    // The reader of stdout went away (`| head -1`): a quiet end, not an error (see ./pipe.ts).
+    if (isClosedPipe(error)) {
+      process.exitCode = 0
+      return undefined
+    }
     if (isUserError(error)) {
       if (this.jsonEnabled()) {
         this.logJson(error.toContract())
