@@ -13,7 +13,6 @@ import {readFile} from 'node:fs/promises'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import $RefParser from '@apidevtools/json-schema-ref-parser'
-import {parseDocument} from 'yaml'
 import {UserError} from '../errors.js'
 import type {TopicSpec} from '../core/ports.js'
 import {retentionMs} from './duration.js'
@@ -66,7 +65,7 @@ export async function loadCatalog(file?: string, options: LoadOptions = {}): Pro
 
 /** The same as loadCatalog for a document already in memory; `source` names it in messages and resolves relative $refs. */
 export async function loadCatalogFromText(text: string, source: string): Promise<Catalog> {
-  return loadDocument(parseText(text, source), source)
+  return loadDocument(await parseText(text, source), source)
 }
 
 async function loadDocument(doc: Obj, source: string): Promise<Catalog> {
@@ -107,8 +106,12 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   return Buffer.concat(chunks).toString('utf8')
 }
 
-/** YAML 1.2 is a superset of JSON, so one parser gives line and column for both. */
-function parseText(text: string, source: string): Obj {
+/**
+ * YAML 1.2 is a superset of JSON, so one parser gives line and column for both. `yaml` is imported
+ * here, not at the top: the usual path (a file) never needs it, and `catalog list` starts faster.
+ */
+async function parseText(text: string, source: string): Promise<Obj> {
+  const {parseDocument} = await import('yaml')
   const parsed = parseDocument(text, {prettyErrors: true, uniqueKeys: true})
   if (parsed.errors.length > 0) {
     const first = parsed.errors[0]
