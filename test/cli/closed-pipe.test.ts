@@ -28,18 +28,19 @@ function runAndClose(args: string[], when: 'line' | 'now', stdinFile?: string): 
     const fd = stdinFile ? openSync(stdinFile, 'r') : 'ignore'
     const child = spawn(process.execPath, [BIN, ...args], {cwd: ROOT, env: {...process.env, NO_COLOR: '1', TEKTREE_CATALOG: ''}, stdio: [fd, 'pipe', 'pipe']})
     if (typeof fd === 'number') closeSync(fd)
+    const stdout = child.stdout!
     let stderr = ''
     let firstLine = ''
-    child.stderr.on('data', (d) => (stderr += d))
-    if (when === 'now') child.stdout.destroy()
+    child.stderr!.on('data', (d) => (stderr += d))
+    if (when === 'now') stdout.destroy()
     else {
       let buffered = ''
-      child.stdout.on('data', (d) => {
+      stdout.on('data', (d) => {
         buffered += d
         const end = buffered.indexOf('\n')
         if (end >= 0 && !firstLine) {
           firstLine = buffered.slice(0, end)
-          child.stdout.destroy()
+          stdout.destroy()
         }
       })
     }
