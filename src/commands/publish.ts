@@ -130,7 +130,7 @@ Exit codes: 0 every line published (or a duplicate), 1 a line was invalid or rej
   static override examples = [
     '<%= config.bin %> <%= command.id %> events.ndjson',
     'cat events.ndjson | <%= config.bin %> <%= command.id %>',
-    `echo '{"event_type":"user.registered","payload":{"user_id":"...","username":"ada","email_hash":"sha256:...","signup_source":"web"}}' | <%= config.bin %> <%= command.id %>`,
+    `echo '{"event_type":"user.registered","payload":{"user_id":"3f1c2a9e-7b4d-4e21-9a6f-1c2d3e4f5a61","username":"ada","email_hash":"sha256:5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8","signup_source":"web"}}' | <%= config.bin %> <%= command.id %>`,
     '<%= config.bin %> <%= command.id %> - --json --in-process < events.ndjson',
   ]
 
