@@ -45,6 +45,13 @@ describe('typos on the command line', () => {
     const sub = await runCli(['catalog', 'lst'])
     expect(sub.code).toBe(2)
     expect(sub.stderr).toContain('Did you mean `tektree catalog list`?')
+    // `tektree help simulat`: there is no help command; the help is a flag.
+    const help = await runCli(['help', 'simulat'])
+    expect(help.code).toBe(2)
+    expect(lines(help.stderr)[0]).toBe('Error: There is no help command: use `tektree simulate --help`.')
+    const flag = await runCli(['--jsn'])
+    expect(flag.code).toBe(2)
+    expect(lines(flag.stderr)[0]).toBe('Error: Unknown flag --jsn: tektree itself has only --help and --version.')
   })
 
   it('an unknown flag is two lines: the flag, the closest one, where the usage is', async () => {

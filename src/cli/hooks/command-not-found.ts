@@ -12,8 +12,15 @@ const hook: Hook.CommandNotFound = async function (options) {
   const typed = shown(options.id)
   const bin = options.config.bin
   const known = [...options.config.commandIDs, ...options.config.topics.map((t) => t.name)].map(shown)
-  const guess = closest(typed, known)
-  process.stderr.write(`Error: "${typed}" is not a ${bin} command.${didYouMean(guess, (name) => `\`${bin} ${name}\``)}\nSee \`${bin} --help\` for the commands.\n`)
+  const [first, ...rest] = typed.split(separator)
+  let message: string
+  if (first.startsWith('-')) message = `Unknown flag ${first}: ${bin} itself has only --help and --version.`
+  else if (first === 'help') {
+    // `tektree help simulate`: the help is a flag here.
+    const target = closest(rest.join(separator), known)[0] ?? (known.includes(rest.join(separator)) ? rest.join(separator) : undefined)
+    message = `There is no help command: use \`${bin} ${target ?? '<command>'} --help\`.`
+  } else message = `"${typed}" is not a ${bin} command.${didYouMean(closest(typed, known), (name) => `\`${bin} ${name}\``)}`
+  process.stderr.write(`Error: ${message}\nSee \`${bin} --help\` for the commands.\n`)
   // A usage error; ExitError is not printed again by oclif.
   this.exit(2)
 }
