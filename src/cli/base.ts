@@ -101,7 +101,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       process.exitCode = error.exitCode
       return this.exit(error.exitCode)
     }
-    // oclif's own parse errors and this.exit() already carry their exit code and message.
+    // this.exit() and oclif's other errors already carry their exit code and message.
     if (error.oclif?.exit !== undefined || error.constructor?.name === 'ExitError') throw error
     if (this.debugMode) throw error
     const message = error?.message ?? String(error)
