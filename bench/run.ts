@@ -1,6 +1,7 @@
 /**
  * Every benchmark in one run, so that each figure sits beside its baseline measured minutes apart on
  * the same machine (BENCHMARKS.md quotes this output):
+ *   0. start-up of --help, version and catalog list (vs node -e 0),
  *   1. catalog validate (vs JSON.parse alone),
  *   2. the bare runtime per adapter (vs redis-benchmark XADD -P 64),
  *   3. the simulator with every TekTree service, in-process and on a real redis-server, with the
@@ -31,6 +32,7 @@ function bench(file: string, args: string[]): void {
 }
 
 process.stderr.write(`${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, ${new Date().toISOString()}\n`)
+bench('startup.ts', ['--runs', quick ? '10' : '20'])
 bench('catalog-validate.ts', ['--events', quick ? '50000' : '200000'])
 bench('runtime.ts', ['--messages', quick ? '50000' : '200000', '--store-messages', quick ? '5000' : '20000'])
 const dir = mkdtempSync(path.join(tmpdir(), 'tektree-bench-'))

@@ -170,7 +170,7 @@ async function openBus(options: OpenRuntimeOptions, dataDir: string, cleanups: C
   if (got.how === 'owned' && got.started) {
     log(`No embedded runtime is up: started ${got.server.version} on port ${got.server.port} for this command, data in ${got.server.data_dir} (other commands attach to it while it runs; \`tektree up\` keeps one running).`)
   }
-  return busPart(opened, embeddedInfo(got.server))
+  return busPart(opened, {...embeddedInfo(got.server), ...(got.how === 'owned' ? {forThisCommand: true} : {})})
 }
 
 async function openStore(options: OpenRuntimeOptions, dataDir: string, cleanups: Cleanup[], log: (line: string) => void): Promise<StorePart> {

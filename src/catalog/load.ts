@@ -13,8 +13,8 @@ import {readFile} from 'node:fs/promises'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
 import $RefParser from '@apidevtools/json-schema-ref-parser'
-import {parseDocument} from 'yaml'
 import {UserError} from '../errors.js'
+import {closest} from '../core/suggest.js'
 import type {TopicSpec} from '../core/ports.js'
 import {retentionMs} from './duration.js'
 import type {Catalog, CatalogConsumer, CatalogEvent, CatalogProblem, JsonSchema, RetentionPolicy} from './types.js'
@@ -66,7 +66,7 @@ export async function loadCatalog(file?: string, options: LoadOptions = {}): Pro
 
 /** The same as loadCatalog for a document already in memory; `source` names it in messages and resolves relative $refs. */
 export async function loadCatalogFromText(text: string, source: string): Promise<Catalog> {
-  return loadDocument(parseText(text, source), source)
+  return loadDocument(await parseText(text, source), source)
 }
 
 async function loadDocument(doc: Obj, source: string): Promise<Catalog> {
@@ -107,8 +107,12 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   return Buffer.concat(chunks).toString('utf8')
 }
 
-/** YAML 1.2 is a superset of JSON, so one parser gives line and column for both. */
-function parseText(text: string, source: string): Obj {
+/**
+ * YAML 1.2 is a superset of JSON, so one parser gives line and column for both. `yaml` is imported
+ * here, not at the top: the usual path (a file) never needs it, and `catalog list` starts faster.
+ */
+async function parseText(text: string, source: string): Promise<Obj> {
+  const {parseDocument} = await import('yaml')
   const parsed = parseDocument(text, {prettyErrors: true, uniqueKeys: true})
   if (parsed.errors.length > 0) {
     const first = parsed.errors[0]
@@ -469,21 +473,6 @@ function topicSpecs(events: CatalogEvent[], partitionsByTopic: Map<string, numbe
   return [...specs].map(([name, spec]) => ({name, partitions: spec.partitions, ...(typeof spec.maxAgeMs === 'number' ? {retention: {maxAgeMs: spec.maxAgeMs}} : {})}))
 }
 
-/** Levenshtein distance, for "did you mean" suggestions. */
-function distance(a: string, b: string): number {
-  const row = Array.from({length: b.length + 1}, (_, i) => i)
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]
-    row[0] = i
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1))
-      prev = tmp
-    }
-  }
-  return row[b.length]
-}
-
 /** The closest known names (types and aliases) to a misspelt one, best first. */
 export function suggestTypes(catalog: Catalog, name: string, limit = 3): string[] {
   const names = new Set<string>()
@@ -491,13 +480,7 @@ export function suggestTypes(catalog: Catalog, name: string, limit = 3): string[
     names.add(event.type)
     for (const alias of event.aliases) names.add(alias)
   }
-  const lower = name.toLowerCase()
-  return [...names]
-    .map((n) => ({n, d: n.toLowerCase().includes(lower) || lower.includes(n.toLowerCase()) ? 0.5 : distance(lower, n.toLowerCase())}))
-    .filter((x) => x.d <= Math.max(3, Math.floor(name.length / 3)))
-    .sort((a, b) => a.d - b.d || a.n.localeCompare(b.n))
-    .slice(0, limit)
-    .map((x) => x.n)
+  return closest(name, names, {limit, substrings: true, maxDistance: Math.max(3, Math.floor(name.length / 3))})
 }
 
 /** The event for a type or alias, or a UserError: the problem it has, or the closest names. */

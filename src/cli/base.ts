@@ -2,8 +2,10 @@
  * Shared by every command: --debug, --catalog, the runtime flags, and the one place where errors
  * become messages and exit codes. Commands stay thin: parse, call a module, render.
  */
-import {Command, Flags, Interfaces} from '@oclif/core'
+import {Command, Errors, Flags, Interfaces} from '@oclif/core'
+import {closest, didYouMean} from '../core/suggest.js'
 import {isUserError, UserError} from '../errors.js'
+import {isClosedPipe} from './pipe.js'
 import {normalizeRuntimeFlags, type RuntimeFlagValues} from './runtime-flags.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
@@ -82,6 +84,12 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   /** A user's mistake: message, next step, exit code; no stack unless --debug. */
   protected override async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
+    // The reader of stdout went away (`| head -1`): a quiet end, not an error (see ./pipe.ts).
+    if (isClosedPipe(error)) {
+      process.exitCode = 0
+      return undefined
+    }
+    if (isParseError(error)) error = this.usageError(error)
     if (isUserError(error)) {
       if (this.jsonEnabled()) {
         this.logJson(error.toContract())
@@ -93,7 +101,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       process.exitCode = error.exitCode
       return this.exit(error.exitCode)
     }
-    // oclif's own parse errors and this.exit() already carry their exit code and message.
+    // this.exit() and oclif's other errors already carry their exit code and message.
     if (error.oclif?.exit !== undefined || error.constructor?.name === 'ExitError') throw error
     if (this.debugMode) throw error
     const message = error?.message ?? String(error)
@@ -101,6 +109,42 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     process.exitCode = 1
     return this.exit(1)
   }
+
+  /**
+   * oclif's parse errors (unknown flag, missing or extra argument, bad option value) as a short
+   * usage error: what is wrong, the closest flag or value when one is close, and where the full
+   * usage is, instead of the whole usage text (47 lines for simulate).
+   */
+  private usageError(error: ParseError): UserError {
+    const command = `${this.config.bin} ${(this.id ?? '').replaceAll(':', this.config.topicSeparator ?? ' ')}`.trim()
+    const hint = `See \`${command} --help\`.`
+    if (Array.isArray(error.flags)) {
+      const known = this.knownFlagNames()
+      const guess = (flag: string) => closest(flag.replace(/^-+/, '').split('=')[0], known).map((name) => `--${name}`)
+      const message =
+        error.flags.length === 1
+          ? `Unknown flag ${error.flags[0]}.${didYouMean(guess(error.flags[0]))}`
+          : `Unknown flags: ${error.flags.map((flag) => `${flag}${guess(flag).length > 0 ? ` (did you mean ${guess(flag)[0]}?)` : ''}`).join(', ')}.`
+      return new UserError(message, {code: 'UNKNOWN_FLAG', hint, exitCode: 2, details: {flags: error.flags}})
+    }
+    let message = error.message.replace(/\nSee more help with --help$/, '')
+    // "Expected --kind=questin to be one of: question, insight, ..." -> add the closest value.
+    const option = /^Expected (?:--[\w-]+=)?(.+) to be one of: (.+)$/s.exec(message)
+    if (option) message += `.${didYouMean(closest(option[1], option[2].split(', ')))}`
+    return new UserError(message, {code: 'USAGE', hint, exitCode: 2})
+  }
+
+  private knownFlagNames(): string[] {
+    const flags = {...(this.ctor.baseFlags ?? {}), ...(this.ctor.flags ?? {})}
+    return [...Object.keys(flags), 'help', ...(this.ctor.enableJsonFlag ? ['json'] : [])]
+  }
+}
+
+type ParseError = Errors.CLIError & {parse: unknown; flags?: string[]}
+
+/** oclif's CLIParseError and its subclasses (not exported by @oclif/core): a CLIError with the parse it came from. */
+function isParseError(error: unknown): error is ParseError {
+  return error instanceof Errors.CLIError && 'parse' in error
 }
 
 export {UserError}

@@ -8,7 +8,7 @@ import type {DemoResult} from '../services/demo.js'
 const NAMES = ['registration', 'engagement', 'achievement'] as const
 
 export default class Demo extends BaseCommand<typeof Demo> {
-  static override summary = "Run one of seed 000's choreography patterns and narrate it: the events as they flow, each service's reaction, the state at the end."
+  static override summary = "Run one of the TekTree event catalog's three choreography patterns and narrate it: the events as they flow, each service's reaction, the state at the end."
   static override description = `registration: a user signs up, verifies their email, logs in two days running and fills in their profile (welcome XP, free subscription, tier badge, mails, verified-member achievement, streak, search index, cache invalidation).
 engagement: a question, an answer, an acceptance, a like, a follow and a comment between two users (XP to the right authors, notifications, search, usage metering, leaderboards).
 achievement: a user's first questions and an upgrade (first-question achievement, a quest, level ups, invoice, badges).
@@ -16,8 +16,8 @@ achievement: a user's first questions and an upgrade (first-question achievement
 The demo runs every TekTree service on the runtime (embedded by default, --in-process for none) under one correlation id, one step at a time, waiting for the services to settle after each.`
   static override enableJsonFlag = true
   static override examples = [
-    '<%= config.bin %> <%= command.id %> registration',
-    '<%= config.bin %> <%= command.id %> engagement --in-process',
+    '<%= config.bin %> <%= command.id %> registration --in-process',
+    '<%= config.bin %> <%= command.id %> engagement',
     '<%= config.bin %> <%= command.id %> achievement --json',
   ]
   static override args = {

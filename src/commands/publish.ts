@@ -1,6 +1,7 @@
 import {createReadStream} from 'node:fs'
 import {stat} from 'node:fs/promises'
 import {hostname} from 'node:os'
+import {dirname, relative} from 'node:path'
 import {createInterface} from 'node:readline'
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand, catalogFlag, runtimeFlags, UserError} from '../cli/base.js'
@@ -120,16 +121,16 @@ export default class Publish extends BaseCommand<typeof Publish> {
   - a draft: {"event_type": "...", "payload": {...}} with optional "correlation_id" and "causation_id"; tektree fills in the rest of the envelope (new event_id, timestamp, trace, producer, metadata.aggregate_id from the partition key).
 Each line is validated against the catalog (envelope and payload schema; aliases accepted). Valid events are appended to the store (idempotent by event_id: a known event_id counts as a duplicate) and reach the bus through the outbox relay, which is drained before the command exits. Blank lines are skipped.
 
-Each bad line prints its error contract (seed 002, with details.line) on stderr; with --json, stdout gets one summary {read, published, duplicates, invalid, errors} instead.
+Each bad line prints its error contract ({"error": {"code", "message", "details"}}, the platform's error format, with details.line) on stderr; with --json, stdout gets one summary {read, published, duplicates, invalid, errors} instead.
 
-Runtime: --redis-url / --mongo-url, else the embedded runtime of \`tektree up\`, else servers started for this command, else in-process. In-process, the events live only as long as this command and no consumer sees them: use \`tektree up\` to share them with other terminals.
+Runtime: --bus-url / --store-url, else the embedded runtime in .tektree: the store file, and the redis-server of \`tektree up\` (or of another command running in this directory, such as \`tektree services\`), else a redis-server started for this command, whose data stays in .tektree/redis. publish runs no service: events published while no \`tektree services\` runs wait on the bus and in the store until one does, and publish says so. With --in-process the events live only as long as this command and no consumer sees them.
 
 Exit codes: 0 every line published (or a duplicate), 1 a line was invalid or rejected, 2 a usage error (no such file, bad catalog, unreachable server).`
   static override enableJsonFlag = true
   static override examples = [
     '<%= config.bin %> <%= command.id %> events.ndjson',
     'cat events.ndjson | <%= config.bin %> <%= command.id %>',
-    `echo '{"event_type":"user.registered","payload":{"user_id":"...","username":"ada","email_hash":"sha256:...","signup_source":"web"}}' | <%= config.bin %> <%= command.id %>`,
+    `echo '{"event_type":"user.registered","payload":{"user_id":"3f1c2a9e-7b4d-4e21-9a6f-1c2d3e4f5a61","username":"ada","email_hash":"sha256:5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8","signup_source":"web"}}' | <%= config.bin %> <%= command.id %>`,
     '<%= config.bin %> <%= command.id %> - --json --in-process < events.ndjson',
   ]
 
@@ -196,6 +197,12 @@ Exit codes: 0 every line published (or a duplicate), 1 a line was invalid or rej
           `${summary.published} published${where}, ${summary.duplicates} duplicate${summary.duplicates === 1 ? '' : 's'}, ${summary.invalid} invalid of ${summary.read} lines` +
             `${summary.outbox_pending > 0 ? `; ${summary.outbox_pending} still in the outbox` : ''}\n`,
         )
+      }
+      const bus = summary.runtime.bus
+      if (!json && bus.forThisCommand && summary.published > 0) {
+        // Nothing else was using this bus, so no service saw these events: say where they wait.
+        const where = bus.dataDir ? relative(process.cwd(), dirname(bus.dataDir)) || '.' : 'the data dir'
+        process.stderr.write(`No services run here: the events wait in ${where} until \`tektree services\` processes them.\n`)
       }
       if (summary.invalid > 0 || summary.outbox_pending > 0) process.exitCode = 1
       return summary

@@ -6,11 +6,13 @@ import type {SearchHit} from '../services/search/index.js'
 
 export default class Search extends BaseCommand<typeof Search> {
   static override summary = "Query the search service's index of questions, insights, discussions, resources, areas and users."
-  static override description = 'Matches the query\'s words against the indexed titles, tags and text (what the search service built from the events), best first.'
+  static override description = `Matches the query's words against the indexed titles, tags and text (what the search service built from the events), best first.
+
+The index is empty until the services have handled some events: the examples find what \`tektree demo engagement\` and \`tektree demo achievement\` index.`
   static override enableJsonFlag = true
   static override examples = [
-    '<%= config.bin %> <%= command.id %> "event sourcing"',
-    '<%= config.bin %> <%= command.id %> kafka --kind question --limit 5',
+    '<%= config.bin %> <%= command.id %> "consumer groups"',
+    '<%= config.bin %> <%= command.id %> idempotent --kind question --limit 5',
     '<%= config.bin %> <%= command.id %> redis --json',
   ]
   static override args = {

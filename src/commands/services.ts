@@ -18,7 +18,7 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --only gamification,payment',
     '<%= config.bin %> <%= command.id %> --ws-port 8080 --metrics-port 9464',
-    '<%= config.bin %> <%= command.id %> --redis-url redis://127.0.0.1:6379 --mongo-url mongodb://127.0.0.1:27017 --instances 2',
+    '<%= config.bin %> <%= command.id %> --bus-url redis://127.0.0.1:6379 --store-url mongodb://127.0.0.1:27017/tektree --instances 2',
   ]
   static override flags = {
     only: Flags.string({summary: 'Run only these services (comma-separated).'}),

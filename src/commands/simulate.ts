@@ -22,7 +22,7 @@ Exit codes: 0 all assertions hold, 1 an assertion failed, 2 a usage error (bad s
     '<%= config.bin %> <%= command.id %> --scenario chaos --verify --report chaos.json',
     '<%= config.bin %> <%= command.id %> --rate 2000 --duration 30s --seed 7 --in-process',
     '<%= config.bin %> <%= command.id %> --rate 100000 --duration 20s --workers 2',
-    '<%= config.bin %> <%= command.id %> --scenario ./my-scenario.yaml --redis-url redis://127.0.0.1:6379',
+    '<%= config.bin %> <%= command.id %> --scenario ./my-scenario.yaml --bus-url redis://127.0.0.1:6379',
   ]
 
   static override flags = {

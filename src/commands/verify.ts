@@ -8,14 +8,14 @@ export default class Verify extends BaseCommand<typeof Verify> {
   static override summary = 'Recompute every projection from the event log and report each difference from the live state.'
   static override description = `The oracle: reads the event log (the store), recomputes what the services' projections should hold - XP, levels, achievements, quests, streaks, leaderboards, subscription tiers, quota use, notification feeds, search index, cache invalidations, daily active users, badges, mails - and compares them with the live projections and leaderboards. It also checks that each threshold event (level.up, achievement.unlocked, quest.completed, subscription.created) is in the log exactly once.
 
-It shares no code with the handlers, only their rules. Events a service dead-lettered count for no projection of that service (redrive them to apply them). Run it after the services have drained.
+It shares no code with the handlers, only their rules. Events a service dead-lettered count for no projection of that service: they took no effect there and stay in the dead-letter queue. Run it after the services have drained.
 
 Exit codes: 0 no difference, 1 differences found.`
   static override enableJsonFlag = true
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --json',
-    '<%= config.bin %> <%= command.id %> --redis-url redis://127.0.0.1:6379 --mongo-url mongodb://127.0.0.1:27017',
+    '<%= config.bin %> <%= command.id %> --bus-url redis://127.0.0.1:6379 --store-url mongodb://127.0.0.1:27017/tektree',
   ]
   static override flags = {
     show: Flags.integer({summary: 'Most differences to list (all are counted).', default: 20, min: 0}),

@@ -12,6 +12,12 @@ export interface RuntimePartInfo {
   version?: string
   pid?: number
   dataDir?: string
+  /**
+   * True when no `tektree up` nor any other command was using this embedded server: it was started
+   * (or adopted) for this command alone, keeps its data in the data dir and stops when the command
+   * ends. So no `tektree services` can be consuming from it meanwhile.
+   */
+  forThisCommand?: boolean
   /** Set when a real server could not be had: what happened and how to get the real one. */
   fallbackReason?: string
 }

@@ -9,6 +9,7 @@ import {Ajv, type ErrorObject} from 'ajv'
 import {parse as parseYaml} from 'yaml'
 import {UserError} from '../errors.js'
 import {formatDuration, parseDuration} from '../core/duration.js'
+import {closest, didYouMean} from '../core/suggest.js'
 
 export const JOURNEY_STEPS = [
   'register',
@@ -186,7 +187,8 @@ const DEFAULT_JOURNEYS: Record<JourneyStep, number> = {
 
 let ajvValidate: ReturnType<Ajv['compile']> | undefined
 function validator() {
-  ajvValidate ??= new Ajv({allErrors: true, strict: false}).compile(SCENARIO_SCHEMA)
+  // verbose: errors carry their parentSchema, whose properties name the fields an unknown one may be a typo of.
+  ajvValidate ??= new Ajv({allErrors: true, strict: false, verbose: true}).compile(SCENARIO_SCHEMA)
   return ajvValidate
 }
 
@@ -204,8 +206,13 @@ function describeError(error: ErrorObject): string {
   switch (error.keyword) {
     case 'required':
       return `${fieldPath(error.instancePath, String(p.missingProperty))} is required`
-    case 'additionalProperties':
-      return `${fieldPath(error.instancePath, String(p.additionalProperty))} is not a known field`
+    case 'additionalProperties': {
+      const known = Object.keys((error.parentSchema as {properties?: Record<string, unknown>} | undefined)?.properties ?? {})
+      const field = String(p.additionalProperty)
+      const guess = closest(field, known)
+      if (guess.length > 0) return `${fieldPath(error.instancePath, field)} is not a known field.${didYouMean(guess, (name) => fieldPath(error.instancePath, name))}`
+      return `${fieldPath(error.instancePath, field)} is not a known field${known.length > 0 ? ` (known here: ${known.join(', ')})` : ''}`
+    }
     case 'minimum':
     case 'exclusiveMinimum':
     case 'maximum': {
@@ -223,8 +230,13 @@ function describeError(error: ErrorObject): string {
   }
 }
 
-/** The most useful error first: a typed leaf beats the anyOf summary above it. */
+/**
+ * The most useful error first: an unknown field (a typo, `populaton:`, also makes the field it was
+ * meant to be "required"), then a typed leaf, which beats the anyOf summary above it.
+ */
 function pickError(errors: ErrorObject[]): ErrorObject {
+  const unknown = errors.find((e) => e.keyword === 'additionalProperties')
+  if (unknown) return unknown
   const concrete = errors.filter((e) => e.keyword !== 'anyOf' && e.keyword !== 'const')
   if (concrete.length > 0 && !errors.some((e) => e.keyword === 'anyOf')) return concrete[0]
   const anyOf = errors.find((e) => e.keyword === 'anyOf')
@@ -313,9 +325,10 @@ export function resolveScenarioPath(nameOrFile: string, cwd = process.cwd()): st
     const path = join(scenariosDir(), nameOrFile + ext)
     if (existsSync(path)) return path
   }
-  throw new UserError(`Unknown scenario "${nameOrFile}"`, {
+  const shipped = listScenarios()
+  throw new UserError(`Unknown scenario "${nameOrFile}".${didYouMean(closest(nameOrFile, shipped))}`, {
     code: 'SCENARIO_NOT_FOUND',
-    hint: `Shipped scenarios: ${listScenarios().join(', ')}; or give a path to a YAML file.`,
+    hint: `Shipped scenarios: ${shipped.join(', ')}; or give a path to a YAML file.`,
   })
 }
 

@@ -52,7 +52,13 @@ describe('scenario files', () => {
       /^a\.yaml: rate\.stages\[0\]\.duration must be a duration/,
     )
     expect(errorOf(() => parseScenario({name: 'x', rate: minimal.rate}, 'b.yaml')).message).toBe('b.yaml: population is required')
-    expect(errorOf(() => parseScenario({...minimal, journeys: {jump: 1}}, 'c.yaml')).message).toBe('c.yaml: journeys.jump is not a known field')
+    expect(errorOf(() => parseScenario({...minimal, journeys: {jump: 1}}, 'c.yaml')).message).toMatch(/^c\.yaml: journeys\.jump is not a known field \(known here: register, authenticate, /)
+    // A misspelt field is named, with the field it was probably meant to be, not "population is required".
+    const {population, ...rest} = minimal
+    expect(errorOf(() => parseScenario({...rest, populaton: population}, 'g.yaml')).message).toBe('g.yaml: populaton is not a known field. Did you mean population?')
+    expect(errorOf(() => parseScenario({...minimal, rate: {...minimal.rate, stages: [{duration: '1s', taget: 5}]}}, 'h.yaml')).message).toBe(
+      'h.yaml: rate.stages[0].taget is not a known field. Did you mean rate.stages[0].target?',
+    )
     expect(errorOf(() => parseScenario({...minimal, faults: {poison_pct: 200}}, 'd.yaml')).message).toBe('d.yaml: faults.poison_pct must be a number <= 100')
     expect(errorOf(() => parseScenario({...minimal, services: 3}, 'e.yaml')).message).toMatch(/^e\.yaml: services must be "all" or a list/)
     expect(errorOf(() => parseScenario({...minimal, population: {users: 1.5}}, 'f.yaml')).message).toBe('f.yaml: population.users must be an integer')
@@ -64,6 +70,7 @@ describe('scenario files', () => {
     writeFileSync(file, 'name: [unclosed\n')
     expect(errorOf(() => loadScenario(file)).message).toMatch(/broken\.yaml: not valid YAML/)
     expect(errorOf(() => resolveScenarioPath('no-such-scenario')).hint).toMatch(/smoke/)
+    expect(errorOf(() => resolveScenarioPath('smok')).message).toBe('Unknown scenario "smok". Did you mean smoke?')
     const good = join(dir, 'good.yaml')
     writeFileSync(good, JSON.stringify(minimal))
     expect(loadScenario(good).name).toBe('x')

@@ -19,7 +19,7 @@ export default class CatalogValidate extends BaseCommand<typeof CatalogValidate>
   static override summary = 'Validate NDJSON events (one envelope per line) against the catalog.'
   static override description = `Reads FILE (or stdin when FILE is "-" or absent) line by line, in constant memory, and checks each line: JSON, the envelope (event_id UUID v4, semver event_version, UTC timestamp, metadata.ip only "redacted", ...) and the payload schema of its event_type (aliases accepted). Blank lines are skipped.
 
-Each bad line prints one error contract (seed 002: {"error": {"code", "message", "details"}}, with details.line) on stdout; the summary goes to stderr. With --json, stdout gets one summary object instead, holding the first --max-errors errors.
+Each bad line prints one error contract (the platform's error format: {"error": {"code", "message", "details"}}, with details.line) on stdout; the summary goes to stderr. With --json, stdout gets one summary object instead, holding the first --max-errors errors.
 
 Exit codes: 0 every line valid, 1 a line is invalid, 2 a usage error (no such file, bad catalog).`
   static override enableJsonFlag = true

@@ -6,7 +6,7 @@ import type {DlqReport} from '../../ops/dlq.js'
 
 export default class DlqReportCommand extends BaseCommand<typeof DlqReportCommand> {
   static override summary = 'The daily DLQ report: the DLQ now, and what was dead-lettered since, by cause (markdown).'
-  static override description = `Seed 000 (TekTree's event catalog) asks for a daily DLQ report to the operations team. Markdown by default (paste it, mail it); --json for the same as data.`
+  static override description = `TekTree's event catalog asks for a daily DLQ report to the operations team. Markdown by default (paste it, mail it); --json for the same as data.`
   static override enableJsonFlag = true
   static override examples = ['<%= config.bin %> <%= command.id %>', '<%= config.bin %> <%= command.id %> --since 7d > dlq-week.md', '<%= config.bin %> <%= command.id %> --json']
   static override flags = {

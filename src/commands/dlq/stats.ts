@@ -5,7 +5,7 @@ import type {DlqStats} from '../../ops/dlq.js'
 
 export default class DlqStatsCommand extends BaseCommand<typeof DlqStatsCommand> {
   static override summary = 'How many entries the DLQ holds, by group and error code, against the alert threshold (100).'
-  static override description = `The catalog's DLQ policy (seed 000, TekTree's event catalog) alerts when the DLQ holds more than 100 entries; an entry count over it is flagged.`
+  static override description = `The DLQ policy of TekTree's event catalog alerts when the DLQ holds more than 100 entries; an entry count over it is flagged.`
   static override enableJsonFlag = true
   static override examples = ['<%= config.bin %> <%= command.id %>', '<%= config.bin %> <%= command.id %> --json']
   static override flags = {...dlqFilterFlags, ...runtimeFlags}

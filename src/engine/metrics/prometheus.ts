@@ -53,7 +53,7 @@ export function createPrometheusRegistry(metrics: RuntimeMetrics, current: () =>
 
   new Counter({
     name: 'tektree_event_published_total',
-    help: 'Events accepted by the bus (seed 002 event.published).',
+    help: 'Events accepted by the bus (event.published in the platform eventing standard).',
     labelNames: ['event_type'] as const,
     registers: [registry],
     collect() {
@@ -63,10 +63,10 @@ export function createPrometheusRegistry(metrics: RuntimeMetrics, current: () =>
       }
     },
   })
-  perGroupCounter('tektree_event_processed_total', 'Deliveries handled and acked by a consumer group (seed 002 event.processed).', (s) => [s.acked])
+  perGroupCounter('tektree_event_processed_total', 'Deliveries handled and acked by a consumer group (event.processed in the platform eventing standard).', (s) => [s.acked])
   perGroupCounter(
     'tektree_event_failed_total',
-    'Failed handling attempts, retried or dead-lettered (seed 002 event.failed).',
+    'Failed handling attempts, retried or dead-lettered (event.failed in the platform eventing standard).',
     (s) => [s.retried, s.deadLettered],
   )
   perGroupCounter('tektree_event_dead_lettered_total', 'Events moved to the dead-letter queue.', (s) => [s.deadLettered])
