@@ -232,6 +232,8 @@ interface RawEvent {
   topic: string
   message: Obj
   partitions?: number
+  /** The $refs of a message that only refers (in the end) back to itself. */
+  cycle?: string[]
 }
 
 function buildCatalog(doc: Obj, source: string, pointers: Map<string, string>, circular: string[], remoteRefs: Map<Obj, string>): Catalog {
@@ -252,22 +254,24 @@ function buildCatalog(doc: Obj, source: string, pointers: Map<string, string>, c
       const own = `#/channels/${escapePointer(channelKey)}/messages/${escapePointer(messageKey)}`
       const pointer = pointers.get(own) ?? own
       seenPointers.add(pointer)
-      const message = asObj(follow(doc, messageValue))
+      const followed = followRefs(doc, messageValue, own)
+      const message = asObj(followed.value)
       const componentKey = pointer.startsWith('#/components/messages/') ? unescapePointer(pointer.slice('#/components/messages/'.length)) : undefined
       const type = asString(message.name) ?? componentKey ?? asString(messageKey) ?? topic
-      raws.push({type, pointer, topic, message, partitions})
+      raws.push({type, pointer, topic, message, partitions, ...(followed.cycle ? {cycle: followed.cycle} : {})})
     }
   }
   for (const [key, value] of Object.entries(asObj(asObj(doc.components).messages))) {
     const pointer = `#/components/messages/${escapePointer(key)}`
     if (seenPointers.has(pointer)) continue
-    const message = asObj(value)
+    const followed = followRefs(doc, value, pointer)
+    const message = asObj(followed.value)
     const ext = asObj(message['x-tektree'])
     const domain = asString(ext.domain)
     // A message on no channel is only an event when x-tektree says where it travels.
     if (!tektree || !domain) continue
     const prefix = asString(docExt?.['topic-prefix'])
-    raws.push({type: asString(message.name) ?? key, pointer, topic: prefix ? `${prefix}.${domain}` : domain, message})
+    raws.push({type: asString(message.name) ?? key, pointer, topic: prefix ? `${prefix}.${domain}` : domain, message, ...(followed.cycle ? {cycle: followed.cycle} : {})})
   }
 
   const events: CatalogEvent[] = []
@@ -309,16 +313,27 @@ function buildCatalog(doc: Obj, source: string, pointers: Map<string, string>, c
  * (the channel's message ref included); follow local ones so the message itself is still read.
  */
 function follow(doc: Obj, value: unknown): unknown {
+  return followRefs(doc, value).value
+}
+
+/**
+ * Follows a chain of local $refs to what it names. `cycle` is the chain when it comes back to a ref
+ * already followed (a message or channel that is, in the end, only a reference to itself).
+ */
+function followRefs(doc: Obj, value: unknown, start?: string): {value: unknown; cycle: string[] | null} {
   let current = value
-  for (let hops = 0; hops < 32; hops++) {
+  const chain: string[] = start ? [start] : []
+  for (let hops = 0; hops < 64; hops++) {
     const ref = asObj(current).$ref
-    if (typeof ref !== 'string' || !ref.startsWith('#/')) return current
+    if (typeof ref !== 'string' || !ref.startsWith('#/')) return {value: current, cycle: null}
+    if (chain.includes(ref)) return {value: current, cycle: [...chain, ref]}
+    chain.push(ref)
     let target: unknown = doc
     for (const token of ref.slice(2).split('/')) target = asObj(target)[unescapePointer(decodeURIComponent(token))]
-    if (target === undefined) return current
+    if (target === undefined) return {value: current, cycle: null}
     current = target
   }
-  return current
+  return {value: current, cycle: chain}
 }
 
 /** Envelopes carry a semver: "1.0" reads as 1.0.0, "v2" as 2.0.0, anything else as 0.0.0. */
@@ -346,6 +361,13 @@ interface BuildContext {
 function toEvent(raw: RawEvent, ctx: BuildContext): {event: CatalogEvent} | {problem: CatalogProblem} {
   const {message, type, pointer} = raw
   const problem = (code: string, text: string, hint?: string) => ({problem: {type, pointer, code, message: text, ...(hint ? {hint} : {})}})
+  if (raw.cycle) {
+    return problem(
+      'REF_CYCLE',
+      `Message "${type}" is a $ref cycle with no message in it: ${raw.cycle.join(' -> ')}.`,
+      'Point the $ref at a message with a payload (usually #/components/messages/NAME holding the message itself).',
+    )
+  }
 
   let payload: unknown = message.payload
   const payloadObj = asObj(payload)
