@@ -15,8 +15,11 @@ import {fileURLToPath} from 'node:url'
 import $RefParser from '@apidevtools/json-schema-ref-parser'
 import {parseDocument} from 'yaml'
 import {UserError} from '../errors.js'
+import {valueTooDeep} from '../core/limits.js'
 import type {TopicSpec} from '../core/ports.js'
+import type {Ajv} from 'ajv'
 import {retentionMs} from './duration.js'
+import {createAjv, toJsonPath} from './validate.js'
 import type {Catalog, CatalogConsumer, CatalogEvent, CatalogProblem, JsonSchema, RetentionPolicy} from './types.js'
 
 type Obj = Record<string, unknown>
@@ -69,8 +72,28 @@ export async function loadCatalogFromText(text: string, source: string): Promise
   return loadDocument(parseText(text, source), source)
 }
 
+/** Deeper than any real catalog, and shallow enough for every recursive step below (dereferencing, ajv). */
+const MAX_CATALOG_DEPTH = 256
+
+/** The YAML parser recurses: a document nested thousands deep overflows the stack while being read. */
+function tooDeepToRead(error: unknown, source: string): unknown {
+  if (!(error instanceof RangeError) || !/call stack/i.test(error.message)) return error
+  return new UserError(`Cannot parse the catalog ${source}: it is nested too deeply to read`, {
+    code: 'CATALOG_PARSE_ERROR',
+    details: {path: source},
+    hint: `A catalog nests a few dozen levels at most; this one goes deeper than ${MAX_CATALOG_DEPTH}.`,
+  })
+}
+
 async function loadDocument(doc: Obj, source: string): Promise<Catalog> {
   checkAsyncApi(doc, source)
+  const deep = valueTooDeep(doc, MAX_CATALOG_DEPTH)
+  if (deep) {
+    throw new UserError(`${source} is nested more than ${MAX_CATALOG_DEPTH} levels deep at ${deep.path.length > 80 ? `${deep.path.slice(0, 60)}...` : deep.path}`, {
+      code: 'CATALOG_INVALID',
+      details: {path: source, at: deep.path, limit: MAX_CATALOG_DEPTH},
+    })
+  }
   const remoteRefs = replaceRemoteRefs(doc)
   const pointers = messagePointers(doc)
   const circular: string[] = []
@@ -109,18 +132,30 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
 
 /** YAML 1.2 is a superset of JSON, so one parser gives line and column for both. */
 function parseText(text: string, source: string): Obj {
-  const parsed = parseDocument(text, {prettyErrors: true, uniqueKeys: true})
+  let parsed: ReturnType<typeof parseDocument>
+  try {
+    parsed = parseDocument(text, {prettyErrors: true, uniqueKeys: true})
+  } catch (error) {
+    throw tooDeepToRead(error, source)
+  }
   if (parsed.errors.length > 0) {
     const first = parsed.errors[0]
     const pos = first.linePos?.[0]
     const where = pos ? `${source === '-' ? '<stdin>' : source}:${pos.line}:${pos.col}` : source
-    const reason = first.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')
+    const raw = first.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')
+    // The parser recurses: it reports its own stack overflow as an error at the deepest point.
+    const reason = /call stack/i.test(raw) ? 'nested too deeply to read' : raw
     throw new UserError(`Cannot parse the catalog at ${where}: ${reason}`, {
       code: 'CATALOG_PARSE_ERROR',
       details: {path: source, line: pos?.line ?? null, column: pos?.col ?? null},
     })
   }
-  const value = parsed.toJS({maxAliasCount: 1000}) as unknown
+  let value: unknown
+  try {
+    value = parsed.toJS({maxAliasCount: 1000})
+  } catch (error) {
+    throw tooDeepToRead(error, source)
+  }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new UserError(`${source} is not an AsyncAPI document: found ${value === null ? 'an empty document' : Array.isArray(value) ? 'a list' : `a ${typeof value}`}.`, {
       code: 'CATALOG_INVALID',
@@ -208,6 +243,19 @@ function refError(error: unknown, source: string): unknown {
   }
   if (err?.name === 'ResolverError' || err?.name === 'MissingPointerError' || err?.name === 'ParserError' || err?.name === 'InvalidPointerError') {
     return new UserError(`Cannot resolve a $ref in ${source}: ${message}`, {code: 'REF_NOT_FOUND', details: {path: source}, cause: error})
+  }
+  const deep = tooDeepToRead(error, source)
+  if (deep !== error) return deep
+  // The resolver trips over some malformed documents with a TypeError (a $ref through null, a $ref
+  // that is not a string) or a URIError (a key holding a lone surrogate): still a fault of the
+  // document, which is all it was working on.
+  if (error instanceof TypeError || error instanceof URIError) {
+    return new UserError(`Cannot resolve the $refs of ${source}: a $ref is malformed or leads through a value that is not an object (${message})`, {
+      code: 'REF_INVALID',
+      details: {path: source},
+      hint: 'Each $ref must be a string such as "#/components/schemas/Name", pointing into objects that exist.',
+      cause: error,
+    })
   }
   return error
 }
@@ -329,11 +377,20 @@ function followRefs(doc: Obj, value: unknown, start?: string): {value: unknown; 
     if (chain.includes(ref)) return {value: current, cycle: [...chain, ref]}
     chain.push(ref)
     let target: unknown = doc
-    for (const token of ref.slice(2).split('/')) target = asObj(target)[unescapePointer(decodeURIComponent(token))]
+    for (const token of ref.slice(2).split('/')) target = asObj(target)[unescapePointer(decodeToken(token))]
     if (target === undefined) return {value: current, cycle: null}
     current = target
   }
   return {value: current, cycle: chain}
+}
+
+/** A JSON pointer token as written in a URI fragment; a stray '%' is taken literally. */
+function decodeToken(token: string): string {
+  try {
+    return decodeURIComponent(token)
+  } catch {
+    return token
+  }
 }
 
 /** Envelopes carry a semver: "1.0" reads as 1.0.0, "v2" as 2.0.0, anything else as 0.0.0. */
@@ -397,6 +454,10 @@ function toEvent(raw: RawEvent, ctx: BuildContext): {event: CatalogEvent} | {pro
     )
   }
   const schema = payload as JsonSchema
+  const invalid = schemaError(schema)
+  if (invalid) {
+    return problem('INVALID_SCHEMA', `Message "${type}" has a payload that is not a valid JSON Schema: ${invalid}.`, 'Fix the schema (draft-07 / the AsyncAPI schema object); e.g. allOf takes a list of schemas, required a list of names.')
+  }
   const declared = schema.type
   if (declared !== undefined && declared !== 'object' && !(Array.isArray(declared) && declared.includes('object'))) {
     return problem('UNSUPPORTED_PAYLOAD', `Message "${type}" has a payload of type ${JSON.stringify(declared)}; a TekTree envelope carries an object payload.`)
@@ -453,6 +514,55 @@ function toEvent(raw: RawEvent, ctx: BuildContext): {event: CatalogEvent} | {pro
       pointer,
     },
   }
+}
+
+let metaAjv: Ajv | undefined
+
+/**
+ * Where a payload schema breaks the JSON Schema meta-schema (allOf that is not a list, a type that is
+ * no type name...), or null. Checked at load, so the validator and the example generator only ever
+ * see well-formed schemas.
+ */
+function schemaError(schema: JsonSchema): string | null {
+  metaAjv ??= createAjv()
+  let ok: boolean
+  try {
+    ok = metaAjv.validateSchema(schema) as boolean
+  } catch (error) {
+    return (error as Error).message
+  }
+  if (ok) return badPattern(schema)
+  const first = metaAjv.errors?.[0]
+  return first ? `${toJsonPath('$', first.instancePath)} ${first.message ?? 'is invalid'}` : 'it does not match the meta-schema'
+}
+
+/** The meta-schema does not check that a pattern compiles; ajv (unicode mode) and the generator need it to. */
+function badPattern(schema: JsonSchema): string | null {
+  const seen = new Set<object>()
+  const stack: Array<{node: unknown; path: string}> = [{node: schema, path: '$'}]
+  while (stack.length > 0) {
+    const {node, path} = stack.pop()!
+    if (node === null || typeof node !== 'object' || seen.has(node)) continue
+    seen.add(node)
+    const obj = node as Obj
+    const patterns = [
+      ...(typeof obj.pattern === 'string' ? [obj.pattern] : []),
+      ...(obj.patternProperties && typeof obj.patternProperties === 'object' ? Object.keys(obj.patternProperties) : []),
+    ]
+    for (const pattern of patterns) {
+      try {
+        // V8 compiles a regular expression on first use: "too large" only shows then.
+        new RegExp(pattern, 'u').test('')
+      } catch (error) {
+        return `${path}.pattern is not a valid regular expression: ${(error as Error).message.slice(0, 200)}`
+      }
+    }
+    for (const [key, value] of Object.entries(obj)) {
+      if (key === 'const' || key === 'enum' || key === 'examples' || key === 'example' || key === 'default') continue
+      stack.push({node: value, path: Array.isArray(node) ? `${path}[${key}]` : `${path}.${key}`})
+    }
+  }
+  return null
 }
 
 /** A $ref still present after dereferencing is a cycle (circular: 'ignore' leaves them); the marker is a remote ref. */
