@@ -60,7 +60,8 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
         closers.unshift(() => ws.close())
         this.log(`Real-time pushes: ${ws.url}/ws/notifications?user_id=ID, ${ws.url}/ws/leaderboard, ${ws.url}/ws/presence`)
         // A generated token is printed once, here; one from the environment is the user's to know.
-        this.log(ws.tokenSource === 'generated' ? `  token (Authorization: Bearer, or ?token=): ${ws.token}` : '  token: TEKTREE_WS_TOKEN')
+        if (ws.tokenSource === 'generated') this.log(`  clients show this token (Authorization: Bearer TOKEN, or ?token=TOKEN):\n    ${ws.token}`)
+        else this.log('  clients show the token in TEKTREE_WS_TOKEN (Authorization: Bearer, or ?token=)')
       }
       if (this.flags['metrics-port'] !== undefined) {
         const exporter = await startPrometheusExporter(runtime.metrics, {port: this.flags['metrics-port']})

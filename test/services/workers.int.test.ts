@@ -153,7 +153,7 @@ describe.skipIf(!redisUrl)(`services in worker threads ${redisUrl ? '' : `(skipp
     expect(services.stdout).toContain('main thread: realtime')
     const wsUrl = /Real-time pushes: (ws:\/\/[^/]+)\/ws\/notifications/.exec(services.stdout)![1]
     // The endpoint wants the token it printed; the leaderboard is the channel for everyone.
-    const token = /token \(Authorization: Bearer, or \?token=\): (\S+)/.exec(services.stdout)![1]
+    const token = /clients show this token \(Authorization: Bearer TOKEN, or \?token=TOKEN\):\n\s+(\S+)/.exec(services.stdout)![1]
     const pushes: string[] = []
     const client = new WebSocket(`${wsUrl}/ws/leaderboard`, {headers: {authorization: `Bearer ${token}`}})
     client.on('message', (data) => pushes.push(String(data)))
