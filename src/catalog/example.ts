@@ -250,7 +250,8 @@ function stringGen(schema: S, name: string): Generator {
       })
     }
   }
-  if (typeof schema.format === 'string' && STRING_FORMATS[schema.format]) {
+  // Own keys only: a format named "constructor" or "toString" is not one of ours.
+  if (typeof schema.format === 'string' && Object.hasOwn(STRING_FORMATS, schema.format)) {
     const format = STRING_FORMATS[schema.format]
     return (f) => format(f)
   }

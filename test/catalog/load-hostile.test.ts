@@ -66,6 +66,11 @@ describe('hostile catalogs', () => {
     await loadCatalogFromText(surrogate, SOURCE).catch((error: unknown) => expect(error).toBeInstanceOf(UserError))
   })
 
+  it('a string format named like an Object.prototype member ("constructor") is an unknown format, not a TypeError', async () => {
+    const catalog = await loadCatalogFromText(doc({type: 'object', required: ['id'], properties: {id: {type: 'string', format: 'constructor'}}}), SOURCE)
+    expect(typeof (exampleEvent(catalog, 'bad.thing', {seed: 1}).payload as {id: unknown}).id).toBe('string')
+  })
+
   it('an example that cannot be generated (pattern unsatisfiable within maxLength) is a UserError', async () => {
     const catalog = await loadCatalogFromText(doc({type: 'object', required: ['id'], properties: {id: {type: 'string', pattern: '^yyyyyyyyyy$', maxLength: 3}}}), SOURCE)
     expect(() => exampleEvent(catalog, 'bad.thing', {seed: 1})).toThrowError(UserError)
