@@ -32,12 +32,4 @@ export function isUserError(error: unknown): error is UserError {
 }
 
 /** Hides the password (and token-like query params) of a connection URL before it is printed. */
-export function maskUrl(url: string): string {
-  try {
-    const parsed = new URL(url)
-    if (parsed.password) parsed.password = '****'
-    return parsed.toString().replace(/\/$/, url.endsWith('/') ? '/' : '')
-  } catch {
-    return url.replace(/\/\/([^:/@]+):([^@]+)@/, '//$1:****@')
-  }
-}
+export {maskUrl, maskUrlsIn} from './core/redact.js'

@@ -12,7 +12,7 @@
  * Adapters are imported lazily: an in-process run never loads ioredis, the MongoDB driver or SQLite.
  */
 import {resolve} from 'node:path'
-import {maskUrl, UserError} from '../errors.js'
+import {maskUrl, maskUrlsIn, UserError} from '../errors.js'
 import type {Bus, Leaderboards, Store} from '../core/ports.js'
 
 export type Role = 'bus' | 'store'
@@ -72,7 +72,7 @@ export async function checkRedis(url: string, timeoutMs: number): Promise<void> 
 export function unreachable(kind: 'Redis' | 'MongoDB', source: string, url: string, error: unknown): UserError {
   const masked = maskUrl(url)
   const what = kind === 'Redis' ? 'redis-server' : 'mongod'
-  return new UserError(`Cannot reach ${kind} at ${masked} (${source}): ${errorText(error).replaceAll(url, masked)}`, {
+  return new UserError(`Cannot reach ${kind} at ${masked} (${source}): ${maskUrlsIn(errorText(error).replaceAll(url, masked))}`, {
     code: kind === 'Redis' ? 'REDIS_UNREACHABLE' : 'MONGO_UNREACHABLE',
     hint: `Check that ${what} runs and is reachable from here (host, port, password, bind address, firewall), or drop ${source} to use the embedded runtime (\`tektree up\`).`,
     exitCode: 2,
@@ -81,14 +81,51 @@ export function unreachable(kind: 'Redis' | 'MongoDB', source: string, url: stri
   })
 }
 
+/** The server refused the credentials: a wrong password is not an unreachable server. */
+export function authFailed(kind: 'Redis' | 'MongoDB', source: string, url: string, error: unknown): UserError {
+  const masked = maskUrl(url)
+  return new UserError(`Authentication failed for ${kind} at ${masked} (${source}): check the password in the URL`, {
+    code: kind === 'Redis' ? 'REDIS_AUTH_FAILED' : 'MONGO_AUTH_FAILED',
+    hint:
+      kind === 'Redis'
+        ? 'Give the password as redis://:PASSWORD@HOST:PORT (or redis://USER:PASSWORD@HOST:PORT for an ACL user); the server refused the one given, or needs one.'
+        : 'Check the user name and password in mongodb://USER:PASSWORD@HOST:PORT/DATABASE, and authSource= when the user is defined in another database.',
+    exitCode: 2,
+    details: {url: masked},
+    cause: error,
+  })
+}
+
+/** MongoDB's AuthenticationFailed (code 18), or the driver's wording of it. */
+function isMongoAuthError(error: unknown): boolean {
+  const e = error as {code?: unknown; codeName?: unknown; message?: unknown} | null
+  return e?.code === 18 || e?.codeName === 'AuthenticationFailed' || /Authentication failed/i.test(String(e?.message ?? ''))
+}
+
+/** A redis:// URL that does not parse (a port over 65535, a broken IPv6 host) can never connect. */
+function checkParses(url: string, source: string): void {
+  try {
+    new URL(url)
+  } catch {
+    throw new UserError(`${source} ${maskUrl(url)} is not a valid URL: check the host and the port (1-65535)`, {
+      code: 'INVALID_URL',
+      hint: 'A Redis URL reads redis://[:PASSWORD@]HOST:PORT[/DB].',
+      exitCode: 2,
+      details: {url: maskUrl(url)},
+    })
+  }
+}
+
 const redisDriver: Driver = {
   kind: 'redis',
   schemes: ['redis:', 'rediss:'],
   example: 'redis://HOST:PORT',
   async openBus(url, context) {
+    checkParses(url, context.source)
     try {
       await checkRedis(url, context.connectTimeoutMs)
     } catch (error) {
+      if ((error as UserError).code === 'REDIS_AUTH_FAILED') throw authFailed('Redis', context.source, url, (error as UserError).cause)
       throw unreachable('Redis', context.source, url, error)
     }
     const [{createRedisBus}, {createRedisLeaderboards}] = await Promise.all([import('./redis/bus.js'), import('./redis/leaderboards.js')])
@@ -144,7 +181,9 @@ const mongoDriver: Driver = {
       return {store, kind: 'mongodb', endpoint, location: maskUrl(endpoint)}
     } catch (error) {
       // The store's own error already names the masked URL; the contract here is exit 2 and one wording.
-      throw unreachable('MongoDB', context.source, url, (error as {cause?: unknown}).cause ?? error)
+      const cause = (error as {cause?: unknown}).cause ?? error
+      if (isMongoAuthError(cause)) throw authFailed('MongoDB', context.source, url, cause)
+      throw unreachable('MongoDB', context.source, url, cause)
     }
   },
 }

@@ -9,6 +9,7 @@
  */
 import {base, en, Faker} from '@faker-js/faker'
 import type {EventEnvelope} from '../core/envelope.js'
+import {UserError} from '../errors.js'
 import {requireEvent} from './load.js'
 import {compilePattern} from './regex-gen.js'
 import type {Catalog, CatalogEvent, JsonSchema} from './types.js'
@@ -232,7 +233,10 @@ function stringGen(schema: S, name: string): Generator {
       const compiled = compilePattern(pattern)
       draw = (f) => compiled((min, max) => f.number.int({min, max}))
     } catch (error) {
-      throw new Error(`cannot generate strings for the pattern ${JSON.stringify(pattern)}${name ? ` of "${name}"` : ''}: ${(error as Error).message}`)
+      throw new UserError(`cannot generate strings for the pattern ${JSON.stringify(pattern)}${name ? ` of "${name}"` : ''}: ${(error as Error).message}`, {
+        code: 'EXAMPLE_UNAVAILABLE',
+        hint: 'tektree generates from patterns without lookarounds or back-references; give the field an example or a simpler pattern.',
+      })
     }
     const generate = draw
     return (f) => {
@@ -240,10 +244,14 @@ function stringGen(schema: S, name: string): Generator {
         const value = generate(f)
         if (value.length >= minLength && value.length <= maxLength && regex.test(value)) return value
       }
-      throw new Error(`could not generate a string of ${minLength}..${maxLength} characters matching ${JSON.stringify(pattern)}${name ? ` for "${name}"` : ''}`)
+      throw new UserError(`could not generate a string of ${minLength}..${maxLength} characters matching ${JSON.stringify(pattern)}${name ? ` for "${name}"` : ''}`, {
+        code: 'EXAMPLE_UNAVAILABLE',
+        hint: 'Check that the pattern can match a string within minLength..maxLength.',
+      })
     }
   }
-  if (typeof schema.format === 'string' && STRING_FORMATS[schema.format]) {
+  // Own keys only: a format named "constructor" or "toString" is not one of ours.
+  if (typeof schema.format === 'string' && Object.hasOwn(STRING_FORMATS, schema.format)) {
     const format = STRING_FORMATS[schema.format]
     return (f) => format(f)
   }

@@ -15,8 +15,11 @@ import {fileURLToPath} from 'node:url'
 import $RefParser from '@apidevtools/json-schema-ref-parser'
 import {UserError} from '../errors.js'
 import {closest} from '../core/suggest.js'
+import {valueTooDeep} from '../core/limits.js'
 import type {TopicSpec} from '../core/ports.js'
+import type {Ajv} from 'ajv'
 import {retentionMs} from './duration.js'
+import {createAjv, toJsonPath} from './validate.js'
 import type {Catalog, CatalogConsumer, CatalogEvent, CatalogProblem, JsonSchema, RetentionPolicy} from './types.js'
 
 type Obj = Record<string, unknown>
@@ -69,8 +72,28 @@ export async function loadCatalogFromText(text: string, source: string): Promise
   return loadDocument(await parseText(text, source), source)
 }
 
+/** Deeper than any real catalog, and shallow enough for every recursive step below (dereferencing, ajv). */
+const MAX_CATALOG_DEPTH = 256
+
+/** The YAML parser recurses: a document nested thousands deep overflows the stack while being read. */
+function tooDeepToRead(error: unknown, source: string): unknown {
+  if (!(error instanceof RangeError) || !/call stack/i.test(error.message)) return error
+  return new UserError(`Cannot parse the catalog ${source}: it is nested too deeply to read`, {
+    code: 'CATALOG_PARSE_ERROR',
+    details: {path: source},
+    hint: `A catalog nests a few dozen levels at most; this one goes deeper than ${MAX_CATALOG_DEPTH}.`,
+  })
+}
+
 async function loadDocument(doc: Obj, source: string): Promise<Catalog> {
   checkAsyncApi(doc, source)
+  const deep = valueTooDeep(doc, MAX_CATALOG_DEPTH)
+  if (deep) {
+    throw new UserError(`${source} is nested more than ${MAX_CATALOG_DEPTH} levels deep at ${deep.path.length > 80 ? `${deep.path.slice(0, 60)}...` : deep.path}`, {
+      code: 'CATALOG_INVALID',
+      details: {path: source, at: deep.path, limit: MAX_CATALOG_DEPTH},
+    })
+  }
   const remoteRefs = replaceRemoteRefs(doc)
   const pointers = messagePointers(doc)
   const circular: string[] = []
@@ -113,18 +136,30 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
  */
 async function parseText(text: string, source: string): Promise<Obj> {
   const {parseDocument} = await import('yaml')
-  const parsed = parseDocument(text, {prettyErrors: true, uniqueKeys: true})
+  let parsed: ReturnType<typeof parseDocument>
+  try {
+    parsed = parseDocument(text, {prettyErrors: true, uniqueKeys: true})
+  } catch (error) {
+    throw tooDeepToRead(error, source)
+  }
   if (parsed.errors.length > 0) {
     const first = parsed.errors[0]
     const pos = first.linePos?.[0]
     const where = pos ? `${source === '-' ? '<stdin>' : source}:${pos.line}:${pos.col}` : source
-    const reason = first.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')
+    const raw = first.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')
+    // The parser recurses: it reports its own stack overflow as an error at the deepest point.
+    const reason = /call stack/i.test(raw) ? 'nested too deeply to read' : raw
     throw new UserError(`Cannot parse the catalog at ${where}: ${reason}`, {
       code: 'CATALOG_PARSE_ERROR',
       details: {path: source, line: pos?.line ?? null, column: pos?.col ?? null},
     })
   }
-  const value = parsed.toJS({maxAliasCount: 1000}) as unknown
+  let value: unknown
+  try {
+    value = parsed.toJS({maxAliasCount: 1000})
+  } catch (error) {
+    throw tooDeepToRead(error, source)
+  }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new UserError(`${source} is not an AsyncAPI document: found ${value === null ? 'an empty document' : Array.isArray(value) ? 'a list' : `a ${typeof value}`}.`, {
       code: 'CATALOG_INVALID',
@@ -213,6 +248,19 @@ function refError(error: unknown, source: string): unknown {
   if (err?.name === 'ResolverError' || err?.name === 'MissingPointerError' || err?.name === 'ParserError' || err?.name === 'InvalidPointerError') {
     return new UserError(`Cannot resolve a $ref in ${source}: ${message}`, {code: 'REF_NOT_FOUND', details: {path: source}, cause: error})
   }
+  const deep = tooDeepToRead(error, source)
+  if (deep !== error) return deep
+  // The resolver trips over some malformed documents with a TypeError (a $ref through null, a $ref
+  // that is not a string) or a URIError (a key holding a lone surrogate): still a fault of the
+  // document, which is all it was working on.
+  if (error instanceof TypeError || error instanceof URIError) {
+    return new UserError(`Cannot resolve the $refs of ${source}: a $ref is malformed or leads through a value that is not an object (${message})`, {
+      code: 'REF_INVALID',
+      details: {path: source},
+      hint: 'Each $ref must be a string such as "#/components/schemas/Name", pointing into objects that exist.',
+      cause: error,
+    })
+  }
   return error
 }
 
@@ -236,6 +284,8 @@ interface RawEvent {
   topic: string
   message: Obj
   partitions?: number
+  /** The $refs of a message that only refers (in the end) back to itself. */
+  cycle?: string[]
 }
 
 function buildCatalog(doc: Obj, source: string, pointers: Map<string, string>, circular: string[], remoteRefs: Map<Obj, string>): Catalog {
@@ -256,22 +306,24 @@ function buildCatalog(doc: Obj, source: string, pointers: Map<string, string>, c
       const own = `#/channels/${escapePointer(channelKey)}/messages/${escapePointer(messageKey)}`
       const pointer = pointers.get(own) ?? own
       seenPointers.add(pointer)
-      const message = asObj(follow(doc, messageValue))
+      const followed = followRefs(doc, messageValue, own)
+      const message = asObj(followed.value)
       const componentKey = pointer.startsWith('#/components/messages/') ? unescapePointer(pointer.slice('#/components/messages/'.length)) : undefined
       const type = asString(message.name) ?? componentKey ?? asString(messageKey) ?? topic
-      raws.push({type, pointer, topic, message, partitions})
+      raws.push({type, pointer, topic, message, partitions, ...(followed.cycle ? {cycle: followed.cycle} : {})})
     }
   }
   for (const [key, value] of Object.entries(asObj(asObj(doc.components).messages))) {
     const pointer = `#/components/messages/${escapePointer(key)}`
     if (seenPointers.has(pointer)) continue
-    const message = asObj(value)
+    const followed = followRefs(doc, value, pointer)
+    const message = asObj(followed.value)
     const ext = asObj(message['x-tektree'])
     const domain = asString(ext.domain)
     // A message on no channel is only an event when x-tektree says where it travels.
     if (!tektree || !domain) continue
     const prefix = asString(docExt?.['topic-prefix'])
-    raws.push({type: asString(message.name) ?? key, pointer, topic: prefix ? `${prefix}.${domain}` : domain, message})
+    raws.push({type: asString(message.name) ?? key, pointer, topic: prefix ? `${prefix}.${domain}` : domain, message, ...(followed.cycle ? {cycle: followed.cycle} : {})})
   }
 
   const events: CatalogEvent[] = []
@@ -313,16 +365,36 @@ function buildCatalog(doc: Obj, source: string, pointers: Map<string, string>, c
  * (the channel's message ref included); follow local ones so the message itself is still read.
  */
 function follow(doc: Obj, value: unknown): unknown {
+  return followRefs(doc, value).value
+}
+
+/**
+ * Follows a chain of local $refs to what it names. `cycle` is the chain when it comes back to a ref
+ * already followed (a message or channel that is, in the end, only a reference to itself).
+ */
+function followRefs(doc: Obj, value: unknown, start?: string): {value: unknown; cycle: string[] | null} {
   let current = value
-  for (let hops = 0; hops < 32; hops++) {
+  const chain: string[] = start ? [start] : []
+  for (let hops = 0; hops < 64; hops++) {
     const ref = asObj(current).$ref
-    if (typeof ref !== 'string' || !ref.startsWith('#/')) return current
+    if (typeof ref !== 'string' || !ref.startsWith('#/')) return {value: current, cycle: null}
+    if (chain.includes(ref)) return {value: current, cycle: [...chain, ref]}
+    chain.push(ref)
     let target: unknown = doc
-    for (const token of ref.slice(2).split('/')) target = asObj(target)[unescapePointer(decodeURIComponent(token))]
-    if (target === undefined) return current
+    for (const token of ref.slice(2).split('/')) target = asObj(target)[unescapePointer(decodeToken(token))]
+    if (target === undefined) return {value: current, cycle: null}
     current = target
   }
-  return current
+  return {value: current, cycle: chain}
+}
+
+/** A JSON pointer token as written in a URI fragment; a stray '%' is taken literally. */
+function decodeToken(token: string): string {
+  try {
+    return decodeURIComponent(token)
+  } catch {
+    return token
+  }
 }
 
 /** Envelopes carry a semver: "1.0" reads as 1.0.0, "v2" as 2.0.0, anything else as 0.0.0. */
@@ -350,6 +422,13 @@ interface BuildContext {
 function toEvent(raw: RawEvent, ctx: BuildContext): {event: CatalogEvent} | {problem: CatalogProblem} {
   const {message, type, pointer} = raw
   const problem = (code: string, text: string, hint?: string) => ({problem: {type, pointer, code, message: text, ...(hint ? {hint} : {})}})
+  if (raw.cycle) {
+    return problem(
+      'REF_CYCLE',
+      `Message "${type}" is a $ref cycle with no message in it: ${raw.cycle.join(' -> ')}.`,
+      'Point the $ref at a message with a payload (usually #/components/messages/NAME holding the message itself).',
+    )
+  }
 
   let payload: unknown = message.payload
   const payloadObj = asObj(payload)
@@ -379,6 +458,10 @@ function toEvent(raw: RawEvent, ctx: BuildContext): {event: CatalogEvent} | {pro
     )
   }
   const schema = payload as JsonSchema
+  const invalid = schemaError(schema)
+  if (invalid) {
+    return problem('INVALID_SCHEMA', `Message "${type}" has a payload that is not a valid JSON Schema: ${invalid}.`, 'Fix the schema (draft-07 / the AsyncAPI schema object); e.g. allOf takes a list of schemas, required a list of names.')
+  }
   const declared = schema.type
   if (declared !== undefined && declared !== 'object' && !(Array.isArray(declared) && declared.includes('object'))) {
     return problem('UNSUPPORTED_PAYLOAD', `Message "${type}" has a payload of type ${JSON.stringify(declared)}; a TekTree envelope carries an object payload.`)
@@ -435,6 +518,55 @@ function toEvent(raw: RawEvent, ctx: BuildContext): {event: CatalogEvent} | {pro
       pointer,
     },
   }
+}
+
+let metaAjv: Ajv | undefined
+
+/**
+ * Where a payload schema breaks the JSON Schema meta-schema (allOf that is not a list, a type that is
+ * no type name...), or null. Checked at load, so the validator and the example generator only ever
+ * see well-formed schemas.
+ */
+function schemaError(schema: JsonSchema): string | null {
+  metaAjv ??= createAjv()
+  let ok: boolean
+  try {
+    ok = metaAjv.validateSchema(schema) as boolean
+  } catch (error) {
+    return (error as Error).message
+  }
+  if (ok) return badPattern(schema)
+  const first = metaAjv.errors?.[0]
+  return first ? `${toJsonPath('$', first.instancePath)} ${first.message ?? 'is invalid'}` : 'it does not match the meta-schema'
+}
+
+/** The meta-schema does not check that a pattern compiles; ajv (unicode mode) and the generator need it to. */
+function badPattern(schema: JsonSchema): string | null {
+  const seen = new Set<object>()
+  const stack: Array<{node: unknown; path: string}> = [{node: schema, path: '$'}]
+  while (stack.length > 0) {
+    const {node, path} = stack.pop()!
+    if (node === null || typeof node !== 'object' || seen.has(node)) continue
+    seen.add(node)
+    const obj = node as Obj
+    const patterns = [
+      ...(typeof obj.pattern === 'string' ? [obj.pattern] : []),
+      ...(obj.patternProperties && typeof obj.patternProperties === 'object' ? Object.keys(obj.patternProperties) : []),
+    ]
+    for (const pattern of patterns) {
+      try {
+        // V8 compiles a regular expression on first use: "too large" only shows then.
+        new RegExp(pattern, 'u').test('')
+      } catch (error) {
+        return `${path}.pattern is not a valid regular expression: ${(error as Error).message.slice(0, 200)}`
+      }
+    }
+    for (const [key, value] of Object.entries(obj)) {
+      if (key === 'const' || key === 'enum' || key === 'examples' || key === 'example' || key === 'default') continue
+      stack.push({node: value, path: Array.isArray(node) ? `${path}[${key}]` : `${path}.${key}`})
+    }
+  }
+  return null
 }
 
 /** A $ref still present after dereferencing is a cycle (circular: 'ignore' leaves them); the marker is a remote ref. */

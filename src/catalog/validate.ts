@@ -8,6 +8,7 @@
 import {Ajv, type ErrorObject, type ValidateFunction} from 'ajv'
 import * as ajvFormats from 'ajv-formats'
 import {errorContract, type ErrorContract, type EventEnvelope} from '../core/envelope.js'
+import {eventLimits, textTooDeep, tooDeepContract, tooLargeContract, valueTooDeep, type EventLimits} from '../core/limits.js'
 import {envelopeSchema} from './envelope.schema.js'
 import {suggestTypes} from './load.js'
 import type {Catalog, CatalogEvent, JsonSchema} from './types.js'
@@ -19,6 +20,13 @@ export interface EventValidator {
   validate(value: unknown): ValidationResult
   /** Parses one JSON text and validates it (INVALID_JSON when it does not parse). */
   validateJson(text: string): ValidationResult
+  /** The size and depth this validator accepts (EVENT_TOO_LARGE, EVENT_TOO_DEEP beyond them). */
+  readonly limits: EventLimits
+}
+
+export interface ValidatorOptions {
+  /** Default: eventLimits() (TEKTREE_MAX_DEPTH, TEKTREE_MAX_EVENT_BYTES, else the defaults). */
+  limits?: EventLimits
 }
 
 // ajv-formats is CommonJS: under NodeNext its default export arrives as the module object or the function.
@@ -33,7 +41,8 @@ export function createAjv(): Ajv {
   return ajv
 }
 
-export function createValidator(catalog: Catalog): EventValidator {
+export function createValidator(catalog: Catalog, options: ValidatorOptions = {}): EventValidator {
+  const limits = options.limits ?? eventLimits()
   const ajv = createAjv()
   const envelope = ajv.compile(envelopeSchema)
   const payloads = new Map<CatalogEvent, ValidateFunction | ErrorContract>()
@@ -54,7 +63,22 @@ export function createValidator(catalog: Catalog): EventValidator {
     return compiled
   }
 
-  const validate = (value: unknown): ValidationResult => {
+  // Size and depth come first: ajv, the stores and the consumers all walk an event recursively.
+  const checkLimits = (value: unknown): ValidationResult | null => {
+    const deep = valueTooDeep(value, limits.maxDepth)
+    if (deep) return tooDeep(deep.path, limits.maxDepth, value)
+    let text: string | undefined
+    try {
+      text = JSON.stringify(value)
+    } catch (error) {
+      return {ok: false, error: errorContract('VALIDATION_FAILED', `The event is not JSON data: ${(error as Error).message}`, {path: '$'})}
+    }
+    // UTF-8 bytes, counted without encoding: only a string near the limit is measured exactly.
+    const bytes = text === undefined ? 0 : text.length * 3 <= limits.maxEventBytes ? text.length : Buffer.byteLength(text, 'utf8')
+    return bytes > limits.maxEventBytes ? tooLarge(bytes, limits.maxEventBytes, value) : null
+  }
+
+  const validateParsed = (value: unknown): ValidationResult => {
     if (!envelope(value)) return failure(envelope.errors![0], '$', value)
     const event = value as EventEnvelope
     const definition = catalog.get(event.event_type)
@@ -65,9 +89,14 @@ export function createValidator(catalog: Catalog): EventValidator {
     return {ok: true, event: definition.type === event.event_type ? event : {...event, event_type: definition.type}, definition}
   }
 
+  const validate = (value: unknown): ValidationResult => checkLimits(value) ?? validateParsed(value)
+
   return {
+    limits,
     validate,
     validateJson(text: string): ValidationResult {
+      const bytes = text.length * 3 <= limits.maxEventBytes ? text.length : Buffer.byteLength(text, 'utf8')
+      if (bytes > limits.maxEventBytes) return tooLarge(bytes, limits.maxEventBytes, undefined)
       let value: unknown
       try {
         value = JSON.parse(text)
@@ -79,9 +108,24 @@ export function createValidator(catalog: Catalog): EventValidator {
           error: errorContract('INVALID_JSON', `Not valid JSON: ${message}`, position ? {path: '$', position: Number(position[1])} : {path: '$'}),
         }
       }
-      return validate(value)
+      // The text is scanned (cheap, no recursion); only a line found too deep is walked for its path.
+      if (textTooDeep(text, limits.maxDepth)) return tooDeep(valueTooDeep(value, limits.maxDepth)?.path ?? '$', limits.maxDepth, value)
+      return validateParsed(value)
     },
   }
+}
+
+function eventTypeOf(value: unknown): {event_type?: string} {
+  const type = value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as {event_type?: unknown}).event_type : undefined
+  return typeof type === 'string' ? {event_type: type} : {}
+}
+
+function tooDeep(path: string, limit: number, value: unknown): ValidationResult {
+  return {ok: false, error: tooDeepContract(path, limit, eventTypeOf(value))}
+}
+
+function tooLarge(bytes: number, limit: number, value: unknown): ValidationResult {
+  return {ok: false, error: tooLargeContract(bytes, limit, eventTypeOf(value))}
 }
 
 function unknownType(catalog: Catalog, type: string): ValidationResult {

@@ -6,8 +6,10 @@ import {createInterface} from 'node:readline'
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand, catalogFlag, runtimeFlags, UserError} from '../cli/base.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
+import {readNdjsonLines} from '../catalog/ndjson.js'
 import type {Catalog} from '../catalog/types.js'
 import {errorContract, type ErrorContract, type EventEnvelope} from '../core/envelope.js'
+import {eventLimits, type EventLimits} from '../core/limits.js'
 import type {RuntimeDescription} from '../core/runtime.js'
 import type {Publisher} from '../engine/publisher.js'
 
@@ -41,6 +43,8 @@ export interface PublishStreamOptions {
   catalog: Catalog
   publisher: Publisher
   batchSize: number
+  /** Default eventLimits(): a line over the size limit is rejected before it is parsed. */
+  limits?: EventLimits
   onInvalid: (error: ErrorContract, line: number) => void | Promise<void>
 }
 
@@ -74,12 +78,16 @@ export async function publishNdjson(options: PublishStreamOptions): Promise<{rea
     for (const rejected of result.rejected ?? []) await invalid(asContract(rejected.error), lineNumbers[rejected.index] ?? 0)
   }
 
-  const reader = createInterface({input: options.input, crlfDelay: Infinity})
-  let lineNumber = 0
-  for await (const line of reader) {
-    lineNumber++
-    if (line.trim().length === 0) continue
+  // Lines are read and checked (UTF-8, size) by the shared NDJSON reader; the validator does the rest.
+  for await (const read of readNdjsonLines(options.input, options.limits ?? eventLimits())) {
+    const lineNumber = read.line
+    const line = read.text
+    if (line !== undefined && line.trim().length === 0) continue
     totals.read++
+    if (line === undefined) {
+      await invalid(read.error, lineNumber)
+      continue
+    }
     let parsed: unknown
     try {
       parsed = JSON.parse(line)

@@ -13,7 +13,7 @@ The groups run in worker threads (--workers, default one per core), whole groups
 
 SIGINT / SIGTERM drain: the runners finish and ack what they hold, derived events are published, then it exits 0. A second Ctrl+C quits at once (unacked events are redelivered to the group).
 
-With --ws-port the real-time service streams its pushes over WebSocket: ws://127.0.0.1:PORT/ws/notifications?user_id=ID, /ws/leaderboard, /ws/presence (websocat or a browser can watch); it then runs on the main thread, beside the endpoint. Welcome and verification mails are written as .eml files to --mail-dir.`
+With --ws-port the real-time service streams its pushes over WebSocket: ws://127.0.0.1:PORT/ws/notifications?user_id=ID, /ws/leaderboard, /ws/presence (websocat or a browser can watch); it then runs on the main thread, beside the endpoint. Clients show a token (TEKTREE_WS_TOKEN, else one printed at start) as Authorization: Bearer TOKEN, ?token=TOKEN or the subprotocol tektree.token.TOKEN; browsers connect only from localhost or an origin in TEKTREE_WS_ORIGINS. Welcome and verification mails are written as .eml files to --mail-dir.`
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --only gamification,payment',
@@ -59,6 +59,9 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
       if (ws) {
         closers.unshift(() => ws.close())
         this.log(`Real-time pushes: ${ws.url}/ws/notifications?user_id=ID, ${ws.url}/ws/leaderboard, ${ws.url}/ws/presence`)
+        // A generated token is printed once, here; one from the environment is the user's to know.
+        if (ws.tokenSource === 'generated') this.log(`  clients show this token (Authorization: Bearer TOKEN, or ?token=TOKEN):\n    ${ws.token}`)
+        else this.log('  clients show the token in TEKTREE_WS_TOKEN (Authorization: Bearer, or ?token=)')
       }
       if (this.flags['metrics-port'] !== undefined) {
         const exporter = await startPrometheusExporter(runtime.metrics, {port: this.flags['metrics-port']})

@@ -520,7 +520,8 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       first_failure_at: delivery.headers[FIRST_FAILURE_HEADER] ?? new Date(item.firstFailureAt ?? clock.now()).toISOString(),
       last_failure_at: now,
       dead_lettered_at: now,
-      raw: delivery.value,
+      // Capped at the event size limit: a record must fit in any store (16 MiB in MongoDB) whatever arrived.
+      raw: delivery.value.length > validator.limits.maxEventBytes ? delivery.value.slice(0, validator.limits.maxEventBytes) : delivery.value,
       envelope: event,
     }
     await store.dlq.add(record)

@@ -163,6 +163,18 @@ describe('loading other documents', () => {
     expect(error.message).toContain('node.created')
   })
 
+  it('a message that is only a $ref to itself is a REF_CYCLE naming the chain, not a made-up type', async () => {
+    const catalog = await loadCatalog(fixture('message-cycle.asyncapi.yaml'))
+    expect(catalog.events.map((e) => e.type)).toEqual(['ok.created'])
+    expect(catalog.problems!.map((p) => [p.type, p.code])).toEqual([
+      ['thing.created', 'REF_CYCLE'],
+      ['ping.sent', 'REF_CYCLE'],
+    ])
+    expect(catalog.problems![0].message).toContain('#/channels/things/messages/thing.created -> #/components/messages/thing.created -> #/components/messages/thing.created')
+    expect(catalog.problems![1].message).toContain('#/components/messages/ping.sent -> #/components/messages/pong.sent -> #/components/messages/ping.sent')
+    expect(() => requireEvent(catalog, 'thing.created')).toThrowError(/\$ref cycle/)
+  })
+
   it('never fetches a remote $ref: REMOTE_REF naming it', async () => {
     const catalog = await loadCatalog(fixture('remote.asyncapi.yaml'))
     expect(catalog.get('order.cancelled')).toBeDefined()

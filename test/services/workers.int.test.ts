@@ -152,8 +152,10 @@ describe.skipIf(!redisUrl)(`services in worker threads ${redisUrl ? '' : `(skipp
     // Realtime runs beside the WebSocket endpoint, on the main thread; its pushes reach a client.
     expect(services.stdout).toContain('main thread: realtime')
     const wsUrl = /Real-time pushes: (ws:\/\/[^/]+)\/ws\/notifications/.exec(services.stdout)![1]
+    // The endpoint wants the token it printed; the leaderboard is the channel for everyone.
+    const token = /clients show this token \(Authorization: Bearer TOKEN, or \?token=TOKEN\):\n\s+(\S+)/.exec(services.stdout)![1]
     const pushes: string[] = []
-    const client = new WebSocket(`${wsUrl}/ws/notifications`)
+    const client = new WebSocket(`${wsUrl}/ws/leaderboard`, {headers: {authorization: `Bearer ${token}`}})
     client.on('message', (data) => pushes.push(String(data)))
     await new Promise((resolve, reject) => client.once('open', resolve).once('error', reject))
     cleanups.push(() => client.terminate())

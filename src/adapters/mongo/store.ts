@@ -18,8 +18,9 @@
  * every write here is idempotent (insert by _id, applyOnce guard, claim re-read by lease token).
  */
 import {randomUUID} from 'node:crypto'
-import {MongoClient, type Collection, type Db, type Document, type Filter, type UpdateFilter} from 'mongodb'
+import {BSON, MongoClient, type Collection, type Db, type Document, type Filter, type UpdateFilter} from 'mongodb'
 import type {EventEnvelope} from '../../core/envelope.js'
+import {RuntimeError} from '../../core/errors.js'
 import type {
   AppendResult,
   DlqRecord,
@@ -331,6 +332,7 @@ export class MongoStore implements Store {
       await this.eventsCollection.insertMany(docs, {ordered: false})
       return {inserted: docs.length, duplicates: []}
     } catch (error) {
+      tooLargeForBson(docs, error)
       const writeErrors = bulkWriteErrors(error)
       if (writeErrors === null || writeErrors.some((e) => e.code !== DUPLICATE_KEY)) throw error
       const duplicates = writeErrors.map((e) => docs[e.index]._id)
@@ -588,4 +590,32 @@ function isNamespaceNotFound(error: unknown): boolean {
 
 function driverMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
+}
+
+/** MongoDB's document limit (maxBsonObjectSize). */
+const MAX_BSON_BYTES = 16 * 1024 * 1024
+
+/**
+ * Over 16 MiB the driver fails while serializing, with a RangeError ("The value of "offset" is out of
+ * range") or a BSONError that names no event. The publisher's size limit keeps such events out; one
+ * that came another way is named here, as EVENT_TOO_LARGE. Sizes are computed only after a failure.
+ */
+function tooLargeForBson(docs: readonly EventDoc[], error: unknown): void {
+  const name = (error as Error)?.name
+  if (!(error instanceof RangeError) && name !== 'BSONError' && !/larger than the maximum|maxBsonObjectSize/i.test(String((error as Error)?.message))) return
+  for (const doc of docs) {
+    let bytes: number
+    try {
+      bytes = BSON.calculateObjectSize(doc)
+    } catch {
+      continue
+    }
+    if (bytes > MAX_BSON_BYTES) {
+      throw new RuntimeError(`Event ${doc._id} (${doc.event_type}) is ${bytes.toLocaleString('en-US')} bytes as BSON; MongoDB stores documents up to 16 MiB (16,777,216 bytes)`, {
+        code: 'EVENT_TOO_LARGE',
+        details: {event_id: doc._id, event_type: doc.event_type, bytes, limit: MAX_BSON_BYTES},
+        cause: error,
+      })
+    }
+  }
 }

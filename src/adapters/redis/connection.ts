@@ -12,7 +12,7 @@
  */
 import {createHash} from 'node:crypto'
 import {Redis, type RedisOptions} from 'ioredis'
-import {maskUrl, UserError} from '../../errors.js'
+import {maskUrl, maskUrlsIn, UserError} from '../../errors.js'
 
 export type RedisTarget = {url: string} | {client: Redis}
 
@@ -56,6 +56,23 @@ export function unreachableRedis(label: string, error: unknown): UserError {
   })
 }
 
+/** What Redis answers a missing or wrong password with (requirepass, ACL users, older servers). */
+const AUTH_REFUSED = /WRONGPASS|NOAUTH|invalid password|invalid username-password|ERR AUTH|AUTH failed/i
+
+export function isRedisAuthError(error: unknown): boolean {
+  return AUTH_REFUSED.test(error instanceof Error ? error.message : String(error))
+}
+
+export function redisAuthFailed(label: string, error: unknown): UserError {
+  return new UserError(`Authentication failed for ${label}: check the password in the URL`, {
+    code: 'REDIS_AUTH_FAILED',
+    hint: 'Give the password as redis://:PASSWORD@HOST:PORT (or redis://USER:PASSWORD@HOST:PORT for an ACL user); the server refused the one given, or needs one.',
+    exitCode: 2,
+    details: {url: label, reason: maskUrlsIn(error instanceof Error ? error.message : String(error))},
+    cause: error,
+  })
+}
+
 export async function connectRedis(target: RedisTarget, options: RedisConnectOptions = {}): Promise<RedisConnection> {
   const onError = options.onError ?? (() => undefined)
   const duplicateOf = (base: Redis, name: string): Redis => {
@@ -95,6 +112,15 @@ export async function connectRedis(target: RedisTarget, options: RedisConnectOpt
     everReady = true
   })
   client.on('error', onError)
+  // ioredis rejects connect() with only "Connection is closed." when the server refuses the password;
+  // the reason comes as an 'error' event, kept here to say so.
+  let refused: Error | undefined
+  let last: Error | undefined
+  const onConnectError = (error: Error) => {
+    if (isRedisAuthError(error)) refused ??= error
+    last = error
+  }
+  client.on('error', onConnectError)
   let timer: NodeJS.Timeout | undefined
   try {
     await Promise.race([
@@ -108,10 +134,14 @@ export async function connectRedis(target: RedisTarget, options: RedisConnectOpt
     ])
   } catch (error) {
     client.disconnect()
-    const masked = error instanceof Error ? new Error(error.message.replaceAll(target.url, label)) : error
+    if (refused || isRedisAuthError(error)) throw redisAuthFailed(label, refused ?? error)
+    // "Connection is closed." says nothing; the socket's own error (ECONNREFUSED...) does.
+    const reason = error instanceof Error && /Connection is closed/i.test(error.message) && last ? last : error
+    const masked = reason instanceof Error ? new Error(maskUrlsIn(reason.message.replaceAll(target.url, label))) : reason
     throw unreachableRedis(label, masked)
   } finally {
     clearTimeout(timer)
+    client.off('error', onConnectError)
   }
   const owned = client
   return {
