@@ -17,9 +17,7 @@ import {UserError} from '../errors.js'
 import {closest} from '../core/suggest.js'
 import {valueTooDeep} from '../core/limits.js'
 import type {TopicSpec} from '../core/ports.js'
-import type {Ajv} from 'ajv'
 import {retentionMs} from './duration.js'
-import {createAjv, toJsonPath} from './validate.js'
 import type {Catalog, CatalogConsumer, CatalogEvent, CatalogProblem, JsonSchema, RetentionPolicy} from './types.js'
 
 type Obj = Record<string, unknown>
@@ -64,7 +62,9 @@ export async function loadCatalog(file?: string, options: LoadOptions = {}): Pro
     return loadCatalogFromText(text, source) // throws CATALOG_PARSE_ERROR with line and column
   }
   if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) return loadCatalogFromText(await readFile(source, 'utf8'), source)
-  return loadDocument(doc as Obj, source)
+  // The catalog shipped with tektree is checked against the meta-schema by its tests, not here:
+  // ajv is the slowest import of all, and `catalog list` should start at once.
+  return loadDocument(doc as Obj, source, {trusted: file === undefined})
 }
 
 /** The same as loadCatalog for a document already in memory; `source` names it in messages and resolves relative $refs. */
@@ -85,7 +85,7 @@ function tooDeepToRead(error: unknown, source: string): unknown {
   })
 }
 
-async function loadDocument(doc: Obj, source: string): Promise<Catalog> {
+async function loadDocument(doc: Obj, source: string, options: {trusted?: boolean} = {}): Promise<Catalog> {
   checkAsyncApi(doc, source)
   const deep = valueTooDeep(doc, MAX_CATALOG_DEPTH)
   if (deep) {
@@ -121,7 +121,8 @@ async function loadDocument(doc: Obj, source: string): Promise<Catalog> {
   } catch (error) {
     throw refError(error, source)
   }
-  return buildCatalog(deref, source, pointers, circular, remoteRefs)
+  const schemaError = options.trusted ? () => null : await schemaChecker()
+  return buildCatalog(deref, source, pointers, circular, remoteRefs, schemaError)
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
@@ -288,7 +289,7 @@ interface RawEvent {
   cycle?: string[]
 }
 
-function buildCatalog(doc: Obj, source: string, pointers: Map<string, string>, circular: string[], remoteRefs: Map<Obj, string>): Catalog {
+function buildCatalog(doc: Obj, source: string, pointers: Map<string, string>, circular: string[], remoteRefs: Map<Obj, string>, schemaError: SchemaCheck): Catalog {
   const info = asObj(doc.info)
   const docExt = doc['x-tektree'] === undefined ? null : asObj(doc['x-tektree'])
   const tektree = docExt !== null
@@ -332,7 +333,7 @@ function buildCatalog(doc: Obj, source: string, pointers: Map<string, string>, c
   const problemTypes = new Set<string>()
   for (const raw of raws) {
     if (byName.has(raw.type) || problemTypes.has(raw.type)) continue // the same message on two channels: first wins
-    const result = toEvent(raw, {info, docExt, retentionTable, source, circular, remoteRefs, partitions: raw.partitions ?? defaultPartitions})
+    const result = toEvent(raw, {info, docExt, retentionTable, source, circular, remoteRefs, partitions: raw.partitions ?? defaultPartitions, schemaError})
     if ('problem' in result) {
       problems.push(result.problem)
       problemTypes.add(raw.type)
@@ -417,6 +418,7 @@ interface BuildContext {
   circular: string[]
   remoteRefs: Map<Obj, string>
   partitions: number
+  schemaError: SchemaCheck
 }
 
 function toEvent(raw: RawEvent, ctx: BuildContext): {event: CatalogEvent} | {problem: CatalogProblem} {
@@ -458,7 +460,7 @@ function toEvent(raw: RawEvent, ctx: BuildContext): {event: CatalogEvent} | {pro
     )
   }
   const schema = payload as JsonSchema
-  const invalid = schemaError(schema)
+  const invalid = ctx.schemaError(schema)
   if (invalid) {
     return problem('INVALID_SCHEMA', `Message "${type}" has a payload that is not a valid JSON Schema: ${invalid}.`, 'Fix the schema (draft-07 / the AsyncAPI schema object); e.g. allOf takes a list of schemas, required a list of names.')
   }
@@ -520,24 +522,28 @@ function toEvent(raw: RawEvent, ctx: BuildContext): {event: CatalogEvent} | {pro
   }
 }
 
-let metaAjv: Ajv | undefined
+/** Where a payload schema is not a usable JSON Schema, or null. */
+type SchemaCheck = (schema: JsonSchema) => string | null
 
 /**
  * Where a payload schema breaks the JSON Schema meta-schema (allOf that is not a list, a type that is
- * no type name...), or null. Checked at load, so the validator and the example generator only ever
- * see well-formed schemas.
+ * no type name...), or a pattern does not compile. Checked at load, so the validator and the example
+ * generator only ever see well-formed schemas.
  */
-function schemaError(schema: JsonSchema): string | null {
-  metaAjv ??= createAjv()
-  let ok: boolean
-  try {
-    ok = metaAjv.validateSchema(schema) as boolean
-  } catch (error) {
-    return (error as Error).message
+async function schemaChecker(): Promise<SchemaCheck> {
+  const {createAjv, toJsonPath} = await import('./validate.js')
+  const ajv = createAjv()
+  return (schema) => {
+    let ok: boolean
+    try {
+      ok = ajv.validateSchema(schema) as boolean
+    } catch (error) {
+      return (error as Error).message
+    }
+    if (ok) return badPattern(schema)
+    const first = ajv.errors?.[0]
+    return first ? `${toJsonPath('$', first.instancePath)} ${first.message ?? 'is invalid'}` : 'it does not match the meta-schema'
   }
-  if (ok) return badPattern(schema)
-  const first = metaAjv.errors?.[0]
-  return first ? `${toJsonPath('$', first.instancePath)} ${first.message ?? 'is invalid'}` : 'it does not match the meta-schema'
 }
 
 /** The meta-schema does not check that a pattern compiles; ajv (unicode mode) and the generator need it to. */

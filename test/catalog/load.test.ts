@@ -227,4 +227,11 @@ describe('loading other documents', () => {
       expect((e as UserError).details.suggestions).toContain('user.registered')
     }
   })
+
+  it('the shipped catalog passes the payload-schema checks a user catalog gets (they are skipped for it at run time)', async () => {
+    // Given by path, it is loaded as any --catalog file is: every payload checked against the meta-schema.
+    const checked = await loadCatalog(defaultCatalogPath())
+    expect(checked.problems ?? []).toEqual([])
+    expect(checked.events.length).toBe((await loadCatalog()).events.length)
+  })
 })
