@@ -53,10 +53,8 @@ Exit codes: 0 done, 1 a group over --max-lag, 2 bad usage or an unknown group.`
       process.once('SIGINT', onSigint)
       try {
         for (;;) {
-          if (!(await sleep(intervalMs, stop.signal))) {
-            process.exitCode = 130
-            return this.result(before, [], intervalMs, [])
-          }
+          // Ctrl+C is how a watch ends: quietly, exit 0.
+          if (!(await sleep(intervalMs, stop.signal))) return this.result(before, [], intervalMs, [])
           const now = await sampleLag(runtime.bus, filter)
           const rows = lagRows(before, now, {partitions: this.flags.partitions})
           const over = this.flags['max-lag'] === undefined ? [] : overLimit(rows, this.flags['max-lag'])

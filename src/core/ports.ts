@@ -150,6 +150,11 @@ export interface Bus {
   topics(): Promise<TopicInfo[]>
   /** Reads outside any group (tail, inspection): entries after `afterId` (exclusive; null = from start). */
   read(topic: string, partition: number, afterId: string | null, count: number): Promise<Delivery[]>
+  /**
+   * A cursor for read(): after it come the entries enqueued at or after `at` (ms), or, with 'end',
+   * only those appended from now on. Null = from the start.
+   */
+  positionAt(topic: string, partition: number, at: number | 'end'): Promise<string | null>
   /** Applies a retention policy now; returns how many entries were removed. */
   trim(topic: string, policy: {maxAgeMs?: number; maxLen?: number}): Promise<number>
   close(): Promise<void>

@@ -457,6 +457,24 @@ export function busContract(name: string, factory: BusFactory, options: BusContr
       expect((await bus.read(topic, 0, null, 100)).map(valueN)).toEqual([3, 4])
     })
 
+    it('positionAt() gives a read() cursor by enqueue time, or at the end', async () => {
+      const topic = uniqueName('topic')
+      await bus.ensureTopics([{name: topic, partitions: 1}])
+      expect(await bus.positionAt(topic, 0, 'end')).toBeNull()
+      await bus.publish(messages(topic, 'k', 3))
+      await new Promise((resolve) => setTimeout(resolve, 60))
+      const between = Date.now()
+      await new Promise((resolve) => setTimeout(resolve, 60))
+      await bus.publish(messages(topic, 'k', 2, 3))
+      const values = (list: Delivery[]) => list.map(valueN)
+      expect(values(await bus.read(topic, 0, await bus.positionAt(topic, 0, between), 10))).toEqual([3, 4])
+      expect(values(await bus.read(topic, 0, await bus.positionAt(topic, 0, 0), 10))).toEqual([0, 1, 2, 3, 4])
+      const end = await bus.positionAt(topic, 0, 'end')
+      expect(await bus.read(topic, 0, end, 10)).toEqual([])
+      await bus.publish(messages(topic, 'k', 1, 5))
+      expect(values(await bus.read(topic, 0, end, 10))).toEqual([5])
+    })
+
     it('topics() reports length and groups', async () => {
       const topic = uniqueName('topic')
       await bus.ensureTopics([{name: topic, partitions: 2}])

@@ -27,6 +27,7 @@ function flakyBus(inner: Bus) {
     stats: (f) => inner.stats(f),
     topics: () => inner.topics(),
     read: (...a) => inner.read(...a),
+    positionAt: (...a) => inner.positionAt(...a),
     trim: (...a) => inner.trim(...a),
     close: () => inner.close(),
   }

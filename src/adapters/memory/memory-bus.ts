@@ -406,6 +406,26 @@ export class MemoryBus implements Bus {
     }))
   }
 
+  async positionAt(topicName: string, partitionIndex: number, at: number | 'end'): Promise<string | null> {
+    this.check()
+    const partition = this.topic(topicName).partitions[partitionIndex]
+    if (!partition) throw new Error(`Topic "${topicName}" has no partition ${partitionIndex}`)
+    const {entries, head} = partition
+    let index = entries.length
+    if (at !== 'end') {
+      // Enqueue times only grow along a partition: the first entry at or after `at`.
+      let lo = head
+      let hi = entries.length
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1
+        if (entries[mid].enqueuedAt < at) lo = mid + 1
+        else hi = mid
+      }
+      index = lo
+    }
+    return index <= head ? null : String(entries[index - 1].seq)
+  }
+
   async read(topicName: string, partitionIndex: number, afterId: string | null, count: number): Promise<Delivery[]> {
     this.check()
     const topic = this.topic(topicName)

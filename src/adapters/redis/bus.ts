@@ -470,6 +470,19 @@ export class RedisBus implements Bus {
     return entries.map((e) => toDelivery(e, topic, partition, 0)).filter((d): d is Delivery => d !== null)
   }
 
+  async positionAt(topic: string, partition: number, at: number | 'end'): Promise<string | null> {
+    this.check()
+    const meta = await this.topicMeta(topic)
+    if (!Number.isInteger(partition) || partition < 0 || partition >= meta.partitions) throw new Error(`Topic "${topic}" has no partition ${partition}`)
+    if (at === 'end') {
+      const newest = (await this.client.call('XREVRANGE', this.streamKey(topic, partition), '+', '-', 'COUNT', '1')) as StreamEntry[]
+      return newest.length === 0 ? null : newest[0][0]
+    }
+    // Entry ids are <ms>-<seq>: the last possible id of the millisecond before `at`.
+    const ms = Math.floor(at)
+    return ms <= 0 ? null : `${ms - 1}-18446744073709551615`
+  }
+
   async trim(topic: string, policy: {maxAgeMs?: number; maxLen?: number}): Promise<number> {
     this.check()
     const meta = await this.topicMeta(topic)
