@@ -1,7 +1,7 @@
 import {join} from 'node:path'
 import {Args, Flags} from '@oclif/core'
-import Table from 'cli-table3'
 import {BaseCommand, runtimeFlags} from '../cli/base.js'
+import {createStyle, wrap} from '../cli/style.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
 import type {DemoResult} from '../services/demo.js'
 
@@ -43,6 +43,7 @@ The demo runs every TekTree service on the runtime (embedded by default, --in-pr
   }
 
   private render(r: DemoResult): void {
+    const style = createStyle()
     this.log(`${r.title}  (correlation ${r.correlation_id})\n`)
     r.steps.forEach((step, i) => {
       this.log(`${i + 1}. ${step.title}`)
@@ -50,11 +51,13 @@ The demo runs every TekTree service on the runtime (embedded by default, --in-pr
       for (const e of step.reactions) this.log(`      ${(e.causation_type ?? '?').padEnd(34)} => ${e.source.padEnd(12)} ${e.type.padEnd(34)} ${e.summary}`)
       this.log('')
     })
-    const table = new Table({head: ['user', 'XP', 'level', 'achievements', 'quests', 'streak', 'tier', 'badges', 'notifications']})
+    // One paragraph per user: a nine-column table does not fit 80 columns.
     for (const u of r.users) {
-      table.push([u.name, u.xp, u.level, u.achievements.join(', '), u.quests.join(', '), u.streak, u.tier, `${u.tier_badge ?? '-'} / L${u.level_badge ?? '-'}`, u.notifications])
+      const facts = [`${u.xp} XP`, `level ${u.level}`, `streak ${u.streak}`, `${u.tier} tier`, `badges ${u.tier_badge ?? '-'} / L${u.level_badge ?? '-'}`, `${u.notifications} notifications`]
+      for (const line of wrap(`${u.name}: ${facts.join(', ')}`, style.width, '  ')) this.log(line)
+      if (u.achievements.length > 0) for (const line of wrap(`achievements: ${u.achievements.join(', ')}`, style.width, '    ', '  ')) this.log(line)
+      if (u.quests.length > 0) for (const line of wrap(`quests: ${u.quests.join(', ')}`, style.width, '    ', '  ')) this.log(line)
     }
-    this.log(table.toString())
     if (r.search) this.log(`search "${r.search.query}": ${r.search.hits.map((h) => `${h.kind} "${h.title}"`).join('; ') || 'no hits'}`)
     this.log(`cache invalidations: ${r.cache_invalidations}${r.mail_dir ? `   mails: ${r.mail_dir}` : ''}`)
     this.log(`${r.events} events in this journey${r.settled ? '' : ' (the services had not settled when the demo stopped waiting)'}`)

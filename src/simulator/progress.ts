@@ -2,6 +2,7 @@
  * Progress while a simulation runs: one line rewritten in place on a TTY, plain periodic lines
  * otherwise (logs, CI). Formatting only; the command decides where it goes.
  */
+import {terminalWidth, type Style} from '../cli/style.js'
 import type {SimulationProgress} from './run.js'
 
 const num = (v: number) => Math.round(v).toLocaleString('en-US')
@@ -31,7 +32,7 @@ export interface ProgressWriter {
   done(): void
 }
 
-export function createProgressWriter(stream: NodeJS.WriteStream | {write(s: string): unknown; isTTY?: boolean; columns?: number}, options: {everyMs?: number; now?: () => number} = {}): ProgressWriter {
+export function createProgressWriter(stream: NodeJS.WriteStream | {write(s: string): unknown; isTTY?: boolean; columns?: number}, options: {everyMs?: number; now?: () => number; style?: Style} = {}): ProgressWriter {
   const tty = Boolean(stream.isTTY)
   const every = options.everyMs ?? 2000
   const now = options.now ?? Date.now
@@ -41,7 +42,7 @@ export function createProgressWriter(stream: NodeJS.WriteStream | {write(s: stri
     update(p) {
       const line = formatProgress(p)
       if (tty) {
-        const width = (stream as {columns?: number}).columns ?? 120
+        const width = options.style?.width ?? terminalWidth(stream)
         stream.write(`\r${line.slice(0, width - 1)}\u001b[K`)
         live = true
         return

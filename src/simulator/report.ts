@@ -3,7 +3,7 @@
  * summary table for people.
  */
 import {writeFileSync} from 'node:fs'
-import Table from 'cli-table3'
+import {createStyle, type Style} from '../cli/style.js'
 import type {LatencySummary} from '../core/metrics.js'
 import type {AssertMetric, ThresholdResult} from './assertions.js'
 
@@ -108,16 +108,16 @@ export function emptyLatency(): LatencySummary {
   return {count: 0, p50: 0, p95: 0, p99: 0, max: 0, mean: 0}
 }
 
-export function renderSummary(report: SimulationReport, options: {color?: boolean} = {}): string {
-  const style = options.color ? undefined : {head: [] as string[], border: [] as string[]}
-  const table = new Table({style})
+/** The summary for people; `style` decides colour and width (default: plain, 80 columns). */
+export function renderSummary(report: SimulationReport, style: Style = createStyle({isTTY: false}, {color: false})): string {
+  const table = style.table()
   const lat = (l: LatencySummary) => (l.count === 0 ? 'n/a' : `p50 ${ms(l.p50)}  p95 ${ms(l.p95)}  p99 ${ms(l.p99)}  max ${ms(l.max)}`)
   table.push(
     {Scenario: `${report.scenario.name}${report.seed !== null ? `  (seed ${report.seed})` : ''}`},
     {Runtime: report.runtime},
     {Services: report.services.length > 0 ? `${report.services.join(', ')}${report.workers > 0 ? `  (${report.workers} worker thread${report.workers > 1 ? 's' : ''}${report.workerRestarts > 0 ? `, ${report.workerRestarts} restarted` : ''})` : ''}` : 'none'},
     {Duration: `${ms(report.durationMs)} generating + ${ms(report.drainMs)} draining${report.interrupted ? '  (interrupted)' : ''}`},
-    {Throughput: `${n(report.rate.achieved)}/s simulated (target ${n(report.rate.target)}/s)${report.rate.fellBehind ? '  FELL BEHIND' : ''}`},
+    {Throughput: `${n(report.rate.achieved)}/s simulated (target ${n(report.rate.target)}/s)${report.rate.fellBehind ? `  ${style.bad('FELL BEHIND')}` : ''}`},
     ...(report.rate.notGenerated > 0 || report.rate.heldBackMs > 0
       ? [
           {
@@ -132,7 +132,7 @@ export function renderSummary(report: SimulationReport, options: {color?: boolea
     {'Publish latency': lat(report.latency.publish)},
     {'Delivery latency': lat(report.latency.delivery)},
     {Deliveries: `${n(report.deliveries.delivered)} delivered, ${n(report.deliveries.acked)} acked, ${n(report.retries)} retries, ${n(report.dlq)} to DLQ`},
-    {'Max backlog': `${n(report.maxBacklog)}${report.servicesFellBehind ? '  SERVICES FELL BEHIND (the backlog kept growing during generation)' : ''}`},
+    {'Max backlog': `${n(report.maxBacklog)}${report.servicesFellBehind ? `  ${style.bad('SERVICES FELL BEHIND')} (the backlog kept growing during generation)` : ''}`},
   )
   const f = report.faults
   if (f.poison + f.duplicates + f.reordered + f.transientFailures + f.permanentFailures + f.consumerCrashes > 0) {
@@ -147,13 +147,13 @@ export function renderSummary(report: SimulationReport, options: {color?: boolea
   const lines = [table.toString()]
   const types = Object.entries(report.events.byType).sort((a, b) => b[1] - a[1])
   if (types.length > 0) {
-    const byType = new Table({head: ['event type', 'published'], style})
+    const byType = style.table(['event type', 'published'])
     for (const [type, count] of types) byType.push([type, n(count)])
     lines.push(byType.toString())
   }
   if (report.assertions.length > 0) {
-    const checks = new Table({head: ['assertion', 'actual', 'result'], style})
-    for (const a of report.assertions) checks.push([a.threshold, a.actual === null ? 'n/a' : String(Math.round(a.actual * 100) / 100), a.ok ? 'ok' : `FAILED${a.reason ? `: ${a.reason}` : ''}`])
+    const checks = style.table(['assertion', 'actual', 'result'])
+    for (const a of report.assertions) checks.push([a.threshold, a.actual === null ? 'n/a' : String(Math.round(a.actual * 100) / 100), a.ok ? style.ok('ok') : style.bad(`FAILED${a.reason ? `: ${a.reason}` : ''}`)])
     lines.push(checks.toString())
   }
   return lines.join('\n')

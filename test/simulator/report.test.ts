@@ -107,3 +107,13 @@ describe('progress', () => {
     expect(plain.every((l) => l.endsWith('\n') && !l.includes('\r'))).toBe(true)
   })
 })
+
+describe('report colour', () => {
+  it('follows the style it is given: colour for a terminal, none for a pipe or with NO_COLOR', async () => {
+    const {createStyle} = await import('../../src/cli/style.js')
+    const r = report({rate: {target: 500, achieved: 300, achievedTotal: 900, fellBehind: true, heldBackMs: 0, notGenerated: 0, maxBacklog: 5000}})
+    expect(renderSummary(r, createStyle({isTTY: true, columns: 80}, {env: {}}))).toMatch(/\u001b\[/)
+    expect(renderSummary(r, createStyle({isTTY: true, columns: 80}, {env: {NO_COLOR: '1'}}))).not.toMatch(/\u001b/)
+    expect(renderSummary(r, createStyle({isTTY: false}, {env: {}}))).not.toMatch(/\u001b/)
+  })
+})
