@@ -1,6 +1,7 @@
 import {describe, expect, it} from 'vitest'
 import {evaluateThresholds, parseThresholds} from '../../src/simulator/assertions.js'
 import {formatProgress, createProgressWriter} from '../../src/simulator/progress.js'
+import {fellShort} from '../../src/simulator/rate.js'
 import {assertionValues, emptyLatency, renderSummary, type SimulationReport} from '../../src/simulator/report.js'
 
 function report(overrides: Partial<SimulationReport> = {}): SimulationReport {
@@ -18,7 +19,7 @@ function report(overrides: Partial<SimulationReport> = {}): SimulationReport {
     totalMs: 4600,
     interrupted: false,
     drained: true,
-    rate: {target: 500, achieved: 498, achievedTotal: 900, fellBehind: false, heldBackMs: 0, notGenerated: 0, maxBacklog: 5000},
+    rate: {target: 500, achieved: 498, achievedTotal: 900, fellBehind: false, tolerance: 0.02, behindAtTimes: false, heldBackMs: 0, notGenerated: 0, maxBacklog: 5000},
     events: {simulated: 2000, derived: 2100, total: 4100, rejected: 0, duplicatesRefused: 0, byType: {'user.registered': 300, 'gamification.xp.earned': 900}, steps: {}},
     faults: {poison: 3, duplicates: 10, reordered: 5, transientFailures: 2, permanentFailures: 1, consumerCrashes: 1},
     latency: {publish: {count: 10, p50: 1, p95: 4, p99: 8, max: 9, mean: 2}, delivery: emptyLatency()},
@@ -55,7 +56,7 @@ describe('report', () => {
         assertions: [{threshold: 'dlq == 0', metric: 'dlq', actual: 5, ok: false, reason: 'dlq was 5'}],
       }),
     )
-    expect(text).toMatch(/498\/s simulated \(target 500\/s\)/)
+    expect(text).toMatch(/498\/s simulated \(plan 500\/s on average, within 2%\)/)
     expect(text).toMatch(/900\/s incl\. derived/)
     expect(text).toMatch(/p95 4\.00 ms/)
     expect(text).toMatch(/3 poison/)
@@ -68,7 +69,7 @@ describe('report', () => {
 
   it('says how much of the plan was not generated, and whether backpressure or the generator was why', () => {
     expect(renderSummary(report())).not.toMatch(/Not generated/)
-    const rate = {target: 100_000, achieved: 1800, achievedTotal: 4000, fellBehind: true, maxBacklog: 50_000}
+    const rate = {target: 100_000, achieved: 1800, achievedTotal: 4000, fellBehind: true, tolerance: 0.02, behindAtTimes: true, maxBacklog: 50_000}
     const held = renderSummary(report({rate: {...rate, heldBackMs: 13_700, notGenerated: 1_961_571}}))
     expect(held).toMatch(/1,961,571 events of the plan \(held back 13\.70 s with the backlog over 50,000\)/)
     const slow = renderSummary(report({rate: {...rate, heldBackMs: 0, notGenerated: 4_000}}))
@@ -111,9 +112,28 @@ describe('progress', () => {
 describe('report colour', () => {
   it('follows the style it is given: colour for a terminal, none for a pipe or with NO_COLOR', async () => {
     const {createStyle} = await import('../../src/cli/style.js')
-    const r = report({rate: {target: 500, achieved: 300, achievedTotal: 900, fellBehind: true, heldBackMs: 0, notGenerated: 0, maxBacklog: 5000}})
+    const r = report({rate: {target: 500, achieved: 300, achievedTotal: 900, fellBehind: true, tolerance: 0.02, behindAtTimes: true, heldBackMs: 0, notGenerated: 0, maxBacklog: 5000}})
     expect(renderSummary(r, createStyle({isTTY: true, columns: 80}, {env: {}}))).toMatch(/\u001b\[/)
     expect(renderSummary(r, createStyle({isTTY: true, columns: 80}, {env: {NO_COLOR: '1'}}))).not.toMatch(/\u001b/)
     expect(renderSummary(r, createStyle({isTTY: false}, {env: {}}))).not.toMatch(/\u001b/)
+  })
+})
+
+describe('throughput verdict (issue 12, item 16)', () => {
+  const rate = (achieved: number, target: number, extra: Partial<SimulationReport['rate']> = {}) =>
+    report({rate: {target, achieved, achievedTotal: 900, fellBehind: fellShort(achieved, target), tolerance: 0.02, behindAtTimes: false, heldBackMs: 0, notGenerated: 0, maxBacklog: 5000, ...extra}})
+
+  it('a run that reached its planned rate is never called behind, even if a window lagged on the way', () => {
+    expect(fellShort(285, 285)).toBe(false)
+    expect(fellShort(284.6, 285.4)).toBe(false)
+    // steady: 3 s ramp to 300, then 27 s at 300 = 285/s on average over the plan
+    const text = renderSummary(rate(284.7, 285, {behindAtTimes: true}))
+    expect(text).toMatch(/285\/s simulated \(plan 285\/s on average, within 2%; behind at times, caught up\)/)
+    expect(text).not.toMatch(/FELL BEHIND/)
+  })
+
+  it('one well under it is, with how far and the tolerance', () => {
+    expect(fellShort(250, 285)).toBe(true)
+    expect(renderSummary(rate(250, 285))).toMatch(/250\/s simulated \(plan 285\/s on average\): FELL BEHIND by 12% \(more than 2%\)/)
   })
 })
