@@ -107,7 +107,7 @@ Exit codes: 0 all assertions hold, 1 an assertion failed, 2 a usage error (bad s
 
     if (flags.report) writeReport(flags.report, report)
     if (human) {
-      this.log(renderSummary(report, createStyle(process.stdout)))
+      this.log(renderSummary(report, createStyle(process.stdout), {reportPath: flags.report}))
       if (flags.report) this.log(`Report written to ${flags.report}`)
     }
     const code = exitCodeFor(report.assertions)

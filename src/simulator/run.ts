@@ -70,11 +70,16 @@ export interface SimulationProgress {
   sent: number
   targetRate: number
   achievedRate: number
+  /** Deliveries the services acked: one event counts once per consumer group that reads it. */
   processed: number
   backlog: number
+  /** Delivery latency (publish to the handler's ack), 95th percentile, ms. */
   deliveryP95: number | null
   dlq: number
-  /** ms until generation ends; null when unknown (events-only runs use the rate). */
+  /**
+   * ms until generation ends (events-only runs use the rate); while draining, until the backlog is
+   * empty at the pace it has been going down. null when unknown.
+   */
   etaMs: number | null
   behind: boolean
   /** The services' backlog has been growing (the consumers are falling behind the load). */
@@ -293,6 +298,8 @@ async function simulate(
   let backlog = 0
   let backlogSampledAt = -Infinity
   let phase: SimulationProgress['phase'] = 'generating'
+  /** When draining started and the backlog then: the drain's ETA is measured from it. */
+  let drainFrom: {at: number; backlog: number} | null = null
   /** Some window of the pacer fell short of the plan (the run as a whole may have caught up). */
   let behindAtTimes = false
   let heldBack = false
@@ -337,6 +344,11 @@ async function simulate(
     if (phase === 'generating') {
       if (plannedMs !== null) etaMs = Math.max(0, plannedMs - status.elapsedMs)
       else if (scenario.events !== null && rate > 0) etaMs = ((scenario.events - status.sent) / rate) * 1000
+    } else if (phase === 'draining' && drainFrom !== null) {
+      const spent = performance.now() - drainFrom.at
+      const pace = (drainFrom.backlog - backlog) / Math.max(1, spent)
+      if (backlog === 0) etaMs = 0
+      else if (pace > 0 && spent >= 500) etaMs = backlog / pace
     }
     return {
       elapsedMs: performance.now() - t0,
@@ -479,6 +491,7 @@ async function simulate(
   // --- drain: outbox empty and every group caught up, bounded
   phase = 'draining'
   const drainStart = performance.now()
+  drainFrom = {at: drainStart, backlog}
   const drainLimit = interrupted ? (options.interruptDrainMs ?? 3000) : (options.drainTimeoutMs ?? 30_000)
   let drained = false
   let quiet = 0
