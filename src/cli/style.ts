@@ -48,17 +48,26 @@ export function truncate(s: string, width: number): string {
 
 /**
  * Word-wraps plain text to `width`: the first line starts with `lead`, the others with `indent` (a
- * hanging indent). A word longer than a line is cut.
+ * hanging indent). A word longer than a line (a path, a URL) is split across lines, not lost.
  */
 export function wrap(text: string, width: number, indent = '', lead = ''): string[] {
   const lines: string[] = []
   let line = ''
-  for (const word of text.split(/\s+/).filter(Boolean)) {
-    if (line === '') line = truncate(`${lines.length === 0 ? lead : indent}${word}`, width)
-    else if (visibleWidth(`${line} ${word}`) <= width) line = `${line} ${word}`
-    else {
-      lines.push(line)
-      line = truncate(`${indent}${word}`, width)
+  const start = () => (lines.length === 0 ? lead : indent)
+  for (let word of text.split(/\s+/).filter(Boolean)) {
+    if (line !== '' && visibleWidth(`${line} ${word}`) <= width) {
+      line = `${line} ${word}`
+      continue
+    }
+    if (line !== '') lines.push(line)
+    line = `${start()}${word}`
+    // Split what does not fit even on a line of its own.
+    while (visibleWidth(line) > width) {
+      const room = Math.max(1, width - visibleWidth(start()))
+      const chars = [...word]
+      lines.push(`${start()}${chars.slice(0, room).join('')}`)
+      word = chars.slice(room).join('')
+      line = `${start()}${word}`
     }
   }
   if (line !== '' || lines.length === 0) lines.push(line)

@@ -48,10 +48,10 @@ describe('width', () => {
     expect(terminalWidth({isTTY: true})).toBe(80)
   })
 
-  it('wraps words with a hanging indent, cutting a word longer than the line', () => {
+  it('wraps words with a hanging indent, splitting a word longer than the line', () => {
     const lines = wrap('the quick brown fox jumps over the lazy dog', 16, '    ', '  ')
     expect(lines).toEqual(['  the quick', '    brown fox', '    jumps over', '    the lazy dog'])
-    expect(wrap('x'.repeat(30), 10)).toEqual(['xxxxxxxxx…'])
+    expect(wrap(`path ${'x'.repeat(20)}`, 10, '  ')).toEqual(['path', '  xxxxxxxx', '  xxxxxxxx', '  xxxx'])
   })
 
   it('fits a wide table to the width by wrapping its widest columns', () => {

@@ -71,7 +71,7 @@ export function renderCatalogList(result: CatalogListResult, style: Style): stri
   const retention = (e: CatalogListEntry) => (e.retention ? (e.retention.category === e.domain ? e.retention.period : `${e.retention.category} ${e.retention.period}`) : '-')
   const head = ['type', 'version', 'producer', 'retention']
   const base = (e: CatalogListEntry) => [e.type, e.version, e.producer ?? '-', retention(e)]
-  const lines = [`${catalog.title} ${catalog.version} (AsyncAPI ${catalog.asyncapi}${catalog.tektree ? '' : ', no x-tektree'}): ${events.length} event types`]
+  const lines = wrap(`${catalog.title} ${catalog.version} (AsyncAPI ${catalog.asyncapi}${catalog.tektree ? '' : ', no x-tektree'}): ${events.length} event types`, style.width, '  ')
   const wide = columns([[...head, 'consumers'], ...events.map((e) => [...base(e), e.consumers.join(', ') || '-'])])
   const fits = wide.every((l) => visibleWidth(l) <= style.width)
   const table = fits ? wide : columns([head, ...events.map(base)]).map((l) => truncate(l, style.width))
