@@ -4,8 +4,14 @@
  * columns when the output is not a terminal. Render functions take a Style (not process.stdout) so
  * tests can render for a terminal, a pipe, or any width.
  */
+import {createRequire} from 'node:module'
 import {stripVTControlCharacters} from 'node:util'
-import Table from 'cli-table3'
+import type TableType from 'cli-table3'
+
+type Table = InstanceType<typeof TableType>
+// Loaded on first use: most commands print no table, and start-up time matters.
+let TableCtor: typeof TableType | undefined
+const newTable = (options: ConstructorParameters<typeof TableType>[0]): Table => new (TableCtor ??= createRequire(import.meta.url)('cli-table3') as typeof TableType)(options)
 
 /** What a Style needs to know about where the text goes (a WriteStream, or a test's stand-in). */
 export interface OutputTarget {
@@ -87,7 +93,7 @@ export interface Style {
   dim(s: string): string
   bold(s: string): string
   /** A boxed table whose head and borders follow the colour rule (cli-table3). */
-  table(head?: string[], options?: {compact?: boolean}): InstanceType<typeof Table>
+  table(head?: string[], options?: {compact?: boolean}): Table
   /** A table fitted to the width: columns wider than their share are word-wrapped. */
   fitTable(head: string[], rows: string[][], options?: {compact?: boolean}): string
 }
@@ -107,11 +113,11 @@ export function createStyle(target: OutputTarget = process.stdout, options: {env
     dim: paint.dim(color),
     bold: paint.bold(color),
     table(head, opts = {}) {
-      return new Table({...(head ? {head} : {}), ...tableOptions(opts.compact ?? false)})
+      return newTable({...(head ? {head} : {}), ...tableOptions(opts.compact ?? false)})
     },
     fitTable(head, rows, opts = {}) {
       const colWidths = fitColumns([head, ...rows], width)
-      const table = new Table({head, ...tableOptions(opts.compact ?? false), ...(colWidths ? {colWidths, wordWrap: true, wrapOnWordBoundary: true} : {})})
+      const table = newTable({head, ...tableOptions(opts.compact ?? false), ...(colWidths ? {colWidths, wordWrap: true, wrapOnWordBoundary: true} : {})})
       for (const row of rows) table.push(row)
       return table.toString()
     },

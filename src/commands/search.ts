@@ -43,8 +43,12 @@ The index is empty until the services have handled some events: the examples fin
         } else if (hits.length === 0) {
           say(`No match for "${this.args.query}" among ${indexed} indexed documents.`)
         } else {
-          const rows = hits.map((hit) => [hit.kind, hit.title ?? '', hit.id, String(hit.score), hit.matched.join(' ')])
-          this.log(style.fitTable(['kind', 'title', 'id', 'score', 'matched'], rows))
+          // One block per hit: a title beside a 36-character id leaves the title no room at 80.
+          const pad = Math.max(...hits.map((h) => h.kind.length)) + 2
+          for (const hit of hits) {
+            for (const line of wrap(hit.title || '(no title)', style.width, ' '.repeat(pad), style.bold(hit.kind.padEnd(pad)))) this.log(line)
+            for (const line of wrap(`${hit.id}  score ${hit.score}, matched: ${hit.matched.join(' ')}`, style.width, ' '.repeat(pad + 2), ' '.repeat(pad))) this.log(style.dim(line))
+          }
         }
       }
       return {query: this.args.query, hits, indexed}

@@ -43,7 +43,7 @@ Exit codes: 0 no difference, 1 differences found.`
     const rows = Object.entries(result.projections ?? {})
       .sort()
       .map(([name, p]) => [name, String(p.checked), p.differences > 0 ? style.bad(String(p.differences)) : String(p.differences)])
-    this.log(style.fitTable(['projection', 'values checked', 'differences'], rows))
+    this.log(style.fitTable(['projection', 'values checked', 'differences'], rows, {compact: true}))
     const count = result.differences.length
     this.log(`${result.events ?? 0} events read, ${result.checked} values checked, ${count > 0 ? style.bad(`${count} difference(s)`) : style.ok('0 differences')}`)
     const shown = result.differences.slice(0, this.flags.show)
