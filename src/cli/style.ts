@@ -80,6 +80,15 @@ export function wrap(text: string, width: number, indent = '', lead = ''): strin
   return lines
 }
 
+/** A line of text fitted to `width`: it keeps its own indentation, and wraps two columns further in. */
+export function fitLines(text: string, width: number): string[] {
+  return text.split('\n').flatMap((line) => {
+    if (visibleWidth(line) <= width) return [line]
+    const lead = /^ */.exec(line)![0]
+    return wrap(line, width, `${lead}  `, lead)
+  })
+}
+
 const sgr = (open: number, close: number) => (on: boolean) => (s: string) => (on ? `\u001b[${open}m${s}\u001b[${close}m` : s)
 const paint = {ok: sgr(32, 39), warn: sgr(33, 39), bad: sgr(31, 39), dim: sgr(90, 39), bold: sgr(1, 22)}
 

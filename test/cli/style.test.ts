@@ -1,6 +1,6 @@
 /** The one colour and width rule every command prints through (src/cli/style.ts). */
 import {describe, expect, it} from 'vitest'
-import {colorEnabled, columns, createStyle, fitColumns, stripAnsi, terminalWidth, visibleWidth, wrap} from '../../src/cli/style.js'
+import {colorEnabled, columns, createStyle, fitColumns, fitLines, stripAnsi, terminalWidth, visibleWidth, wrap} from '../../src/cli/style.js'
 
 const ESC = '\u001b'
 
@@ -52,6 +52,11 @@ describe('width', () => {
     const lines = wrap('the quick brown fox jumps over the lazy dog', 16, '    ', '  ')
     expect(lines).toEqual(['  the quick', '    brown fox', '    jumps over', '    the lazy dog'])
     expect(wrap(`path ${'x'.repeat(20)}`, 10, '  ')).toEqual(['path', '  xxxxxxxx', '  xxxxxxxx', '  xxxx'])
+  })
+
+  it('fits a line to the width, keeping its indentation', () => {
+    expect(fitLines('  store /a/long/path (SQLite 3, 1.2 MiB) and some more words here', 30)).toEqual(['  store /a/long/path (SQLite', '    3, 1.2 MiB) and some more', '    words here'])
+    expect(fitLines('short\n  also short', 30)).toEqual(['short', '  also short'])
   })
 
   it('fits a wide table to the width by wrapping its widest columns', () => {
