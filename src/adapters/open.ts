@@ -21,6 +21,7 @@
 import {mkdirSync, mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {terminalWidth, wrap} from '../cli/style.js'
 import {maskUrl, UserError} from '../errors.js'
 import {SystemClock} from '../core/clock.js'
 import {driverFor, openBusUrl, openStoreUrl, type DriverContext, type OpenedBus, type OpenedStore} from './drivers.js'
@@ -264,7 +265,7 @@ function commandName(): string | undefined {
 export async function openRuntime(options: OpenRuntimeOptions = {}): Promise<Runtime> {
   const clock = options.clock ?? new SystemClock()
   const metrics = options.metrics ?? createMetrics()
-  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`))
+  const log = options.log ?? ((line: string) => process.stderr.write(`${wrap(line, terminalWidth(process.stderr), '  ').join('\n')}\n`))
   // LIFO: adapters close before the servers they talk to stop.
   const cleanups: Cleanup[] = []
 

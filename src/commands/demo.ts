@@ -1,9 +1,9 @@
 import {join} from 'node:path'
 import {Args, Flags} from '@oclif/core'
-import Table from 'cli-table3'
 import {BaseCommand, runtimeFlags} from '../cli/base.js'
+import {createStyle, wrap, type Style} from '../cli/style.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
-import type {DemoResult} from '../services/demo.js'
+import type {DemoEvent, DemoResult} from '../services/demo.js'
 
 const NAMES = ['registration', 'engagement', 'achievement'] as const
 
@@ -43,20 +43,41 @@ The demo runs every TekTree service on the runtime (embedded by default, --in-pr
   }
 
   private render(r: DemoResult): void {
-    this.log(`${r.title}  (correlation ${r.correlation_id})\n`)
-    r.steps.forEach((step, i) => {
-      this.log(`${i + 1}. ${step.title}`)
-      for (const e of step.published) this.log(`   ${e.source} -> ${e.type}  ${e.summary}`)
-      for (const e of step.reactions) this.log(`      ${(e.causation_type ?? '?').padEnd(34)} => ${e.source.padEnd(12)} ${e.type.padEnd(34)} ${e.summary}`)
-      this.log('')
-    })
-    const table = new Table({head: ['user', 'XP', 'level', 'achievements', 'quests', 'streak', 'tier', 'badges', 'notifications']})
-    for (const u of r.users) {
-      table.push([u.name, u.xp, u.level, u.achievements.join(', '), u.quests.join(', '), u.streak, u.tier, `${u.tier_badge ?? '-'} / L${u.level_badge ?? '-'}`, u.notifications])
-    }
-    this.log(table.toString())
-    if (r.search) this.log(`search "${r.search.query}": ${r.search.hits.map((h) => `${h.kind} "${h.title}"`).join('; ') || 'no hits'}`)
-    this.log(`cache invalidations: ${r.cache_invalidations}${r.mail_dir ? `   mails: ${r.mail_dir}` : ''}`)
-    this.log(`${r.events} events in this journey${r.settled ? '' : ' (the services had not settled when the demo stopped waiting)'}`)
+    for (const line of renderDemo(r, createStyle())) this.log(line)
   }
+}
+
+/**
+ * The narration: each step's published events, each followed by what it caused (indented by
+ * causation: a reaction under its cause, and its own reactions under it), then each user's state.
+ * Fits the width: long lines wrap under their own indent.
+ */
+export function renderDemo(r: DemoResult, style: Style): string[] {
+  const out: string[] = []
+  const say = (text: string, lead: string, indent = `${lead}   `) => out.push(...wrap(text, style.width, indent, lead))
+  out.push(style.bold(r.title), style.dim(`correlation ${r.correlation_id}`))
+  r.steps.forEach((step, i) => {
+    out.push('')
+    say(style.bold(`${i + 1}. ${step.title}`), '')
+    // Reactions come in causal order (depth first from each published event, see runDemo).
+    const reactions = [...step.reactions]
+    const reaction = (x: DemoEvent) => say(`${style.dim('->')} ${x.type}: ${x.summary}`, `${'   '.repeat(x.depth)} `)
+    for (const e of step.published) {
+      say(`${style.bold(e.type)} from ${e.source}: ${e.summary}`, '   ')
+      while (reactions.length > 0 && (reactions[0].depth > 1 || reactions[0].causation_id === e.event_id)) reaction(reactions.shift()!)
+    }
+    // Reactions to an earlier step's events (a throttled board update, say): named with their cause.
+    for (const x of reactions) say(`${style.dim('->')} ${x.type}${x.depth === 1 ? ` (caused by ${x.causation_type ?? '?'})` : ''}: ${x.summary}`, `${'   '.repeat(x.depth)} `)
+  })
+  out.push('')
+  for (const u of r.users) {
+    const facts = [`${u.xp} XP`, `level ${u.level}`, `streak ${u.streak}`, `${u.tier} tier`, `badges ${u.tier_badge ?? '-'} / L${u.level_badge ?? '-'}`, `${u.notifications} notifications`]
+    say(`${style.bold(u.name)}: ${facts.join(', ')}`, '', '  ')
+    if (u.achievements.length > 0) say(`achievements: ${u.achievements.join(', ')}`, '  ', '    ')
+    if (u.quests.length > 0) say(`quests: ${u.quests.join(', ')}`, '  ', '    ')
+  }
+  if (r.search) say(`search "${r.search.query}": ${r.search.hits.map((h) => `${h.kind} "${h.title}"`).join('; ') || 'no hits'}`, '', '  ')
+  say(`cache invalidations: ${r.cache_invalidations}${r.mail_dir ? `, mails in ${r.mail_dir}` : ''}`, '', '  ')
+  say(`${r.events} events in this journey${r.settled ? '' : ' (the services had not settled when the demo stopped waiting)'}`, '', '  ')
+  return out
 }

@@ -1,5 +1,6 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base.js'
+import {fitLines, terminalWidth} from '../cli/style.js'
 import {downEmbeddedRuntime, type DownResult} from '../embedded/index.js'
 import {dataDirFlag} from './up.js'
 
@@ -16,17 +17,22 @@ A server a running command started for its own run is left to that command, whic
     purge: Flags.boolean({summary: 'Also delete the data: the store file (store.db) and the servers\' data directories.', default: false}),
   }
 
+  /** Prints a line fitted to the terminal (80 columns when not one). */
+  private say(text = ''): void {
+    for (const line of fitLines(text, terminalWidth(process.stdout))) this.log(line)
+  }
+
   public async run(): Promise<DownResult> {
     const result = await downEmbeddedRuntime({dataDir: this.flags['data-dir'], graceMs: this.flags.grace * 1000, purge: this.flags.purge})
     if (!this.jsonEnabled()) {
-      if (result.state === 'not-running') this.log('The embedded runtime is not running.')
+      if (result.state === 'not-running') this.say('The embedded runtime is not running.')
       for (const s of result.stopped) {
         const how = {terminated: 'stopped', killed: 'killed after the grace period', 'not-running': 'was not running', survived: 'still running', 'pid-reused': 'pid now belongs to another program: left alone'}[s.how]
-        this.log(`  ${s.part === 'redis' ? 'bus  ' : 'store'} (pid ${s.pid}): ${how}`)
+        this.say(`  ${s.part === 'redis' ? 'bus  ' : 'store'} (pid ${s.pid}): ${how}`)
       }
-      for (const l of result.left) this.log(`  ${l.part === 'redis' ? 'bus  ' : 'store'} (pid ${l.pid}): left to the tektree command with pid ${l.owner_pid}, which started it and stops it when it ends`)
-      if (result.discovery_file_removed) this.log('Discovery file removed.')
-      for (const dir of result.purged) this.log(`Deleted ${dir}`)
+      for (const l of result.left) this.say(`  ${l.part === 'redis' ? 'bus  ' : 'store'} (pid ${l.pid}): left to the tektree command with pid ${l.owner_pid}, which started it and stops it when it ends`)
+      if (result.discovery_file_removed) this.say('Discovery file removed.')
+      for (const dir of result.purged) this.say(`Deleted ${dir}`)
     }
     return result
   }

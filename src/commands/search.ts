@@ -1,6 +1,6 @@
 import {Args, Flags} from '@oclif/core'
-import Table from 'cli-table3'
 import {BaseCommand, runtimeFlags, UserError} from '../cli/base.js'
+import {createStyle, wrap} from '../cli/style.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
 import type {SearchHit} from '../services/search/index.js'
 
@@ -34,14 +34,21 @@ The index is empty until the services have handled some events: the examples fin
       const indexed = await runtime.store.projections.count(DOCUMENTS)
       const hits = await searchDocuments(runtime.store.projections, this.args.query, {limit: this.flags.limit, kind: this.flags.kind})
       if (!this.jsonEnabled()) {
+        const style = createStyle()
+        const say = (text: string) => {
+          for (const line of wrap(text, style.width)) this.log(line)
+        }
         if (indexed === 0) {
-          this.log('The search index is empty: run the services on some events first (tektree simulate, or tektree services with tektree publish).')
+          say('The search index is empty: run the services on some events first (tektree simulate, or tektree services with tektree publish).')
         } else if (hits.length === 0) {
-          this.log(`No match for "${this.args.query}" among ${indexed} indexed documents.`)
+          say(`No match for "${this.args.query}" among ${indexed} indexed documents.`)
         } else {
-          const table = new Table({head: ['kind', 'title', 'id', 'score', 'matched']})
-          for (const hit of hits) table.push([hit.kind, hit.title ?? '', hit.id, hit.score, hit.matched.join(' ')])
-          this.log(table.toString())
+          // One block per hit: a title beside a 36-character id leaves the title no room at 80.
+          const pad = Math.max(...hits.map((h) => h.kind.length)) + 2
+          for (const hit of hits) {
+            for (const line of wrap(hit.title || '(no title)', style.width, ' '.repeat(pad), style.bold(hit.kind.padEnd(pad)))) this.log(line)
+            for (const line of wrap(`${hit.id}  score ${hit.score}, matched: ${hit.matched.join(' ')}`, style.width, ' '.repeat(pad + 2), ' '.repeat(pad))) this.log(style.dim(line))
+          }
         }
       }
       return {query: this.args.query, hits, indexed}

@@ -2,6 +2,7 @@ import {availableParallelism} from 'node:os'
 import {join, resolve} from 'node:path'
 import {Flags} from '@oclif/core'
 import {BaseCommand, catalogFlag, metricsPortFlag, runtimeFlags, UserError} from '../cli/base.js'
+import {fitLines, terminalWidth} from '../cli/style.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
 import type {RunnerEvent} from '../engine/consumer.js'
 
@@ -32,6 +33,11 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
     ...runtimeFlags,
   }
 
+  /** Prints a line fitted to the terminal (80 columns when not one). */
+  private say(text = ''): void {
+    for (const line of fitLines(text, terminalWidth(process.stdout))) this.log(line)
+  }
+
   public async run(): Promise<void> {
     const [{loadCatalog}, {createServices, resolveServiceNames}, {startServices, statsByService}, {shareableEndpoints, startServiceWorkers}, {startRealtimeServer}, {startPrometheusExporter}] =
       await Promise.all([
@@ -58,21 +64,21 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
       const ws = this.flags['ws-port'] === undefined ? null : await startRealtimeServer({port: this.flags['ws-port']})
       if (ws) {
         closers.unshift(() => ws.close())
-        this.log(`Real-time pushes: ${ws.url}/ws/notifications?user_id=ID, ${ws.url}/ws/leaderboard, ${ws.url}/ws/presence`)
-        // A generated token is printed once, here; one from the environment is the user's to know.
+        this.say(`Real-time pushes: ${ws.url}/ws/notifications?user_id=ID, ${ws.url}/ws/leaderboard, ${ws.url}/ws/presence`)
+        // A generated token is printed once, here, whole (not wrapped: it is copied); one from the environment is the user's to know.
         if (ws.tokenSource === 'generated') this.log(`  clients show this token (Authorization: Bearer TOKEN, or ?token=TOKEN):\n    ${ws.token}`)
         else this.log('  clients show the token in TEKTREE_WS_TOKEN (Authorization: Bearer, or ?token=)')
       }
       if (this.flags['metrics-port'] !== undefined) {
         const exporter = await startPrometheusExporter(runtime.metrics, {port: this.flags['metrics-port']})
         closers.unshift(() => exporter.close())
-        this.log(`Prometheus metrics: ${exporter.url}`)
+        this.say(`Prometheus metrics: ${exporter.url}`)
       }
 
       const endpoints = shareableEndpoints(runtime)
       let workers = this.flags.workers ?? availableParallelism()
       if (workers > 1 && !endpoints) {
-        if (this.flags.workers !== undefined) this.log(`--workers ${workers}: the runtime has in-process parts, which other threads cannot reach; the services run on the main thread.`)
+        if (this.flags.workers !== undefined) this.say(`--workers ${workers}: the runtime has in-process parts, which other threads cannot reach; the services run on the main thread.`)
         workers = 1
       }
       // Realtime pushes to the WebSocket endpoint of this thread: with --ws-port it runs here.
@@ -81,7 +87,7 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
       const mailDir = resolve(this.flags['mail-dir'])
       const onEvent = (service: string, event: RunnerEvent) => {
         if (event.type === 'bus_error') this.warn(`${service}: bus error (${event.phase}): ${(event.error as Error)?.message ?? event.error}; retrying`)
-        if (event.type === 'dead_lettered') this.log(`${service}: dead-lettered ${event.record.event_type ?? 'an unparseable message'} ${event.record.event_id ?? event.record.delivery_id}: ${event.record.error.error.message}`)
+        if (event.type === 'dead_lettered') this.say(`${service}: dead-lettered ${event.record.event_type ?? 'an unparseable message'} ${event.record.event_id ?? event.record.delivery_id}: ${event.record.error.error.message}`)
       }
       const onRelayError = (error: unknown) => this.warn(`outbox relay: ${(error as Error)?.message ?? error}; retrying`)
       const host = startServices({
@@ -110,7 +116,7 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
               onRelayError,
               onWorkerExit: (exit) =>
                 this.warn(`the worker running ${exit.services.join(', ')} died (${exit.error?.message ?? `exit code ${exit.exitCode}`}); ${exit.restarting ? 'starting it again' : 'it keeps dying on start: given up'}`),
-              onLog: (line) => this.log(line),
+              onLog: (line) => this.say(line),
             })
       const stats = () => [...host.stats(), ...(pool?.stats() ?? [])]
 
@@ -120,7 +126,7 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
           process.off('SIGINT', onSigint)
           process.off('SIGTERM', onSigterm)
           process.once('SIGINT', () => process.exit(130))
-          this.log(`\n${signal}: draining (Ctrl+C again to quit now)`)
+          this.say(`\n${signal}: draining (Ctrl+C again to quit now)`)
           resolve()
         }
         const onSigint = () => onSignal('SIGINT')
@@ -136,7 +142,7 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
         })
       }
       const placement = pool ? `, in ${pool.assignment.length} worker thread(s): ${pool.assignment.map((g) => g.join(', ')).join(' | ')}${inThread.length > 0 ? ` | main thread: ${inThread.join(', ')}` : ''}` : ''
-      this.log(`Running ${names.join(', ')} (${this.flags.instances} runner(s) each${placement}). Ctrl+C to drain and stop.`)
+      this.say(`Running ${names.join(', ')} (${this.flags.instances} runner(s) each${placement}). Ctrl+C to drain and stop.`)
 
       let last = new Map<string, number>()
       let lastAt = Date.now()
@@ -154,7 +160,7 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
             }
             last = new Map([...byService].map(([name, s]) => [name, s.handled]))
             lastAt = now
-            this.log(`${new Date(now).toISOString().slice(11, 19)} | ${parts.join(' | ')}`)
+            this.say(`${new Date(now).toISOString().slice(11, 19)} | ${parts.join(' | ')}`)
           }, every)
         : null
 
@@ -162,7 +168,7 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
       if (timer) clearInterval(timer)
       await Promise.all([host.stop(), pool?.stop({drainTimeoutMs: 10_000})])
       const totals = [...statsByService(stats()).values()]
-      this.log(`Stopped: ${totals.reduce((n, s) => n + s.handled, 0)} events handled, ${totals.reduce((n, s) => n + s.deadLettered, 0)} dead-lettered.`)
+      this.say(`Stopped: ${totals.reduce((n, s) => n + s.handled, 0)} events handled, ${totals.reduce((n, s) => n + s.deadLettered, 0)} dead-lettered.`)
     } finally {
       for (const close of closers) await close()
     }

@@ -1,5 +1,6 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand, catalogFlag, metricsPortFlag, runtimeFlags, UserError} from '../cli/base.js'
+import {createStyle} from '../cli/style.js'
 import {exitCodeFor, parseThresholds} from '../simulator/assertions.js'
 import {createProgressWriter} from '../simulator/progress.js'
 import {renderSummary, writeReport, type SimulationReport} from '../simulator/report.js'
@@ -65,7 +66,7 @@ Exit codes: 0 all assertions hold, 1 an assertion failed, 2 a usage error (bad s
     }
 
     const human = !this.jsonEnabled()
-    const progress = createProgressWriter(process.stderr)
+    const progress = createProgressWriter(process.stderr, {style: createStyle(process.stderr)})
     const controller = new AbortController()
     const onSignal = () => {
       // The first Ctrl+C (or SIGTERM) stops generation; the services workers drain, and the run still
@@ -106,7 +107,7 @@ Exit codes: 0 all assertions hold, 1 an assertion failed, 2 a usage error (bad s
 
     if (flags.report) writeReport(flags.report, report)
     if (human) {
-      this.log(renderSummary(report))
+      this.log(renderSummary(report, createStyle(process.stdout), {reportPath: flags.report}))
       if (flags.report) this.log(`Report written to ${flags.report}`)
     }
     const code = exitCodeFor(report.assertions)

@@ -1,4 +1,5 @@
 import {BaseCommand} from '../cli/base.js'
+import {createStyle, wrap, type Style} from '../cli/style.js'
 import {maskUrl} from '../errors.js'
 import {embeddedStatus, type EmbeddedStatus, type PartStatus} from '../embedded/index.js'
 import {dataDirFlag, formatSize} from './up.js'
@@ -41,37 +42,46 @@ When nothing is up, says what commands do instead: share the store file and star
   }
 
   private render(s: StatusResult): void {
-    const headline: Record<EmbeddedStatus['state'], string> = {
-      up: `Embedded runtime: up${s.uptime_ms !== undefined ? ` for ${duration(s.uptime_ms)}` : ''} (${s.data_dir})`,
-      partial: `Embedded runtime: partly up (${s.data_dir}); \`tektree up\` restarts what is missing`,
-      down: `Embedded runtime: not up (${s.data_dir})`,
-      stale: `Embedded runtime: not up (${s.data_dir}); an unreadable discovery file was found`,
-    }
-    this.log(headline[s.state])
-    const line = (label: string, p: PartStatus) => {
-      if (p.kind === 'sqlite') {
-        const health = p.state === 'running' ? '' : p.state === 'absent' ? ' (not created yet)' : ': CANNOT BE OPENED'
-        const facts = [p.version, p.size_bytes !== undefined ? formatSize(p.size_bytes) : undefined, p.events !== undefined ? `${p.events} events` : undefined].filter(Boolean)
-        this.log(`  ${label} ${p.path}${health}${facts.length > 0 ? ` (${facts.join(', ')})` : ''}`)
-        if (p.error) this.log(`        ${p.error}`)
-        if (p.state === 'running' && p.mode === 'file') this.log('        the store file every command in this directory shares')
-        return
-      }
-      if (p.state === 'absent') {
-        this.log(`  ${label} ${p.mode === 'in-process' ? 'in-process' : 'not running'}: ${p.note ?? ''}`)
-        return
-      }
-      const health = p.state === 'running' ? 'running' : p.state === 'unresponsive' ? 'NOT ANSWERING' : 'DEAD'
-      this.log(`  ${label} ${p.version} at ${maskUrl(p.url ?? '')}: ${health} (pid ${p.pid} ${p.alive ? 'alive' : 'gone'}, port ${p.port})`)
-      this.log(`        data: ${p.persistent ? p.data_dir : 'in memory only (lost on down)'}`)
-      if (p.mode === 'per-command' && p.note) this.log(`        ${p.note}`)
-      if (p.state !== 'running' && p.mode === 'embedded') this.log(`        commands using it fail until \`tektree up\` restarts it (port ${p.port}) or \`tektree down\` clears it`)
-    }
-    line('bus   ', s.bus)
-    line('store ', s.store)
-    if (s.cleaned) this.log(`  cleaned: ${s.cleaned}`)
-    if (s.overrides.bus_url) this.log(`  TEKTREE_BUS_URL / TEKTREE_REDIS_URL is set: commands use ${s.overrides.bus_url} for the bus`)
-    if (s.overrides.store_url) this.log(`  TEKTREE_STORE_URL / TEKTREE_MONGO_URL is set: commands use ${s.overrides.store_url} for the store`)
-    if (s.state === 'down' || s.state === 'stale') this.log(`Start it with \`${this.config.bin} up\` (optional: commands share the store file and start their own bus without it).`)
+    for (const line of renderStatus(s, createStyle(), this.config.bin)) this.log(line)
   }
+}
+
+/** The status for people, every line fitted to the width (long notes and paths wrap, indented). */
+export function renderStatus(s: StatusResult, style: Style, bin = 'tektree'): string[] {
+  const out: string[] = []
+  const say = (text: string, lead = '', indent = `${lead}  `) => out.push(...wrap(text, style.width, indent, lead))
+  const headline: Record<EmbeddedStatus['state'], string> = {
+    up: `Embedded runtime: ${style.ok('up')}${s.uptime_ms !== undefined ? ` for ${duration(s.uptime_ms)}` : ''} (${s.data_dir})`,
+    partial: `Embedded runtime: ${style.warn('partly up')} (${s.data_dir}); \`${bin} up\` restarts what is missing`,
+    down: `Embedded runtime: not up (${s.data_dir})`,
+    stale: `Embedded runtime: not up (${s.data_dir}); an unreadable discovery file was found`,
+  }
+  say(headline[s.state])
+  const detail = '        '
+  const line = (label: string, p: PartStatus) => {
+    if (p.kind === 'sqlite') {
+      const health = p.state === 'running' ? '' : p.state === 'absent' ? ' (not created yet)' : `: ${style.bad('CANNOT BE OPENED')}`
+      const facts = [p.version, p.size_bytes !== undefined ? formatSize(p.size_bytes) : undefined, p.events !== undefined ? `${p.events} events` : undefined].filter(Boolean)
+      say(`${p.path}${health}${facts.length > 0 ? ` (${facts.join(', ')})` : ''}`, `  ${label} `, detail)
+      if (p.error) say(p.error, detail)
+      if (p.state === 'running' && p.mode === 'file') say('the store file every command in this directory shares', detail)
+      return
+    }
+    if (p.state === 'absent') {
+      say(`${p.mode === 'in-process' ? 'in-process' : 'not running'}: ${p.note ?? ''}`, `  ${label} `, detail)
+      return
+    }
+    const health = p.state === 'running' ? style.ok('running') : style.bad(p.state === 'unresponsive' ? 'NOT ANSWERING' : 'DEAD')
+    say(`${p.version} at ${maskUrl(p.url ?? '')}: ${health} (pid ${p.pid} ${p.alive ? 'alive' : 'gone'}, port ${p.port})`, `  ${label} `, detail)
+    say(`data: ${p.persistent ? p.data_dir : 'in memory only (lost on down)'}`, detail)
+    if (p.mode === 'per-command' && p.note) say(p.note, detail)
+    if (p.state !== 'running' && p.mode === 'embedded') say(`commands using it fail until \`${bin} up\` restarts it (port ${p.port}) or \`${bin} down\` clears it`, detail)
+  }
+  line('bus  ', s.bus)
+  line('store', s.store)
+  if (s.cleaned) say(`cleaned: ${s.cleaned}`, '  ', detail)
+  if (s.overrides.bus_url) say(`TEKTREE_BUS_URL / TEKTREE_REDIS_URL is set: commands use ${s.overrides.bus_url} for the bus`, '  ', detail)
+  if (s.overrides.store_url) say(`TEKTREE_STORE_URL / TEKTREE_MONGO_URL is set: commands use ${s.overrides.store_url} for the store`, '  ', detail)
+  if (s.state === 'down' || s.state === 'stale') say(`Start it with \`${bin} up\` (optional: commands share the store file and start their own bus without it).`)
+  return out
 }

@@ -1,6 +1,7 @@
 import {existsSync, statSync} from 'node:fs'
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../cli/base.js'
+import {fitLines, terminalWidth} from '../cli/style.js'
 import {maskUrl} from '../errors.js'
 import {upEmbeddedRuntime, type UpResult} from '../embedded/index.js'
 
@@ -35,13 +36,18 @@ Stop it with \`tektree down\`; see it with \`tektree status\`.`
     'ready-timeout': Flags.integer({summary: 'Seconds to wait for each server to answer.', default: 90, min: 1}),
   }
 
+  /** Prints a line fitted to the terminal (80 columns when not one). */
+  private say(text = ''): void {
+    for (const line of fitLines(text, terminalWidth(process.stdout))) this.log(line)
+  }
+
   public async run(): Promise<UpResult> {
     const human = !this.jsonEnabled()
     if (human) process.stderr.write('Starting the embedded runtime...\n')
     const result = await upEmbeddedRuntime({dataDir: this.flags['data-dir'], readyTimeoutMs: this.flags['ready-timeout'] * 1000})
     if (human) {
       const {discovery} = result
-      this.log(result.state === 'already-up' ? `The embedded runtime is already up (since ${discovery.up?.started_at}).` : `The embedded runtime is up.`)
+      this.say(result.state === 'already-up' ? `The embedded runtime is already up (since ${discovery.up?.started_at}).` : `The embedded runtime is up.`)
       for (const [label, part] of [
         ['bus  ', 'redis'],
         ['store', 'mongo'],
@@ -49,18 +55,18 @@ Stop it with \`tektree down\`; see it with \`tektree status\`.`
         const server = discovery[part]
         if (!server) continue
         const fresh = result.started.includes(part) ? 'started' : 'running'
-        this.log(`  ${label} ${server.version} at ${maskUrl(server.url)} (pid ${server.pid}, ${fresh}; data ${server.persistent ? server.data_dir : 'in memory only'})`)
+        this.say(`  ${label} ${server.version} at ${maskUrl(server.url)} (pid ${server.pid}, ${fresh}; data ${server.persistent ? server.data_dir : 'in memory only'})`)
       }
       if (discovery.sqlite) {
         const bytes = existsSync(discovery.sqlite.path) ? statSync(discovery.sqlite.path).size : 0
-        this.log(`  store ${discovery.sqlite.path} (${discovery.sqlite.version}, ${formatSize(bytes)})`)
+        this.say(`  store ${discovery.sqlite.path} (${discovery.sqlite.version}, ${formatSize(bytes)})`)
       }
       for (const missing of result.unavailable) {
-        this.log(`  ${missing.part === 'redis' ? 'bus  ' : 'store'} unavailable: ${missing.reason}`)
-        this.log(`        commands run this part in-process; other terminals cannot attach to it.`)
+        this.say(`  ${missing.part === 'redis' ? 'bus  ' : 'store'} unavailable: ${missing.reason}`)
+        this.say(`        commands run this part in-process; other terminals cannot attach to it.`)
       }
-      for (const note of result.notes) this.log(`  note: ${note}`)
-      this.log(`Discovery file: ${result.discoveryFile}. Stop with \`${this.config.bin} down\`.`)
+      for (const note of result.notes) this.say(`  note: ${note}`)
+      this.say(`Discovery file: ${result.discoveryFile}. Stop with \`${this.config.bin} down\`.`)
     }
     return result
   }

@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
-import Table from 'cli-table3'
 import {BaseCommand, catalogFlag, runtimeFlags} from '../cli/base.js'
+import {createStyle, wrap} from '../cli/style.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
 import type {VerifyResult} from '../services/verify.js'
 
@@ -39,16 +39,18 @@ Exit codes: 0 no difference, 1 differences found.`
   }
 
   private render(result: VerifyResult): void {
-    const table = new Table({head: ['projection', 'values checked', 'differences']})
-    for (const [name, p] of Object.entries(result.projections ?? {}).sort()) table.push([name, p.checked, p.differences])
-    this.log(table.toString())
-    this.log(`${result.events ?? 0} events read, ${result.checked} values checked, ${result.differences.length} difference(s)`)
+    const style = createStyle()
+    const rows = Object.entries(result.projections ?? {})
+      .sort()
+      .map(([name, p]) => [name, String(p.checked), p.differences > 0 ? style.bad(String(p.differences)) : String(p.differences)])
+    this.log(style.fitTable(['projection', 'values checked', 'differences'], rows, {compact: true}))
+    const count = result.differences.length
+    this.log(`${result.events ?? 0} events read, ${result.checked} values checked, ${count > 0 ? style.bad(`${count} difference(s)`) : style.ok('0 differences')}`)
     const shown = result.differences.slice(0, this.flags.show)
     if (shown.length > 0) {
-      const diff = new Table({head: ['projection', 'id', 'field', 'expected', 'actual']})
-      for (const d of shown) diff.push([d.projection, d.id, d.field, JSON.stringify(d.expected), JSON.stringify(d.actual)])
-      this.log(diff.toString())
-      if (result.differences.length > shown.length) this.log(`... and ${result.differences.length - shown.length} more (--show N, or --json for all)`)
+      const diff = shown.map((d) => [d.projection, d.id, d.field, JSON.stringify(d.expected), JSON.stringify(d.actual)])
+      this.log(style.fitTable(['projection', 'id', 'field', 'expected', 'actual'], diff))
+      if (count > shown.length) for (const line of wrap(`... and ${count - shown.length} more (--show N, or --json for all)`, style.width)) this.log(line)
     }
   }
 }

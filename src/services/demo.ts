@@ -28,8 +28,11 @@ export interface DemoEvent {
   event_id: string
   type: string
   source: string
-  /** The event it was caused by (null for a source event). */
+  /** The event it was caused by (null for a source event), from the event's causation_id. */
+  causation_id: string | null
   causation_type: string | null
+  /** 0 for a published event, 1 for its reactions, 2 for theirs...; reactions follow their cause. */
+  depth: number
   summary: string
 }
 
@@ -150,12 +153,21 @@ const SCRIPTS: Record<DemoName, Script> = {
   },
 }
 
-function summarize(event: EventEnvelope, names: Map<string, string>): string {
+/**
+ * One line about an event. `xp` holds each user's XP as the narration has told it so far: the total
+ * printed after an award is that running sum (the event's own total_xp is read after the write, so
+ * an award handled beside another of the same user's shows both: 162 after +2 and after +50).
+ */
+function summarize(event: EventEnvelope, names: Map<string, string>, xp: Map<string, number>): string {
   const p = event.payload
   const who = (field: string) => names.get(String(p[field])) ?? String(p[field] ?? '?').slice(0, 8)
   switch (event.event_type) {
-    case 'gamification.xp.earned':
-      return `+${p.amount} XP to ${who('user_id')} (total ${p.total_xp})`
+    case 'gamification.xp.earned': {
+      const user = String(p.user_id)
+      const total = (xp.get(user) ?? 0) + Number(p.amount)
+      xp.set(user, total)
+      return `+${p.amount} XP to ${who('user_id')} (total ${total})`
+    }
     case 'gamification.level.up':
       return `${who('user_id')} reaches level ${p.new_level}`
     case 'gamification.achievement.unlocked':
@@ -183,6 +195,37 @@ function summarize(event: EventEnvelope, names: Map<string, string>): string {
         .map(([k, v]) => `${k}=${names.get(String(v)) ?? String(v).slice(0, 40)}`)
         .join(' ')
   }
+}
+
+/**
+ * A step's reactions under the event that caused them (its causation_id), depth first from each
+ * published event in turn, in store order among siblings; reactions to an earlier step's events
+ * come last, at depth 1.
+ */
+function inCausalOrder(published: readonly EventEnvelope[], reactions: readonly EventEnvelope[]): Array<{event: EventEnvelope; depth: number}> {
+  const children = new Map<string, EventEnvelope[]>()
+  for (const event of reactions) {
+    const cause = event.causation_id ?? ''
+    children.set(cause, [...(children.get(cause) ?? []), event])
+  }
+  const out: Array<{event: EventEnvelope; depth: number}> = []
+  const placed = new Set<string>()
+  const visit = (id: string, depth: number) => {
+    for (const child of children.get(id) ?? []) {
+      if (placed.has(child.event_id)) continue
+      placed.add(child.event_id)
+      out.push({event: child, depth})
+      visit(child.event_id, depth + 1)
+    }
+  }
+  for (const event of published) visit(event.event_id, 1)
+  for (const event of reactions) {
+    if (placed.has(event.event_id)) continue
+    placed.add(event.event_id)
+    out.push({event, depth: 1})
+    visit(event.event_id, 2)
+  }
+  return out
 }
 
 export async function runDemo(name: DemoName, options: {runtime: Runtime; catalog: Catalog; emailDir?: string | null; settleTimeoutMs?: number}): Promise<DemoResult> {
@@ -215,6 +258,8 @@ export async function runDemo(name: DemoName, options: {runtime: Runtime; catalo
   const correlation = run
   const seen = new Set<string>()
   const byId = new Map<string, EventEnvelope>()
+  // The demo's users are new: their XP starts at 0 and moves only by the xp.earned events narrated.
+  const xp = new Map<string, number>()
   const steps: DemoStep[] = []
   let settled = true
   try {
@@ -227,24 +272,24 @@ export async function runDemo(name: DemoName, options: {runtime: Runtime; catalo
         byId.set(d.event_id, d)
       }
       settled = (await waitForQuiet(runtime, host, {timeoutMs: options.settleTimeoutMs ?? 20_000, groups: services.map((s) => s.name)})) && settled
-      const reactions: DemoEvent[] = []
+      const fresh: EventEnvelope[] = []
       for await (const event of runtime.store.events.query({correlationId: correlation})) {
         if (seen.has(event.event_id)) continue
         seen.add(event.event_id)
         byId.set(event.event_id, event)
-        reactions.push({
-          event_id: event.event_id,
-          type: event.event_type,
-          source: event.source_service,
-          causation_type: event.causation_id ? (byId.get(event.causation_id)?.event_type ?? null) : null,
-          summary: summarize(event, names),
-        })
+        fresh.push(event)
       }
-      steps.push({
-        title: step.title,
-        published: drafts.map((d) => ({event_id: d.event_id, type: d.event_type, source: d.source_service, causation_type: null, summary: summarize(d, names)})),
-        reactions,
-      })
+      const published = drafts.map((d) => ({event_id: d.event_id, type: d.event_type, source: d.source_service, causation_id: null, causation_type: null, depth: 0, summary: summarize(d, names, xp)}))
+      const reactions = inCausalOrder(drafts, fresh).map(({event, depth}) => ({
+        event_id: event.event_id,
+        type: event.event_type,
+        source: event.source_service,
+        causation_id: event.causation_id ?? null,
+        causation_type: event.causation_id ? (byId.get(event.causation_id)?.event_type ?? null) : null,
+        depth,
+        summary: summarize(event, names, xp),
+      }))
+      steps.push({title: step.title, published, reactions})
     }
   } finally {
     await host.stop()

@@ -11,6 +11,15 @@ import type {RateProfileSpec, Stage} from './scenario.js'
 /** How far under the planned rate still counts as holding it (issue 5: within 2%). */
 export const RATE_TOLERANCE = 0.02
 
+/**
+ * The report's verdict on a run's rate, judged on the whole numbers it prints: behind only when the
+ * achieved rate is more than the tolerance under the planned one, so "285/s (plan 285/s)" can never
+ * be called behind.
+ */
+export function fellShort(achieved: number, target: number, tolerance = RATE_TOLERANCE): boolean {
+  return Math.round(achieved) < Math.round(target) * (1 - tolerance)
+}
+
 export interface RateProfile {
   /** Events/s at `ms` after the start. After the last stage the last target holds. */
   rateAt(ms: number): number

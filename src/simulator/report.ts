@@ -3,9 +3,10 @@
  * summary table for people.
  */
 import {writeFileSync} from 'node:fs'
-import Table from 'cli-table3'
+import {columns, createStyle, stripAnsi, truncate, visibleWidth, type Style} from '../cli/style.js'
 import type {LatencySummary} from '../core/metrics.js'
 import type {AssertMetric, ThresholdResult} from './assertions.js'
+import {fellShort, RATE_TOLERANCE} from './rate.js'
 
 export interface VerifySummary {
   checked: number
@@ -39,8 +40,12 @@ export interface SimulationReport {
     achieved: number
     /** All events (simulated + derived) per second over the whole run incl. drain. */
     achievedTotal: number
-    /** The sender fell behind the profile at some point. */
+    /** The run as a whole came in more than `tolerance` under the plan (on the rounded rates). */
     fellBehind: boolean
+    /** Fraction under the planned rate that still counts as holding it. */
+    tolerance: number
+    /** Some 2 s window fell short of the plan by more than the tolerance, whether or not the run caught up. */
+    behindAtTimes: boolean
     /** Time the generator was paused because the backlog was over its bound (backpressure). */
     heldBackMs: number
     /** Events that fell due but were not generated: while held back, or still owed at the planned end. */
@@ -108,55 +113,99 @@ export function emptyLatency(): LatencySummary {
   return {count: 0, p50: 0, p95: 0, p99: 0, max: 0, mean: 0}
 }
 
-export function renderSummary(report: SimulationReport, options: {color?: boolean} = {}): string {
-  const style = options.color ? undefined : {head: [] as string[], border: [] as string[]}
-  const table = new Table({style})
+/** The throughput line: the verdict is taken from the figures printed beside it, with the tolerance. */
+function throughput(rate: SimulationReport['rate'], style: Style): string {
+  const tolerance = rate.tolerance ?? RATE_TOLERANCE
+  const pct = `${Math.round(tolerance * 100)}%`
+  const figures = `${n(rate.achieved)}/s simulated (plan ${n(rate.target)}/s on average`
+  if (fellShort(rate.achieved, rate.target, tolerance)) {
+    const short = Math.round((1 - Math.round(rate.achieved) / Math.round(rate.target)) * 100)
+    return `${figures}): ${style.bad('FELL BEHIND')} by ${short}% (more than ${pct})`
+  }
+  return `${figures}, within ${pct}${rate.behindAtTimes ? '; behind at times, caught up' : ''})`
+}
+
+/** Event types listed by volume in the summary; the rest are in --json and --report FILE. */
+export const TOP_TYPES = 6
+
+/**
+ * The summary for people, fitted to `style.width` (80 columns off a terminal) and ordered so what
+ * matters is on screen at the end: the busiest event types first, then the figures, then the
+ * assertions. Long values wrap under their column; the per-type table keeps its top TOP_TYPES.
+ */
+export function renderSummary(report: SimulationReport, style: Style = createStyle({isTTY: false}, {color: false}), options: {reportPath?: string} = {}): string {
   const lat = (l: LatencySummary) => (l.count === 0 ? 'n/a' : `p50 ${ms(l.p50)}  p95 ${ms(l.p95)}  p99 ${ms(l.p99)}  max ${ms(l.max)}`)
-  table.push(
-    {Scenario: `${report.scenario.name}${report.seed !== null ? `  (seed ${report.seed})` : ''}`},
-    {Runtime: report.runtime},
-    {Services: report.services.length > 0 ? `${report.services.join(', ')}${report.workers > 0 ? `  (${report.workers} worker thread${report.workers > 1 ? 's' : ''}${report.workerRestarts > 0 ? `, ${report.workerRestarts} restarted` : ''})` : ''}` : 'none'},
-    {Duration: `${ms(report.durationMs)} generating + ${ms(report.drainMs)} draining${report.interrupted ? '  (interrupted)' : ''}`},
-    {Throughput: `${n(report.rate.achieved)}/s simulated (target ${n(report.rate.target)}/s)${report.rate.fellBehind ? '  FELL BEHIND' : ''}`},
-    ...(report.rate.notGenerated > 0 || report.rate.heldBackMs > 0
-      ? [
-          {
-            'Not generated': `${n(report.rate.notGenerated)} events of the plan (${
-              report.rate.heldBackMs > 0 ? `held back ${ms(report.rate.heldBackMs)} with the backlog over ${n(report.rate.maxBacklog)}` : 'the generator could not keep up'
-            }); the rate above is what was sustained`,
-          },
-        ]
-      : []),
-    {'Throughput (all)': `${n(report.rate.achievedTotal)}/s incl. derived`},
-    {Events: `${n(report.events.simulated)} simulated + ${n(report.events.derived)} derived = ${n(report.events.total)}${report.events.rejected ? `, ${n(report.events.rejected)} rejected` : ''}`},
-    {'Publish latency': lat(report.latency.publish)},
-    {'Delivery latency': lat(report.latency.delivery)},
-    {Deliveries: `${n(report.deliveries.delivered)} delivered, ${n(report.deliveries.acked)} acked, ${n(report.retries)} retries, ${n(report.dlq)} to DLQ`},
-    {'Max backlog': `${n(report.maxBacklog)}${report.servicesFellBehind ? '  SERVICES FELL BEHIND (the backlog kept growing during generation)' : ''}`},
+  const rows: Array<[string, string]> = [
+    ['Scenario', `${report.scenario.name}${report.seed !== null ? `  (seed ${report.seed})` : ''}`],
+    ['Runtime', report.runtime],
+    ['Services', report.services.length > 0 ? `${report.services.join(', ')}${report.workers > 0 ? `  (${report.workers} worker thread${report.workers > 1 ? 's' : ''}${report.workerRestarts > 0 ? `, ${report.workerRestarts} restarted` : ''})` : ''}` : 'none'],
+    ['Duration', `${ms(report.durationMs)} generating + ${ms(report.drainMs)} draining${report.interrupted ? '  (interrupted)' : ''}`],
+    ['Throughput', throughput(report.rate, style)],
+  ]
+  if (report.rate.notGenerated > 0 || report.rate.heldBackMs > 0) {
+    const why = report.rate.heldBackMs > 0 ? `held back ${ms(report.rate.heldBackMs)} with the backlog over ${n(report.rate.maxBacklog)}` : 'the generator could not keep up'
+    rows.push(['Not generated', `${n(report.rate.notGenerated)} events of the plan (${why}); the rate above is what was sustained`])
+  }
+  rows.push(
+    ['Throughput (all)', `${n(report.rate.achievedTotal)}/s incl. derived`],
+    ['Events', `${n(report.events.simulated)} simulated + ${n(report.events.derived)} derived = ${n(report.events.total)}${report.events.rejected ? `, ${n(report.events.rejected)} rejected` : ''}`],
+    ['Publish latency', lat(report.latency.publish)],
+    ['Delivery latency', lat(report.latency.delivery)],
+    ['Deliveries', `${n(report.deliveries.delivered)} delivered, ${n(report.deliveries.acked)} acked, ${n(report.retries)} retries, ${report.dlq > 0 ? style.bad(`${n(report.dlq)} to DLQ`) : `${n(report.dlq)} to DLQ`}`],
+    ['Max backlog', `${n(report.maxBacklog)}${report.servicesFellBehind ? `  ${style.bad('SERVICES FELL BEHIND')} (the backlog kept growing during generation)` : ''}`],
   )
   const f = report.faults
   if (f.poison + f.duplicates + f.reordered + f.transientFailures + f.permanentFailures + f.consumerCrashes > 0) {
-    table.push({
-      Faults: `${n(f.poison)} poison, ${n(f.duplicates)} duplicates, ${n(f.reordered)} reordered, ${n(f.transientFailures)} transient + ${n(f.permanentFailures)} permanent handler failures, ${n(f.consumerCrashes)} consumer crashes`,
-    })
+    rows.push([
+      'Faults',
+      `${n(f.poison)} poison, ${n(f.duplicates)} duplicates, ${n(f.reordered)} reordered, ${n(f.transientFailures)} transient + ${n(f.permanentFailures)} permanent handler failures, ${n(f.consumerCrashes)} consumer crashes`,
+    ])
   }
-  if (report.verify) table.push({Verify: `${n(report.verify.checked)} checked, ${n(report.verify.differences)} differences`})
-  if (!report.drained) table.push({Drain: 'did not finish: some events were still in flight when the wait ended'})
-  for (const error of report.errors.slice(0, 5)) table.push({Error: error})
+  if (report.verify) {
+    const found = `${n(report.verify.differences)} differences`
+    rows.push(['Verify', `${n(report.verify.checked)} checked, ${report.verify.differences > 0 ? style.bad(found) : found}`])
+  }
+  if (!report.drained) rows.push(['Drain', style.warn('did not finish: some events were still in flight when the wait ended')])
+  for (const error of report.errors.slice(0, 5)) rows.push(['Error', style.bad(error)])
+  // Those that hold share one row; each failure gets its own, with the value measured.
+  const held = report.assertions.filter((a) => a.ok)
+  if (held.length > 0) rows.push(['Assertions', `${style.ok(`${held.length === report.assertions.length ? 'all ' : ''}${held.length} hold`)}: ${held.map((a) => a.threshold).join(', ')}`])
+  for (const a of report.assertions.filter((x) => !x.ok)) {
+    const actual = a.actual === null ? 'not measured' : `actual ${Math.round(a.actual * 100) / 100}`
+    rows.push(['Assertion', `${a.threshold}: ${style.bad(`FAILED${a.reason ? `: ${a.reason}` : ''}`)} (${actual})`])
+  }
 
-  const lines = [table.toString()]
+  const lines: string[] = []
   const types = Object.entries(report.events.byType).sort((a, b) => b[1] - a[1])
   if (types.length > 0) {
-    const byType = new Table({head: ['event type', 'published'], style})
-    for (const [type, count] of types) byType.push([type, n(count)])
-    lines.push(byType.toString())
+    const rest = types.length - TOP_TYPES
+    const where = options.reportPath ? `--json, or ${options.reportPath}` : '--json or --report FILE'
+    lines.push(style.bold(rest > 0 ? `Busiest event types (${TOP_TYPES} of ${types.length}; all in ${where})` : 'Event types'))
+    const top = types.slice(0, TOP_TYPES).map(([type, count]) => [`  ${truncate(type, style.width - 14)}`, n(count)])
+    lines.push(...columns(top))
   }
-  if (report.assertions.length > 0) {
-    const checks = new Table({head: ['assertion', 'actual', 'result'], style})
-    for (const a of report.assertions) checks.push([a.threshold, a.actual === null ? 'n/a' : String(Math.round(a.actual * 100) / 100), a.ok ? 'ok' : `FAILED${a.reason ? `: ${a.reason}` : ''}`])
-    lines.push(checks.toString())
+  const keyWidth = Math.max(...rows.map(([key]) => key.length)) + 2
+  const valueWidth = Math.max(20, style.width - keyWidth)
+  for (const [key, value] of rows) {
+    const wrapped = wrapStyled(value, valueWidth)
+    wrapped.forEach((line, i) => lines.push(`${i === 0 ? key.padEnd(keyWidth) : ' '.repeat(keyWidth)}${line}`))
   }
   return lines.join('\n')
+}
+
+/** Wraps a value that may carry colour: words are measured by their visible width. */
+function wrapStyled(text: string, width: number): string[] {
+  const out: string[] = []
+  let line = ''
+  for (const word of text.split(' ')) {
+    const candidate = line === '' ? word : `${line} ${word}`
+    if (line !== '' && visibleWidth(candidate) > width) {
+      out.push(line)
+      line = word
+    } else line = candidate
+  }
+  out.push(line)
+  return out.map((l) => (visibleWidth(l) > width ? truncate(stripAnsi(l), width) : l))
 }
 
 export function writeReport(path: string, report: SimulationReport): void {

@@ -114,5 +114,6 @@ describe('tektree catalog (CLI)', () => {
     const passing = await run(['catalog', 'diff', oldFile, newFile])
     expect(passing.stdout).toContain('enum narrowed')
     expect(passing.code).toBe(0)
+    for (const line of passing.stdout.split('\n')) expect(line.length, line).toBeLessThanOrEqual(80)
   })
 })

@@ -84,6 +84,13 @@ export async function engagementCase(runtime: Runtime, catalog: Catalog): Promis
   expect(result.search?.hits[0]).toMatchObject({kind: 'question'})
   const usage = await runtime.store.projections.find('payment_usage', {user_id: linus.user_id})
   expect(usage.map((u) => u.used)).toEqual([1])
+  // The unlock is the acceptance's, though the like of the same answer was handled beside it.
+  const unlock = derivedOf(events, 'gamification.achievement.unlocked').find((e) => e.payload.achievement_id === 'first_accepted_answer')!
+  expect(unlock.causation_id).toBe(byType('knowledge.answer.accepted').event_id)
+  const step5 = result.steps[4]
+  expect(step5.reactions.find((e) => e.type === 'gamification.achievement.unlocked')).toMatchObject({causation_type: 'knowledge.answer.accepted', depth: 1})
+  // The narration's running total moves with each award: 110 + 50, then + 2.
+  expect(step5.reactions.filter((e) => e.type === 'gamification.xp.earned').map((e) => e.summary)).toEqual(['+50 XP to Linus (total 160)', '+2 XP to Linus (total 162)'])
   return result
 }
 

@@ -52,7 +52,8 @@ describe('tektree services / demo / search / verify', () => {
     let signalled = false
     const r = await run(['services', '--in-process', '--status-every', '0', '--mail-dir', mkdtempSync(path.join(tmpdir(), 'mail-'))], {
       onStdout: (text, child) => {
-        if (!signalled && text.includes('Running gamification, payment, notification, search, cache, analytics, realtime, user, email')) {
+        // the line wraps at 80 columns
+        if (!signalled && text.replace(/\s+/g, ' ').includes('Running gamification, payment, notification, search, cache, analytics, realtime, user, email')) {
           signalled = true
           child.kill('SIGTERM')
         }

@@ -1,5 +1,5 @@
 import {Args} from '@oclif/core'
-import {makeTable} from '../../catalog/render.js'
+import {createStyle, wrap} from '../../cli/style.js'
 import {BaseCommand} from '../../cli/base.js'
 import {diffCatalogs, summarizeDiff, type CatalogChange, type DiffSummary} from '../../catalog/diff.js'
 import {loadCatalog} from '../../catalog/load.js'
@@ -30,25 +30,25 @@ Exit codes: 0 every breaking change is covered by a major bump, 1 an un-bumped b
     const changes = diffCatalogs(before, after)
     const summary = summarizeDiff(changes)
     if (!this.jsonEnabled()) {
+      const style = createStyle()
       if (changes.length === 0) this.log('No changes.')
       else {
-        const table = makeTable(['type', 'kind', 'change', 'path', 'version', 'ok', 'consumers hit'])
+        // One block per change: seven columns do not fit 80.
         for (const c of changes) {
-          table.push([
-            c.type,
-            c.kind,
-            c.detail ? `${c.change}\n${c.detail}` : c.change,
-            c.path,
-            `${c.oldVersion ?? '-'} -> ${c.newVersion ?? '-'}`,
-            c.versionOk ? 'yes' : c.kind === 'breaking' ? 'NO' : 'warn',
-            c.consumers.join(', ') || '-',
-          ])
+          const kind = c.kind === 'breaking' ? style.bad(c.kind) : c.kind === 'minor' ? style.warn(c.kind) : c.kind
+          const bump = c.versionOk ? 'covered' : c.kind === 'breaking' ? style.bad('NOT COVERED: needs a major bump') : style.warn('not covered: needs a minor bump')
+          const say = (text: string, lead: string) => {
+            for (const line of wrap(text, style.width, `${lead}  `, lead)) this.log(line)
+          }
+          say(`${kind} ${c.type}: ${c.change}${c.path === '$' ? '' : ` at ${c.path}`}`, '')
+          if (c.detail) say(c.detail, '  ')
+          say(`version ${c.oldVersion ?? '-'} -> ${c.newVersion ?? '-'}: ${bump}`, '  ')
+          say(`consumers hit: ${c.consumers.join(', ') || '-'}`, '  ')
         }
-        this.log(table.toString())
       }
       this.log(`${summary.breaking} breaking, ${summary.minor} minor, ${summary.patch} patch`)
-      if (summary.unbumpedMinor > 0) this.log(`warning: ${summary.unbumpedMinor} minor change(s) without at least a minor version bump`)
-      if (summary.unbumpedBreaking > 0) this.log(`FAIL: ${summary.unbumpedBreaking} breaking change(s) without a major version bump`)
+      if (summary.unbumpedMinor > 0) this.log(`${style.warn('warning')}: ${summary.unbumpedMinor} minor change(s) without at least a minor version bump`)
+      if (summary.unbumpedBreaking > 0) this.log(`${style.bad('FAIL')}: ${summary.unbumpedBreaking} breaking change(s) without a major version bump`)
     }
     if (!summary.ok) process.exitCode = 1
     return {changes, summary}

@@ -1,5 +1,5 @@
 import {Args, Flags} from '@oclif/core'
-import {makeTable} from '../../catalog/render.js'
+import {createStyle} from '../../cli/style.js'
 import {BaseCommand, catalogFlag} from '../../cli/base.js'
 import {formatPeriod} from '../../catalog/duration.js'
 import {exampleEvent} from '../../catalog/example.js'
@@ -42,12 +42,12 @@ An unknown TYPE fails with exit code 2 and the closest known names.`
       this.log('\nConsumers:')
       if (event.consumers.length === 0) this.log('  (none declared)')
       else {
-        const table = makeTable(['service', 'action', 'effect', 'params'])
+        const rows: string[][] = []
         for (const consumer of event.consumers) {
-          if (consumer.effects.length === 0) table.push([consumer.service, '-', '-', '-'])
-          for (const effect of consumer.effects) table.push([consumer.service, effect.action, effect.description, JSON.stringify(effect.params)])
+          if (consumer.effects.length === 0) rows.push([consumer.service, '-', '-', '-'])
+          for (const effect of consumer.effects) rows.push([consumer.service, effect.action, effect.description, JSON.stringify(effect.params)])
         }
-        this.log(table.toString())
+        this.log(createStyle().fitTable(['service', 'action', 'effect', 'params'], rows))
       }
       this.log(`\nExample event (--seed ${this.flags.seed}):`)
       this.log(JSON.stringify(example, null, 2))
