@@ -13,9 +13,11 @@ describe('help text', () => {
     requireBuild()
     const manifest = JSON.parse(readFileSync(path.join(ROOT, 'oclif.manifest.json'), 'utf8')) as {commands: Record<string, unknown>}
     const offending: string[] = []
+    // "redrive" may be spoken of once there is a command by that name.
+    const words = 'dlq:redrive' in manifest.commands ? [/seed 00\d/i] : [/seed 00\d/i, /redrive/i]
     for (const [id, command] of Object.entries(manifest.commands)) {
       const text = JSON.stringify(command)
-      for (const word of [/seed 00\d/i, /redrive/i]) if (word.test(text)) offending.push(`${id}: ${word}`)
+      for (const word of words) if (word.test(text)) offending.push(`${id}: ${word}`)
     }
     expect(offending).toEqual([])
   })
