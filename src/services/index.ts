@@ -1,15 +1,15 @@
 /** The TekTree services: one factory per consumer group, chosen by name. */
 import {UserError} from '../errors.js'
-import {createAnalyticsService} from './analytics/index.js'
-import {createCacheService} from './cache/index.js'
-import {createEmailService} from './email/index.js'
-import {createGamificationService} from './gamification/index.js'
-import {createNotificationService} from './notification/index.js'
-import {createPaymentService} from './payment/index.js'
-import {createRealtimeService} from './realtime/index.js'
-import {createSearchService} from './search/index.js'
+import {AUDIT, DAILY, DAU, createAnalyticsService} from './analytics/index.js'
+import {createCacheService, INVALIDATIONS} from './cache/index.js'
+import {createEmailService, MESSAGES} from './email/index.js'
+import {createGamificationService, PROFILES} from './gamification/index.js'
+import {AREA_FOLLOWERS, createNotificationService, FEEDS, FOLLOWERS} from './notification/index.js'
+import {createPaymentService, INVOICES, SUBSCRIPTIONS, USAGE, WEBHOOKS} from './payment/index.js'
+import {createRealtimeService, PUSHES} from './realtime/index.js'
+import {createSearchService, DOCUMENTS} from './search/index.js'
 import {SERVICE_NAMES, type ServiceDefinition, type ServiceName, type ServiceOptions} from './types.js'
-import {createUserService} from './user/index.js'
+import {BADGES, createUserService} from './user/index.js'
 
 export {SERVICE_NAMES, type ServiceName, type ServiceOptions}
 
@@ -37,6 +37,22 @@ export function resolveServiceNames(only?: readonly string[]): ServiceName[] {
     })
   }
   return SERVICE_NAMES.filter((name) => only.includes(name))
+}
+
+/**
+ * Each group's projection collections (besides seq_<group>, the runner's sequence guard), so a
+ * replay from scratch can drop them; gamification also owns the leaderboards.
+ */
+export const SERVICE_COLLECTIONS: Record<ServiceName, readonly string[]> = {
+  gamification: [PROFILES],
+  payment: [SUBSCRIPTIONS, USAGE, WEBHOOKS, INVOICES],
+  notification: [FEEDS, FOLLOWERS, AREA_FOLLOWERS],
+  search: [DOCUMENTS],
+  cache: [INVALIDATIONS],
+  analytics: [DAU, DAILY, AUDIT],
+  realtime: [PUSHES],
+  user: [BADGES],
+  email: [MESSAGES],
 }
 
 export function createServices(options: ServiceOptions & {only?: string[]}): ServiceDefinition[] {

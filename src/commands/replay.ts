@@ -1,0 +1,100 @@
+import {createInterface} from 'node:readline/promises'
+import {Flags} from '@oclif/core'
+import {BaseCommand, catalogFlag, runtimeFlags, UserError} from '../cli/base.js'
+import {parseWhen} from '../cli/dlq-flags.js'
+import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
+import type {ReplayResult} from '../ops/replay.js'
+
+export default class Replay extends BaseCommand<typeof Replay> {
+  static override summary = 'Sends events from the store again to one consumer group or several, and to no other.'
+  static override description = `Chooses events by type (globs), time, aggregate id or correlation id, in the order they were appended, and puts them on each named group's own topic, where the group's running services (\`tektree services\`) handle them again even though they were handled before. A document that already holds an event's effect is not changed twice.
+
+--from-scratch rebuilds a group: it drops the group's projections (and, for gamification, the leaderboards), then replays every event the group consumes; \`tektree verify\` then checks the result. Stop the load first: live events and replayed ones are not ordered against each other.
+
+Exit codes: 0 sent, 1 not confirmed, 2 bad usage, 130 interrupted.`
+  static override enableJsonFlag = true
+  static override examples = [
+    '<%= config.bin %> <%= command.id %> --group search --type "knowledge.*" --dry-run',
+    '<%= config.bin %> <%= command.id %> --group notification --from 1h --rate 200',
+    '<%= config.bin %> <%= command.id %> --group payment --from-scratch --yes',
+  ]
+  static override flags = {
+    group: Flags.string({summary: 'The consumer group(s) to replay into (service names), or all.', multiple: true, required: true}),
+    type: Flags.string({summary: 'Only these event types (globs); repeatable.', multiple: true}),
+    from: Flags.string({summary: 'Events at or after: an ISO time or a duration ago (1h).'}),
+    to: Flags.string({summary: 'Events before: an ISO time or a duration ago.'}),
+    aggregate: Flags.string({summary: 'Only events of this aggregate id.'}),
+    correlation: Flags.string({summary: 'Only events with this correlation id.'}),
+    'from-scratch': Flags.boolean({summary: "Drop the groups' projections first and replay everything they consume.", default: false}),
+    rate: Flags.integer({summary: 'Events read a second (default: as fast as the bus takes them).', min: 1}),
+    'dry-run': Flags.boolean({summary: 'Count what would be sent, per group; send and drop nothing.', default: false}),
+    yes: Flags.boolean({char: 'y', summary: 'Do not ask before --from-scratch drops projections.', default: false}),
+    catalog: catalogFlag,
+    ...runtimeFlags,
+  }
+
+  public async run(): Promise<ReplayResult> {
+    const fromScratch = this.flags['from-scratch']
+    if (fromScratch && (this.flags.type || this.flags.from || this.flags.to || this.flags.aggregate || this.flags.correlation)) {
+      throw new UserError('--from-scratch replays everything the group consumes: it takes no --type, --from, --to, --aggregate or --correlation', {code: 'INVALID_FLAGS', exitCode: 2})
+    }
+    const query = {
+      ...(this.flags.type ? {types: this.flags.type} : {}),
+      ...(this.flags.from ? {from: parseWhen(this.flags.from, 'from')} : {}),
+      ...(this.flags.to ? {to: parseWhen(this.flags.to, 'to')} : {}),
+      ...(this.flags.aggregate ? {aggregateId: this.flags.aggregate} : {}),
+      ...(this.flags.correlation ? {correlationId: this.flags.correlation} : {}),
+    }
+    const [{loadCatalog}, {replayGroups}, {replay}] = await Promise.all([import('../catalog/load.js'), import('../services/replay-groups.js'), import('../ops/replay.js')])
+    const catalog = await loadCatalog(this.flags.catalog)
+    const groups = replayGroups(catalog, this.flags.group)
+    const dryRun = this.flags['dry-run']
+    if (fromScratch && !dryRun && !this.flags.yes) await confirm(groups.map((g) => g.name))
+    const runtime = await openRuntimeFromFlags(this.flags)
+    const stop = new AbortController()
+    const onSigint = () => stop.abort()
+    process.once('SIGINT', onSigint)
+    const progress = process.stderr.isTTY && !this.jsonEnabled()
+    try {
+      if (runtime.describe().bus.origin === 'in-process') process.stderr.write('The bus is in this process only: no service elsewhere will receive the replay (start `tektree up`, or give --bus-url).\n')
+      const result = await replay({
+        runtime,
+        catalog,
+        groups,
+        query,
+        fromScratch,
+        dryRun,
+        ratePerSec: this.flags.rate,
+        signal: stop.signal,
+        onProgress: progress ? ({read, sent}) => process.stderr.write(`\rread ${read}, sent ${sent}`) : undefined,
+      })
+      if (progress) process.stderr.write('\n')
+      if (!this.jsonEnabled()) this.render(result, dryRun)
+      if (result.interrupted) process.exitCode = 130
+      return result
+    } finally {
+      process.off('SIGINT', onSigint)
+      await runtime.close()
+    }
+  }
+
+  private render(result: ReplayResult, dryRun: boolean): void {
+    if (result.dropped.collections.length > 0) this.log(`dropped ${result.dropped.collections.length} collection(s)${result.dropped.boards > 0 ? ` and ${result.dropped.boards} leaderboard(s)` : ''}`)
+    this.log(`${result.read} event(s) read, ${result.sent} ${dryRun ? 'would be sent (dry run)' : 'sent'}${result.interrupted ? ' before the interruption: run it again to go on' : ''}`)
+    for (const [group, n] of Object.entries(result.byGroup)) this.log(`  ${String(n).padStart(8)}  ${group}`)
+    if (!dryRun && result.sent > 0) this.log('The groups handle them as their services run; `tektree lag` shows the progress.')
+  }
+}
+
+async function confirm(groups: string[]): Promise<void> {
+  if (!process.stdin.isTTY || !process.stderr.isTTY) {
+    throw new UserError(`Refusing to drop the projections of ${groups.join(', ')} without confirmation`, {code: 'CONFIRMATION_REQUIRED', hint: 'There is no terminal to ask on: add --yes (or --dry-run to count).', exitCode: 2})
+  }
+  const rl = createInterface({input: process.stdin, output: process.stderr})
+  try {
+    const answer = await rl.question(`Drop the projections of ${groups.join(', ')} and rebuild them from the store? [y/N] `)
+    if (!/^y(es)?$/i.test(answer.trim())) throw new UserError('Nothing dropped, nothing sent', {code: 'ABORTED', exitCode: 1})
+  } finally {
+    rl.close()
+  }
+}
