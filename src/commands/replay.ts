@@ -4,19 +4,23 @@ import {BaseCommand, catalogFlag, runtimeFlags, UserError} from '../cli/base.js'
 import {parseWhen} from '../cli/dlq-flags.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
 import type {ReplayResult} from '../ops/replay.js'
+import type {ShadowResult} from '../ops/shadow.js'
 
 export default class Replay extends BaseCommand<typeof Replay> {
   static override summary = 'Sends events from the store again to one consumer group or several, and to no other.'
   static override description = `Chooses events by type (globs), time, aggregate id or correlation id, in the order they were appended, and puts them on each named group's own topic, where the group's running services (\`tektree services\`) handle them again even though they were handled before. A document that already holds an event's effect is not changed twice.
 
+--shadow runs one group's handlers over the whole log into a scratch copy of its projections (in this process) and prints where the result differs from the live state, field by field, committing nothing; with --rules DIR it answers "what would these rules change?".
+
 --from-scratch rebuilds a group: it drops the group's projections (and, for gamification, the leaderboards), then replays every event the group consumes; \`tektree verify\` then checks the result. Stop the load first: live events and replayed ones are not ordered against each other.
 
-Exit codes: 0 sent, 1 not confirmed, 2 bad usage, 130 interrupted.`
+Exit codes: 0 sent (or, with --shadow, no difference), 1 not confirmed or differences found, 2 bad usage, 130 interrupted.`
   static override enableJsonFlag = true
   static override examples = [
     '<%= config.bin %> <%= command.id %> --group search --type "knowledge.*" --dry-run',
     '<%= config.bin %> <%= command.id %> --group notification --from 1h --rate 200',
     '<%= config.bin %> <%= command.id %> --group payment --from-scratch --yes',
+    '<%= config.bin %> <%= command.id %> --group gamification --shadow --rules ./my-rules',
   ]
   static override flags = {
     group: Flags.string({summary: 'The consumer group(s) to replay into (service names), or all.', multiple: true, required: true}),
@@ -28,12 +32,16 @@ Exit codes: 0 sent, 1 not confirmed, 2 bad usage, 130 interrupted.`
     'from-scratch': Flags.boolean({summary: "Drop the groups' projections first and replay everything they consume.", default: false}),
     rate: Flags.integer({summary: 'Events read a second (default: as fast as the bus takes them).', min: 1}),
     'dry-run': Flags.boolean({summary: 'Count what would be sent, per group; send and drop nothing.', default: false}),
+    shadow: Flags.boolean({summary: 'Run the group over the log into a scratch copy and show the differences from the live state; commit nothing.', default: false}),
+    rules: Flags.string({summary: 'The rules folder the services run with (default: the shipped fixtures/catalog/rules); for --shadow.'}),
+    show: Flags.integer({summary: 'Most differences to list with --shadow (all are counted).', default: 20, min: 0}),
     yes: Flags.boolean({char: 'y', summary: 'Do not ask before --from-scratch drops projections.', default: false}),
     catalog: catalogFlag,
     ...runtimeFlags,
   }
 
-  public async run(): Promise<ReplayResult> {
+  public async run(): Promise<ReplayResult | ShadowResult[]> {
+    if (this.flags.shadow) return this.shadow()
     const fromScratch = this.flags['from-scratch']
     if (fromScratch && (this.flags.type || this.flags.from || this.flags.to || this.flags.aggregate || this.flags.correlation)) {
       throw new UserError('--from-scratch replays everything the group consumes: it takes no --type, --from, --to, --aggregate or --correlation', {code: 'INVALID_FLAGS', exitCode: 2})
@@ -76,6 +84,57 @@ Exit codes: 0 sent, 1 not confirmed, 2 bad usage, 130 interrupted.`
       process.off('SIGINT', onSigint)
       await runtime.close()
     }
+  }
+
+  private async shadow(): Promise<ShadowResult[]> {
+    if (this.flags['from-scratch'] || this.flags.type || this.flags.from || this.flags.to || this.flags.aggregate || this.flags.correlation || this.flags['dry-run']) {
+      throw new UserError('--shadow runs the group over the whole log into a scratch copy: it takes no --from-scratch, --dry-run or event filters', {code: 'INVALID_FLAGS', exitCode: 2})
+    }
+    const [{loadCatalog}, {createValidator}, {replayGroups}, {createServices}, {SystemClock}, {shadowReplay}] = await Promise.all([
+      import('../catalog/load.js'),
+      import('../catalog/validate.js'),
+      import('../services/replay-groups.js'),
+      import('../services/index.js'),
+      import('../core/clock.js'),
+      import('../ops/shadow.js'),
+    ])
+    const catalog = await loadCatalog(this.flags.catalog)
+    const validator = createValidator(catalog)
+    const groups = replayGroups(catalog, this.flags.group, this.flags.rules)
+    const services = createServices({catalog, clock: new SystemClock(), rulesDir: this.flags.rules, emailDir: null, only: groups.map((g) => g.name)})
+    const runtime = await openRuntimeFromFlags(this.flags)
+    const stop = new AbortController()
+    const onSigint = () => stop.abort()
+    process.once('SIGINT', onSigint)
+    try {
+      const results: ShadowResult[] = []
+      for (const group of groups) {
+        const service = services.find((s) => s.name === group.name)!
+        const result = await shadowReplay({live: runtime, catalog, validator, service, collections: group.collections, leaderboards: group.leaderboards, signal: stop.signal})
+        results.push(result)
+        if (!this.jsonEnabled()) this.renderShadow(result)
+        if (result.interrupted) {
+          process.exitCode = 130
+          break
+        }
+      }
+      if (results.some((r) => r.differences.length > 0) && process.exitCode === undefined) process.exitCode = 1
+      return results
+    } finally {
+      process.off('SIGINT', onSigint)
+      await runtime.close()
+    }
+  }
+
+  private renderShadow(result: ShadowResult): void {
+    const cut = (text: string, width: number) => (text.length <= width ? text : `${text.slice(0, width - 1)}…`)
+    const show = (value: unknown) => (value === undefined ? '(none)' : JSON.stringify(value))
+    this.log(`${result.group}: ${result.events} event(s) run in the shadow; ${result.documents.shadow} document(s) there, ${result.documents.live} live; ${result.differences.length} difference(s)`)
+    for (const d of result.differences.slice(0, this.flags.show)) {
+      this.log(cut(`  ${d.collection} ${d.id} ${d.field}`, 80))
+      this.log(cut(`    live ${show(d.live)}  shadow ${show(d.shadow)}`, 80))
+    }
+    if (result.differences.length > this.flags.show) this.log(`  ... and ${result.differences.length - this.flags.show} more (--show N, or --json)`)
   }
 
   private render(result: ReplayResult, dryRun: boolean): void {

@@ -262,6 +262,9 @@ export class PendingUnits<T> {
         // A duplicate that got past the runner's checks (another consumer of the group completed it
         // meanwhile): the store's guard answers, and the handler learns its write was applied.
         if (await store.projections.isApplied(collection, id, eventId)) return false
+        // Asked again after the wait: a sibling may have taken the same guard meanwhile, and both
+        // counting it (in what they read back) would cross a threshold that was never crossed.
+        if (heldHere(collection, id, eventId)) return false
         own.add({collection, id, update, eventId})
         return true
       },

@@ -112,6 +112,7 @@ const NOT_RUN: Record<string, string> = {
   'tektree dlq show ID --json': 'needs the id of an entry in your DLQ',
   'tektree dlq retry payment:0b9f3c1e-8a4d-4e2b-9f6a-2d7c1e5b3a90': 'needs that entry in your DLQ',
   'tektree dlq retry ID1 ID2 --dry-run': 'needs the ids of entries in your DLQ',
+  'tektree replay --group gamification --shadow --rules ./my-rules': 'needs your rules folder',
   'TEKTREE_DATA_DIR=/tmp/tt tektree up': 'starts a server with its data in a shared /tmp/tt',
   'git show main:fixtures/catalog/tektree.asyncapi.yaml > /tmp/old.yaml && tektree catalog diff /tmp/old.yaml fixtures/catalog/tektree.asyncapi.yaml':
     'needs a git checkout of tektree with a main branch; writes /tmp/old.yaml',

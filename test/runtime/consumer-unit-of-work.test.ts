@@ -29,6 +29,33 @@ function interceptCommit(harness: Harness, wrap: (writes: StoreWrites, commit: (
 }
 
 describe('consumer runner: one unit of work per commit', () => {
+  it('two attempts taking the same applyOnce guard at once: one applies, and neither reads the other as applied too', async () => {
+    const group = serviceName()
+    // The store's guard answers slowly, so both attempts wait on it at the same time.
+    const projections = h.store.projections as {isApplied: ProjectionStore['isApplied']}
+    const isApplied = projections.isApplied.bind(h.store.projections)
+    projections.isApplied = async (...args) => {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      return isApplied(...args)
+    }
+    const applied: boolean[] = []
+    const readBack: number[] = []
+    h.start({
+      name: group,
+      consumes: ['user.registered'],
+      async handle(_e, ctx) {
+        // e.g. a quest reward: one guard id whichever event completes it
+        applied.push(await ctx.store.projections.applyOnce('uow_reward', 'user-1', 'quest:user-1:q1', {$inc: {xp: 50}}))
+        readBack.push(Number((await ctx.store.projections.get('uow_reward', 'user-1'))?.xp ?? 0))
+      },
+    }, {concurrency: 8})
+    await h.send([h.event('user.registered'), h.event('user.registered')])
+    await until(() => expect(readBack).toHaveLength(2))
+    expect(applied.sort()).toEqual([false, true])
+    expect(readBack).toEqual([50, 50])
+    await until(async () => expect((await h.store.projections.get('uow_reward', 'user-1'))?.xp).toBe(50))
+  })
+
   it("a handler's writes, derived events and ledger mark go to the store in one commit", async () => {
     const group = serviceName()
     const event = h.event('user.registered')
