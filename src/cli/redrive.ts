@@ -1,9 +1,8 @@
 /** What `dlq retry` and `dlq redrive` share: the plan, the confirmation, the progress, the summary. */
-import {createInterface} from 'node:readline/promises'
 import {Flags} from '@oclif/core'
+import {confirm} from './confirm.js'
 import type {DlqRecord} from '../core/ports.js'
 import type {Runtime} from '../core/runtime.js'
-import {UserError} from '../errors.js'
 import type {DlqCause} from '../ops/dlq.js'
 
 /** More entries than this are sent only after a yes (or --yes). */
@@ -44,7 +43,9 @@ export async function runRedrive(runtime: Runtime, records: DlqRecord[], flags: 
   }
   const report = {dry_run: dryRun, matched: records.length, sent: 0, interrupted: false, causes, idle_groups: idle}
   if (dryRun || records.length === 0) return report
-  if (records.length > CONFIRM_ABOVE && !flags.yes) await confirm(records.length)
+  if (records.length > CONFIRM_ABOVE && !flags.yes) {
+    await confirm(`Send ${records.length} entries back to their groups?`, {message: `Refusing to send ${records.length} DLQ entries back without confirmation`, hint: `More than ${CONFIRM_ABOVE} and no terminal to ask on: add --yes (or --dry-run to see what would go).`})
+  }
   const catalog = await loadCatalog(flags.catalog)
   const stop = new AbortController()
   const onSigint = () => stop.abort()
@@ -67,18 +68,5 @@ export async function runRedrive(runtime: Runtime, records: DlqRecord[], flags: 
     return {...report, sent: result.sent, interrupted: result.interrupted}
   } finally {
     process.off('SIGINT', onSigint)
-  }
-}
-
-async function confirm(count: number): Promise<void> {
-  if (!process.stdin.isTTY || !process.stderr.isTTY) {
-    throw new UserError(`Refusing to send ${count} DLQ entries back without confirmation`, {code: 'CONFIRMATION_REQUIRED', hint: `More than ${CONFIRM_ABOVE} and no terminal to ask on: add --yes (or --dry-run to see what would go).`, exitCode: 2})
-  }
-  const rl = createInterface({input: process.stdin, output: process.stderr})
-  try {
-    const answer = await rl.question(`Send ${count} entries back to their groups? [y/N] `)
-    if (!/^y(es)?$/i.test(answer.trim())) throw new UserError('Nothing sent', {code: 'ABORTED', exitCode: 1})
-  } finally {
-    rl.close()
   }
 }

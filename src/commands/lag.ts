@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand, runtimeFlags, UserError} from '../cli/base.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
 import {formatAge, parseDuration} from '../core/duration.js'
+import {pause} from '../core/pause.js'
 import type {LagRow, LagSample} from '../ops/lag.js'
 
 export interface LagResult {
@@ -54,7 +55,7 @@ Exit codes: 0 done, 1 a group over --max-lag, 2 bad usage or an unknown group.`
       try {
         for (;;) {
           // Ctrl+C is how a watch ends: quietly, exit 0.
-          if (!(await sleep(intervalMs, stop.signal))) return this.result(before, [], intervalMs, [])
+          if (!(await pause(intervalMs, stop.signal))) return this.result(before, [], intervalMs, [])
           const now = await sampleLag(runtime.bus, filter)
           const rows = lagRows(before, now, {partitions: this.flags.partitions})
           const over = this.flags['max-lag'] === undefined ? [] : overLimit(rows, this.flags['max-lag'])
@@ -158,20 +159,4 @@ export function renderLag(rows: readonly LagRow[]): string[] {
     )
   }
   return out
-}
-
-/** Resolves true after `ms`, false at once when aborted. */
-function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve(false)
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort)
-      resolve(true)
-    }, ms)
-    const onAbort = () => {
-      clearTimeout(timer)
-      resolve(false)
-    }
-    signal.addEventListener('abort', onAbort, {once: true})
-  })
 }

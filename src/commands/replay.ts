@@ -1,6 +1,6 @@
-import {createInterface} from 'node:readline/promises'
 import {Flags} from '@oclif/core'
 import {BaseCommand, catalogFlag, runtimeFlags, UserError} from '../cli/base.js'
+import {confirm} from '../cli/confirm.js'
 import {parseWhen} from '../cli/dlq-flags.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
 import type {ReplayResult} from '../ops/replay.js'
@@ -57,7 +57,10 @@ Exit codes: 0 sent (or, with --shadow, no difference), 1 not confirmed or differ
     const catalog = await loadCatalog(this.flags.catalog)
     const groups = replayGroups(catalog, this.flags.group)
     const dryRun = this.flags['dry-run']
-    if (fromScratch && !dryRun && !this.flags.yes) await confirm(groups.map((g) => g.name))
+    if (fromScratch && !dryRun && !this.flags.yes) {
+      const names = groups.map((g) => g.name).join(', ')
+      await confirm(`Drop the projections of ${names} and rebuild them from the store?`, {message: `Refusing to drop the projections of ${names} without confirmation`, hint: 'There is no terminal to ask on: add --yes (or --dry-run to count).'})
+    }
     const runtime = await openRuntimeFromFlags(this.flags)
     const stop = new AbortController()
     const onSigint = () => stop.abort()
@@ -142,18 +145,5 @@ Exit codes: 0 sent (or, with --shadow, no difference), 1 not confirmed or differ
     this.log(`${result.read} event(s) read, ${result.sent} ${dryRun ? 'would be sent (dry run)' : 'sent'}${result.interrupted ? ' before the interruption: run it again to go on' : ''}`)
     for (const [group, n] of Object.entries(result.byGroup)) this.log(`  ${String(n).padStart(8)}  ${group}`)
     if (!dryRun && result.sent > 0) this.log('The groups handle them as their services run; `tektree lag` shows the progress.')
-  }
-}
-
-async function confirm(groups: string[]): Promise<void> {
-  if (!process.stdin.isTTY || !process.stderr.isTTY) {
-    throw new UserError(`Refusing to drop the projections of ${groups.join(', ')} without confirmation`, {code: 'CONFIRMATION_REQUIRED', hint: 'There is no terminal to ask on: add --yes (or --dry-run to count).', exitCode: 2})
-  }
-  const rl = createInterface({input: process.stdin, output: process.stderr})
-  try {
-    const answer = await rl.question(`Drop the projections of ${groups.join(', ')} and rebuild them from the store? [y/N] `)
-    if (!/^y(es)?$/i.test(answer.trim())) throw new UserError('Nothing dropped, nothing sent', {code: 'ABORTED', exitCode: 1})
-  } finally {
-    rl.close()
   }
 }

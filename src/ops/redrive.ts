@@ -6,6 +6,7 @@
  * and the handlers' guards make a second copy apply nothing twice.
  */
 import type {Catalog} from '../catalog/types.js'
+import {pauseUntil} from '../core/pause.js'
 import type {Bus, DlqRecord} from '../core/ports.js'
 import {directMessage, directTopicSpec, FIRST_FAILURE_HEADER, PRIOR_ATTEMPTS_HEADER, REDRIVE_HEADER} from '../engine/direct.js'
 
@@ -49,26 +50,8 @@ export async function redrive(options: RedriveOptions): Promise<RedriveResult> {
     options.onProgress?.(sent, total)
     if (rate !== null && sent < total) {
       const due = started + (sent / rate) * 1000
-      if (!(await sleepUntil(due, signal))) return {sent, total, interrupted: true}
+      if (!(await pauseUntil(due, signal))) return {sent, total, interrupted: true}
     }
   }
   return {sent, total, interrupted: false}
-}
-
-/** Resolves true at `at`, false at once when aborted. */
-function sleepUntil(at: number, signal?: AbortSignal): Promise<boolean> {
-  const ms = at - Date.now()
-  if (ms <= 0) return Promise.resolve(!signal?.aborted)
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve(false)
-    const onAbort = () => {
-      clearTimeout(timer)
-      resolve(false)
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve(true)
-    }, ms)
-    signal?.addEventListener('abort', onAbort, {once: true})
-  })
 }

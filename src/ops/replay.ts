@@ -7,6 +7,7 @@
  * consumes, in store order: the group's state is rebuilt from the log.
  */
 import type {Catalog} from '../catalog/types.js'
+import {pauseUntil} from '../core/pause.js'
 import type {EventEnvelope} from '../core/envelope.js'
 import type {EventQuery} from '../core/ports.js'
 import type {Runtime} from '../core/runtime.js'
@@ -74,7 +75,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
     }
     if (batch.length >= BATCH || (rate !== null && read % Math.max(1, Math.floor(rate / 10)) === 0)) {
       await flush()
-      if (rate !== null && !(await sleepUntil(started + (read / rate) * 1000, signal))) return {read, sent, byGroup, dropped, interrupted: true}
+      if (rate !== null && !(await pauseUntil(started + (read / rate) * 1000, signal))) return {read, sent, byGroup, dropped, interrupted: true}
     }
   }
   await flush()
@@ -99,22 +100,4 @@ async function dropState(runtime: ReplayOptions['runtime'], groups: readonly Rep
       }
     }
   }
-}
-
-/** Resolves true at `at`, false at once when aborted. */
-function sleepUntil(at: number, signal?: AbortSignal): Promise<boolean> {
-  const ms = at - Date.now()
-  if (ms <= 0) return Promise.resolve(!signal?.aborted)
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve(false)
-    const onAbort = () => {
-      clearTimeout(timer)
-      resolve(false)
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve(true)
-    }, ms)
-    signal?.addEventListener('abort', onAbort, {once: true})
-  })
 }

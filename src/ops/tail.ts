@@ -5,6 +5,7 @@
  * it takes nothing from the groups and works on any bus.
  */
 import {compileTypeGlobs} from '../core/glob.js'
+import {pause} from '../core/pause.js'
 import type {Bus, Delivery} from '../core/ports.js'
 
 export type TailFrom = 'beginning' | 'end' | number
@@ -73,7 +74,7 @@ export async function* tail(options: TailOptions): AsyncGenerator<TailedEvent> {
     }
     if (cursors.every((c) => c.done)) {
       if (!options.follow) return
-      if (!(await sleep(options.pollMs ?? 200, signal))) return
+      if (!(await pause(options.pollMs ?? 200, signal))) return
     }
   }
 }
@@ -122,20 +123,4 @@ function valueAt(root: unknown, path: string): unknown {
     node = (node as Record<string, unknown>)[key]
   }
   return node
-}
-
-/** Resolves true after `ms`, false at once when aborted. */
-function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve(false)
-    const onAbort = () => {
-      clearTimeout(timer)
-      resolve(false)
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve(true)
-    }, ms)
-    signal?.addEventListener('abort', onAbort, {once: true})
-  })
 }

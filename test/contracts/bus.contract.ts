@@ -72,6 +72,20 @@ export function busContract(name: string, factory: BusFactory, options: BusContr
       return sub
     }
 
+    /** A topic whose partitions two consumers of one group (consumer-a, consumer-b) share. */
+    const twoOwners = async (partitions: number) => {
+      const topic = uniqueName('topic')
+      await bus.ensureTopics([{name: topic, partitions}])
+      const group = uniqueName('g')
+      const a = await subscribe({group, topics: [topic], consumer: 'consumer-a', visibilityTimeoutMs})
+      const b = await subscribe({group, topics: [topic], consumer: 'consumer-b', visibilityTimeoutMs})
+      await until(async () => {
+        await Promise.all([a.next(), b.next()])
+        return a.assignment().length > 0 && b.assignment().length > 0
+      }, {timeoutMs: waitTimeoutMs, message: 'both consumers own partitions'})
+      return {topic, group, a, b}
+    }
+
     beforeEach(async () => {
       const made = await factory()
       bus = made.bus
@@ -283,16 +297,8 @@ export function busContract(name: string, factory: BusFactory, options: BusContr
     }, 60_000)
 
     it('when a consumer closes, the other takes its partitions and gets its unacked messages again', async () => {
-      const topic = uniqueName('topic')
       const partitions = 4
-      await bus.ensureTopics([{name: topic, partitions}])
-      const group = uniqueName('g')
-      const a = await subscribe({group, topics: [topic], consumer: 'consumer-a', visibilityTimeoutMs})
-      const b = await subscribe({group, topics: [topic], consumer: 'consumer-b', visibilityTimeoutMs})
-      await until(async () => {
-        await Promise.all([a.next(), b.next()])
-        return a.assignment().length > 0 && b.assignment().length > 0
-      }, {timeoutMs: waitTimeoutMs, message: 'both consumers own partitions'})
+      const {topic, group, a, b} = await twoOwners(partitions)
       const keys = Array.from({length: 16}, (_, i) => `key-${i}`)
       await bus.publish(keys.flatMap((key) => messages(topic, key, 3)))
       // A takes a batch and never acks it; B keeps consuming and acking.
@@ -313,16 +319,8 @@ export function busContract(name: string, factory: BusFactory, options: BusContr
     }, 60_000)
 
     it('when a consumer stops polling without closing (a crash), the other takes over after its lease', async () => {
-      const topic = uniqueName('topic')
       const partitions = 4
-      await bus.ensureTopics([{name: topic, partitions}])
-      const group = uniqueName('g')
-      const a = await subscribe({group, topics: [topic], consumer: 'consumer-a', visibilityTimeoutMs})
-      const b = await subscribe({group, topics: [topic], consumer: 'consumer-b', visibilityTimeoutMs})
-      await until(async () => {
-        await Promise.all([a.next(), b.next()])
-        return a.assignment().length > 0 && b.assignment().length > 0
-      }, {timeoutMs: waitTimeoutMs, message: 'both consumers own partitions'})
+      const {topic, a, b} = await twoOwners(partitions)
       const keys = Array.from({length: 16}, (_, i) => `key-${i}`)
       await bus.publish(keys.flatMap((key) => messages(topic, key, 3)))
       const unackedByA = await consumeUntil(a, (all) => all.length > 0, {ack: false})
@@ -340,16 +338,8 @@ export function busContract(name: string, factory: BusFactory, options: BusContr
     }, 60_000)
 
     it('a consumer that stops fetching but beats keeps its partitions past the session timeout', async () => {
-      const topic = uniqueName('topic')
       const partitions = 4
-      await bus.ensureTopics([{name: topic, partitions}])
-      const group = uniqueName('g')
-      const a = await subscribe({group, topics: [topic], consumer: 'consumer-a', visibilityTimeoutMs})
-      const b = await subscribe({group, topics: [topic], consumer: 'consumer-b', visibilityTimeoutMs})
-      await until(async () => {
-        await Promise.all([a.next(), b.next()])
-        return a.assignment().length > 0 && b.assignment().length > 0
-      }, {timeoutMs: waitTimeoutMs, message: 'both consumers own partitions'})
+      const {a, b} = await twoOwners(partitions)
       const ownedByA = a.assignment().length
       // A holds a full buffer: it only beats, for three session timeouts, while B keeps fetching.
       const until3 = Date.now() + 3 * sessionTimeoutMs

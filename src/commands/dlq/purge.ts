@@ -1,6 +1,6 @@
-import {createInterface} from 'node:readline/promises'
 import {Flags} from '@oclif/core'
-import {BaseCommand, runtimeFlags, UserError} from '../../cli/base.js'
+import {BaseCommand, runtimeFlags} from '../../cli/base.js'
+import {confirm} from '../../cli/confirm.js'
 import {dlqFilterFlags, dlqFilterFrom} from '../../cli/dlq-flags.js'
 import {openRuntimeFromFlags} from '../../cli/runtime-flags.js'
 import type {DlqCause} from '../../ops/dlq.js'
@@ -41,7 +41,10 @@ export default class DlqPurge extends BaseCommand<typeof DlqPurge> {
         for (const c of summary.slice(0, 20)) this.log(`  ${String(c.count).padStart(6)}  ${c.group}  ${c.event_type ?? '(unparsed)'}  ${c.code}`.slice(0, 80))
       }
       if (dryRun || records.length === 0) return {dry_run: dryRun, matched: records.length, removed: 0, causes: summary}
-      if (!this.flags.yes) await this.confirm(records.length)
+      if (!this.flags.yes) {
+        const n = `${records.length} entr${records.length === 1 ? 'y' : 'ies'}`
+        await confirm(`Remove ${n} from the DLQ for good?`, {message: `Refusing to purge ${n} without confirmation`, hint: 'There is no terminal to ask on: add --yes (or --dry-run to see what would go).'})
+      }
       const removed = await runtime.store.dlq.remove(records.map((r) => r.id))
       if (!this.jsonEnabled()) this.log(`${removed} removed`)
       return {dry_run: false, matched: records.length, removed, causes: summary}
@@ -50,16 +53,4 @@ export default class DlqPurge extends BaseCommand<typeof DlqPurge> {
     }
   }
 
-  private async confirm(count: number): Promise<void> {
-    if (!process.stdin.isTTY || !process.stderr.isTTY) {
-      throw new UserError(`Refusing to purge ${count} DLQ entries without confirmation`, {code: 'CONFIRMATION_REQUIRED', hint: 'There is no terminal to ask on: add --yes (or --dry-run to see what would go).', exitCode: 2})
-    }
-    const rl = createInterface({input: process.stdin, output: process.stderr})
-    try {
-      const answer = await rl.question(`Remove ${count} entr${count === 1 ? 'y' : 'ies'} from the DLQ for good? [y/N] `)
-      if (!/^y(es)?$/i.test(answer.trim())) throw new UserError('Nothing removed', {code: 'ABORTED', exitCode: 1})
-    } finally {
-      rl.close()
-    }
-  }
 }
