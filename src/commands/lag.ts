@@ -3,6 +3,7 @@ import {BaseCommand, runtimeFlags, UserError} from '../cli/base.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
 import {formatAge, parseDuration} from '../core/duration.js'
 import {pause} from '../core/pause.js'
+import {createStyle, type Style} from '../cli/style.js'
 import type {LagRow, LagSample} from '../ops/lag.js'
 
 export interface LagResult {
@@ -103,8 +104,9 @@ Exit codes: 0 done, 1 a group over --max-lag, 2 bad usage or an unknown group.`
   }
 
   private render(rows: LagRow[], over: LagRow[], watch: boolean): void {
-    const lines = renderLag(rows)
-    if (over.length > 0) lines.push(`${over.length} group/topic backlog(s) over --max-lag ${this.flags['max-lag']}`)
+    const style = createStyle(process.stdout)
+    const lines = renderLag(rows, style)
+    if (over.length > 0) lines.push(style.bad(`${over.length} group/topic backlog(s) over --max-lag ${this.flags['max-lag']}`))
     // In place on a terminal (like watch(1)); a pipe gets one block per reading.
     if (watch && process.stdout.isTTY) process.stdout.write('\u001B[H\u001B[2J')
     this.log(lines.join('\n'))
@@ -123,17 +125,21 @@ const COLUMNS: Array<[string, number]> = [
   ['ETA', 6],
 ]
 
+const same = (s: string) => s
+const PLAIN = {ok: same, warn: same, bold: same}
 const cut = (text: string, width: number) => (text.length <= width ? text : `${text.slice(0, width - 1)}…`)
 /** Counts fit their column: 123456, then 1.2M, 3.4G. */
 const count = (n: number) => (n < 1e6 ? String(n) : n < 1e9 ? `${(n / 1e6).toFixed(1)}M` : `${(n / 1e9).toFixed(1)}G`)
 const rate = (n: number | null) => (n === null ? '-' : n >= 100 ? String(Math.round(n)) : n.toFixed(1))
 
 /** 80 columns: a line per group (its consumers), then a row per topic (and partition). */
-export function renderLag(rows: readonly LagRow[]): string[] {
+export function renderLag(rows: readonly LagRow[], style: Pick<Style, 'ok' | 'warn' | 'bold'> = PLAIN): string[] {
   if (rows.length === 0) return ['No consumer group has read from this bus yet.']
+  // Coloured after padding: escape codes take no column.
+  const paint = (i: number, cell: string, padded: string) => (i !== 6 ? padded : cell === 'growing' ? style.warn(padded) : cell === 'shrinking' ? style.ok(padded) : padded)
   const line = (cells: string[]) =>
     cells
-      .map((cell, i) => (i === 0 ? cut(cell, COLUMNS[i][1]).padEnd(COLUMNS[i][1]) : cut(cell, COLUMNS[i][1]).padStart(COLUMNS[i][1])))
+      .map((cell, i) => paint(i, cell, i === 0 ? cut(cell, COLUMNS[i][1]).padEnd(COLUMNS[i][1]) : cut(cell, COLUMNS[i][1]).padStart(COLUMNS[i][1])))
       .join(' ')
       .trimEnd()
   const out = [line(COLUMNS.map(([name]) => name))]
@@ -142,7 +148,7 @@ export function renderLag(rows: readonly LagRow[]): string[] {
     if (row.group !== group) {
       group = row.group
       const idle = row.idleMs === null ? '' : `, least idle ${formatAge(row.idleMs)}`
-      out.push(cut(`${row.group} (${row.consumers.length} consumer${row.consumers.length === 1 ? '' : 's'}${idle})`, 79))
+      out.push(style.bold(cut(`${row.group} (${row.consumers.length} consumer${row.consumers.length === 1 ? '' : 's'}${idle})`, 79)))
     }
     const name = row.partition === null ? `  ${row.topic}` : `    p${row.partition} ${row.consumers[0] ?? '(no owner)'}`
     out.push(

@@ -8,6 +8,7 @@ import {partitionFor} from '../../src/core/partition.js'
 import {lagRows, overLimit, sampleLag, type LagSample} from '../../src/ops/lag.js'
 import {renderLag} from '../../src/commands/lag.js'
 import type {GroupStats} from '../../src/core/ports.js'
+import {createStyle, stripAnsi} from '../../src/cli/style.js'
 
 const message = (topic: string, key: string, n: number) => ({topic, key, value: `${key}-${n}`, headers: {event_id: `${key}-${n}`}})
 
@@ -60,6 +61,16 @@ describe('lag', () => {
     })
     expect(overLimit(rows, 0).map((r) => r.group)).toEqual(['a'])
     expect(overLimit(rows, 3)).toEqual([])
+  })
+
+  it('colours the trend only where colour is allowed, and the colour takes no column', () => {
+    const sample = (lag: number, acked: number): LagSample => ({at: lag === 50 ? 0 : 1000, groups: [{group: 'g', topic: 't', lag, pending: 0, oldestPendingAgeMs: null, consumers: [], partitions: [], acked}]})
+    const rows = lagRows(sample(50, 0), sample(80, 10))
+    const coloured = renderLag(rows, createStyle(process.stdout, {color: true, width: 80}))
+    const plain = renderLag(rows, createStyle(process.stdout, {color: false, width: 80}))
+    expect(coloured.join('\n')).toContain('\u001b[')
+    expect(plain.join('\n')).not.toContain('\u001b[')
+    expect(coloured.map(stripAnsi)).toEqual(plain)
   })
 
   it('renders within 80 columns, long names cut', () => {

@@ -1,6 +1,7 @@
 import {BaseCommand, runtimeFlags} from '../../cli/base.js'
 import {dlqFilterFlags, dlqFilterFrom} from '../../cli/dlq-flags.js'
 import {openRuntimeFromFlags} from '../../cli/runtime-flags.js'
+import {createStyle} from '../../cli/style.js'
 import type {DlqStats} from '../../ops/dlq.js'
 
 export default class DlqStatsCommand extends BaseCommand<typeof DlqStatsCommand> {
@@ -21,7 +22,8 @@ export default class DlqStatsCommand extends BaseCommand<typeof DlqStatsCommand>
       await runtime.close()
     }
     if (!this.jsonEnabled()) {
-      this.log(`${stats.total} entr${stats.total === 1 ? 'y' : 'ies'} (alert threshold ${stats.threshold}: ${stats.over_threshold ? 'OVER' : 'under'})`)
+      const style = createStyle(process.stdout)
+      this.log(`${stats.total} entr${stats.total === 1 ? 'y' : 'ies'} (alert threshold ${stats.threshold}: ${stats.over_threshold ? style.bad('OVER') : style.ok('under')})`)
       if (stats.total > 0) this.log(`oldest ${stats.oldest}, newest ${stats.newest}`)
       for (const [title, counts] of [['by group', stats.by_group], ['by error code', stats.by_code]] as const) {
         if (Object.keys(counts).length === 0) continue
