@@ -17,8 +17,10 @@ export interface PublishSummary {
   /** Non-blank lines read. */
   read: number
   published: number
-  /** Lines whose event_id the store already had (append is idempotent by event_id). */
+  /** Lines whose event_id the store already had with the same content (append is idempotent by event_id). */
   duplicates: number
+  /** Lines whose event_id the store already had with OTHER content (EVENT_ID_CONFLICT, exit 1). */
+  conflicts: number
   invalid: number
   /** Unpublished events left in the outbox after the drain (0 unless the bus failed). */
   outbox_pending: number
@@ -44,6 +46,7 @@ export interface PublishStreamOptions {
   batchSize: number
   /** Default eventLimits(): a line over the size limit is rejected before it is parsed. */
   limits?: EventLimits
+  /** A bad line, or (code EVENT_ID_CONFLICT) an event_id the store holds with other content. */
   onInvalid: (error: ErrorContract, line: number) => void | Promise<void>
 }
 
@@ -52,9 +55,9 @@ export interface PublishStreamOptions {
  * "causation_id"]} whose envelope is filled in. Valid lines are published in batches of `batchSize`
  * (store.append + outbox -> relay -> bus); memory holds one batch.
  */
-export async function publishNdjson(options: PublishStreamOptions): Promise<{read: number; published: number; duplicates: number; invalid: number}> {
+export async function publishNdjson(options: PublishStreamOptions): Promise<{read: number; published: number; duplicates: number; conflicts: number; invalid: number}> {
   const {publisher, onInvalid} = options
-  const totals = {read: 0, published: 0, duplicates: 0, invalid: 0}
+  const totals = {read: 0, published: 0, duplicates: 0, conflicts: 0, invalid: 0}
   let batch: EventEnvelope[] = []
   let lines: number[] = []
 
@@ -75,6 +78,14 @@ export async function publishNdjson(options: PublishStreamOptions): Promise<{rea
     totals.published += count(result.accepted)
     totals.duplicates += count(result.duplicates)
     for (const rejected of result.rejected ?? []) await invalid(asContract(rejected.error), lineNumbers[rejected.index] ?? 0)
+    for (const conflict of result.conflicts ?? []) {
+      totals.conflicts++
+      const contract = asContract(conflict.error)
+      const line = lineNumbers[conflict.index] ?? 0
+      contract.error.details = {...contract.error.details, line}
+      const pending = onInvalid(contract, line)
+      if (pending) await pending
+    }
   }
 
   // Lines are read and checked (UTF-8, size) by the shared NDJSON reader; the validator does the rest.
@@ -126,13 +137,13 @@ export default class Publish extends BaseCommand<typeof Publish> {
   static override description = `Reads FILE (or stdin when FILE is "-" or absent) line by line and publishes in batches. Each line is either
   - a full envelope (event_id, event_type, event_version, timestamp, source_service, payload, trace_id, correlation_id, causation_id, producer_id, metadata), or
   - a draft: {"event_type": "...", "payload": {...}} with optional "correlation_id" and "causation_id"; tektree fills in the rest of the envelope (new event_id, timestamp, trace, producer, metadata.aggregate_id from the partition key).
-Each line is validated against the catalog (envelope and payload schema; aliases accepted). Valid events are appended to the store (idempotent by event_id: a known event_id counts as a duplicate) and reach the bus through the outbox relay, which is drained before the command exits. Blank lines are skipped.
+Each line is validated against the catalog (envelope and payload schema; aliases accepted). Valid events are appended to the store (idempotent by event_id: a known event_id with the same content counts as a duplicate; with other content it is a conflict, EVENT_ID_CONFLICT, and is not published) and reach the bus through the outbox relay, which is drained before the command exits. Blank lines are skipped.
 
-Each bad line prints its error contract ({"error": {"code", "message", "details"}}, the platform's error format, with details.line) on stderr; with --json, stdout gets one summary {read, published, duplicates, invalid, errors} instead.
+Each bad line prints its error contract ({"error": {"code", "message", "details"}}, the platform's error format, with details.line) on stderr; with --json, stdout gets one summary {read, published, duplicates, conflicts, invalid, errors} instead.
 
 Runtime: --bus-url / --store-url, else the embedded runtime in .tektree: the store file, and the redis-server of \`tektree up\` (or of another command running in this directory, such as \`tektree services\`), else a redis-server started for this command, whose data stays in .tektree/redis. publish runs no service: events published while no \`tektree services\` runs wait on the bus and in the store until one does, and publish says so. With --in-process the events live only as long as this command and no consumer sees them.
 
-Exit codes: 0 every line published (or a duplicate), 1 a line was invalid or rejected, 2 a usage error (no such file, bad catalog, unreachable server).`
+Exit codes: 0 every line published (or a duplicate), 1 a line was invalid, rejected or a conflict, 2 a usage error (no such file, bad catalog, unreachable server).`
   static override enableJsonFlag = true
   static override examples = [
     '<%= config.bin %> <%= command.id %> events.ndjson',
@@ -201,7 +212,8 @@ Exit codes: 0 every line published (or a duplicate), 1 a line was invalid or rej
       if (!json) {
         const where = summary.runtime.bus.origin === 'in-process' ? ' (in-process: gone when this command ends)' : ` to ${summary.runtime.bus.kind} ${summary.runtime.bus.location}`
         process.stderr.write(
-          `${summary.published} published${where}, ${summary.duplicates} duplicate${summary.duplicates === 1 ? '' : 's'}, ${summary.invalid} invalid of ${summary.read} lines` +
+          `${summary.published} published${where}, ${summary.duplicates} duplicate${summary.duplicates === 1 ? '' : 's'}, ` +
+            `${summary.conflicts > 0 ? `${summary.conflicts} conflict${summary.conflicts === 1 ? '' : 's'}, ` : ''}${summary.invalid} invalid of ${summary.read} lines` +
             `${summary.outbox_pending > 0 ? `; ${summary.outbox_pending} still in the outbox` : ''}\n`,
         )
       }
@@ -211,7 +223,7 @@ Exit codes: 0 every line published (or a duplicate), 1 a line was invalid or rej
         const where = bus.dataDir ? relative(process.cwd(), dirname(bus.dataDir)) || '.' : 'the data dir'
         process.stderr.write(`No services run here: the events wait in ${where} until \`tektree services\` processes them.\n`)
       }
-      if (summary.invalid > 0 || summary.outbox_pending > 0) process.exitCode = 1
+      if (summary.invalid > 0 || summary.conflicts > 0 || summary.outbox_pending > 0) process.exitCode = 1
       return summary
     } finally {
       await runtime.close()

@@ -40,3 +40,25 @@ export interface ErrorContract {
 export function errorContract(code: string, message: string, details: Record<string, unknown> = {}): ErrorContract {
   return {error: {code, message, details}}
 }
+
+/**
+ * JSON text with object keys sorted at every level (undefined members left out, as JSON.stringify
+ * leaves them out): two envelopes with the same content give the same text whatever their key order.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null'
+  if (Array.isArray(value)) return `[${value.map((item) => (item === undefined ? 'null' : canonicalJson(item))).join(',')}]`
+  const record = value as Record<string, unknown>
+  const parts: string[] = []
+  for (const key of Object.keys(record).sort()) {
+    const item = record[key]
+    if (item === undefined || typeof item === 'function' || typeof item === 'symbol') continue
+    parts.push(`${JSON.stringify(key)}:${canonicalJson(item)}`)
+  }
+  return `{${parts.join(',')}}`
+}
+
+/** Whether two envelopes carry the same content (an event_id seen again with other content is a conflict). */
+export function sameEnvelope(a: unknown, b: unknown): boolean {
+  return canonicalJson(a) === canonicalJson(b)
+}

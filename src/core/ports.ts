@@ -180,8 +180,13 @@ export interface EventQuery {
 
 export interface AppendResult {
   inserted: number
-  /** event_ids already present (append is idempotent by event_id). */
+  /** event_ids already present with the same content (append is idempotent by event_id). */
   duplicates: string[]
+  /**
+   * event_ids already present with OTHER content (canonical JSON of the envelope differs): not
+   * appended, as duplicates are not, but a producer reusing an id for another event is a bug to report.
+   */
+  conflicts: string[]
 }
 
 export interface EventStore {

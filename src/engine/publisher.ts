@@ -7,7 +7,7 @@
 import {randomUUID} from 'node:crypto'
 import type {Catalog, CatalogEvent} from '../catalog/types.js'
 import type {EventValidator} from '../catalog/validate.js'
-import {errorContract, type ErrorContract, type EventEnvelope, type EventMetadata} from '../core/envelope.js'
+import {errorContract, sameEnvelope, type ErrorContract, type EventEnvelope, type EventMetadata} from '../core/envelope.js'
 import {RuntimeError} from '../core/errors.js'
 import {newTraceId} from '../core/event-id.js'
 import type {RuntimeMetrics} from '../core/metrics.js'
@@ -47,8 +47,13 @@ export interface PublishRejection {
 export interface PublishResult {
   /** Newly appended (and so headed for the bus). */
   accepted: number
-  /** event_ids the store already had (idempotent append: not published again). */
+  /** event_ids the store already had with the same content (idempotent append: not published again). */
   duplicates: string[]
+  /**
+   * Events whose event_id the store already had with OTHER content (error code EVENT_ID_CONFLICT):
+   * not appended; the producer reused an id for another event, which a plain duplicate count would hide.
+   */
+  conflicts: PublishRejection[]
   rejected: PublishRejection[]
 }
 
@@ -171,10 +176,40 @@ export function createPublisher(options: PublisherOptions): Publisher {
 
   const publish = async (events: readonly EventEnvelope[], publishOptions: PublishOptions = {}): Promise<PublishResult> => {
     const {valid, rejected} = prepare(events, publishOptions)
-    if (valid.length === 0) return {accepted: 0, duplicates: [], rejected}
+    if (valid.length === 0) return {accepted: 0, duplicates: [], conflicts: [], rejected}
     const result = await store.events.append(valid)
     if (result.inserted > 0) relay?.kick()
-    return {accepted: result.inserted, duplicates: result.duplicates, rejected}
+    const conflicts = result.conflicts.length > 0 ? await conflictsOf(events, new Set(result.conflicts), publishOptions) : []
+    return {accepted: result.inserted, duplicates: result.duplicates, conflicts, rejected}
+  }
+
+  /**
+   * Which of the given events differ from what the store holds under their event_id, by index (an
+   * id used twice in one batch: the first was stored, only the one that differs is the conflict).
+   */
+  const conflictsOf = async (events: readonly EventEnvelope[], ids: ReadonlySet<string>, publishOptions: PublishOptions): Promise<PublishRejection[]> => {
+    const stored = new Map<string, EventEnvelope | null>()
+    for (const id of ids) stored.set(id, await store.events.get(id))
+    const out: PublishRejection[] = []
+    const prepared = new Map<number, EventEnvelope>()
+    for (const [i, event] of events.entries()) if (ids.has(event?.event_id)) prepared.set(i, event)
+    for (const [index, event] of prepared) {
+      const held = stored.get(event.event_id)
+      // Compared as prepare() left it (aggregate metadata filled in), as the store compared it.
+      const candidate = prepare([event], publishOptions).valid[0] ?? event
+      if (held && (sameEnvelope(held, candidate) || sameEnvelope(held, event))) continue
+      out.push({
+        index,
+        event_id: event.event_id,
+        event_type: event.event_type,
+        error: errorContract(
+          'EVENT_ID_CONFLICT',
+          `event_id ${event.event_id} is already in the store with other content: not published (an event_id names one event; give this one a new id)`,
+          {event_id: event.event_id, event_type: event.event_type},
+        ),
+      })
+    }
+    return out
   }
 
   return {producerId, draft, publish, prepare, kick: () => relay?.kick()}

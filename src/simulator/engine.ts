@@ -95,7 +95,8 @@ export async function openEngine(options: EngineOptions): Promise<SimEngine> {
         return {
           accepted: result.accepted,
           duplicates: result.duplicates.length,
-          rejected: result.rejected.map((r) => ({eventId: r.event_id, type: r.event_type, message: r.error.error.message})),
+          // An id reused for other content is refused, like an invalid event.
+          rejected: [...result.rejected, ...result.conflicts].map((r) => ({eventId: r.event_id, type: r.event_type, message: r.error.error.message})),
         }
       },
       toBusMessage: (envelope) => toOutgoingMessage(catalog, envelope, Date.now()),

@@ -129,6 +129,29 @@ describe('tektree publish --in-process', () => {
     expect(bad.stderr).toMatch(/1 published .*0 duplicates, 1 invalid of 2 lines/)
   })
 
+  it('an event_id seen again with other content is a conflict, reported on its line (exit 1); the same content is a duplicate', async () => {
+    const first = registered('ada_lovelace')
+    const reused = {...registered('grace_hopper'), event_id: first.event_id, correlation_id: first.event_id}
+    const input = file('conflict', [
+      JSON.stringify(first), // 1 published
+      JSON.stringify(first), // 2 duplicate (same content)
+      JSON.stringify(reused), // 3 conflict: same event_id, another user
+      JSON.stringify(registered('alan_turing')), // 4 published
+    ])
+    const {exitCode, stdout} = await publish(input, '--in-process', '--json', '--batch-size', '1')
+    expect(exitCode).toBe(1)
+    const summary = JSON.parse(stdout) as PublishSummary
+    expect(summary).toMatchObject({read: 4, published: 2, duplicates: 1, conflicts: 1, invalid: 0, outbox_pending: 0})
+    expect(summary.errors).toHaveLength(1)
+    expect(summary.errors[0].error).toMatchObject({code: 'EVENT_ID_CONFLICT', details: {line: 3, event_id: first.event_id}})
+
+    // Within one batch too, and without --json the contract and the count go to stderr.
+    const human = await publish(file('conflict-batch', [JSON.stringify(first), JSON.stringify({...reused, timestamp: new Date(0).toISOString()})]), '--in-process')
+    expect(human.exitCode).toBe(1)
+    expect(human.stderr).toMatch(/"code":"EVENT_ID_CONFLICT".*"line":2/)
+    expect(human.stderr).toMatch(/1 published .*0 duplicates, 1 conflict, 0 invalid of 2 lines/)
+  })
+
   it('a missing file is a usage error (exit 2)', async () => {
     const {exitCode, stderr} = await publish(join(dir, 'missing.ndjson'), '--in-process')
     expect(exitCode).toBe(2)
@@ -153,7 +176,7 @@ describe('publishNdjson', () => {
         invalid.push([error.error.code, line])
       },
     })
-    expect(totals).toEqual({read: 6, published: 5, duplicates: 0, invalid: 1})
+    expect(totals).toEqual({read: 6, published: 5, duplicates: 0, conflicts: 0, invalid: 1})
     expect(invalid.map(([, line]) => line)).toEqual([4])
     expect(await store.events.count()).toBe(5)
     expect(await store.outbox.pending()).toBe(5) // no relay here: the outbox keeps them for one

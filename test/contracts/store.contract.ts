@@ -65,7 +65,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
       it('append is idempotent by event_id and reports duplicates', async () => {
         const a = makeEvent()
         const b = makeEvent()
-        expect(await store.events.append([a, b])).toEqual({inserted: 2, duplicates: []})
+        expect(await store.events.append([a, b])).toEqual({inserted: 2, duplicates: [], conflicts: []})
         const c = makeEvent()
         const result = await store.events.append([b, c, a])
         expect(result.inserted).toBe(1)
@@ -80,6 +80,28 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect(result.inserted).toBe(1)
         expect(result.duplicates).toEqual([a.event_id])
         expect(await store.events.count()).toBe(1)
+      })
+
+      it('an event_id appended again with other content is a conflict, not a duplicate, and the first stays', async () => {
+        const a = makeEvent({payload: {question_id: 'q1', score: 1}})
+        const b = makeEvent()
+        await store.events.append([a, b])
+        // Same content with its keys in another order is still a duplicate (canonical comparison).
+        const reordered = Object.fromEntries(Object.entries(a).reverse()) as unknown as EventEnvelope
+        const changed = {...a, payload: {question_id: 'q1', score: 2}}
+        const result = await store.events.append([reordered, changed, {...b, timestamp: at(99)}])
+        expect(result.inserted).toBe(0)
+        expect(result.duplicates).toEqual([a.event_id])
+        expect([...result.conflicts].sort()).toEqual([a.event_id, b.event_id].sort())
+        expect(await store.events.get(a.event_id)).toEqual(a)
+        expect(await store.events.count()).toBe(2)
+      })
+
+      it('inside one batch, a second use of an event_id with other content is a conflict', async () => {
+        const a = makeEvent()
+        const result = await store.events.append([a, {...a, source_service: 'someone-else'}])
+        expect(result).toEqual({inserted: 1, duplicates: [], conflicts: [a.event_id]})
+        expect(await store.events.get(a.event_id)).toEqual(a)
       })
 
       it('get returns the envelope as appended, or null', async () => {

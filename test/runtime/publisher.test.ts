@@ -104,9 +104,21 @@ describe('publisher.publish', () => {
     await publisher.publish([event])
     await store.outbox.markPublished([event.event_id])
     const again = await publisher.publish([event])
-    expect(again).toEqual({accepted: 0, duplicates: [event.event_id], rejected: []})
+    expect(again).toEqual({accepted: 0, duplicates: [event.event_id], conflicts: [], rejected: []})
     expect(await store.outbox.pending()).toBe(0)
     expect(kicks()).toBe(1)
+  })
+
+  it('an event_id re-published with other content is a conflict (EVENT_ID_CONFLICT, by index), not a duplicate', async () => {
+    const {catalog, publisher, store} = await setup()
+    const event = publisher.draft('user.registered', exampleEvent(catalog, 'user.registered', {seed: 1}).payload)
+    await publisher.publish([event])
+    const other = {...event, payload: {...event.payload, username: 'someone_else'}}
+    const result = await publisher.publish([event, other])
+    expect(result.accepted).toBe(0)
+    expect(result.duplicates).toEqual([event.event_id])
+    expect(result.conflicts.map((c) => [c.index, c.event_id, c.error.error.code])).toEqual([[1, event.event_id, 'EVENT_ID_CONFLICT']])
+    expect(await store.events.get(event.event_id)).toEqual(event)
   })
 
   it('fills a missing aggregate id, and normalizes an alias type when validating', async () => {

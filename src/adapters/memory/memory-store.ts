@@ -5,7 +5,7 @@
  *
  * Stored envelopes are copies of what was appended; what reads return is shared: treat it as read-only.
  */
-import type {EventEnvelope} from '../../core/envelope.js'
+import {sameEnvelope, type EventEnvelope} from '../../core/envelope.js'
 import type {
   AppendResult,
   CommitResult,
@@ -231,9 +231,12 @@ export class MemoryStore implements Store {
     this.check()
     let inserted = 0
     const duplicates: string[] = []
+    const conflicts: string[] = []
     for (const original of events) {
-      if (this.byId.has(original.event_id)) {
-        duplicates.push(original.event_id)
+      const known = this.byId.get(original.event_id)
+      if (known !== undefined) {
+        if (sameEnvelope(this.log[known], original)) duplicates.push(original.event_id)
+        else conflicts.push(original.event_id)
         continue
       }
       const event = copyData(original)
@@ -247,7 +250,7 @@ export class MemoryStore implements Store {
       this.unpublished.set(event.event_id, {position, leaseUntil: 0, owner: null})
       inserted++
     }
-    return {inserted, duplicates}
+    return {inserted, duplicates, conflicts}
   }
 
   /** The log positions a query may match, in append order, and a predicate for the rest. */

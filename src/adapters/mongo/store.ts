@@ -19,7 +19,7 @@
  */
 import {randomUUID} from 'node:crypto'
 import {BSON, MongoClient, type Collection, type Db, type Document, type Filter, type UpdateFilter} from 'mongodb'
-import type {EventEnvelope} from '../../core/envelope.js'
+import {sameEnvelope, type EventEnvelope} from '../../core/envelope.js'
 import {RuntimeError} from '../../core/errors.js'
 import type {
   AppendResult,
@@ -311,7 +311,7 @@ export class MongoStore implements Store {
   }
 
   private async append(events: readonly EventEnvelope[]): Promise<AppendResult> {
-    if (events.length === 0) return {inserted: 0, duplicates: []}
+    if (events.length === 0) return {inserted: 0, duplicates: [], conflicts: []}
     const appendedAt = this.now()
     const docs: EventDoc[] = events.map((event) => {
       const ts = Date.parse(event.timestamp)
@@ -330,14 +330,26 @@ export class MongoStore implements Store {
     })
     try {
       await this.eventsCollection.insertMany(docs, {ordered: false})
-      return {inserted: docs.length, duplicates: []}
+      return {inserted: docs.length, duplicates: [], conflicts: []}
     } catch (error) {
       tooLargeForBson(docs, error)
       const writeErrors = bulkWriteErrors(error)
       if (writeErrors === null || writeErrors.some((e) => e.code !== DUPLICATE_KEY)) throw error
-      const duplicates = writeErrors.map((e) => docs[e.index]._id)
+      const known = writeErrors.map((e) => events[e.index])
       // Counted from the errors: the inserted count some servers report with errors is unreliable.
-      return {inserted: docs.length - duplicates.length, duplicates}
+      const inserted = docs.length - known.length
+      // What the store holds for each, to tell a true duplicate from an id reused for other content.
+      const stored = new Map<string, EventEnvelope>()
+      const found = this.eventsCollection.find({_id: {$in: [...new Set(known.map((e) => e.event_id))]}}, {projection: EVENT_PROJECTION})
+      for await (const doc of found) stored.set(String(doc.event_id), doc as unknown as EventEnvelope)
+      const duplicates: string[] = []
+      const conflicts: string[] = []
+      for (const event of known) {
+        const held = stored.get(event.event_id)
+        if (held && !sameEnvelope(held, event)) conflicts.push(event.event_id)
+        else duplicates.push(event.event_id)
+      }
+      return {inserted, duplicates, conflicts}
     }
   }
 

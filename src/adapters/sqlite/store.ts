@@ -24,7 +24,7 @@
 import {statSync} from 'node:fs'
 import {dirname, resolve} from 'node:path'
 import Database from 'better-sqlite3'
-import type {EventEnvelope} from '../../core/envelope.js'
+import {sameEnvelope, type EventEnvelope} from '../../core/envelope.js'
 import type {
   AppendResult,
   CommitResult,
@@ -467,11 +467,13 @@ export class SqliteStore implements Store {
     this.appendTx = immediate(db, (rows: readonly EventRow[]) => {
       let inserted = 0
       const duplicates: string[] = []
+      const conflicts: string[] = []
       for (const row of rows) {
         if (this.insertRow(row)) inserted++
-        else duplicates.push(row.id)
+        else if (sameEnvelope(JSON.parse(this.selectEnvelope.get(row.id) as string), JSON.parse(row.json))) duplicates.push(row.id)
+        else conflicts.push(row.id)
       }
-      return {inserted, duplicates}
+      return {inserted, duplicates, conflicts}
     })
     this.claimTx = immediate(db, (owner: string, limit: number, leaseMs: number) => {
       const now = this.now()
@@ -494,7 +496,7 @@ export class SqliteStore implements Store {
       append: async (events) => {
         if (events.length === 0) {
           this.check()
-          return {inserted: 0, duplicates: []}
+          return {inserted: 0, duplicates: [], conflicts: []}
         }
         // Serialized before the transaction: the write lock is held for the inserts only.
         const rows = events.map(eventRow)
