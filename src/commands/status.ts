@@ -64,6 +64,7 @@ export function renderStatus(s: StatusResult, style: Style, bin = 'tektree'): st
       const facts = [p.version, p.size_bytes !== undefined ? formatSize(p.size_bytes) : undefined, p.events !== undefined ? `${p.events} events` : undefined].filter(Boolean)
       say(`${p.path}${health}${facts.length > 0 ? ` (${facts.join(', ')})` : ''}`, `  ${label} `, detail)
       if (p.error) say(p.error, detail)
+      if (p.quarantined) say(`${style.warn(`${p.quarantined} QUARANTINED`)}: event(s) the bus refused, set aside out of the outbox`, detail)
       if (p.state === 'running' && p.mode === 'file') say('the store file every command in this directory shares', detail)
       return
     }

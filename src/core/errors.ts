@@ -33,6 +33,17 @@ export class NonRetryableError extends RuntimeError {
   }
 }
 
+/**
+ * A bus refuses a message for a topic it does not have (never ensured): retrying cannot help, so the
+ * outbox relay counts it against the event and quarantines it after a few attempts.
+ */
+export class UnknownTopicError extends NonRetryableError {
+  constructor(topic: string) {
+    super(`Unknown topic "${topic}": call ensureTopics() first`, {code: 'UNKNOWN_TOPIC', details: {topic}})
+    this.name = 'UnknownTopicError'
+  }
+}
+
 /** drain() ran out of time with events still in the outbox. */
 export class DrainTimeoutError extends RuntimeError {
   constructor(pending: number, timeoutMs: number) {

@@ -143,7 +143,11 @@ export interface Bus {
   /** "memory" | "redis" | "kafka" */
   readonly kind: string
   ensureTopics(specs: readonly TopicSpec[]): Promise<void>
-  /** Returns the transport ids, in order. Batches are pipelined; a batch is not atomic. */
+  /**
+   * Returns the transport ids, in order. Batches are pipelined; a batch is not atomic. A batch naming
+   * a topic never ensured is refused whole, before anything is written, with an error marked
+   * `retriable: false` (UnknownTopicError): the outbox relay tells that from a bus that is down.
+   */
   publish(messages: readonly OutgoingMessage[]): Promise<string[]>
   subscribe(options: SubscribeOptions): Promise<Subscription>
   stats(filter?: {group?: string; topic?: string}): Promise<GroupStats[]>
@@ -198,12 +202,40 @@ export interface EventStore {
   count(query?: EventQuery): Promise<number>
 }
 
+/** Why the relay gave up on an event: given to Outbox.quarantine. */
+export interface QuarantineEntry {
+  event_id: string
+  /** The last failure's error contract. */
+  error: ErrorContract
+  attempts: number
+  first_failure_at: string
+  last_failure_at: string
+}
+
+/** An outbox entry the relay could not publish, set aside (the outbox's DLQ). */
+export interface QuarantineRecord extends QuarantineEntry {
+  event_type: string
+  quarantined_at: string
+  envelope: EventEnvelope
+}
+
 export interface Outbox {
   /** Leases up to `limit` unpublished events, oldest first, for `leaseMs`; others cannot claim them meanwhile. */
   claim(options: {owner: string; limit: number; leaseMs: number}): Promise<EventEnvelope[]>
   markPublished(eventIds: readonly string[]): Promise<void>
-  /** Unpublished events (claimed or not). */
+  /** Unpublished events (claimed or not); quarantined ones are not counted. */
   pending(): Promise<number>
+  /**
+   * Takes unpublished events out of the outbox with why they could not be published: no claim
+   * returns them and pending() leaves them out until release(). Events already published (or not
+   * there) are skipped; returns how many were quarantined.
+   */
+  quarantine(entries: readonly QuarantineEntry[]): Promise<number>
+  /** Quarantined events, in append order. */
+  quarantined(filter?: {limit?: number}): Promise<QuarantineRecord[]>
+  countQuarantined(): Promise<number>
+  /** Puts quarantined events back into the outbox (to be claimed again); returns how many. */
+  release(eventIds: readonly string[]): Promise<number>
 }
 
 /** Seed 002's IdempotencyKeyStore, with an atomic claim. */

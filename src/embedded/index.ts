@@ -666,6 +666,8 @@ export interface PartStatus {
   path?: string
   size_bytes?: number
   events?: number
+  /** SQLite: outbox entries the relay gave up on (the bus refused them), set aside until released. */
+  quarantined?: number
   error?: string
   /** What commands do for this part, and how to get the real one where it is not. */
   note?: string
@@ -710,6 +712,7 @@ async function storeFileStatus(path: string, mode: PartStatus['mode']): Promise<
     const store = await createSqliteStore({path, busyTimeoutMs: 2_000})
     try {
       status.events = await store.events.count()
+      status.quarantined = await store.outbox.countQuarantined()
     } finally {
       await store.close()
     }

@@ -14,13 +14,22 @@
  * a claim skips any aggregate another relay holds a live lease on, so its later events cannot race
  * the earlier ones to the bus (on a standalone mongod two claims at the same instant still can).
  *
+ * An event the bus refuses for itself (an error marked `retriable: false`, e.g. a topic the bus does
+ * not have) must not hold every later event back: the relay then publishes the batch one event at a
+ * time, charges an attempt to each refused event and, after maxAttempts, quarantines it in the store
+ * (Outbox.quarantine: out of the outbox, with its error contract, attempts, first and last failure;
+ * release() puts it back). While a refused event is being retried, later events of the same partition
+ * key wait behind it, so an aggregate's order holds; once it is quarantined they go on (the alternative,
+ * quarantining every later event of that aggregate for ever, turns one bad event into a stuck user).
+ * A bus that is down (any other error) is never charged to the events: the batch waits and retries.
+ *
  * Idle, it waits for kick() (the publisher calls it after every append) or pollMs: no busy loop.
  */
 import type {Catalog} from '../catalog/types.js'
-import type {EventEnvelope} from '../core/envelope.js'
-import {DrainTimeoutError} from '../core/errors.js'
+import {errorContract, type ErrorContract, type EventEnvelope} from '../core/envelope.js'
+import {DrainTimeoutError, isNonRetryable} from '../core/errors.js'
 import type {RuntimeMetrics} from '../core/metrics.js'
-import type {Bus, Clock, OutgoingMessage, Store} from '../core/ports.js'
+import type {Bus, Clock, OutgoingMessage, QuarantineEntry, Store} from '../core/ports.js'
 
 export interface OutboxRelayOptions {
   store: Store
@@ -40,6 +49,10 @@ export interface OutboxRelayOptions {
   onError?: (error: unknown) => void
   /** Each batch once the bus has accepted it (the simulator redelivers from these). */
   onPublished?: (events: readonly EventEnvelope[]) => void
+  /** Attempts at an event the bus refuses (not retriable) before it is quarantined (default 5). */
+  maxAttempts?: number
+  /** Events quarantined, as they are. */
+  onQuarantined?: (entries: readonly QuarantineEntry[]) => void
 }
 
 export interface RelayStats {
@@ -52,6 +65,8 @@ export interface RelayStats {
   lastError: string | null
   /** Events held after a failed publish, waiting for the next attempt. */
   held: number
+  /** Events this relay quarantined (the bus refused them maxAttempts times). */
+  quarantined: number
 }
 
 export interface OutboxRelay {
@@ -83,6 +98,14 @@ const sleepReal = (ms: number, signal?: AbortSignal): Promise<void> =>
     signal?.addEventListener('abort', done, {once: true})
   })
 
+const isReported = (error: unknown) => (error as {reported?: unknown} | null)?.reported === true
+
+function contractOf(error: unknown): ErrorContract {
+  const own = (error as {toContract?: () => ErrorContract} | null)?.toContract?.()
+  if (own) return own
+  return errorContract('PUBLISH_REFUSED', error instanceof Error ? error.message : String(error))
+}
+
 export function toOutgoingMessage(catalog: Catalog, event: EventEnvelope, publishedAt: number): OutgoingMessage {
   const definition = catalog.get(event.event_type)
   return {
@@ -100,6 +123,9 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const pollMs = options.pollMs ?? 25
   const leaseMs = options.leaseMs ?? 10_000
   const maxBackoffMs = options.maxBackoffMs ?? 2_000
+  const maxAttempts = Math.max(1, options.maxAttempts ?? 5)
+  /** Refused events still being retried: attempts so far, by event_id. */
+  const refusals = new Map<string, {attempts: number; first: string; last: string; error: ErrorContract}>()
   const now = options.clock ? () => options.clock!.now() : Date.now
 
   let running = false
@@ -112,7 +138,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   let topicsReady = false
   let cycle: Promise<number> | null = null
   const cycleWaiters = new Set<() => void>()
-  const stats: RelayStats = {running: false, published: 0, batches: 0, errors: 0, consecutiveErrors: 0, lastError: null, held: 0}
+  const stats: RelayStats = {running: false, published: 0, batches: 0, errors: 0, consecutiveErrors: 0, lastError: null, held: 0, quarantined: 0}
 
   const report = (error: unknown) => {
     stats.errors++
@@ -137,22 +163,91 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     const publishedAt = Date.now()
     const messages = new Array<OutgoingMessage>(batch.length)
     for (let i = 0; i < batch.length; i++) messages[i] = toOutgoingMessage(catalog, batch[i], publishedAt)
-    await bus.publish(messages)
+    try {
+      await bus.publish(messages)
+    } catch (error) {
+      if (!isNonRetryable(error)) throw error
+      return isolate(batch, messages)
+    }
     // The bus has them: from here a failure only risks a duplicate, never a loss.
     held = []
-    options.onPublished?.(batch)
     stats.held = 0
-    const ids = new Array<string>(batch.length)
-    for (let i = 0; i < batch.length; i++) ids[i] = batch[i].event_id
+    await published(batch)
+    return batch.length
+  }
+
+  const published = async (events: readonly EventEnvelope[]) => {
+    options.onPublished?.(events)
+    const ids = new Array<string>(events.length)
+    for (let i = 0; i < events.length; i++) ids[i] = events[i].event_id
     await store.outbox.markPublished(ids)
-    stats.published += batch.length
+    for (const id of ids) refusals.delete(id)
+    stats.published += events.length
     stats.batches++
     stats.consecutiveErrors = 0
     if (metrics) {
       const at = now()
-      for (const event of batch) metrics.published(event.event_type, 1, at - Date.parse(event.timestamp))
+      for (const event of events) metrics.published(event.event_type, 1, at - Date.parse(event.timestamp))
     }
-    return batch.length
+  }
+
+  /**
+   * The bus refused something in the batch for good: one event at a time, so the others go out.
+   * A refused event is charged an attempt (and reported once per attempt); later events of its
+   * partition key wait behind it; after maxAttempts it is quarantined and they go on.
+   */
+  const isolate = async (batch: readonly EventEnvelope[], messages: readonly OutgoingMessage[]): Promise<number> => {
+    const sent: EventEnvelope[] = []
+    const waiting: EventEnvelope[] = []
+    const quarantine: QuarantineEntry[] = []
+    const blocked = new Set<string>()
+    let busDown: unknown = null
+    for (let i = 0; i < batch.length; i++) {
+      const event = batch[i]
+      const slot = `${messages[i].topic}\u0000${messages[i].key}`
+      if (busDown !== null || blocked.has(slot)) {
+        waiting.push(event)
+        continue
+      }
+      try {
+        await bus.publish([messages[i]])
+        sent.push(event)
+      } catch (error) {
+        if (!isNonRetryable(error)) {
+          busDown = error
+          waiting.push(event)
+          continue
+        }
+        report(error)
+        const at = new Date().toISOString()
+        const contract = contractOf(error)
+        const seen = refusals.get(event.event_id)
+        const entry = {attempts: (seen?.attempts ?? 0) + 1, first: seen?.first ?? at, last: at, error: contract}
+        if (entry.attempts >= maxAttempts) {
+          refusals.delete(event.event_id)
+          quarantine.push({event_id: event.event_id, error: contract, attempts: entry.attempts, first_failure_at: entry.first, last_failure_at: at})
+        } else {
+          refusals.set(event.event_id, entry)
+          blocked.add(slot)
+          waiting.push(event)
+        }
+      }
+    }
+    held = waiting
+    stats.held = waiting.length
+    if (sent.length > 0) await published(sent)
+    if (quarantine.length > 0) {
+      stats.quarantined += await store.outbox.quarantine(quarantine)
+      try {
+        options.onQuarantined?.(quarantine)
+      } catch {
+        // A listener's failure must not stop the relay.
+      }
+    }
+    if (busDown !== null) throw busDown
+    // Refused events wait for their next attempt after a backoff; each refusal was reported above.
+    if (waiting.length > 0) throw Object.assign(new Error(`${waiting.length} event(s) held back behind a refused event`), {reported: true})
+    return sent.length
   }
 
   /** Cycles never overlap (the loop and drain() may both ask for one). */
@@ -192,7 +287,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         kicked = false
         published = await flush()
       } catch (error) {
-        report(error)
+        if (!isReported(error)) report(error)
         const backoff = Math.min(maxBackoffMs, pollMs * 2 ** Math.min(stats.consecutiveErrors, 16))
         await sleepReal(backoff, stopController.signal)
         continue
@@ -258,7 +353,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
           failures = 0
           if (n === 0) await sleepReal(Math.min(left, pollMs))
         } catch (error) {
-          report(error)
+          if (!isReported(error)) report(error)
           failures++
           await sleepReal(Math.min(left, maxBackoffMs, pollMs * 2 ** Math.min(failures, 16)))
         }

@@ -23,6 +23,7 @@
  * - trim({maxLen}) keeps the newest maxLen entries of EACH partition, exactly;
  * - after close(), publish/subscribe reject; an in-flight next() settles.
  */
+import {isNonRetryable} from '../../src/core/errors.js'
 import {describe, it, expect, beforeEach, afterEach} from 'vitest'
 import type {Bus, Delivery, OutgoingMessage, Subscription} from '../../src/core/ports.js'
 import {partitionFor} from '../../src/core/partition.js'
@@ -125,6 +126,17 @@ export function busContract(name: string, factory: BusFactory, options: BusContr
       expect(read.map(valueN)).toEqual(batch.map((_, i) => i))
       expect(read[0]).toMatchObject({topic, partition, key: 'k-1', value: batch[0].value, headers: batch[0].headers})
       expect(typeof read[0].enqueuedAt).toBe('number')
+    })
+
+    it('refuses a batch naming a topic never ensured, whole and as not retriable', async () => {
+      const topic = uniqueName('topic')
+      await bus.ensureTopics([{name: topic, partitions: 1}])
+      const batch = [...messages(topic, 'k', 2), ...messages(uniqueName('nowhere'), 'k', 1)]
+      const error = await bus.publish(batch).then(() => null, (e: unknown) => e)
+      expect(error).toBeInstanceOf(Error)
+      expect(isNonRetryable(error)).toBe(true)
+      expect((error as {code?: string}).code).toBe('UNKNOWN_TOPIC')
+      expect(await bus.read(topic, 0, null, 10)).toEqual([])
     })
 
     it('keeps value bytes and headers intact (poison pills reach the consumer as sent)', async () => {

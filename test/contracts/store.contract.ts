@@ -202,6 +202,50 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect(await store.outbox.pending()).toBe(10)
       })
 
+      it('quarantine takes events out of the outbox with why; list, count, and release puts them back', async () => {
+        const events = Array.from({length: 4}, () => makeEvent())
+        await store.events.append(events)
+        const claimed = await store.outbox.claim({owner: 'relay', limit: 10, leaseMs: 60_000})
+        await store.outbox.markPublished([events[0].event_id])
+        const why = (event: EventEnvelope, attempts: number) => ({
+          event_id: event.event_id,
+          error: {error: {code: 'BUS_REFUSED', message: `Unknown topic for ${event.event_type}`, details: {topic: 'tektree.nowhere'}}},
+          attempts,
+          first_failure_at: at(1),
+          last_failure_at: at(2),
+        })
+        // An already published event and an unknown id are skipped.
+        const n = await store.outbox.quarantine([why(events[2], 5), why(events[1], 3), why(events[0], 1), why(makeEvent(), 1)])
+        expect(n).toBe(2)
+        expect(await store.outbox.pending()).toBe(1)
+        expect(await store.outbox.countQuarantined()).toBe(2)
+        expect(ids(claimed)).toEqual(ids(events))
+        // Out of the outbox: even once the lease has gone, no claim returns them.
+        await store.outbox.release([]) // a no-op
+        const list = await store.outbox.quarantined()
+        expect(list.map((r) => r.event_id)).toEqual([events[1].event_id, events[2].event_id]) // append order
+        expect(list[1]).toMatchObject({
+          event_type: events[2].event_type,
+          attempts: 5,
+          first_failure_at: at(1),
+          last_failure_at: at(2),
+          error: {error: {code: 'BUS_REFUSED', details: {topic: 'tektree.nowhere'}}},
+          envelope: events[2],
+        })
+        expect(typeof list[1].quarantined_at).toBe('string')
+        expect(await store.outbox.quarantined({limit: 1})).toHaveLength(1)
+        // Still events of the log.
+        expect(await store.events.get(events[1].event_id)).toEqual(events[1])
+
+        expect(await store.outbox.release([events[2].event_id, events[3].event_id])).toBe(1)
+        expect(await store.outbox.countQuarantined()).toBe(1)
+        expect(await store.outbox.pending()).toBe(2)
+        await store.outbox.markPublished([events[3].event_id])
+        expect(ids(await store.outbox.claim({owner: 'console', limit: 10, leaseMs: 60_000}))).toEqual([events[2].event_id])
+        // A quarantined event is never claimed, however many claims come.
+        expect(await store.outbox.claim({owner: 'console-2', limit: 10, leaseMs: 60_000})).toEqual([])
+      })
+
       it('markPublished removes events from pending', async () => {
         const events = Array.from({length: 5}, () => makeEvent())
         await store.events.append(events)

@@ -4,7 +4,7 @@ import {describe, expect, it} from 'vitest'
 import {exampleEvent} from '../../src/catalog/example.js'
 import {createValidator} from '../../src/catalog/validate.js'
 import type {EventEnvelope} from '../../src/core/envelope.js'
-import {DrainTimeoutError} from '../../src/core/errors.js'
+import {DrainTimeoutError, NonRetryableError} from '../../src/core/errors.js'
 import {createMemoryBus, createMemoryStore} from '../../src/adapters/memory/index.js'
 import {createMetrics} from '../../src/engine/metrics/index.js'
 import type {Bus, Delivery, OutgoingMessage} from '../../src/core/ports.js'
@@ -12,15 +12,20 @@ import {createPublisher} from '../../src/engine/publisher.js'
 import {createOutboxRelay} from '../../src/engine/relay.js'
 import {tektreeCatalog, until} from './consumer-harness.js'
 
-/** A bus that fails publish() while `down` is true (a Redis outage). */
+/**
+ * A bus that fails publish() while `down` is true (a Redis outage), and refuses for good (an error
+ * marked not retriable, as a bus refuses an unknown topic) any batch holding an event_id in `refuse`.
+ */
 function flakyBus(inner: Bus) {
-  const state = {down: false, attempts: 0}
+  const state = {down: false, attempts: 0, refuse: new Set<string>()}
   const bus: Bus = {
     kind: inner.kind,
     ensureTopics: (s) => inner.ensureTopics(s),
     async publish(messages: readonly OutgoingMessage[]) {
       state.attempts++
       if (state.down) throw new Error('ECONNRESET')
+      const refused = messages.find((m) => state.refuse.has(m.headers.event_id))
+      if (refused) throw new NonRetryableError(`refused ${refused.headers.event_id}`, {code: 'MESSAGE_TOO_LARGE'})
       return inner.publish(messages)
     },
     subscribe: (o) => inner.subscribe(o),
@@ -34,14 +39,23 @@ function flakyBus(inner: Bus) {
   return {bus, state}
 }
 
-async function setup(options: {batchSize?: number} = {}) {
+async function setup(options: {batchSize?: number; maxAttempts?: number} = {}) {
   const catalog = await tektreeCatalog()
   const memoryBus = createMemoryBus()
   const {bus, state} = flakyBus(memoryBus)
   const store = createMemoryStore()
   const metrics = createMetrics()
   const errors: unknown[] = []
-  const relay = createOutboxRelay({store, bus, catalog, metrics, owner: `relay-${randomUUID()}`, batchSize: options.batchSize ?? 1000, onError: (e) => errors.push(e)})
+  const relay = createOutboxRelay({
+    store,
+    bus,
+    catalog,
+    metrics,
+    owner: `relay-${randomUUID()}`,
+    batchSize: options.batchSize ?? 1000,
+    maxAttempts: options.maxAttempts,
+    onError: (e) => errors.push(e),
+  })
   const publisher = createPublisher({store, catalog, validator: createValidator(catalog), relay, producerId: 'relay-test'})
   let seed = 1
   const make = (type: string, key?: string): EventEnvelope => {
@@ -142,6 +156,86 @@ describe('outbox relay', () => {
     const ids = (await readAll('tektree.user')).map((d) => d.headers.event_id)
     expect(new Set(ids)).toEqual(new Set(events.map((e) => e.event_id)))
     expect(a.stats().published + b.stats().published).toBe(40)
+  })
+
+  it('an event for a topic the bus does not have is quarantined after maxAttempts; the events around it are published', async () => {
+    const {relay, publisher, make, readAll, store, errors} = await setup({maxAttempts: 3})
+    const before = [make('user.registered'), make('user.registered')]
+    // A type the catalog does not know goes to its domain's topic, which nobody ensured.
+    const ghost = {...make('user.registered'), event_type: 'ghost.thing.happened'}
+    const after = Array.from({length: 3}, () => make('user.registered'))
+    await store.events.append([...before, ghost, ...after])
+    relay.start()
+    await relay.drain(10_000)
+    expect((await readAll('tektree.user')).map((d) => d.headers.event_id)).toEqual([...before, ...after].map((e) => e.event_id))
+    const [record] = await store.outbox.quarantined()
+    expect(record).toMatchObject({event_id: ghost.event_id, event_type: 'ghost.thing.happened', attempts: 3, envelope: ghost})
+    expect(record.error.error).toMatchObject({code: 'UNKNOWN_TOPIC', details: {topic: 'tektree.ghost'}})
+    expect(Date.parse(record.last_failure_at)).toBeGreaterThanOrEqual(Date.parse(record.first_failure_at))
+    expect(await store.outbox.countQuarantined()).toBe(1)
+    expect(await store.outbox.pending()).toBe(0)
+    // One warning per attempt, and no more however long it runs.
+    expect(errors).toHaveLength(3)
+    expect(relay.stats()).toMatchObject({quarantined: 1, held: 0, published: 5})
+    await publisher.publish([make('user.registered')])
+    await relay.drain(5_000)
+    expect(errors).toHaveLength(3)
+    await relay.stop()
+    expect(relay.stats().running).toBe(false)
+  })
+
+  it('later events of a refused event\'s key wait behind it, other keys do not; released, it is published again', async () => {
+    const {relay, make, readAll, store, state} = await setup({maxAttempts: 4})
+    const key = randomUUID()
+    const refused = make('user.profile.updated', key)
+    const sameKey = make('user.profile.updated', key)
+    const others = [make('user.registered'), make('user.registered')]
+    state.refuse.add(refused.event_id)
+    await store.events.append([refused, others[0], sameKey, others[1]])
+    relay.start()
+    // The other keys go out while the refused event is retried; its key's later event waits.
+    await until(async () => expect((await readAll('tektree.user')).map((d) => d.headers.event_id)).toEqual(others.map((e) => e.event_id)))
+    await relay.drain(10_000)
+    // Quarantined after 4 attempts, then the event behind it went on.
+    expect((await readAll('tektree.user')).map((d) => d.headers.event_id)).toEqual([...others, sameKey].map((e) => e.event_id))
+    expect((await store.outbox.quarantined()).map((r) => [r.event_id, r.attempts, r.error.error.code])).toEqual([[refused.event_id, 4, 'MESSAGE_TOO_LARGE']])
+    // Released (the bus takes it now), it is published like any outbox entry.
+    state.refuse.clear()
+    expect(await store.outbox.release([refused.event_id])).toBe(1)
+    relay.kick()
+    await relay.drain(5_000)
+    expect((await readAll('tektree.user')).map((d) => d.headers.event_id)).toEqual([...others, sameKey, refused].map((e) => e.event_id))
+    expect(await store.outbox.countQuarantined()).toBe(0)
+    await relay.stop()
+  })
+
+  it('a refused event that the bus takes before maxAttempts keeps its key\'s order', async () => {
+    const {relay, make, readAll, store, state, errors} = await setup({maxAttempts: 100})
+    const key = randomUUID()
+    const first = make('user.profile.updated', key)
+    const second = make('user.profile.updated', key)
+    state.refuse.add(first.event_id)
+    await store.events.append([first, second])
+    relay.start()
+    await until(() => expect(errors.length).toBeGreaterThanOrEqual(2))
+    state.refuse.clear()
+    await relay.drain(10_000)
+    expect((await readAll('tektree.user')).map((d) => d.headers.event_id)).toEqual([first.event_id, second.event_id])
+    expect(await store.outbox.countQuarantined()).toBe(0)
+    await relay.stop()
+  })
+
+  it('a bus that is down is never charged to the events: nothing is quarantined, however long', async () => {
+    const {relay, publisher, make, store, state} = await setup({maxAttempts: 2})
+    state.down = true
+    relay.start()
+    await publisher.publish([make('user.registered')])
+    await until(() => expect(state.attempts).toBeGreaterThanOrEqual(5))
+    expect(await store.outbox.countQuarantined()).toBe(0)
+    state.down = false
+    await relay.drain(5_000)
+    expect(relay.stats().quarantined).toBe(0)
+    await relay.stop()
   })
 
   it('stop() finishes the current batch and leaves the rest in the outbox', async () => {

@@ -28,6 +28,7 @@ import type {
   TopicSpec,
 } from '../../core/ports.js'
 import {partitionFor} from '../../core/partition.js'
+import {UnknownTopicError} from '../../core/errors.js'
 
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve))
 
@@ -164,7 +165,7 @@ export class MemoryBus implements Bus {
 
   private topic(name: string): Topic {
     const topic = this.topicsByName.get(name)
-    if (!topic) throw new Error(`Unknown topic "${name}": call ensureTopics() first`)
+    if (!topic) throw new UnknownTopicError(name)
     return topic
   }
 
@@ -200,6 +201,8 @@ export class MemoryBus implements Bus {
     const ids: string[] = new Array(messages.length)
     const now = this.now()
     const touched = new Set<Topic>()
+    // Refused whole before anything is written, as the port says.
+    for (const message of messages) this.topic(message.topic)
     let lastTopic: Topic | undefined
     for (let i = 0; i < messages.length; i++) {
       const message = messages[i]

@@ -18,6 +18,7 @@ import type {
   ProjectionDoc,
   ProjectionStore,
   ProjectionUpdate,
+  QuarantineRecord,
   Store,
   StoreWrites,
 } from '../../core/ports.js'
@@ -67,6 +68,8 @@ export class MemoryStore implements Store {
   /** applyOnce bookkeeping per collection and document, beside the documents (never in them). */
   private readonly appliedIds = new Map<string, Map<string, RecentIds>>()
   private readonly dlqRecords = new Map<string, DlqRecord>()
+  /** Outbox entries the relay gave up on, by event id, in the order they were set aside. */
+  private readonly quarantinedEntries = new Map<string, {position: number; reason: Omit<QuarantineRecord, 'envelope' | 'event_type'>}>()
 
   constructor(options: MemoryStoreOptions = {}) {
     this.now = options.now ?? Date.now
@@ -91,6 +94,47 @@ export class MemoryStore implements Store {
       pending: async () => {
         this.check()
         return this.unpublished.size
+      },
+      quarantine: async (entries) => {
+        this.check()
+        const at = new Date(this.now()).toISOString()
+        let n = 0
+        for (const entry of entries) {
+          const outboxEntry = this.unpublished.get(entry.event_id)
+          if (!outboxEntry) continue
+          this.unpublished.delete(entry.event_id)
+          this.quarantinedEntries.set(entry.event_id, {position: outboxEntry.position, reason: {...copyData(entry), quarantined_at: at}})
+          n++
+        }
+        return n
+      },
+      quarantined: async (filter = {}) => {
+        this.check()
+        const entries = [...this.quarantinedEntries.values()].sort((a, b) => a.position - b.position).slice(0, filter.limit ?? Infinity)
+        return entries.map(({position, reason}) => {
+          const envelope = copyData(this.log[position])
+          return {...copyData(reason), event_type: envelope.event_type, envelope}
+        })
+      },
+      countQuarantined: async () => {
+        this.check()
+        return this.quarantinedEntries.size
+      },
+      release: async (eventIds) => {
+        this.check()
+        const back: Array<[string, {position: number; leaseUntil: number; owner: string | null}]> = []
+        for (const id of eventIds) {
+          const entry = this.quarantinedEntries.get(id)
+          if (!entry) continue
+          this.quarantinedEntries.delete(id)
+          back.push([id, {position: entry.position, leaseUntil: 0, owner: null}])
+        }
+        if (back.length === 0) return 0
+        // Back in append order, as the SQLite store's seq keeps them: the outbox is claimed oldest first.
+        const all = [...this.unpublished.entries(), ...back].sort((a, b) => a[1].position - b[1].position)
+        this.unpublished.clear()
+        for (const [id, entry] of all) this.unpublished.set(id, entry)
+        return back.length
       },
     }
     this.idempotency = {

@@ -32,6 +32,7 @@ import type {
   ProjectionDoc,
   ProjectionStore,
   ProjectionUpdate,
+  QuarantineRecord,
   Store,
   StoreWrites,
   CommitResult,
@@ -60,7 +61,9 @@ interface EventDoc extends EventEnvelope {
   appended_at: number
   /** The envelope timestamp in ms, for range queries (ISO strings of varying precision do not sort). */
   ts_ms: number
-  published: boolean
+  /** null: quarantined (the relay gave up on it; out of the outbox's partial index, see `quarantine`). */
+  published: boolean | null
+  quarantine?: Omit<QuarantineRecord, 'envelope' | 'event_type'>
   lease_until: number
   lease_owner: string | null
   lease_token: string | null
@@ -77,7 +80,7 @@ interface IdempotencyDoc {
 type DlqDoc = DlqRecord & {_id: string; _seq: number}
 type ProjDoc = {_id: string} & Document
 
-const EVENT_INTERNAL = ['_id', 'seq', 'appended_at', 'ts_ms', 'published', 'lease_until', 'lease_owner', 'lease_token'] as const
+const EVENT_INTERNAL = ['_id', 'seq', 'appended_at', 'ts_ms', 'published', 'quarantine', 'lease_until', 'lease_owner', 'lease_token'] as const
 const EVENT_PROJECTION = Object.fromEntries(EVENT_INTERNAL.map((field) => [field, 0]))
 const DUPLICATE_KEY = 11000
 
@@ -173,6 +176,38 @@ export class MongoStore implements Store {
         )
       },
       pending: () => this.eventsCollection.countDocuments({published: false}),
+      quarantine: async (entries) => {
+        const at = new Date(this.now()).toISOString()
+        let n = 0
+        // One document each, guarded by published: false (no transactions: each is atomic alone).
+        for (const entry of entries) {
+          const result = await this.eventsCollection.updateOne(
+            {_id: entry.event_id, published: false},
+            {$set: {published: null, quarantine: {...entry, quarantined_at: at}, lease_until: 0, lease_owner: null, lease_token: null}},
+          )
+          n += result.modifiedCount
+        }
+        return n
+      },
+      quarantined: async (filter = {}) => {
+        const cursor = this.eventsCollection.find({published: null, quarantine: {$exists: true}}).sort({seq: 1})
+        if (filter.limit !== undefined) cursor.limit(filter.limit)
+        const out: QuarantineRecord[] = []
+        for await (const doc of cursor) {
+          const envelope = Object.fromEntries(Object.entries(doc).filter(([key]) => !(EVENT_INTERNAL as readonly string[]).includes(key))) as unknown as EventEnvelope
+          out.push({...doc.quarantine!, event_type: envelope.event_type, envelope})
+        }
+        return out
+      },
+      countQuarantined: () => this.eventsCollection.countDocuments({published: null, quarantine: {$exists: true}}),
+      release: async (eventIds) => {
+        if (eventIds.length === 0) return 0
+        const result = await this.eventsCollection.updateMany(
+          {_id: {$in: [...eventIds]}, published: null},
+          {$set: {published: false, lease_until: 0, lease_owner: null, lease_token: null}, $unset: {quarantine: ''}},
+        )
+        return result.modifiedCount
+      },
     }
     this.idempotency = {
       claim: (scope, key, ttlMs) => this.claimKey(scope, key, ttlMs),

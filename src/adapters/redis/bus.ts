@@ -20,6 +20,7 @@
  */
 import {randomUUID} from 'node:crypto'
 import type {Redis} from 'ioredis'
+import {UnknownTopicError} from '../../core/errors.js'
 import {partitionFor} from '../../core/partition.js'
 import type {Bus, ConsumerInfo, Delivery, GroupStats, OutgoingMessage, SubscribeOptions, Subscription, TopicInfo, TopicSpec} from '../../core/ports.js'
 import {connectRedis, isConnectionError, LuaScript, type RedisConnection, type RedisTarget} from './connection.js'
@@ -232,7 +233,7 @@ export class RedisBus implements Bus {
     const cached = this.topicCache.get(name)
     if (cached) return cached
     const raw = await this.client.hget(this.topicsKey, name)
-    if (!raw) throw new Error(`Unknown topic "${name}": call ensureTopics() first`)
+    if (!raw) throw new UnknownTopicError(name)
     const meta = JSON.parse(raw) as TopicMeta
     this.topicCache.set(name, meta)
     return meta

@@ -20,6 +20,8 @@
  * - `projections`: (collection, id) -> the document as JSON, and beside it (never in it) the last
  *   APPLIED_LIMIT event ids applyOnce applied to it, as a JSON array.
  * - `dlq`: records by id, in dead-letter order.
+ * - `events.published`: 0 in the outbox, 1 published, 2 quarantined (the relay gave up on it; the
+ *   reason in `events.quarantine`).
  */
 import {statSync} from 'node:fs'
 import {dirname, resolve} from 'node:path'
@@ -37,6 +39,7 @@ import type {
   ProjectionDoc,
   ProjectionStore,
   ProjectionUpdate,
+  QuarantineRecord,
   Store,
   StoreWrites,
 } from '../../core/ports.js'
@@ -109,6 +112,12 @@ const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX dlq_group ON dlq (group_name, seq);
   CREATE INDEX dlq_type ON dlq (event_type, seq);
+  `,
+  // 2: the outbox's quarantine. published = 2 marks an event the relay gave up on (out of the
+  // outbox's partial index, so claims and pending() never see it); `quarantine` holds why (JSON).
+  `
+  ALTER TABLE events ADD COLUMN quarantine TEXT;
+  CREATE INDEX events_quarantined ON events (seq) WHERE published = 2;
   `,
 ]
 
@@ -352,6 +361,10 @@ export class SqliteStore implements Store {
   private readonly claimEvents: Statement
   private readonly publish: Statement
   private readonly countPending: Statement
+  private readonly quarantineEvent: Statement
+  private readonly selectQuarantined: Statement
+  private readonly countQuarantined: Statement
+  private readonly releaseEvents: Statement
   private readonly claimKey: Statement
   private readonly hasKey: Statement
   private readonly hasKeys: Statement
@@ -426,6 +439,14 @@ export class SqliteStore implements Store {
       'UPDATE events SET published = 1, lease_until = 0, lease_owner = NULL WHERE event_id IN (SELECT value FROM json_each(?)) AND published = 0',
     )
     this.countPending = db.prepare('SELECT count(*) FROM events WHERE published = 0').pluck()
+    this.quarantineEvent = db.prepare(
+      'UPDATE events SET published = 2, lease_until = 0, lease_owner = NULL, quarantine = ? WHERE event_id = ? AND published = 0',
+    )
+    this.selectQuarantined = db.prepare('SELECT envelope, quarantine FROM events WHERE published = 2 ORDER BY seq LIMIT ?').raw()
+    this.countQuarantined = db.prepare('SELECT count(*) FROM events WHERE published = 2').pluck()
+    this.releaseEvents = db.prepare(
+      'UPDATE events SET published = 0, lease_until = 0, lease_owner = NULL, quarantine = NULL WHERE event_id IN (SELECT value FROM json_each(?)) AND published = 2',
+    )
 
     // Inserts, or takes over an expired key; `changes` is 0 when the key is held.
     this.claimKey = db.prepare(
@@ -524,6 +545,32 @@ export class SqliteStore implements Store {
         await this.run(() => this.writeTx(() => this.publish.run(ids)))
       },
       pending: () => this.run(() => this.countPending.get() as number),
+      quarantine: async (entries) => {
+        if (entries.length === 0) {
+          this.check()
+          return 0
+        }
+        const at = new Date(this.now()).toISOString()
+        const rows = entries.map((entry) => [JSON.stringify({...entry, quarantined_at: at}), entry.event_id] as const)
+        return this.run(() => this.writeTx(() => rows.reduce((n, [json, id]) => n + this.quarantineEvent.run(json, id).changes, 0)))
+      },
+      quarantined: (filter = {}) =>
+        this.run(() => {
+          const rows = this.selectQuarantined.all(filter.limit ?? -1) as Array<[string, string]>
+          return rows.map(([envelope, reason]) => {
+            const event = JSON.parse(envelope) as EventEnvelope
+            return {...(JSON.parse(reason) as Omit<QuarantineRecord, 'envelope' | 'event_type'>), event_type: event.event_type, envelope: event}
+          })
+        }),
+      countQuarantined: () => this.run(() => this.countQuarantined.get() as number),
+      release: async (eventIds) => {
+        if (eventIds.length === 0) {
+          this.check()
+          return 0
+        }
+        const ids = JSON.stringify(eventIds)
+        return this.run(() => this.writeTx(() => this.releaseEvents.run(ids).changes))
+      },
     }
     this.idempotency = {
       claim: (scope, key, ttlMs) =>
