@@ -15,7 +15,7 @@ The services run in worker threads (--workers, default one per core) when the ru
 
 Scenarios ship in fixtures/scenarios (smoke, steady, steady-1k, burst-5k, soak, chaos, ci, registration, engagement, achievement) or come from a YAML file. Flags override the scenario. Assertions use a k6-like grammar: "metric op value[unit]".
 
-Exit codes: 0 all assertions hold, 1 an assertion failed, 2 a usage error (bad scenario, bad assertion).`
+Exit codes: 0 all assertions hold, 1 an assertion failed, the drain did not finish (a backlog that cannot be read, with the bus or the store gone, is not 0) or --verify could not run (it never runs on an undrained system: in-flight events would read as differences), 2 a usage error (bad scenario, bad assertion), 130 interrupted by Ctrl+C (143 by SIGTERM), after the brief drain and the report.`
   static override enableJsonFlag = true
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
@@ -68,7 +68,9 @@ Exit codes: 0 all assertions hold, 1 an assertion failed, 2 a usage error (bad s
     const human = !this.jsonEnabled()
     const progress = createProgressWriter(process.stderr, {style: createStyle(process.stderr)})
     const controller = new AbortController()
-    const onSignal = () => {
+    let stoppedBy: NodeJS.Signals | null = null
+    const onSignal = (signal: NodeJS.Signals) => {
+      stoppedBy ??= signal
       // The first Ctrl+C (or SIGTERM) stops generation; the services workers drain, and the run still
       // reports. A second one gets the default behaviour: the process ends, its threads with it.
       process.off('SIGINT', onSignal)
@@ -119,6 +121,16 @@ Exit codes: 0 all assertions hold, 1 an assertion failed, 2 a usage error (bad s
       }
       process.exitCode = code
     }
+    // An interrupted run did not drain by design: its exit says it was stopped (128 + the signal).
+    if (report.interrupted) {
+      process.exitCode = stoppedBy === 'SIGTERM' ? 143 : 130
+      if (report.verifySkipped) process.stderr.write(`verify skipped: ${report.verifySkipped}\n`)
+      return report
+    }
+    // Said with --json too (on stderr): a run that did not finish its work is a failure.
+    if (!report.drained) process.stderr.write(`The drain did not finish: ${report.notDrained ?? 'events were still in flight'}. Not a clean run (exit 1).\n`)
+    if (report.verifySkipped) process.stderr.write(`verify skipped: ${report.verifySkipped}; the projections were not checked (exit 1).\n`)
+    if (!report.drained || report.verifySkipped) process.exitCode = 1
     return report
   }
 }

@@ -26,7 +26,7 @@ interface Part {
 
 function parts(p: SimulationProgress, style: Style): Part[] {
   const dlq: Part = {text: p.dlq > 0 ? style.bad(`DLQ ${num(p.dlq)}`) : `DLQ ${num(p.dlq)}`, priority: 0}
-  const lag: Part = {text: `lag ${num(p.backlog)}${p.lagGrowing ? ` ${style.warn('GROWING')}` : ''}`, priority: 1}
+  const lag: Part = {text: `lag ${p.backlog === null ? '?' : num(p.backlog)}${p.lagGrowing ? ` ${style.warn('GROWING')}` : ''}`, priority: 1}
   if (p.phase === 'verifying') return [{text: `${duration(p.elapsedMs)} verifying the projections against the event log`, priority: 0}, dlq]
   if (p.phase === 'draining') {
     return [{text: `${duration(p.elapsedMs)} draining`, priority: 0}, lag, dlq, {text: `ETA ${p.etaMs === null ? '?' : `~${duration(p.etaMs)}`}`, priority: 0}]

@@ -33,6 +33,10 @@ export interface SimulationReport {
   totalMs: number
   interrupted: boolean
   drained: boolean
+  /** Why the drain did not finish (absent when it did). */
+  notDrained?: string
+  /** Why verify, asked for, did not run ("not drained", "failed: ..."); absent when it ran or was not asked for. */
+  verifySkipped?: string
   rate: {
     /** What the profile asked for over the generation time (events/s). */
     target: number
