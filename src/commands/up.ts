@@ -1,9 +1,11 @@
 import {existsSync, statSync} from 'node:fs'
 import {Flags} from '@oclif/core'
-import {BaseCommand} from '../cli/base.js'
+import {BaseCommand, catalogFlag} from '../cli/base.js'
 import {fitLines, terminalWidth} from '../cli/style.js'
 import {maskUrl} from '../errors.js'
 import {upEmbeddedRuntime, type UpResult} from '../embedded/index.js'
+import type {ReconcileResult} from '../engine/reconcile.js'
+import {summaryLine} from './reconcile.js'
 
 export const dataDirFlag = Flags.string({
   summary: 'Directory of the embedded runtime: discovery file, store file and server data.',
@@ -26,6 +28,8 @@ export default class Up extends BaseCommand<typeof Up> {
 
 Without \`up\`, commands still share the store file, and a command that needs the bus starts redis-server in <data-dir>/redis for its own run (others attach to it meanwhile); \`up\` keeps one running.
 
+Whenever it (re)starts redis-server it reconciles: every event the store marked published that the bus no longer holds (a crash loses up to the last second of AOF everysec) is published again, as \`tektree reconcile\` does.
+
 Idempotent: when the runtime is already up it says so; a part that died is started again ON THE PORT IT HAD, so connected clients (a running \`tektree services\`) recover. A part that cannot be had (no redis-server) is reported; commands then run it in-process.
 
 Stop it with \`tektree down\`; see it with \`tektree status\`.`
@@ -34,6 +38,7 @@ Stop it with \`tektree down\`; see it with \`tektree status\`.`
   static override flags = {
     'data-dir': dataDirFlag,
     'ready-timeout': Flags.integer({summary: 'Seconds to wait for each server to answer.', default: 90, min: 1}),
+    catalog: catalogFlag,
   }
 
   /** Prints a line fitted to the terminal (80 columns when not one). */
@@ -41,10 +46,22 @@ Stop it with \`tektree down\`; see it with \`tektree status\`.`
     for (const line of fitLines(text, terminalWidth(process.stdout))) this.log(line)
   }
 
-  public async run(): Promise<UpResult> {
+  public async run(): Promise<UpResult & {reconcile?: ReconcileResult; reconcile_error?: string}> {
     const human = !this.jsonEnabled()
     if (human) process.stderr.write('Starting the embedded runtime...\n')
-    const result = await upEmbeddedRuntime({dataDir: this.flags['data-dir'], readyTimeoutMs: this.flags['ready-timeout'] * 1000})
+    const up = await upEmbeddedRuntime({dataDir: this.flags['data-dir'], readyTimeoutMs: this.flags['ready-timeout'] * 1000})
+    const result: UpResult & {reconcile?: ReconcileResult; reconcile_error?: string} = up
+    // A redis-server (re)started from its AOF may lack the last second of what it had acknowledged:
+    // put back what the store says was published. Not on every command's own server start: this
+    // scans the store's published events, which `up` can afford once and a command's run cannot.
+    if (up.started.includes('redis') && up.discovery.redis) {
+      try {
+        result.reconcile = await this.reconcile()
+      } catch (error) {
+        result.reconcile_error = (error as Error).message
+        process.exitCode = 1
+      }
+    }
     if (human) {
       const {discovery} = result
       this.say(result.state === 'already-up' ? `The embedded runtime is already up (since ${discovery.up?.started_at}).` : `The embedded runtime is up.`)
@@ -66,8 +83,21 @@ Stop it with \`tektree down\`; see it with \`tektree status\`.`
         this.say(`        commands run this part in-process; other terminals cannot attach to it.`)
       }
       for (const note of result.notes) this.say(`  note: ${note}`)
+      if (result.reconcile) this.say(`  ${summaryLine(result.reconcile)}`)
+      if (result.reconcile_error) this.say(`  reconcile FAILED: ${result.reconcile_error}; run \`${this.config.bin} reconcile\` once it can reach the bus and the store`)
       this.say(`Discovery file: ${result.discoveryFile}. Stop with \`${this.config.bin} down\`.`)
     }
     return result
+  }
+
+  private async reconcile(): Promise<ReconcileResult> {
+    const [{loadCatalog}, {reconcile}, {openRuntime}] = await Promise.all([import('../catalog/load.js'), import('../engine/reconcile.js'), import('../adapters/open.js')])
+    const catalog = await loadCatalog(this.flags.catalog)
+    const runtime = await openRuntime({dataDir: this.flags['data-dir'], command: 'up', log: () => undefined})
+    try {
+      return await reconcile({store: runtime.store, bus: runtime.bus, catalog})
+    } finally {
+      await runtime.close()
+    }
   }
 }

@@ -125,6 +125,14 @@ export interface GroupStats {
   acked: number | null
 }
 
+export interface BusEventId {
+  /** Transport id (pass back as afterId to page on). */
+  id: string
+  eventId: string | null
+  /** When the bus accepted it (ms since epoch, the bus's clock). */
+  enqueuedAt: number
+}
+
 export interface TopicInfo {
   name: string
   partitions: number
@@ -161,6 +169,13 @@ export interface Bus {
   positionAt(topic: string, partition: number, at: number | 'end'): Promise<string | null>
   /** Applies a retention policy now; returns how many entries were removed. */
   trim(topic: string, policy: {maxAgeMs?: number; maxLen?: number}): Promise<number>
+  /**
+   * The event ids one partition holds, oldest first: a page of up to `count` entries after `afterId`
+   * (exclusive), or else from the first entry enqueued at or after `sinceMs`, or else from the oldest
+   * retained. `eventId` is the message's event_id header (null without one: a poison pill). For
+   * reconcile, which compares what the store marked published with what the bus kept.
+   */
+  eventIds(topic: string, partition: number, options: {afterId?: string | null; sinceMs?: number; count: number}): Promise<BusEventId[]>
   close(): Promise<void>
 }
 
@@ -236,6 +251,17 @@ export interface Outbox {
   countQuarantined(): Promise<number>
   /** Puts quarantined events back into the outbox (to be claimed again); returns how many. */
   release(eventIds: readonly string[]): Promise<number>
+  /**
+   * Events marked published, in append order, with when they were marked (ms, the store's clock;
+   * 0 for events marked before the store recorded it), from `sinceMs` on. A streaming cursor, as
+   * query() is: what reconcile checks against the bus.
+   */
+  published(options?: {sinceMs?: number}): AsyncIterable<PublishedEvent>
+}
+
+export interface PublishedEvent {
+  event: EventEnvelope
+  publishedAt: number
 }
 
 /** Seed 002's IdempotencyKeyStore, with an atomic claim. */

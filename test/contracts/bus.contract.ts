@@ -139,6 +139,31 @@ export function busContract(name: string, factory: BusFactory, options: BusContr
       expect(await bus.read(topic, 0, null, 10)).toEqual([])
     })
 
+    it('eventIds() pages a partition\'s event ids oldest first, from an id or from a time', async () => {
+      const topic = uniqueName('topic')
+      await bus.ensureTopics([{name: topic, partitions: 2}])
+      const first = await bus.publish(messages(topic, 'k', 3))
+      await bus.publish([{topic, key: 'k', value: 'poison', headers: {}}])
+      // A time bound is inclusive and on the bus's own clock: wait until that clock has moved on.
+      const [newest] = (await bus.eventIds(topic, partitionFor('k', 2), {count: 10})).slice(-1)
+      await until(() => Date.now() > newest.enqueuedAt + 2)
+      const later = await bus.publish(messages(topic, 'k', 2, 3))
+      const p = partitionFor('k', 2)
+      const all = await bus.eventIds(topic, p, {count: 100})
+      expect(all.map((e) => e.eventId)).toEqual(['k-0', 'k-1', 'k-2', null, 'k-3', 'k-4'])
+      expect(all.map((e) => e.id)).toEqual([...first, all[3].id, ...later])
+      for (const e of all) expect(typeof e.enqueuedAt).toBe('number')
+      // Paging by id.
+      const page = await bus.eventIds(topic, p, {count: 2})
+      expect(page.map((e) => e.eventId)).toEqual(['k-0', 'k-1'])
+      expect((await bus.eventIds(topic, p, {afterId: page[1].id, count: 2})).map((e) => e.eventId)).toEqual(['k-2', null])
+      // From a time: every entry enqueued at or after it.
+      const since = all[4].enqueuedAt
+      const fromTime = await bus.eventIds(topic, p, {sinceMs: since, count: 100})
+      expect(fromTime.map((e) => e.eventId)).toEqual(['k-3', 'k-4'])
+      expect(await bus.eventIds(topic, 1 - p, {count: 10})).toEqual([])
+    })
+
     it('keeps value bytes and headers intact (poison pills reach the consumer as sent)', async () => {
       const topic = uniqueName('topic')
       await bus.ensureTopics([{name: topic, partitions: 2}])

@@ -246,6 +246,28 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect(await store.outbox.claim({owner: 'console-2', limit: 10, leaseMs: 60_000})).toEqual([])
       })
 
+      it('published() lists the events marked published, in append order, with when, from a time on', async () => {
+        const events = Array.from({length: 6}, () => makeEvent())
+        await store.events.append(events)
+        expect(await collect(store.outbox.published())).toEqual([])
+        const before = Date.now()
+        await store.outbox.markPublished([events[3].event_id, events[0].event_id])
+        const after = Date.now()
+        await until(() => Date.now() > after + 2)
+        await store.outbox.markPublished([events[1].event_id, events[0].event_id]) // events[0] keeps its time
+        await store.outbox.quarantine([
+          {event_id: events[2].event_id, error: {error: {code: 'X', message: 'x', details: {}}}, attempts: 1, first_failure_at: at(0), last_failure_at: at(0)},
+        ])
+        const all = await collect(store.outbox.published())
+        expect(all.map((p) => p.event.event_id)).toEqual([events[0], events[1], events[3]].map((e) => e.event_id))
+        expect(all[0].event).toEqual(events[0])
+        expect(all[0].publishedAt).toBeGreaterThanOrEqual(before)
+        expect(all[0].publishedAt).toBeLessThanOrEqual(after)
+        expect(all[1].publishedAt).toBeGreaterThan(after)
+        const recent = await collect(store.outbox.published({sinceMs: after + 1}))
+        expect(recent.map((p) => p.event.event_id)).toEqual([events[1].event_id])
+      })
+
       it('markPublished removes events from pending', async () => {
         const events = Array.from({length: 5}, () => makeEvent())
         await store.events.append(events)

@@ -34,6 +34,7 @@ function flakyBus(inner: Bus) {
     read: (...a) => inner.read(...a),
     positionAt: (...a) => inner.positionAt(...a),
     trim: (...a) => inner.trim(...a),
+    eventIds: (...a) => inner.eventIds(...a),
     close: () => inner.close(),
   }
   return {bus, state}

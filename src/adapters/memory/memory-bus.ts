@@ -18,6 +18,7 @@
  */
 import type {
   Bus,
+  BusEventId,
   Delivery,
   GroupStats,
   OutgoingMessage,
@@ -450,6 +451,40 @@ export class MemoryBus implements Bus {
     const out: Delivery[] = []
     for (let i = index; i < partition.entries.length && out.length < count; i++) {
       out.push(toDelivery(partition.entries[i], topicName, partitionIndex, 0))
+    }
+    return out
+  }
+
+  async eventIds(topicName: string, partitionIndex: number, options: {afterId?: string | null; sinceMs?: number; count: number}): Promise<BusEventId[]> {
+    this.check()
+    const topic = this.topic(topicName)
+    const partition = topic.partitions[partitionIndex]
+    if (!partition) throw new Error(`Topic "${topicName}" has no partition ${partitionIndex}`)
+    const entries = partition.entries
+    // First index whose entry passes `after` (entries are in seq and enqueuedAt order).
+    const firstWhere = (after: (e: Entry) => boolean): number => {
+      let lo = partition.head
+      let hi = entries.length
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1
+        if (after(entries[mid])) hi = mid
+        else lo = mid + 1
+      }
+      return lo
+    }
+    let index = partition.head
+    if (options.afterId !== undefined && options.afterId !== null) {
+      const after = Number(options.afterId)
+      if (!Number.isFinite(after)) throw new Error(`Invalid in-process message id "${options.afterId}"`)
+      index = firstWhere((e) => e.seq > after)
+    } else if (options.sinceMs !== undefined) {
+      const since = options.sinceMs
+      index = firstWhere((e) => e.enqueuedAt >= since)
+    }
+    const out: BusEventId[] = []
+    for (let i = index; i < entries.length && out.length < options.count; i++) {
+      const e = entries[i]
+      out.push({id: e.id, eventId: e.headers?.event_id ?? null, enqueuedAt: e.enqueuedAt})
     }
     return out
   }

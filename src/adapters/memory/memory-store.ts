@@ -18,6 +18,7 @@ import type {
   ProjectionDoc,
   ProjectionStore,
   ProjectionUpdate,
+  PublishedEvent,
   QuarantineRecord,
   Store,
   StoreWrites,
@@ -68,6 +69,8 @@ export class MemoryStore implements Store {
   /** applyOnce bookkeeping per collection and document, beside the documents (never in them). */
   private readonly appliedIds = new Map<string, Map<string, RecentIds>>()
   private readonly dlqRecords = new Map<string, DlqRecord>()
+  /** When each published event (by log position) was marked published. */
+  private readonly publishedAt = new Map<number, number>()
   /** Outbox entries the relay gave up on, by event id, in the order they were set aside. */
   private readonly quarantinedEntries = new Map<string, {position: number; reason: Omit<QuarantineRecord, 'envelope' | 'event_type'>}>()
 
@@ -89,8 +92,10 @@ export class MemoryStore implements Store {
       claim: async (options) => this.claim(options),
       markPublished: async (eventIds) => {
         this.check()
-        for (const id of eventIds) this.unpublished.delete(id)
+        const at = this.now()
+        for (const id of eventIds) if (this.unpublished.delete(id)) this.publishedAt.set(this.byId.get(id)!, at)
       },
+      published: (options = {}) => this.published(options.sinceMs ?? 0),
       pending: async () => {
         this.check()
         return this.unpublished.size
@@ -356,6 +361,17 @@ export class MemoryStore implements Store {
     const total = candidates === null ? length : candidates.length
     for (let i = 0; i < total && n < limit; i++) if (match(candidates === null ? i : candidates[i])) n++
     return n
+  }
+
+  /** Published events in append order, from a snapshot of the log length; yields a turn per chunk. */
+  private async *published(sinceMs: number): AsyncGenerator<PublishedEvent> {
+    this.check()
+    const length = this.log.length
+    for (let position = 0; position < length; position++) {
+      const at = this.publishedAt.get(position)
+      if (at !== undefined && at >= sinceMs) yield {event: copyData(this.log[position]), publishedAt: at}
+      if (position % this.chunkSize === this.chunkSize - 1) await yieldToLoop()
+    }
   }
 
   private claim({owner, limit, leaseMs}: {owner: string; limit: number; leaseMs: number}): EventEnvelope[] {

@@ -32,6 +32,7 @@ import type {
   ProjectionDoc,
   ProjectionStore,
   ProjectionUpdate,
+  PublishedEvent,
   QuarantineRecord,
   Store,
   StoreWrites,
@@ -63,6 +64,8 @@ interface EventDoc extends EventEnvelope {
   ts_ms: number
   /** null: quarantined (the relay gave up on it; out of the outbox's partial index, see `quarantine`). */
   published: boolean | null
+  /** When it was marked published (ms). */
+  published_at?: number
   quarantine?: Omit<QuarantineRecord, 'envelope' | 'event_type'>
   lease_until: number
   lease_owner: string | null
@@ -80,7 +83,7 @@ interface IdempotencyDoc {
 type DlqDoc = DlqRecord & {_id: string; _seq: number}
 type ProjDoc = {_id: string} & Document
 
-const EVENT_INTERNAL = ['_id', 'seq', 'appended_at', 'ts_ms', 'published', 'quarantine', 'lease_until', 'lease_owner', 'lease_token'] as const
+const EVENT_INTERNAL = ['_id', 'seq', 'appended_at', 'ts_ms', 'published', 'published_at', 'quarantine', 'lease_until', 'lease_owner', 'lease_token'] as const
 const EVENT_PROJECTION = Object.fromEntries(EVENT_INTERNAL.map((field) => [field, 0]))
 const DUPLICATE_KEY = 11000
 
@@ -171,11 +174,14 @@ export class MongoStore implements Store {
       markPublished: async (eventIds) => {
         if (eventIds.length === 0) return
         await this.eventsCollection.updateMany(
-          {_id: {$in: [...eventIds]}},
-          {$set: {published: true, lease_until: 0, lease_owner: null, lease_token: null}},
+          // Only from the outbox: a quarantined event (published null) stays set aside, and an
+          // event marked twice keeps the time it was first marked.
+          {_id: {$in: [...eventIds]}, published: false},
+          {$set: {published: true, published_at: this.now(), lease_until: 0, lease_owner: null, lease_token: null}},
         )
       },
       pending: () => this.eventsCollection.countDocuments({published: false}),
+      published: (options = {}) => this.published(options.sinceMs ?? 0),
       quarantine: async (entries) => {
         const at = new Date(this.now()).toISOString()
         let n = 0
@@ -385,6 +391,17 @@ export class MongoStore implements Store {
         else duplicates.push(event.event_id)
       }
       return {inserted, duplicates, conflicts}
+    }
+  }
+
+  /** Published events in append order (seq); published_at 0 for those marked before it was recorded. */
+  private async *published(sinceMs: number): AsyncGenerator<PublishedEvent> {
+    const filter: Filter<EventDoc> = sinceMs > 0 ? {published: true, published_at: {$gte: sinceMs}} : {published: true}
+    const cursor = this.eventsCollection.find(filter).sort({seq: 1}).batchSize(this.batchSize)
+    for await (const doc of cursor) {
+      const at = typeof doc.published_at === 'number' ? doc.published_at : 0
+      const event = Object.fromEntries(Object.entries(doc).filter(([key]) => !(EVENT_INTERNAL as readonly string[]).includes(key))) as unknown as EventEnvelope
+      yield {event, publishedAt: at}
     }
   }
 

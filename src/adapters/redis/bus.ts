@@ -22,7 +22,7 @@ import {randomUUID} from 'node:crypto'
 import type {Redis} from 'ioredis'
 import {UnknownTopicError} from '../../core/errors.js'
 import {partitionFor} from '../../core/partition.js'
-import type {Bus, ConsumerInfo, Delivery, GroupStats, OutgoingMessage, SubscribeOptions, Subscription, TopicInfo, TopicSpec} from '../../core/ports.js'
+import type {Bus, BusEventId, ConsumerInfo, Delivery, GroupStats, OutgoingMessage, SubscribeOptions, Subscription, TopicInfo, TopicSpec} from '../../core/ports.js'
 import {connectRedis, isConnectionError, LuaScript, type RedisConnection, type RedisTarget} from './connection.js'
 
 export interface RedisBusOptions {
@@ -482,6 +482,25 @@ export class RedisBus implements Bus {
     // Entry ids are <ms>-<seq>: the last possible id of the millisecond before `at`.
     const ms = Math.floor(at)
     return ms <= 0 ? null : `${ms - 1}-18446744073709551615`
+  }
+
+  async eventIds(topic: string, partition: number, options: {afterId?: string | null; sinceMs?: number; count: number}): Promise<BusEventId[]> {
+    this.check()
+    const meta = await this.topicMeta(topic)
+    if (!Number.isInteger(partition) || partition < 0 || partition >= meta.partitions) throw new Error(`Topic "${topic}" has no partition ${partition}`)
+    const {afterId, sinceMs, count} = options
+    if (afterId !== undefined && afterId !== null && !ID_PATTERN.test(afterId)) throw new Error(`Invalid stream entry id "${afterId}"`)
+    if (count <= 0) return []
+    // Entry ids are the server's ms time first: a time bound is an id bound.
+    const start = afterId ? `(${afterId}` : sinceMs !== undefined ? `${Math.max(0, Math.floor(sinceMs))}-0` : '-'
+    const entries = (await this.client.call('XRANGE', this.streamKey(topic, partition), start, '+', 'COUNT', String(count))) as StreamEntry[]
+    const out: BusEventId[] = []
+    for (const [id, fields] of entries) {
+      if (!fields) continue
+      const eventId = parseHeaders(fieldsToMap(fields).h).event_id
+      out.push({id, eventId: typeof eventId === 'string' ? eventId : null, enqueuedAt: Number(id.slice(0, id.indexOf('-')))})
+    }
+    return out
   }
 
   async trim(topic: string, policy: {maxAgeMs?: number; maxLen?: number}): Promise<number> {

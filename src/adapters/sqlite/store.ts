@@ -20,7 +20,7 @@
  * - `projections`: (collection, id) -> the document as JSON, and beside it (never in it) the last
  *   APPLIED_LIMIT event ids applyOnce applied to it, as a JSON array.
  * - `dlq`: records by id, in dead-letter order.
- * - `events.published`: 0 in the outbox, 1 published, 2 quarantined (the relay gave up on it; the
+ * - `events.published`: 0 in the outbox, 1 published (at `published_at`, ms), 2 quarantined (the relay gave up on it; the
  *   reason in `events.quarantine`).
  */
 import {statSync} from 'node:fs'
@@ -39,6 +39,7 @@ import type {
   ProjectionDoc,
   ProjectionStore,
   ProjectionUpdate,
+  PublishedEvent,
   QuarantineRecord,
   Store,
   StoreWrites,
@@ -118,6 +119,10 @@ const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE events ADD COLUMN quarantine TEXT;
   CREATE INDEX events_quarantined ON events (seq) WHERE published = 2;
+  `,
+  // 3: when an event was marked published (ms), for reconcile (null: marked before this column).
+  `
+  ALTER TABLE events ADD COLUMN published_at INTEGER;
   `,
 ]
 
@@ -436,7 +441,7 @@ export class SqliteStore implements Store {
       .raw()
     // json_each takes a whole id list as one parameter: no variable limit, one prepared statement.
     this.publish = db.prepare(
-      'UPDATE events SET published = 1, lease_until = 0, lease_owner = NULL WHERE event_id IN (SELECT value FROM json_each(?)) AND published = 0',
+      'UPDATE events SET published = 1, published_at = ?, lease_until = 0, lease_owner = NULL WHERE event_id IN (SELECT value FROM json_each(?)) AND published = 0',
     )
     this.countPending = db.prepare('SELECT count(*) FROM events WHERE published = 0').pluck()
     this.quarantineEvent = db.prepare(
@@ -542,8 +547,9 @@ export class SqliteStore implements Store {
       markPublished: async (eventIds) => {
         if (eventIds.length === 0) return this.check()
         const ids = JSON.stringify(eventIds)
-        await this.run(() => this.writeTx(() => this.publish.run(ids)))
+        await this.run(() => this.writeTx(() => this.publish.run(this.now(), ids)))
       },
+      published: (options = {}) => this.published(options.sinceMs ?? 0),
       pending: () => this.run(() => this.countPending.get() as number),
       quarantine: async (entries) => {
         if (entries.length === 0) {
@@ -760,6 +766,24 @@ export class SqliteStore implements Store {
       for (const [, json] of rows) yield JSON.parse(json) as EventEnvelope
       remaining -= rows.length
       if (rows.length < size) return
+      cursor = rows[rows.length - 1][0]
+      await yieldToLoop()
+    }
+  }
+
+  /** Published events by seq, a page per `.all()` (as query() pages), up to the seq at the start. */
+  private async *published(sinceMs: number): AsyncGenerator<PublishedEvent> {
+    this.check()
+    const page = this.statement(
+      'SELECT seq, envelope, ifnull(published_at, 0) FROM events WHERE published = 1 AND ifnull(published_at, 0) >= ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?',
+      'raw',
+    )
+    const max = await this.run(() => this.maxSeq.get() as number)
+    let cursor = 0
+    for (;;) {
+      const rows = await this.run(() => page.all(sinceMs, cursor, max, this.chunkSize) as Array<[number, string, number]>)
+      for (const [, json, at] of rows) yield {event: JSON.parse(json) as EventEnvelope, publishedAt: at}
+      if (rows.length < this.chunkSize) return
       cursor = rows[rows.length - 1][0]
       await yieldToLoop()
     }
