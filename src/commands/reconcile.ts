@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 import {BaseCommand, catalogFlag, runtimeFlags, UserError} from '../cli/base.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
 import type {ReconcileResult} from '../engine/reconcile.js'
-import {parseDuration} from '../simulator/scenario.js'
+import {parseDuration} from '../core/duration.js'
 
 export default class Reconcile extends BaseCommand<typeof Reconcile> {
   static override summary = 'Republish the events the store marked published that the bus no longer holds.'

@@ -32,7 +32,9 @@ function event(id: string): EventEnvelope {
     trace_id: 'trace',
     correlation_id: `corr-${id}`,
     causation_id: null,
-    producer_id: name,
+    // A shared id is the same event appended by every child (a duplicate, not an id reused for
+    // other content, which append reports as a conflict).
+    producer_id: id.startsWith('shared-') ? 'sqlite-children' : name,
     metadata: {aggregate_id: id},
   }
 }
