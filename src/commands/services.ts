@@ -89,7 +89,8 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
         if (event.type === 'bus_error') this.warn(`${service}: bus error (${event.phase}): ${(event.error as Error)?.message ?? event.error}; retrying`)
         if (event.type === 'dead_lettered') this.say(`${service}: dead-lettered ${event.record.event_type ?? 'an unparseable message'} ${event.record.event_id ?? event.record.delivery_id}: ${event.record.error.error.message}`)
       }
-      const onRelayError = (error: unknown) => this.warn(`outbox relay: ${(error as Error)?.message ?? error}; retrying`)
+      const onRelayError = (error: unknown) =>
+        this.warn(`outbox relay: ${(error as Error)?.message ?? error}${(error as {code?: string})?.code === 'OUTBOX_QUARANTINED' ? '' : '; retrying'}`)
       const host = startServices({
         runtime,
         catalog,

@@ -27,7 +27,7 @@
  */
 import type {Catalog} from '../catalog/types.js'
 import {errorContract, type ErrorContract, type EventEnvelope} from '../core/envelope.js'
-import {DrainTimeoutError, isNonRetryable} from '../core/errors.js'
+import {DrainTimeoutError, isNonRetryable, RuntimeError} from '../core/errors.js'
 import type {RuntimeMetrics} from '../core/metrics.js'
 import type {Bus, Clock, OutgoingMessage, QuarantineEntry, Store} from '../core/ports.js'
 
@@ -238,6 +238,16 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     if (sent.length > 0) await published(sent)
     if (quarantine.length > 0) {
       stats.quarantined += await store.outbox.quarantine(quarantine)
+      // Said where relay errors are said (services, workers, simulate), once per event, not retried.
+      for (const entry of quarantine) {
+        const event = batch.find((e) => e.event_id === entry.event_id)
+        report(
+          new RuntimeError(
+            `quarantined ${event?.event_type ?? 'an event'} ${entry.event_id} after ${entry.attempts} refused attempt(s): ${entry.error.error.message} (out of the outbox; \`tektree status\` counts them)`,
+            {code: 'OUTBOX_QUARANTINED', details: {event_id: entry.event_id, attempts: entry.attempts, error: entry.error}},
+          ),
+        )
+      }
       try {
         options.onQuarantined?.(quarantine)
       } catch {

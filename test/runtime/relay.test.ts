@@ -175,12 +175,14 @@ describe('outbox relay', () => {
     expect(Date.parse(record.last_failure_at)).toBeGreaterThanOrEqual(Date.parse(record.first_failure_at))
     expect(await store.outbox.countQuarantined()).toBe(1)
     expect(await store.outbox.pending()).toBe(0)
-    // One warning per attempt, and no more however long it runs.
-    expect(errors).toHaveLength(3)
+    // One warning per attempt and one saying it was quarantined, and no more however long it runs.
+    expect(errors).toHaveLength(4)
+    expect((errors[3] as {code?: string}).code).toBe('OUTBOX_QUARANTINED')
+    expect(String((errors[3] as Error).message)).toMatch(new RegExp(`quarantined ghost.thing.happened ${ghost.event_id} after 3`))
     expect(relay.stats()).toMatchObject({quarantined: 1, held: 0, published: 5})
     await publisher.publish([make('user.registered')])
     await relay.drain(5_000)
-    expect(errors).toHaveLength(3)
+    expect(errors).toHaveLength(4)
     await relay.stop()
     expect(relay.stats().running).toBe(false)
   })
