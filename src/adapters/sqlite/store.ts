@@ -65,7 +65,7 @@ type Statement = Database.Statement
 // ---------------------------------------------------------------------------------- schema
 
 /** Ordered: migration n takes user_version from n - 1 to n. Never edit one that has shipped; add one. */
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE events (
     seq            INTEGER PRIMARY KEY,
