@@ -197,25 +197,56 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
    * partition key wait behind it; after maxAttempts it is quarantined and they go on.
    */
   const isolate = async (batch: readonly EventEnvelope[], messages: readonly OutgoingMessage[]): Promise<number> => {
-    const sent: EventEnvelope[] = []
-    const waiting: EventEnvelope[] = []
+    const sentAt: number[] = []
+    const waitingAt: number[] = []
     const quarantine: QuarantineEntry[] = []
     const blocked = new Set<string>()
     let busDown: unknown = null
+    // A topic at a time first (what a bus refuses is usually a topic: one publish for each of the
+    // others); one event at a time only within a topic the bus refused. Order matters per topic
+    // partition only, so topics may go in any order.
+    const byTopic = new Map<string, number[]>()
     for (let i = 0; i < batch.length; i++) {
+      const indexes = byTopic.get(messages[i].topic)
+      if (indexes) indexes.push(i)
+      else byTopic.set(messages[i].topic, [i])
+    }
+    const singles: number[] = []
+    for (const indexes of byTopic.values()) {
+      if (busDown !== null) {
+        waitingAt.push(...indexes)
+        continue
+      }
+      // The whole batch was one topic: it was just refused as a whole.
+      if (byTopic.size === 1) {
+        singles.push(...indexes)
+        continue
+      }
+      try {
+        await bus.publish(indexes.map((i) => messages[i]))
+        sentAt.push(...indexes)
+      } catch (error) {
+        if (isNonRetryable(error)) singles.push(...indexes)
+        else {
+          busDown = error
+          waitingAt.push(...indexes)
+        }
+      }
+    }
+    for (const i of singles) {
       const event = batch[i]
       const slot = `${messages[i].topic}\u0000${messages[i].key}`
       if (busDown !== null || blocked.has(slot)) {
-        waiting.push(event)
+        waitingAt.push(i)
         continue
       }
       try {
         await bus.publish([messages[i]])
-        sent.push(event)
+        sentAt.push(i)
       } catch (error) {
         if (!isNonRetryable(error)) {
           busDown = error
-          waiting.push(event)
+          waitingAt.push(i)
           continue
         }
         report(error)
@@ -229,10 +260,13 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         } else {
           refusals.set(event.event_id, entry)
           blocked.add(slot)
-          waiting.push(event)
+          waitingAt.push(i)
         }
       }
     }
+    const inOrder = (indexes: number[]) => indexes.sort((a, b) => a - b).map((i) => batch[i])
+    const sent = inOrder(sentAt)
+    const waiting = inOrder(waitingAt)
     held = waiting
     stats.held = waiting.length
     if (sent.length > 0) await published(sent)
