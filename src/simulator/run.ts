@@ -188,7 +188,9 @@ function inThreadRunner(engine: SimEngine, services: SimService[], perService: n
     failures: () => failureCounters,
     workerRestarts: () => 0,
     async stop() {
-      for (const list of consumers.values()) await Promise.all(list.map((c) => c.stop()))
+      // Every runner is told at once: one service's stop stuck on a bus that is gone must not leave
+      // the others polling (and the process alive) after the run gave up waiting.
+      await Promise.all([...consumers.values()].flat().map((c) => c.stop()))
     },
   }
 }

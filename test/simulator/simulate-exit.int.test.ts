@@ -52,7 +52,7 @@ function scenarioFile(name: string, seconds: number, rate: number): string {
 }
 
 describe('tektree simulate: exit codes when a run cannot finish', () => {
-  it('redis-server killed during the run: the drain fails, verify is skipped, exit 1', {timeout: 120_000}, async () => {
+  it('redis-server killed during the run: the drain fails, verify is skipped, exit 1', {timeout: 180_000}, async () => {
     const redis = await startRedisServer({dir: mkdtempSync(path.join(dir, 'redis-')), appendonly: true})
     servers.push(redis)
     const store = path.join(mkdtempSync(path.join(dir, 'store-')), 'store.db')
@@ -63,6 +63,8 @@ describe('tektree simulate: exit codes when a run cannot finish', () => {
     // Progress lines (every 2 s without a TTY) say it is generating: then the bus dies.
     await until(() => /sent [1-9]/.test(sim.stderr), {timeoutMs: 60_000, intervalMs: 100, message: `a progress line\n${sim.stderr}`})
     await redis.kill9()
+    // It must end by itself (a consumer left polling a dead bus once kept the process alive).
+    await until(() => sim.child.exitCode !== null, {timeoutMs: 90_000, intervalMs: 200, message: `simulate to exit\n${sim.stderr.slice(-2000)}`})
     const code = await sim.exited
     expect(code, sim.stderr).toBe(1)
     expect(sim.stderr).toMatch(/The drain did not finish: the backlog could not be read/)

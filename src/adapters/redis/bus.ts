@@ -739,6 +739,9 @@ class RedisSubscription implements Subscription {
   }
 
   private connection(): Redis {
+    // Never a new connection after close(): a read that was under way when the subscription closed
+    // would otherwise leave one reconnecting for ever, and the process could not exit.
+    if (this.closed) throw new Error('This subscription is closed')
     this.blocking ??= this.bus.connection.duplicate(`tektree:${this.group}:${this.consumer}`)
     return this.blocking
   }
