@@ -355,6 +355,22 @@ export interface StoreWrites {
   projections?: ReadonlyArray<{collection: string; id: string; update: ProjectionUpdate; eventId?: string}>
   /** Held as idempotency.markMany holds them. */
   marks?: ReadonlyArray<{scope: string; keys: readonly string[]; ttlMs?: number}>
+  /** Which group handled which event, kept as long as the event (trace). */
+  handled?: readonly HandledRecord[]
+}
+
+/** A group completed an event: when, after how many attempts. */
+export interface HandledRecord {
+  group: string
+  event_id: string
+  handled_at: string
+  attempts: number
+}
+
+/** The durable record of handled events (the group's ledger forgets after its dedupe window). */
+export interface HandledLog {
+  /** Every group's record of these events. */
+  of(eventIds: readonly string[]): Promise<HandledRecord[]>
 }
 
 export interface CommitResult {
@@ -376,6 +392,7 @@ export interface Store {
   readonly idempotency: IdempotencyStore
   readonly projections: ProjectionStore
   readonly dlq: DlqStore
+  readonly handled: HandledLog
   /** Applies a unit of work; see StoreWrites and `transactional`. */
   commit(writes: StoreWrites): Promise<CommitResult>
   close(): Promise<void>

@@ -723,7 +723,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       writes.add({collection: sequenceCollection, id: sequenceKey(event, definition), update: {$max: {sequence}}, eventId: event.event_id})
     }
     stats.handled++
-    pending.complete(event.event_id, writes, item)
+    pending.complete(event.event_id, writes, item, {group, event_id: event.event_id, handled_at: nowIso(), attempts: item.attempt})
     scheduleFlush()
     return null
   }

@@ -13,7 +13,7 @@
  */
 import type {EventEnvelope} from '../core/envelope.js'
 import {APPLIED_FIELD, applyUpdate} from '../core/projection-update.js'
-import type {ProjectionDoc, ProjectionStore, ProjectionUpdate, Store, StoreWrites} from '../core/ports.js'
+import type {HandledRecord, ProjectionDoc, ProjectionStore, ProjectionUpdate, Store, StoreWrites} from '../core/ports.js'
 
 export interface ProjectionWrite {
   collection: string
@@ -59,6 +59,8 @@ export interface Segment<T> {
   eventId: string
   writes: WriteSet
   completion: T
+  /** Kept with the event: which group handled it, when, after how many attempts. */
+  record?: HandledRecord
 }
 
 /** What one commit carries: the writes, the event ids it completes, and what to do once it is in. */
@@ -82,6 +84,7 @@ export function unitWrites<T>(writes: WriteSet, segments: readonly Segment<T>[],
     projections: writes.projections,
     events: writes.events,
     marks: segments.length > 0 ? [{scope: ledgerScope, keys: segments.map((segment) => segment.eventId), ttlMs}] : [],
+    handled: segments.flatMap((segment) => (segment.record ? [segment.record] : [])),
   }
 }
 
@@ -180,10 +183,10 @@ export class PendingUnits<T> {
   }
 
   /** Merges a successful attempt's writes into the open unit. */
-  complete(eventId: string, writes: WriteSet, completion: T): void {
+  complete(eventId: string, writes: WriteSet, completion: T, record?: HandledRecord): void {
     this.running.delete(writes)
     this.open.absorb(writes)
-    this.open.segments.push({eventId, writes, completion})
+    this.open.segments.push({eventId, writes, completion, record})
     this.inFlight.add(eventId)
   }
 
@@ -277,6 +280,7 @@ export class PendingUnits<T> {
       outbox: store.outbox,
       idempotency: store.idempotency,
       dlq: store.dlq,
+      handled: store.handled,
       projections,
       commit: (writes) => store.commit(writes),
       close: async () => undefined,

@@ -112,6 +112,8 @@ const NOT_RUN: Record<string, string> = {
   'tektree dlq show ID --json': 'needs the id of an entry in your DLQ',
   'tektree dlq retry payment:0b9f3c1e-8a4d-4e2b-9f6a-2d7c1e5b3a90': 'needs that entry in your DLQ',
   'tektree dlq retry ID1 ID2 --dry-run': 'needs the ids of entries in your DLQ',
+  'tektree trace 0b9f3c1e-8a4d-4e2b-9f6a-2d7c1e5b3a90': 'needs that event in your store',
+  'tektree trace --correlation 5d1e7a20-3c4b-4f1e-8a2d-6b9c0e1f2a34 --json': 'needs that journey in your store',
   'tektree replay --group gamification --shadow --rules ./my-rules': 'needs your rules folder',
   'TEKTREE_DATA_DIR=/tmp/tt tektree up': 'starts a server with its data in a shared /tmp/tt',
   'git show main:fixtures/catalog/tektree.asyncapi.yaml > /tmp/old.yaml && tektree catalog diff /tmp/old.yaml fixtures/catalog/tektree.asyncapi.yaml':

@@ -565,6 +565,24 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect(await store.projections.applyOnce('c_commit', 'u1', 'e1', {$inc: {xp: 5}})).toBe(false)
       })
 
+      it('keeps which group handled which event, when and after how many attempts, for trace', async () => {
+        await store.commit({
+          marks: [{scope: 'handled:g1', keys: ['e1', 'e2']}],
+          handled: [
+            {group: 'g1', event_id: 'e1', handled_at: '2026-11-30T10:00:00.000Z', attempts: 1},
+            {group: 'g1', event_id: 'e2', handled_at: '2026-11-30T10:00:01.000Z', attempts: 3},
+          ],
+        })
+        await store.commit({handled: [{group: 'g2', event_id: 'e1', handled_at: '2026-11-30T10:00:02.000Z', attempts: 2}]})
+        const sorted = (records: Awaited<ReturnType<typeof store.handled.of>>) => [...records].sort((a, b) => (a.event_id + a.group).localeCompare(b.event_id + b.group))
+        expect(sorted(await store.handled.of(['e1', 'e2', 'e9']))).toEqual([
+          {group: 'g1', event_id: 'e1', handled_at: '2026-11-30T10:00:00.000Z', attempts: 1},
+          {group: 'g2', event_id: 'e1', handled_at: '2026-11-30T10:00:02.000Z', attempts: 2},
+          {group: 'g1', event_id: 'e2', handled_at: '2026-11-30T10:00:01.000Z', attempts: 3},
+        ])
+        expect(await store.handled.of([])).toEqual([])
+      })
+
       it('an empty commit is a no-op', async () => {
         expect(await store.commit({})).toEqual({inserted: 0})
       })

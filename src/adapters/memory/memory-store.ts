@@ -11,6 +11,8 @@ import type {
   CommitResult,
   DlqRecord,
   DlqStore,
+  HandledLog,
+  HandledRecord,
   EventQuery,
   EventStore,
   IdempotencyStore,
@@ -51,6 +53,8 @@ export class MemoryStore implements Store {
   readonly idempotency: IdempotencyStore
   readonly projections: ProjectionStore
   readonly dlq: DlqStore
+  readonly handled: HandledLog
+  private readonly handledRecords = new Map<string, HandledRecord>()
 
   private closed = false
   private readonly now: () => number
@@ -197,6 +201,13 @@ export class MemoryStore implements Store {
         this.appliedIds.delete(collection)
       },
     }
+    this.handled = {
+      of: async (eventIds) => {
+        this.check()
+        const wanted = new Set(eventIds)
+        return [...this.handledRecords.values()].filter((r) => wanted.has(r.event_id)).map((r) => ({...r}))
+      },
+    }
     this.dlq = {
       add: async (record) => {
         this.check()
@@ -269,6 +280,7 @@ export class MemoryStore implements Store {
     }
     const {inserted} = writes.events?.length ? this.append(writes.events) : {inserted: 0}
     for (const {scope, keys, ttlMs} of writes.marks ?? []) this.keys.mark(scope, keys, ttlMs)
+    for (const record of writes.handled ?? []) this.handledRecords.set(`${record.event_id}\u0000${record.group}`, {...record})
     return {inserted}
   }
 

@@ -25,6 +25,8 @@ import type {
   AppendResult,
   DlqRecord,
   DlqStore,
+  HandledLog,
+  HandledRecord,
   EventQuery,
   EventStore,
   IdempotencyStore,
@@ -136,6 +138,8 @@ export class MongoStore implements Store {
   readonly idempotency: IdempotencyStore
   readonly projections: ProjectionStore
   readonly dlq: DlqStore
+  readonly handled: HandledLog
+  private readonly handledCollection: Collection<HandledRecord & {_id: string}>
   readonly db: Db
 
   private readonly eventsCollection: Collection<EventDoc>
@@ -156,6 +160,7 @@ export class MongoStore implements Store {
     this.eventsCollection = this.db.collection<EventDoc>('events')
     this.idempotencyCollection = this.db.collection<IdempotencyDoc>('idempotency')
     this.dlqCollection = this.db.collection<DlqDoc>('dlq')
+    this.handledCollection = this.db.collection<HandledRecord & {_id: string}>('handled')
     this.now = options.now ?? Date.now
     this.batchSize = options.batchSize ?? 1_000
 
@@ -281,6 +286,10 @@ export class MongoStore implements Store {
         }
       },
     }
+    this.handled = {
+      of: async (eventIds) =>
+        eventIds.length === 0 ? [] : ((await this.handledCollection.find({event_id: {$in: [...eventIds]}}, {projection: {_id: 0}}).toArray()) as HandledRecord[]),
+    }
     this.dlq = {
       add: async (record) => {
         // $setOnInsert keeps the first insertion position, so list() stays in dead-letter order.
@@ -316,6 +325,7 @@ export class MongoStore implements Store {
       {key: {published: 1, seq: 1}, name: 'outbox', partialFilterExpression: {published: false}},
     ])
     await this.idempotencyCollection.createIndexes([{key: {expires_at: 1}, name: 'ttl', expireAfterSeconds: 0}])
+    await this.handledCollection.createIndexes([{key: {event_id: 1}, name: 'event_id'}])
     await this.dlqCollection.createIndexes([
       {key: {_seq: 1}, name: 'seq'},
       {key: {group: 1, _seq: 1}, name: 'group_seq'},
@@ -334,6 +344,13 @@ export class MongoStore implements Store {
     }
     const {inserted} = writes.events?.length ? await this.append(writes.events) : {inserted: 0}
     for (const {scope, keys, ttlMs} of writes.marks ?? []) await this.idempotency.markMany(scope, keys, ttlMs)
+    const handled = writes.handled ?? []
+    if (handled.length > 0) {
+      await this.handledCollection.bulkWrite(
+        handled.map((r) => ({replaceOne: {filter: {_id: `${r.event_id}:${r.group}`}, replacement: {...r, _id: `${r.event_id}:${r.group}`}, upsert: true}})),
+        {ordered: false},
+      )
+    }
     return {inserted}
   }
 

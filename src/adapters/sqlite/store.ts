@@ -20,6 +20,7 @@
  * - `projections`: (collection, id) -> the document as JSON, and beside it (never in it) the last
  *   APPLIED_LIMIT event ids applyOnce applied to it, as a JSON array.
  * - `dlq`: records by id, in dead-letter order.
+ * - `handled`: (event_id, group) -> when the group completed the event and after how many attempts.
  * - `events.published`: 0 in the outbox, 1 published (at `published_at`, ms), 2 quarantined (the relay gave up on it; the
  *   reason in `events.quarantine`).
  */
@@ -32,6 +33,8 @@ import type {
   CommitResult,
   DlqRecord,
   DlqStore,
+  HandledLog,
+  HandledRecord,
   EventQuery,
   EventStore,
   IdempotencyStore,
@@ -123,6 +126,16 @@ export const MIGRATIONS: readonly string[] = [
   // 3: when an event was marked published (ms), for reconcile (null: marked before this column).
   `
   ALTER TABLE events ADD COLUMN published_at INTEGER;
+  `,
+  // 4: which group handled which event, when and after how many attempts (trace), kept with the event.
+  `
+  CREATE TABLE handled (
+    event_id   TEXT NOT NULL,
+    group_name TEXT NOT NULL,
+    handled_at TEXT NOT NULL,
+    attempts   INTEGER NOT NULL,
+    PRIMARY KEY (event_id, group_name)
+  ) WITHOUT ROWID;
   `,
 ]
 
@@ -348,6 +361,8 @@ export class SqliteStore implements Store {
   readonly idempotency: IdempotencyStore
   readonly projections: ProjectionStore
   readonly dlq: DlqStore
+  readonly handled: HandledLog
+  private readonly recordHandled: Statement
   /** The migrations this open applied (empty when the file was already current): tests and logs. */
   readonly migrationsRun: readonly number[]
 
@@ -392,7 +407,7 @@ export class SqliteStore implements Store {
   private readonly appendTx: (rows: readonly EventRow[]) => AppendResult
   private readonly claimTx: (owner: string, limit: number, leaseMs: number) => EventEnvelope[]
   private readonly writeTx: <T>(fn: () => T) => T
-  private readonly commitTx: (projections: NonNullable<StoreWrites['projections']>, rows: readonly EventRow[], marks: readonly Mark[]) => CommitResult
+  private readonly commitTx: (projections: NonNullable<StoreWrites['projections']>, rows: readonly EventRow[], marks: readonly Mark[], handled: readonly HandledRecord[]) => CommitResult
 
   constructor(
     private readonly db: Db,
@@ -508,13 +523,15 @@ export class SqliteStore implements Store {
       return rows.map((row) => JSON.parse(row[1]) as EventEnvelope)
     })
     this.writeTx = immediate(db, <T>(fn: () => T): T => fn()) as <T>(fn: () => T) => T
-    this.commitTx = immediate(db, (projections: NonNullable<StoreWrites['projections']>, rows: readonly EventRow[], marks: readonly Mark[]) => {
+    this.recordHandled = db.prepare('INSERT OR REPLACE INTO handled (event_id, group_name, handled_at, attempts) VALUES (?, ?, ?, ?)')
+    this.commitTx = immediate(db, (projections: NonNullable<StoreWrites['projections']>, rows: readonly EventRow[], marks: readonly Mark[], handled: readonly HandledRecord[]) => {
       const staged = new Map<string, StagedDoc>()
       for (const {collection, id, update, eventId} of projections) this.stage(staged, collection, id, update, eventId ?? null)
       this.flush(staged)
       let inserted = 0
       for (const row of rows) if (this.insertRow(row)) inserted++
       for (const mark of marks) this.mark(mark)
+      for (const r of handled) this.recordHandled.run(r.event_id, r.group, r.handled_at, r.attempts)
       return {inserted}
     })
 
@@ -638,6 +655,18 @@ export class SqliteStore implements Store {
         await this.run(() => this.writeTx(() => this.dropCollection.run(collection)))
       },
     }
+    const selectHandled = db.prepare('SELECT event_id, group_name, handled_at, attempts FROM handled WHERE event_id IN (SELECT value FROM json_each(?))')
+    this.handled = {
+      of: (eventIds) =>
+        this.run(() =>
+          (selectHandled.all(JSON.stringify(eventIds)) as Array<{event_id: string; group_name: string; handled_at: string; attempts: number}>).map((r) => ({
+            group: r.group_name,
+            event_id: r.event_id,
+            handled_at: r.handled_at,
+            attempts: r.attempts,
+          })),
+        ),
+    }
     this.dlq = {
       add: async (record) => {
         const json = JSON.stringify(record)
@@ -683,11 +712,12 @@ export class SqliteStore implements Store {
     const rows = writes.events?.length ? writes.events.map(eventRow) : []
     const marks: Mark[] = []
     for (const {scope, keys, ttlMs} of writes.marks ?? []) if (keys.length > 0) marks.push({scope, keys: JSON.stringify(keys), ttlMs})
-    if (projections.length === 0 && rows.length === 0 && marks.length === 0) {
+    const handled = writes.handled ?? []
+    if (projections.length === 0 && rows.length === 0 && marks.length === 0 && handled.length === 0) {
       this.check()
       return {inserted: 0}
     }
-    return this.run(() => this.commitTx(projections, rows, marks))
+    return this.run(() => this.commitTx(projections, rows, marks, handled))
   }
 
   async close(): Promise<void> {
