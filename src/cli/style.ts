@@ -11,7 +11,16 @@ import type TableType from 'cli-table3'
 type Table = InstanceType<typeof TableType>
 // Loaded on first use: most commands print no table, and start-up time matters.
 let TableCtor: typeof TableType | undefined
-const newTable = (options: ConstructorParameters<typeof TableType>[0]): Table => new (TableCtor ??= createRequire(import.meta.url)('cli-table3') as typeof TableType)(options)
+/**
+ * cli-table3 paints through @colors/colors, which decides on its own from the environment (off
+ * whenever CI is set, for one): when this module has decided on colour, it is switched on there.
+ */
+const newTable = (options: ConstructorParameters<typeof TableType>[0], color: boolean): Table => {
+  const require = createRequire(import.meta.url)
+  TableCtor ??= require('cli-table3') as typeof TableType
+  if (color) (require('@colors/colors/safe') as {enable(): void}).enable()
+  return new TableCtor(options)
+}
 
 /** What a Style needs to know about where the text goes (a WriteStream, or a test's stand-in). */
 export interface OutputTarget {
@@ -122,11 +131,11 @@ export function createStyle(target: OutputTarget = process.stdout, options: {env
     dim: paint.dim(color),
     bold: paint.bold(color),
     table(head, opts = {}) {
-      return newTable({...(head ? {head} : {}), ...tableOptions(opts.compact ?? false)})
+      return newTable({...(head ? {head} : {}), ...tableOptions(opts.compact ?? false)}, color)
     },
     fitTable(head, rows, opts = {}) {
       const colWidths = fitColumns([head, ...rows], width)
-      const table = newTable({head, ...tableOptions(opts.compact ?? false), ...(colWidths ? {colWidths, wordWrap: true, wrapOnWordBoundary: true} : {})})
+      const table = newTable({head, ...tableOptions(opts.compact ?? false), ...(colWidths ? {colWidths, wordWrap: true, wrapOnWordBoundary: true} : {})}, color)
       for (const row of rows) table.push(row)
       return table.toString()
     },

@@ -36,7 +36,7 @@ describe.skipIf(url === null)(`MongoStore: an event over 16 MiB (${inject('mongo
       expect((error as RuntimeError).message).toContain(huge.event_id)
       expect((error as RuntimeError).message).toMatch(/16 MiB|16,777,216/)
       const small = makeEvent()
-      expect(await store.events.append([small])).toEqual({inserted: 1, duplicates: []})
+      expect(await store.events.append([small])).toEqual({inserted: 1, duplicates: [], conflicts: []})
     } finally {
       await store.close()
     }
