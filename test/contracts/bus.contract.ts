@@ -374,6 +374,28 @@ export function busContract(name: string, factory: BusFactory, options: BusContr
       expect(b.assignment()).toHaveLength(partitions)
     }, 60_000)
 
+    it("a partition's new owner gets what the previous one left unacked first, before newer entries, without waiting the visibility timeout", async () => {
+      const topic = uniqueName('topic')
+      await bus.ensureTopics([{name: topic, partitions: 1}])
+      const group = uniqueName('g')
+      await bus.publish(messages(topic, 'agg', 2))
+      // given an owner that took the first entries and died holding them (no ack, no next(), no close)
+      const dead = await subscribe({group, topics: [topic], consumer: 'dead', batchSize: 2, visibilityTimeoutMs: 60_000})
+      const held = await consumeUntil(dead, (all) => all.length === 2, {ack: false})
+      expect(held.map(valueN)).toEqual([0, 1])
+      await bus.publish(messages(topic, 'agg', 2, 2))
+      // when another consumer of the group takes the partition over
+      const next = await subscribe({group, topics: [topic], consumer: 'next', visibilityTimeoutMs: 60_000})
+      const got = await consumeUntil(next, (all) => all.length >= 4, {timeoutMs: waitTimeoutMs, message: 'the new owner gets all four'})
+      // then the aggregate's order holds: 0 and 1 (redelivered) before 2 and 3
+      expect(got.map((d) => [valueN(d), d.deliveryCount])).toEqual([
+        [0, 2],
+        [1, 2],
+        [2, 1],
+        [3, 1],
+      ])
+    }, 60_000)
+
     it('a consumer that stops fetching but beats keeps its partitions past the session timeout', async () => {
       const partitions = 4
       const {a, b} = await twoOwners(partitions)

@@ -83,6 +83,8 @@ interface GroupPartition {
   pending: Map<string, PendingEntry>
   /** Entries acked, ever. */
   acked: number
+  /** The consumer that last read this partition: another one reading it has taken it over. */
+  reader?: string
 }
 
 interface GroupTopic {
@@ -612,33 +614,55 @@ class MemorySubscription implements Subscription {
     const name = this.member.name
     const counts = group.consumerPending
 
-    // 1. Redeliveries whose visibility timeout has passed (the head of each pending map is the oldest).
+    const redeliver = (topic: Topic, index: number, part: GroupPartition, pending: PendingEntry) => {
+      part.pending.delete(pending.entry.id)
+      if (pending.consumer !== name) {
+        counts.set(pending.consumer, (counts.get(pending.consumer) ?? 1) - 1)
+        counts.set(name, (counts.get(name) ?? 0) + 1)
+        pending.consumer = name
+      }
+      pending.count++
+      pending.deliveredAt = now
+      part.pending.set(pending.entry.id, pending)
+      deliveries.push(toDelivery(pending.entry, topic.spec.name, index, pending.count))
+    }
+
+    // 1. A partition taken over: what its previous owner left unacked comes first, at once and in
+    // log order (as the Redis bus claims it), and nothing newer until all of it is out; else a
+    // later event of an aggregate would overtake an earlier one waiting for its visibility timeout.
+    const takingOver = new Set<GroupPartition>()
+    for (let k = 0; k < n; k++) {
+      const {topic, index, part} = owned[(start + k) % n]
+      if (part.reader === name) continue
+      const left = [...part.pending.values()].filter((p) => p.consumer !== name).sort((a, b) => a.entry.seq - b.entry.seq)
+      for (const pending of left) {
+        if (deliveries.length >= limit) break
+        redeliver(topic, index, part, pending)
+      }
+      if (left.length > 0 && deliveries.length >= limit && left.some((p) => p.consumer !== name)) takingOver.add(part)
+      else part.reader = name
+    }
+
+    // 2. Our redeliveries whose visibility timeout has passed (pending maps are in delivery order).
     for (let k = 0; k < n && deliveries.length < limit; k++) {
       const {topic, index, part} = owned[(start + k) % n]
       for (const pending of part.pending.values()) {
+        if (pending.consumer !== name) continue
         const due = pending.deliveredAt + visibility
         if (due > now) {
           if (wakeAt === null || due < wakeAt) wakeAt = due
           break
         }
         if (deliveries.length >= limit) break
-        part.pending.delete(pending.entry.id)
-        if (pending.consumer !== name) {
-          counts.set(pending.consumer, (counts.get(pending.consumer) ?? 1) - 1)
-          counts.set(name, (counts.get(name) ?? 0) + 1)
-          pending.consumer = name
-        }
-        pending.count++
-        pending.deliveredAt = now
-        part.pending.set(pending.entry.id, pending)
-        deliveries.push(toDelivery(pending.entry, topic.spec.name, index, pending.count))
+        redeliver(topic, index, part, pending)
       }
     }
 
-    // 2. New entries from the group's cursor.
+    // 3. New entries from the group's cursor.
     let delivered = 0
     for (let k = 0; k < n && deliveries.length < limit; k++) {
       const {topic, index, part} = owned[(start + k) % n]
+      if (takingOver.has(part)) continue
       const partition = topic.partitions[index]
       const end = partition.base + partition.entries.length
       while (part.cursor < end && deliveries.length < limit) {
