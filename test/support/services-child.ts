@@ -49,6 +49,12 @@ const runtime: Runtime = {
   },
 }
 const services = createServices({catalog, clock, emailDir: null})
+function retryDelays(): number[] | undefined {
+  const given = process.env.CHILD_RETRY_DELAYS_MS
+  if (given === 'default') return undefined
+  if (given) return given.split(',').map(Number)
+  return Array.from({length: 15}, () => 0)
+}
 let subscribed = 0
 let reported = 0
 const say = (line: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(line)}\n`)
@@ -58,7 +64,9 @@ const host = startServices({
   services,
   // The kills are the test's, not the events': a budget no kill storm of the test can spend (every
   // kill counts as a delivery of what the dead process held), so nothing is dead-lettered for them.
-  consumerOptions: {visibilityTimeoutMs: timeoutMs, retryDelaysMs: Array.from({length: 15}, () => 0)},
+  // CHILD_RETRY_DELAYS_MS=default: the product's schedule (0 s, 10 s, 60 s), which outlasts a
+  // Redis restart; or a comma-separated list.
+  consumerOptions: {visibilityTimeoutMs: timeoutMs, retryDelaysMs: retryDelays()},
   onEvent: (service, event) => {
     if (event.type === 'subscribed' && ++subscribed === services.length) process.stdout.write('ready\n')
     if (event.type === 'dead_lettered') say({dead_lettered: service, code: event.record.error.error.code, event_id: event.record.event_id})

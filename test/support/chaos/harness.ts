@@ -16,7 +16,8 @@
  * Sizes come from the environment so that `npm run chaos` runs the same scenarios longer
  * (scripts/chaos.sh): TEKTREE_CHAOS_ROUNDS (faults per scenario), TEKTREE_CHAOS_EVENTS (events per
  * scenario), TEKTREE_CHAOS_SEED (the seed of the load and of every random choice; default: fresh,
- * printed), TEKTREE_CHAOS_RESULTS (a file each scenario appends one JSON line of results to).
+ * printed), TEKTREE_CHAOS_RESULTS (a file each scenario appends one JSON line of results to),
+ * TEKTREE_CHAOS_KEEP=1 (keep the temp directory: store.db and the AOF, for a post-mortem).
  */
 import {type ChildProcess, spawn} from 'node:child_process'
 import {appendFileSync, mkdtempSync, rmSync} from 'node:fs'
@@ -339,7 +340,9 @@ export async function openChaosSystem(name: string, options: {seed?: number; ses
       }
       await runtime.close().catch(() => undefined)
       await redis.stop()
-      rmSync(dir, {recursive: true, force: true})
+      // TEKTREE_CHAOS_KEEP=1 keeps the store and the AOF for a post-mortem.
+      if (process.env.TEKTREE_CHAOS_KEEP === '1') process.stderr.write(`[chaos ${name}] kept ${dir}\n`)
+      else rmSync(dir, {recursive: true, force: true})
     },
   }
   process.stderr.write(`[chaos ${name}] seed ${seed} (TEKTREE_CHAOS_SEED=${seed} repeats its choices), redis ${redis.url}, store ${storePath}\n`)
