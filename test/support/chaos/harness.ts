@@ -105,6 +105,8 @@ export interface CheckResult {
   /** The oracle's values compared, and the differences it found (the first few). */
   checked: number
   differences: number
+  /** Differences per projection (only those with some). */
+  differing: Record<string, number>
   sample: Difference[]
   /** Dead letters nobody expected, and expected ones missing (group + error code). */
   unexpectedDeadLetters: Array<{group: string; code: string; event_type: string | null}>
@@ -323,6 +325,7 @@ export async function openChaosSystem(name: string, options: {seed?: number; ses
       return {
         checked: verify.checked,
         differences: verify.differences.length,
+        differing: Object.fromEntries(Object.entries(verify.projections ?? {}).filter(([, p]) => p.differences > 0).map(([name, p]) => [name, p.differences])),
         sample: verify.differences.slice(0, 5),
         unexpectedDeadLetters: unexpected.slice(0, 20),
         missingDeadLetters: missing,
