@@ -7,14 +7,14 @@
  * the leaderboards' increments wait or are retried. After a drain: verify 0 differences, the DLQ
  * exactly the poison, nothing stuck. (Losing the AOF's tail is aof-tail-loss.int.test.ts.)
  *
- * CI: 3 crashes over 4,000 events. `npm run chaos`: TEKTREE_CHAOS_ROUNDS, TEKTREE_CHAOS_EVENTS.
+ * CI: 2 crashes over 3,000 events. `npm run chaos`: TEKTREE_CHAOS_ROUNDS, TEKTREE_CHAOS_EVENTS.
  */
 import {afterAll, beforeAll, describe, expect, inject, it} from 'vitest'
 import {type ChaosSystem, describeCheck, eventCount, openChaosSystem, recordResult, rounds, sleep} from '../support/chaos/harness.js'
 
 const available = inject('redisUrl') !== null
-const CRASHES = rounds(3)
-const EVENTS = eventCount(4_000)
+const CRASHES = rounds(2)
+const EVENTS = eventCount(3_000)
 
 describe.skipIf(!available)(`redis-server killed -9 and restarted from its AOF (${available ? 'redis-server + SQLite' : `skipped: ${inject('redisUnavailable')}`})`, () => {
   let system: ChaosSystem

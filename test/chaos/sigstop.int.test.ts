@@ -10,14 +10,14 @@
  * 1 s). The stop lasts 2.5-4 s; the victim alternates. Then the checks: verify 0 differences, the
  * DLQ exactly the poison, nothing stuck.
  *
- * CI: 6 stops over 5,000 events. `npm run chaos`: TEKTREE_CHAOS_ROUNDS stops, TEKTREE_CHAOS_EVENTS.
+ * CI: 5 stops over 4,000 events. `npm run chaos`: TEKTREE_CHAOS_ROUNDS stops, TEKTREE_CHAOS_EVENTS.
  */
 import {afterAll, beforeAll, describe, expect, inject, it} from 'vitest'
 import {type ChaosSystem, describeCheck, eventCount, openChaosSystem, recordResult, rounds, sleep} from '../support/chaos/harness.js'
 
 const available = inject('redisUrl') !== null
-const STOPS = rounds(6)
-const EVENTS = eventCount(5_000)
+const STOPS = rounds(5)
+const EVENTS = eventCount(4_000)
 
 describe.skipIf(!available)(`SIGSTOP of a consumer past its visibility timeout (${available ? 'redis-server + SQLite' : `skipped: ${inject('redisUnavailable')}`})`, () => {
   let system: ChaosSystem
