@@ -84,7 +84,9 @@ describe.skipIf(!available)(`redis-server restarted having lost its AOF's tail (
     await services.stop()
     const check = await system.check()
     recordResult({
+      file: 'test/chaos/aof-tail-loss.int.test.ts',
       scenario: 'redis-server kill -9, AOF tail lost, no repair (the fault is real)',
+      expect: 'loss',
       seed: system.seed,
       injected: {'kill -9 of redis-server, the last ~1.5 s of its AOF cut off': 1, 'poison pills': 2},
       events: EVENTS,
@@ -108,6 +110,7 @@ describe.skipIf(!available)(`redis-server restarted having lost its AOF's tail (
       await services.stop()
       const check = await system.check({drained})
       recordResult({
+      file: 'test/chaos/aof-tail-loss.int.test.ts',
         scenario: 'redis-server kill -9, AOF tail lost, then tektree reconcile',
         seed: system.seed,
         injected: {'kill -9 of redis-server, the last ~1.5 s of its AOF cut off': 1, 'poison pills': 2},

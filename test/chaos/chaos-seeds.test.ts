@@ -42,6 +42,7 @@ describe(`chaos over ${SEEDS.length} seeds, then verify and the DLQ`, () => {
       ok: totals.failed.length === 0,
     }
     recordResult({
+      file: 'test/chaos/chaos-seeds.test.ts',
       scenario: `in-process chaos scenario over ${totals.runs} seeds`,
       seed: SEEDS[0],
       injected: {

@@ -55,7 +55,8 @@ describe.skipIf(!available)(`kill -9 of the services, then verify (${available ?
     await last.stop()
     // and the checks hold: verify 0 differences, the DLQ exactly the poison, nothing stuck
     const check = await system.check({drained})
-    recordResult({scenario: 'kill -9 of the services (consumers)', seed: system.seed, injected: {'kill -9 of the services process': KILLS, 'poison pills': KILLS}, events: EVENTS, checks: check, durationMs: Date.now() - started, notes: [`${killedBusy} of ${KILLS} kills hit the services with work pending`]})
+    recordResult({
+      file: 'test/chaos/kill9.int.test.ts',scenario: 'kill -9 of the services (consumers)', seed: system.seed, injected: {'kill -9 of the services process': KILLS, 'poison pills': KILLS}, events: EVENTS, checks: check, durationMs: Date.now() - started, notes: [`${killedBusy} of ${KILLS} kills hit the services with work pending`]})
     expect(check.ok, describeCheck(check)).toBe(true)
     expect(check.checked).toBeGreaterThan(1_000)
     expect(killedBusy, 'kills that hit the services with work pending').toBeGreaterThan(KILLS / 2)

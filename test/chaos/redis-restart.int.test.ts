@@ -50,6 +50,7 @@ describe.skipIf(!available)(`redis-server killed -9 and restarted from its AOF (
     // then every event was delivered and applied once, the DLQ holds the poison, nothing is stuck
     const check = await system.check({drained})
     recordResult({
+      file: 'test/chaos/redis-restart.int.test.ts',
       scenario: 'redis-server kill -9 and restart, AOF intact',
       seed: system.seed,
       injected: {'kill -9 of redis-server, restart from the AOF': CRASHES, 'poison pills': CRASHES},

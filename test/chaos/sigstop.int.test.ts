@@ -57,6 +57,7 @@ describe.skipIf(!available)(`SIGSTOP of a consumer past its visibility timeout (
     // then nothing was applied twice or out of order, the DLQ holds the poison, nothing is stuck
     const check = await system.check({drained})
     recordResult({
+      file: 'test/chaos/sigstop.int.test.ts',
       scenario: 'SIGSTOP of a consumer past its visibility timeout',
       seed: system.seed,
       injected: {'SIGSTOP 2.5-4 s, then SIGCONT': STOPS, 'poison pills': STOPS},

@@ -72,6 +72,7 @@ describe.skipIf(!available)(`the store's file locked by another process (${avail
     const check = await system.check({drained})
     const storeErrors = services.lines.filter((line) => line.store_error).length
     recordResult({
+      file: 'test/chaos/store-lock.int.test.ts',
       scenario: "the store's file locked by another process",
       seed: system.seed,
       injected: {[`write lock held ${HOLD_MS / 1000} s by another process`]: LOCKS, 'poison pills': LOCKS},

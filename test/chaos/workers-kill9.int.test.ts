@@ -50,6 +50,7 @@ describe.skipIf(!available)(`kill -9 of \`tektree services --workers 2\` (${avai
     await last.stop()
     const check = await system.check({drained})
     recordResult({
+      file: 'test/chaos/workers-kill9.int.test.ts',
       scenario: 'kill -9 of `tektree services --workers 2`',
       seed: system.seed,
       injected: {'kill -9 of the services process (2 worker threads)': KILLS, 'poison pills': KILLS},

@@ -14,8 +14,8 @@
  *   group, the outbox empty).
  *
  * Sizes come from the environment so that `npm run chaos` runs the same scenarios longer
- * (scripts/chaos.sh): TEKTREE_CHAOS_ROUNDS (faults per scenario), TEKTREE_CHAOS_EVENTS (events per
- * scenario), TEKTREE_CHAOS_SEED (the seed of the load and of every random choice; default: fresh,
+ * (scripts/chaos.sh): TEKTREE_CHAOS_SCALE (every scenario's faults and events times this),
+ * TEKTREE_CHAOS_ROUNDS / TEKTREE_CHAOS_EVENTS (or exactly this many), TEKTREE_CHAOS_SEED (the seed of the load and of every random choice; default: fresh,
  * printed), TEKTREE_CHAOS_RESULTS (a file each scenario appends one JSON line of results to),
  * TEKTREE_CHAOS_KEEP=1 (keep the temp directory: store.db and the AOF, for a post-mortem).
  */
@@ -50,10 +50,12 @@ export function envCount(name: string, ciDefault: number): number {
   return Number.isInteger(value) && value > 0 ? value : ciDefault
 }
 
-/** How many faults a scenario injects (TEKTREE_CHAOS_ROUNDS, else the scenario's CI count). */
-export const rounds = (ciDefault: number) => envCount('TEKTREE_CHAOS_ROUNDS', ciDefault)
-/** How many events a scenario's load sends (TEKTREE_CHAOS_EVENTS, else the scenario's CI count). */
-export const eventCount = (ciDefault: number) => envCount('TEKTREE_CHAOS_EVENTS', ciDefault)
+/** Every scenario's CI size times this (TEKTREE_CHAOS_SCALE, default 1): `npm run chaos` runs 3. */
+const scale = () => envCount('TEKTREE_CHAOS_SCALE', 1)
+/** How many faults a scenario injects: TEKTREE_CHAOS_ROUNDS, else its CI count times the scale. */
+export const rounds = (ciDefault: number) => envCount('TEKTREE_CHAOS_ROUNDS', ciDefault * scale())
+/** How many events a scenario's load sends: TEKTREE_CHAOS_EVENTS, else its CI count times the scale. */
+export const eventCount = (ciDefault: number) => envCount('TEKTREE_CHAOS_EVENTS', ciDefault * scale())
 
 /** The seed of a scenario: TEKTREE_CHAOS_SEED, else a fresh one (printed, and in the results). */
 export function chaosSeed(): number {
@@ -66,6 +68,8 @@ export const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done
 /** One scenario's line in TEKTREE_CHAOS_RESULTS (scripts/chaos-report.ts makes RELIABILITY.md of them). */
 export interface ScenarioResult {
   scenario: string
+  /** The test file, for the reproduction line. */
+  file: string
   seed: number
   /** What was injected, and how often: {"kill -9 of the services": 10, ...}. */
   injected: Record<string, number>
@@ -73,6 +77,8 @@ export interface ScenarioResult {
   checks: CheckResult
   durationMs: number
   notes?: string[]
+  /** 'loss': the scenario shows a fault's damage on purpose (no repair): differences are its result. */
+  expect?: 'loss'
 }
 
 export function recordResult(result: ScenarioResult): void {
