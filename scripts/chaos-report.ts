@@ -108,11 +108,14 @@ for (const r of results) {
   lines.push(`| ${cell(r.scenario)} | ${cell(injected(r))} | ${r.events} | ${cell(held(r) + notes)} | ${outcome(r)} | ${r.seed} |`)
 }
 if (vitest) {
-  lines.push('', 'Every test of the run (vitest):', '', '| file | test | status | s |', '|---|---|---|---:|')
+  lines.push('', 'Every test file of the run (vitest):', '', '| file | passed | failed | skipped | s | failed tests |', '|---|---:|---:|---:|---:|---|')
   for (const file of vitest.testResults) {
-    for (const test of file.assertionResults) {
-      lines.push(`| ${relative(process.cwd(), file.name)} | ${cell(test.title)} | ${test.status === 'passed' ? 'passed' : `**${test.status}**`} | ${test.duration ? (test.duration / 1000).toFixed(1) : ''} |`)
-    }
+    const tests = file.assertionResults
+    const count = (status: string) => tests.filter((t) => t.status === status).length
+    const skipped = tests.length - count('passed') - count('failed')
+    const seconds = tests.reduce((sum, t) => sum + (t.duration ?? 0), 0) / 1000
+    const failedNames = tests.filter((t) => t.status === 'failed').map((t) => t.title)
+    lines.push(`| ${relative(process.cwd(), file.name)} | ${count('passed')} | ${count('failed') ? `**${count('failed')}**` : 0} | ${skipped} | ${seconds.toFixed(0)} | ${cell(failedNames.join('; '))} |`)
   }
 }
 const failed = results.filter((r) => (r.expect === 'loss' ? r.checks.differences === 0 : !r.checks.ok))
