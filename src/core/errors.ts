@@ -44,6 +44,20 @@ export class UnknownTopicError extends NonRetryableError {
   }
 }
 
+/**
+ * A commit's exclusive ledger marks were already held (StoreWrites.marks): another consumer of the
+ * group completed some of the unit's events first. Nothing of the unit was applied.
+ */
+export class CommitConflictError extends RuntimeError {
+  constructor(scope: string, keys: readonly string[]) {
+    super(`${keys.length} event(s) of this unit were completed by another consumer of ${scope} first: nothing of it was applied`, {
+      code: 'ALREADY_HANDLED',
+      details: {scope, keys: keys.slice(0, 10)},
+    })
+    this.name = 'CommitConflictError'
+  }
+}
+
 /** drain() ran out of time with events still in the outbox. */
 export class DrainTimeoutError extends RuntimeError {
   constructor(pending: number, timeoutMs: number) {

@@ -353,8 +353,14 @@ export interface StoreWrites {
   events?: readonly EventEnvelope[]
   /** Applied in order; with `eventId` as applyOnce (skipped where the document already holds it). */
   projections?: ReadonlyArray<{collection: string; id: string; update: ProjectionUpdate; eventId?: string}>
-  /** Held as idempotency.markMany holds them. */
-  marks?: ReadonlyArray<{scope: string; keys: readonly string[]; ttlMs?: number}>
+  /**
+   * Held as idempotency.markMany holds them. `exclusive`: the commit applies nothing and rejects
+   * with CommitConflictError when one of these keys is already held: another consumer of the group
+   * completed that event meanwhile (this one lost its partition while it worked: a pause, a stop),
+   * and applying its writes again would count them twice wherever a per-document guard has
+   * forgotten the event (it keeps the last 256 ids).
+   */
+  marks?: ReadonlyArray<{scope: string; keys: readonly string[]; ttlMs?: number; exclusive?: boolean}>
   /** Which group handled which event, kept as long as the event (trace). */
   handled?: readonly HandledRecord[]
 }

@@ -30,7 +30,7 @@ import {hostname} from 'node:os'
 import type {Catalog, CatalogEvent} from '../catalog/types.js'
 import type {EventValidator} from '../catalog/validate.js'
 import {errorContract, type ErrorContract, type EventEnvelope} from '../core/envelope.js'
-import {isAbortError, isNonRetryable, NonRetryableError} from '../core/errors.js'
+import {CommitConflictError, isAbortError, isNonRetryable, NonRetryableError} from '../core/errors.js'
 import {derivedEventId} from '../core/event-id.js'
 import {compileTypeGlobs} from '../core/glob.js'
 import type {RuntimeMetrics} from '../core/metrics.js'
@@ -390,11 +390,14 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       return unit.segments
     } catch (error) {
       notify({type: 'store_error', phase: 'commit', error, eventId: null})
-      if (unit.segments.length === 1 || crashed) return []
+      // A conflict is never about the whole unit: sort its events out one by one.
+      if (!(error instanceof CommitConflictError) && (unit.segments.length === 1 || crashed)) return []
     }
     // One event's writes may be what the store refuses: commit them one by one, so that the others
     // go in. A refused one stays unacked; the bus redelivers it and its delivery count leads it to
-    // the DLQ once its attempts are spent.
+    // the DLQ once its attempts are spent. One another consumer of the group completed first (it
+    // took the partition while this one was paused or slow) is done: acked, its writes dropped,
+    // never applied twice.
     const committed: Segment<Item>[] = []
     for (const segment of unit.segments) {
       if (crashed) break
@@ -403,6 +406,11 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
         if (inserted > 0) publisher.kick()
         committed.push(segment)
       } catch (error) {
+        if (error instanceof CommitConflictError) {
+          stats.duplicates++
+          committed.push(segment)
+          continue
+        }
         notify({type: 'store_error', phase: 'commit', error, eventId: segment.eventId})
       }
     }

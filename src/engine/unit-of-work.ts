@@ -83,7 +83,8 @@ export function unitWrites<T>(writes: WriteSet, segments: readonly Segment<T>[],
   return {
     projections: writes.projections,
     events: writes.events,
-    marks: segments.length > 0 ? [{scope: ledgerScope, keys: segments.map((segment) => segment.eventId), ttlMs}] : [],
+    // Exclusive: a unit whose event another consumer completed first is refused (CommitConflictError).
+    marks: segments.length > 0 ? [{scope: ledgerScope, keys: segments.map((segment) => segment.eventId), ttlMs, exclusive: true}] : [],
     handled: segments.flatMap((segment) => (segment.record ? [segment.record] : [])),
   }
 }

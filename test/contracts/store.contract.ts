@@ -583,6 +583,27 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect(await store.handled.of([])).toEqual([])
       })
 
+      it('an exclusive mark already held: the commit applies nothing and says ALREADY_HANDLED', async () => {
+        await store.idempotency.markMany('handled:g', ['e1'], 60_000)
+        const derived = makeEvent()
+        const error = await store
+          .commit({
+            projections: [{collection: 'c_commit', id: 'u1', update: {$inc: {xp: 5}}}],
+            events: [derived],
+            marks: [{scope: 'handled:g', keys: ['e2', 'e1'], exclusive: true}],
+          })
+          .then(
+            () => null,
+            (e: unknown) => e,
+          )
+        expect(error).toMatchObject({code: 'ALREADY_HANDLED', details: {scope: 'handled:g', keys: ['e1']}})
+        expect(await store.projections.get('c_commit', 'u1')).toBeNull()
+        expect(await store.events.get(derived.event_id)).toBeNull()
+        expect(await store.idempotency.hasMany('handled:g', ['e1', 'e2'])).toEqual(new Set(['e1']))
+        // Not exclusive: a mark held already is simply held again.
+        expect((await store.commit({marks: [{scope: 'handled:g', keys: ['e1']}]})).inserted).toBe(0)
+      })
+
       it('an empty commit is a no-op', async () => {
         expect(await store.commit({})).toEqual({inserted: 0})
       })

@@ -76,7 +76,7 @@ describe('consumer runner: one unit of work per commit', () => {
     expect(unit.projections?.map((p) => p.collection)).toEqual(['uow_docs'])
     expect(unit.events).toHaveLength(1)
     expect(unit.events?.[0].causation_id).toBe(event.event_id)
-    expect(unit.marks).toEqual([{scope: `handled:${group}`, keys: [event.event_id], ttlMs: expect.any(Number)}])
+    expect(unit.marks).toEqual([{scope: `handled:${group}`, keys: [event.event_id], ttlMs: expect.any(Number), exclusive: true}])
     expect(await h.store.projections.get('uow_docs', 'a')).toEqual({_id: 'a', n: 1})
     expect(await h.store.outbox.pending()).toBe(1)
   })
@@ -159,6 +159,44 @@ describe('consumer runner: one unit of work per commit', () => {
     expect(record.attempts).toBe(4)
     await until(() => expect(handle.stats().acked).toBe(4))
   })
+  it('a consumer that wakes up after another completed its event (a pause past its lease) applies none of its writes, and acks it', async () => {
+    // Found by test/chaos/sigstop.int.test.ts: a process SIGSTOPped past its lease woke up and
+    // committed a unit whose events the partition's new owner had completed meanwhile, on hot
+    // documents whose 256-id guard had moved past them: a feed's count, xp and counters twice.
+    const group = serviceName()
+    const [done, next] = [h.event('user.registered'), h.event('user.registered')]
+    await h.send([done, next])
+    let wake!: () => void
+    const paused = new Promise<void>((resolve) => (wake = resolve))
+    const started = new Set<string>()
+    const handle = h.start(
+      {
+        name: group,
+        consumes: ['user.registered'],
+        async handle(e, ctx) {
+          started.add(e.event_id)
+          // A write no per-document guard covers (as a guard that has forgotten the event).
+          await ctx.store.projections.update('uow_zombie', 'plain', {$inc: {n: 1}})
+          if (e.event_id === done.event_id) await paused
+        },
+      },
+      {concurrency: 1},
+    )
+    await until(() => expect(started.has(done.event_id)).toBe(true))
+    // given the partition's new owner completed the first event meanwhile (its unit is in the store)
+    await h.store.commit({
+      projections: [{collection: 'uow_zombie', id: 'plain', update: {$inc: {n: 1}}}],
+      marks: [{scope: `handled:${group}`, keys: [done.event_id], exclusive: true}],
+    })
+    // when the paused consumer wakes up
+    wake()
+    // then its writes for that event are dropped, the other event's go in, and both are acked
+    await until(() => expect(handle.stats().acked).toBe(2), 10_000)
+    expect(await h.store.projections.get('uow_zombie', 'plain')).toEqual({_id: 'plain', n: 2})
+    expect(h.events.some((e) => e.type === 'store_error' && e.phase === 'commit' && (e.error as {code?: string}).code === 'ALREADY_HANDLED')).toBe(true)
+    expect(handle.stats().duplicates).toBe(1)
+  })
+
   it('on a store without transactions, writes go straight to the store; derived events and marks follow in the commit', async () => {
     const group = serviceName()
     ;(h.store as {transactional: boolean}).transactional = false

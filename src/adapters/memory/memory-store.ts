@@ -26,6 +26,7 @@ import type {
   StoreWrites,
 } from '../../core/ports.js'
 import {copyData} from '../../core/copy.js'
+import {CommitConflictError} from '../../core/errors.js'
 import {compileTypeGlobs} from '../../core/glob.js'
 import {APPLIED_FIELD, APPLIED_LIMIT, applyUpdate, compareValues, getPath, matchesFilter, type Doc} from '../../core/projection-update.js'
 
@@ -252,6 +253,10 @@ export class MemoryStore implements Store {
    */
   async commit(writes: StoreWrites): Promise<CommitResult> {
     this.check()
+    for (const {scope, keys, exclusive} of writes.marks ?? []) {
+      const held = exclusive ? keys.filter((key) => this.keys.has(scope, key)) : []
+      if (held.length > 0) throw new CommitConflictError(scope, held)
+    }
     const staged = new Map<string, {collection: string; id: string; doc: Doc; applied: string[]}>()
     for (const {collection, id, update, eventId} of writes.projections ?? []) {
       rejectBookkeeping(update)

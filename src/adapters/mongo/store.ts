@@ -43,6 +43,7 @@ import type {
 import {typeGlobsToRegExpSource} from '../../core/glob.js'
 import {APPLIED_FIELD, APPLIED_LIMIT} from '../../core/projection-update.js'
 import {UserError, maskUrl} from '../../errors.js'
+import {CommitConflictError} from '../../core/errors.js'
 
 export type MongoStoreTarget = {url: string; database: string} | {client: MongoClient; database: string}
 
@@ -338,6 +339,11 @@ export class MongoStore implements Store {
    * mark (the redelivery is guarded per document by applyOnce), never a mark without its effects.
    */
   async commit(writes: StoreWrites): Promise<CommitResult> {
+    // Without transactions this look and the writes below are not atomic: best effort.
+    for (const {scope, keys, exclusive} of writes.marks ?? []) {
+      const held = exclusive && keys.length > 0 ? await this.idempotency.hasMany(scope, keys) : new Set<string>()
+      if (held.size > 0) throw new CommitConflictError(scope, [...held])
+    }
     for (const {collection, id, update, eventId} of writes.projections ?? []) {
       if (eventId === undefined) await this.projections.update(collection, id, update)
       else await this.applyOnce(collection, id, eventId, update)

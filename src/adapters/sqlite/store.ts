@@ -50,6 +50,7 @@ import type {
 import {typeGlobToRegExpSource} from '../../core/glob.js'
 import {APPLIED_FIELD, APPLIED_LIMIT, applyUpdate, compareValues, getPath, matchesFilter, type Doc} from '../../core/projection-update.js'
 import {UserError} from '../../errors.js'
+import {CommitConflictError} from '../../core/errors.js'
 
 export interface SqliteStoreOptions {
   /** A file path, or ':memory:' (private to this store). The directory must exist. */
@@ -351,6 +352,7 @@ interface Mark {
   scope: string
   keys: string
   ttlMs?: number
+  exclusive?: boolean
 }
 
 export class SqliteStore implements Store {
@@ -525,6 +527,12 @@ export class SqliteStore implements Store {
     this.writeTx = immediate(db, <T>(fn: () => T): T => fn()) as <T>(fn: () => T) => T
     this.recordHandled = db.prepare('INSERT OR REPLACE INTO handled (event_id, group_name, handled_at, attempts) VALUES (?, ?, ?, ?)')
     this.commitTx = immediate(db, (projections: NonNullable<StoreWrites['projections']>, rows: readonly EventRow[], marks: readonly Mark[], handled: readonly HandledRecord[]) => {
+      // Inside the write lock: no other process can mark them between this look and the commit.
+      for (const mark of marks) {
+        if (!mark.exclusive) continue
+        const held = this.hasKeys.all(mark.scope, mark.keys, this.now()) as string[]
+        if (held.length > 0) throw new CommitConflictError(mark.scope, held)
+      }
       const staged = new Map<string, StagedDoc>()
       for (const {collection, id, update, eventId} of projections) this.stage(staged, collection, id, update, eventId ?? null)
       this.flush(staged)
@@ -711,7 +719,7 @@ export class SqliteStore implements Store {
     for (const {update} of projections) rejectBookkeeping(update)
     const rows = writes.events?.length ? writes.events.map(eventRow) : []
     const marks: Mark[] = []
-    for (const {scope, keys, ttlMs} of writes.marks ?? []) if (keys.length > 0) marks.push({scope, keys: JSON.stringify(keys), ttlMs})
+    for (const {scope, keys, ttlMs, exclusive} of writes.marks ?? []) if (keys.length > 0) marks.push({scope, keys: JSON.stringify(keys), ttlMs, exclusive})
     const handled = writes.handled ?? []
     if (projections.length === 0 && rows.length === 0 && marks.length === 0 && handled.length === 0) {
       this.check()
