@@ -38,8 +38,11 @@ Exit codes: 0 nothing missing, or everything missing republished; 1 --dry-run fo
     const catalog = await loadCatalog(this.flags.catalog)
     const runtime = await openRuntimeFromFlags(this.flags)
     let result: ReconcileResult
+    let boardsWithBus = false
     try {
       result = await reconcile({store: runtime.store, bus: runtime.bus, catalog, sinceMs, dryRun: this.flags['dry-run'], listLimit: Math.max(this.flags.show, 100)})
+      const parts = runtime.describe()
+      boardsWithBus = parts.leaderboards.kind === parts.bus.kind && parts.leaderboards.location === parts.bus.location
     } finally {
       await runtime.close()
     }
@@ -47,11 +50,19 @@ Exit codes: 0 nothing missing, or everything missing republished; 1 --dry-run fo
       for (const m of result.sample.slice(0, this.flags.show)) this.log(`missing ${m.event_type} ${m.event_id} (${m.topic}:p${m.partition}, published ${m.published_at})`)
       if (result.missing > this.flags.show && this.flags.show > 0) this.log(`... and ${result.missing - this.flags.show} more (--show N, or --json)`)
       this.log(summaryLine(result))
+      if (result.missing > 0 && boardsWithBus) this.log(LEADERBOARDS_HINT)
     }
     if (result.missing > result.republished) process.exitCode = 1
     return result
   }
 }
+
+/**
+ * The leaderboards live on the bus's server: what it lost, they lost too, and their events are
+ * handled as far as the store's ledger knows, so republishing does not bring them back.
+ */
+export const LEADERBOARDS_HINT =
+  'The leaderboards are on the same server and lost what it lost; rebuild them from the log: tektree replay --group gamification --from-scratch'
 
 export function summaryLine(r: ReconcileResult): string {
   const tail = [r.trimmed > 0 ? `${r.trimmed} older than what the bus retains` : '', r.skipped > 0 ? `${r.skipped} published meanwhile, left for next time` : '']

@@ -5,7 +5,7 @@ import {fitLines, terminalWidth} from '../cli/style.js'
 import {maskUrl} from '../errors.js'
 import {upEmbeddedRuntime, type UpResult} from '../embedded/index.js'
 import type {ReconcileResult} from '../engine/reconcile.js'
-import {summaryLine} from './reconcile.js'
+import {LEADERBOARDS_HINT, summaryLine} from './reconcile.js'
 
 export const dataDirFlag = Flags.string({
   summary: 'Directory of the embedded runtime: discovery file, store file and server data.',
@@ -84,6 +84,7 @@ Stop it with \`tektree down\`; see it with \`tektree status\`.`
       }
       for (const note of result.notes) this.say(`  note: ${note}`)
       if (result.reconcile) this.say(`  ${summaryLine(result.reconcile)}`)
+      if (result.reconcile && result.reconcile.missing > 0) this.say(`  ${LEADERBOARDS_HINT}`)
       if (result.reconcile_error) this.say(`  reconcile FAILED: ${result.reconcile_error}; run \`${this.config.bin} reconcile\` once it can reach the bus and the store`)
       this.say(`Discovery file: ${result.discoveryFile}. Stop with \`${this.config.bin} down\`.`)
     }

@@ -37,7 +37,7 @@ import type {RuntimeMetrics} from '../core/metrics.js'
 import type {Bus, Clock, Delivery, DlqRecord, Leaderboards, Store, Subscription} from '../core/ports.js'
 import type {Publisher} from './publisher.js'
 import type {Runtime} from '../core/runtime.js'
-import {directTopic, directTopicSpec, FIRST_FAILURE_HEADER, isForced, PRIOR_ATTEMPTS_HEADER, REDRIVE_HEADER} from './direct.js'
+import {directTopic, directTopicSpec, FIRST_FAILURE_HEADER, isForced, PRIOR_ATTEMPTS_HEADER, REDRIVE_HEADER, REPLAY_HEADER} from './direct.js'
 import {PendingUnits, unitWrites, WriteSet, type Segment, type Unit} from './unit-of-work.js'
 
 export interface HandlerContext {
@@ -731,7 +731,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       writes.add({collection: sequenceCollection, id: sequenceKey(event, definition), update: {$max: {sequence}}, eventId: event.event_id})
     }
     stats.handled++
-    pending.complete(event.event_id, writes, item, {group, event_id: event.event_id, handled_at: nowIso(), attempts: item.attempt})
+    pending.complete(event.event_id, writes, item, {group, event_id: event.event_id, handled_at: nowIso(), attempts: item.attempt}, delivery.headers[REPLAY_HEADER] !== undefined)
     scheduleFlush()
     return null
   }

@@ -61,6 +61,8 @@ export interface Segment<T> {
   completion: T
   /** Kept with the event: which group handled it, when, after how many attempts. */
   record?: HandledRecord
+  /** A replay: the event was completed before (its ledger mark is not exclusive). */
+  replayed?: boolean
 }
 
 /** What one commit carries: the writes, the event ids it completes, and what to do once it is in. */
@@ -78,13 +80,22 @@ export class Unit<T> extends WriteSet {
   }
 }
 
+/**
+ * Exclusive: a unit whose event another consumer completed first is refused (CommitConflictError).
+ * Except a replayed event's: it was completed before, and handling it again is what was asked.
+ */
+function ledgerMarks<T>(segments: readonly Segment<T>[], scope: string, ttlMs: number): NonNullable<StoreWrites['marks']> {
+  const first = segments.filter((s) => !s.replayed).map((s) => s.eventId)
+  const again = segments.filter((s) => s.replayed).map((s) => s.eventId)
+  return [...(first.length > 0 ? [{scope, keys: first, ttlMs, exclusive: true}] : []), ...(again.length > 0 ? [{scope, keys: again, ttlMs}] : [])]
+}
+
 /** The Store.commit of `writes` with the ledger marks of `segments`. */
 export function unitWrites<T>(writes: WriteSet, segments: readonly Segment<T>[], ledgerScope: string, ttlMs: number): StoreWrites {
   return {
     projections: writes.projections,
     events: writes.events,
-    // Exclusive: a unit whose event another consumer completed first is refused (CommitConflictError).
-    marks: segments.length > 0 ? [{scope: ledgerScope, keys: segments.map((segment) => segment.eventId), ttlMs, exclusive: true}] : [],
+    marks: ledgerMarks(segments, ledgerScope, ttlMs),
     handled: segments.flatMap((segment) => (segment.record ? [segment.record] : [])),
   }
 }
@@ -184,10 +195,10 @@ export class PendingUnits<T> {
   }
 
   /** Merges a successful attempt's writes into the open unit. */
-  complete(eventId: string, writes: WriteSet, completion: T, record?: HandledRecord): void {
+  complete(eventId: string, writes: WriteSet, completion: T, record?: HandledRecord, replayed = false): void {
     this.running.delete(writes)
     this.open.absorb(writes)
-    this.open.segments.push({eventId, writes, completion, record})
+    this.open.segments.push({eventId, writes, completion, record, replayed})
     this.inFlight.add(eventId)
   }
 
