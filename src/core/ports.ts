@@ -314,7 +314,7 @@ export interface ProjectionStore {
 }
 
 export interface DlqRecord {
-  /** `${group}:${event_id}` (or `${group}:${delivery id}` when the event could not be parsed). */
+  /** `${group}:${event_id}` (or `${group}:${topic}/${partition}/${delivery id}` when the event could not be parsed: transport ids are unique per partition only). */
   id: string
   group: string
   event_id: string | null

@@ -515,7 +515,8 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     const now = nowIso()
     const record: DlqRecord = {
       // A retried entry keeps its id (an unparsed one would otherwise get a new one per delivery).
-      id: delivery.headers[REDRIVE_HEADER] ?? `${group}:${eventId ?? delivery.id}`,
+      // Unparsed: its transport id, which is unique only within its partition's stream.
+      id: delivery.headers[REDRIVE_HEADER] ?? `${group}:${eventId ?? `${delivery.topic}/${delivery.partition}/${delivery.id}`}`,
       group,
       event_id: eventId,
       event_type: eventType,

@@ -35,6 +35,7 @@ describe(`chaos over ${SEEDS.length} seeds, then verify and the DLQ`, () => {
       sample: [],
       unexpectedDeadLetters: [],
       missingDeadLetters: totals.dlqMissing,
+      missingDeadLetterGroups: [],
       expectedDeadLetters: totals.permanent + totals.poison,
       stuck: [],
       outbox: 0,

@@ -32,6 +32,20 @@ describe.skipIf(!redisUrl)(`consumer runner on Redis (${redisUrl ? 'redis-server
 
   const pendingOf = async (group: string) => (await h!.bus.stats({group})).reduce((n, s) => n + s.pending + s.lag, 0)
 
+  it('two unparseable messages with the same entry id in two partitions are two DLQ entries, not one', async () => {
+    const h = await setup()
+    const group = serviceName()
+    h.start({name: group, consumes: ['user.registered'], async handle() {}})
+    await until(async () => expect((await h.bus.stats({group})).length).toBeGreaterThan(0))
+    // Entry ids are per stream: two partitions can each hold 1700000000000-0 (same millisecond).
+    const bus = h.bus as RedisBus
+    const topic = h.catalog.get('user.registered')!.topic
+    for (const partition of [0, 1]) {
+      await bus.client.call('XADD', bus.streamKey(topic, partition), '1700000000000-0', 'k', `poison-${partition}`, 'v', `not json ${partition}`, 'h', JSON.stringify({event_type: 'user.registered'}))
+    }
+    await until(async () => expect((await h.store.dlq.list({group})).map((r) => r.raw).sort()).toEqual(['not json 0', 'not json 1']), 10_000)
+  })
+
   it('handles and acks an event (happy path)', async () => {
     const h = await setup()
     const group = serviceName()

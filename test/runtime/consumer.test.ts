@@ -150,7 +150,7 @@ describe('consumer runner: poison pills', () => {
     await until(() => expect(handle.stats().acked).toBe(1))
     const [record] = await h.store.dlq.list({group})
     expect(record).toMatchObject({group, attempts: 1, raw, envelope: null, event_id: null, topic: 'tektree.user'})
-    expect(record.id).toBe(`${group}:${record.delivery_id}`)
+    expect(record.id).toBe(`${group}:${record.topic}/${record.partition}/${record.delivery_id}`)
     expect(record.error.error.code).toBe('INVALID_JSON')
     expect(record.error.error.details).toMatchObject({service: group})
     expect(calls).toBe(0)

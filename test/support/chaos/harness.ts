@@ -117,6 +117,8 @@ export interface CheckResult {
   /** Dead letters nobody expected, and expected ones missing (group + error code). */
   unexpectedDeadLetters: Array<{group: string; code: string; event_type: string | null}>
   missingDeadLetters: number
+  /** The groups of the missing ones. */
+  missingDeadLetterGroups: string[]
   expectedDeadLetters: number
   /** Service groups with lag or pending entries left, and the outbox's unpublished events. */
   stuck: Array<{group: string; topic: string; lag: number; pending: number}>
@@ -324,6 +326,7 @@ export async function openChaosSystem(name: string, options: {seed?: number; ses
         else unexpected.push({group: record.group, code: record.error.error.code, event_type: record.event_type})
       }
       const missing = [...expected.values()].reduce((n, left) => n + left, 0)
+      const missingGroups = [...expected.entries()].filter(([, left]) => left > 0).map(([key]) => key.split('\u0000')[0])
       const stats = await bus.stats()
       const stuck = stats.filter((s) => serviceGroups.has(s.group) && (s.lag > 0 || s.pending > 0)).map((s) => ({group: s.group, topic: s.topic, lag: s.lag, pending: s.pending}))
       const outbox = await store.outbox.pending()
@@ -335,6 +338,7 @@ export async function openChaosSystem(name: string, options: {seed?: number; ses
         sample: verify.differences.slice(0, 5),
         unexpectedDeadLetters: unexpected.slice(0, 20),
         missingDeadLetters: missing,
+        missingDeadLetterGroups: missingGroups,
         expectedDeadLetters: expectedDeadLetters.length,
         stuck,
         outbox,
