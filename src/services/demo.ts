@@ -265,13 +265,15 @@ export async function runDemo(name: DemoName, options: {runtime: Runtime; catalo
   try {
     for (const step of script.steps) {
       const drafts = step.events(ids).map((e) => host.publisher.draft(e.type, e.payload, {correlationId: correlation}))
-      const result = await host.publisher.publish(drafts)
-      if (result.rejected.length > 0) throw new Error(`demo event rejected: ${result.rejected[0].error.error.message}`)
+      // One event at a time, each settled before the next: a step's events then react in the order
+      // told (an acceptance's unlock is the acceptance's, not the like's published beside it).
       for (const d of drafts) {
+        const result = await host.publisher.publish([d])
+        if (result.rejected.length > 0) throw new Error(`demo event rejected: ${result.rejected[0].error.error.message}`)
         seen.add(d.event_id)
         byId.set(d.event_id, d)
+        settled = (await waitForQuiet(runtime, host, {timeoutMs: options.settleTimeoutMs ?? 20_000, groups: services.map((s) => s.name)})) && settled
       }
-      settled = (await waitForQuiet(runtime, host, {timeoutMs: options.settleTimeoutMs ?? 20_000, groups: services.map((s) => s.name)})) && settled
       const fresh: EventEnvelope[] = []
       for await (const event of runtime.store.events.query({correlationId: correlation})) {
         if (seen.has(event.event_id)) continue

@@ -127,23 +127,22 @@ async function award(deps: Deps, ctx: HandlerContext, event: EventEnvelope, user
     total_xp: Math.max(1, profile.xp),
     area_id: area,
   })
-  await thresholds(deps, ctx, event, user, profile, applied, counter ? [counter] : [])
+  await thresholds(deps, ctx, event, user, profile, applied)
   await announceBoards(deps, ctx, event, boards)
 }
 
 /**
- * Quests, then levels (a reward may cross one), then counter achievements. `moved`: the counters this
- * event moved; on a first delivery only their quests and achievements are this event's to announce.
+ * Quests, then levels (a reward may cross one), then counter achievements: every one the profile has
+ * reached and not recorded, whichever counter this event moved. Two processes of the group can each
+ * read the other's increment too late to see a threshold crossed; the next event of the user then
+ * pays and announces it (a test kills and stops processes to check it).
  */
-async function thresholds(deps: Deps, ctx: HandlerContext, event: EventEnvelope, user: string, profile: GamificationProfile, applied: boolean, moved: readonly string[]): Promise<void> {
+async function thresholds(deps: Deps, ctx: HandlerContext, event: EventEnvelope, user: string, profile: GamificationProfile, applied: boolean): Promise<void> {
   const {rules} = deps
   const {store, leaderboards} = ctx
   let xp = profile.xp
   for (const quest of rules.quests) {
     if (counterValue(profile, quest.counter) < quest.target) continue
-    // Another event of this user moved the counter (in a lane beside this one): it pays the quest, so
-    // the quest is announced as caused by the event that completed it.
-    if (applied && !moved.includes(quest.counter)) continue
     const paid = profile.quests.includes(quest.id)
     if (paid && applied) continue
     if (!paid) {
@@ -167,19 +166,13 @@ async function thresholds(deps: Deps, ctx: HandlerContext, event: EventEnvelope,
   }
   if (level > profile.level) await store.projections.applyOnce(PROFILES, user, `${event.event_id}:level`, {$max: {level}})
 
-  announceReached(deps, ctx, user, profile, applied, moved)
+  announceReached(deps, ctx, user, profile, applied)
 }
 
-/**
- * Counter achievements the profile has reached and (on a first delivery) not yet recorded. On a
- * first delivery only those whose counter this event moved (`moved`): an acceptance and a like of
- * one user handled side by side both see the acceptance's count, and the unlock is the acceptance's
- * (its causation_id says so). A redelivery announces every one reached, in case that was lost.
- */
-function announceReached(deps: Deps, ctx: HandlerContext, user: string, profile: GamificationProfile, applied: boolean, moved: readonly string[]): void {
+/** Counter achievements the profile has reached and (on a first delivery) not yet recorded. */
+function announceReached(deps: Deps, ctx: HandlerContext, user: string, profile: GamificationProfile, applied: boolean): void {
   for (const achievement of deps.rules.achievements) {
     if (!achievement.counter || achievement.threshold === undefined) continue
-    if (applied && !moved.includes(achievement.counter)) continue
     if (counterValue(profile, achievement.counter) < achievement.threshold) continue
     if (applied && profile.achievements.includes(achievement.id)) continue
     announceAchievement(ctx, user, achievement)
@@ -226,7 +219,7 @@ async function updateStreak(deps: Deps, ctx: HandlerContext, event: EventEnvelop
   if ((doc?.streak as {last_event?: string} | undefined)?.last_event === event.event_id) {
     // This very event again (its write is in): announce again what it did, in case that was lost.
     announceStreak(deps, ctx, user, streak.current, day)
-    announceReached(deps, ctx, user, profile!, false, [])
+    announceReached(deps, ctx, user, profile!, false)
     return
   }
   const gap = streak.last_day === null ? null : daysFrom(streak.last_day, day)
@@ -244,7 +237,7 @@ async function updateStreak(deps: Deps, ctx: HandlerContext, event: EventEnvelop
   })
   announceStreak(deps, ctx, user, current, day)
   const longest = Math.max(streak.longest, current)
-  announceReached(deps, ctx, user, {...(profile ?? toProfile({_id: user})!), streak: {current, longest, last_day: day}}, applied, ['longest_streak'])
+  announceReached(deps, ctx, user, {...(profile ?? toProfile({_id: user})!), streak: {current, longest, last_day: day}}, applied)
 }
 
 function announceStreak(deps: Deps, ctx: HandlerContext, user: string, current: number, day: string): void {
@@ -255,7 +248,7 @@ function announceStreak(deps: Deps, ctx: HandlerContext, user: string, current: 
 async function followers(deps: Deps, ctx: HandlerContext, event: EventEnvelope, user: string, count: number): Promise<void> {
   const applied = await ctx.store.projections.applyOnce(PROFILES, user, event.event_id, {$max: {'counters.followers': count}, ...onInsert(user)})
   const profile = toProfile(await ctx.store.projections.get(PROFILES, user))!
-  announceReached(deps, ctx, user, profile, applied, ['followers'])
+  announceReached(deps, ctx, user, profile, applied)
 }
 
 function daysFrom(a: string, b: string): number {
