@@ -37,6 +37,9 @@ export interface LoadOptions {
 export async function loadCatalog(file?: string, options: LoadOptions = {}): Promise<Catalog> {
   const source = file === '-' ? '-' : path.resolve(file ?? defaultCatalogPath())
   if (source === '-') return loadCatalogFromText(await readAll(options.stdin ?? process.stdin), '-')
+  // Checked before any parser recurses into it (missing files are reported below).
+  const raw = await readFile(source, 'utf8').catch(() => null)
+  if (raw !== null && mayNestDeeper(raw, MAX_CATALOG_DEPTH)) throw tooDeep(source)
   let doc: unknown
   try {
     // json-schema-ref-parser's reader (js-yaml, JSON schema) is several times faster than `yaml` on a
@@ -78,11 +81,50 @@ const MAX_CATALOG_DEPTH = 256
 /** The YAML parser recurses: a document nested thousands deep overflows the stack while being read. */
 function tooDeepToRead(error: unknown, source: string): unknown {
   if (!(error instanceof RangeError) || !/call stack/i.test(error.message)) return error
-  return new UserError(`Cannot parse the catalog ${source}: it is nested too deeply to read`, {
+  return tooDeep(source)
+}
+
+const tooDeep = (source: string) =>
+  new UserError(`Cannot parse the catalog ${source}: it is nested too deeply to read`, {
     code: 'CATALOG_PARSE_ERROR',
     details: {path: source},
     hint: `A catalog nests a few dozen levels at most; this one goes deeper than ${MAX_CATALOG_DEPTH}.`,
   })
+
+/**
+ * Whether the text may nest deeper than `limit` before any parser recurses into it: flow brackets
+ * ([ and {) still open, block sequence dashes on one line ("- - - 1"), or an indentation of more
+ * than `limit` spaces. An over-estimate (brackets inside strings count too) of what would overflow
+ * the parsers' stacks; a stack overflow is not something to count on catching.
+ */
+export function mayNestDeeper(text: string, limit: number): boolean {
+  let open = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 0x5b || c === 0x7b) {
+      if (++open > limit) return true
+    } else if ((c === 0x5d || c === 0x7d) && open > 0) open--
+  }
+  let dashes = 0
+  let indent = 0
+  let lineStart = true
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 0x0a) {
+      lineStart = true
+      indent = 0
+      dashes = 0
+    } else if (c === 0x20 && lineStart) {
+      if (++indent > limit) return true
+    } else if (c === 0x2d && (text.charCodeAt(i + 1) === 0x20 || text.charCodeAt(i + 1) === 0x0a)) {
+      if (++dashes > limit) return true
+      lineStart = false
+    } else if (c !== 0x20) {
+      lineStart = false
+      if (dashes > 0 && c !== 0x2d) dashes = 0
+    }
+  }
+  return false
 }
 
 async function loadDocument(doc: Obj, source: string, options: {trusted?: boolean} = {}): Promise<Catalog> {
@@ -136,6 +178,7 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
  * here, not at the top: the usual path (a file) never needs it, and `catalog list` starts faster.
  */
 async function parseText(text: string, source: string): Promise<Obj> {
+  if (mayNestDeeper(text, MAX_CATALOG_DEPTH)) throw tooDeep(source)
   const {parseDocument} = await import('yaml')
   let parsed: ReturnType<typeof parseDocument>
   try {

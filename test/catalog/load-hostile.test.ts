@@ -2,9 +2,12 @@
  * Malformed catalogs the fuzz pass (test/chaos/fuzz.test.ts) found crashing the loader or what uses
  * a loaded catalog, each pinned here: every one must be a UserError or a listed problem with a code.
  */
+import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
 import {describe, expect, it} from 'vitest'
 import {exampleEvent} from '../../src/catalog/example.js'
-import {loadCatalogFromText} from '../../src/catalog/load.js'
+import {loadCatalog, loadCatalogFromText, mayNestDeeper} from '../../src/catalog/load.js'
 import {createValidator} from '../../src/catalog/validate.js'
 import {UserError} from '../../src/errors.js'
 import {fixture} from './helpers.js'
@@ -55,6 +58,20 @@ describe('hostile catalogs', () => {
     expect(error.message).toContain('nested too deeply')
     const json = `{"asyncapi":"3.0.0","info":{"title":"Deep","version":"1.0.0"},"x":${'['.repeat(10_000)}${']'.repeat(10_000)}}`
     expect((await userError(loadCatalogFromText(json, SOURCE))).code).toMatch(/CATALOG_PARSE_ERROR|CATALOG_INVALID/)
+  })
+
+  it('a deep file is refused before any parser recurses into it (a stack overflow is not caught reliably)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tektree-deep-'))
+    try {
+      const file = join(dir, 'deep.yaml')
+      writeFileSync(file, `asyncapi: 3.0.0\ninfo: {title: Deep, version: 1.0.0}\nx:\n${'- '.repeat(10_000)}1\n`)
+      expect((await userError(loadCatalog(file))).code).toBe('CATALOG_PARSE_ERROR')
+      expect(mayNestDeeper(`a:\n${'  '.repeat(100)}b: [[1, 2], {c: "- - -"}]\n`, 256)).toBe(false)
+      expect(mayNestDeeper(`${'['.repeat(257)}`, 256)).toBe(true)
+      expect(mayNestDeeper(`${' '.repeat(257)}x`, 256)).toBe(true)
+    } finally {
+      rmSync(dir, {recursive: true, force: true})
+    }
   })
 
   it('$refs the resolver trips over (through null, a stray %, a lone surrogate in a key) are UserErrors', async () => {
