@@ -32,6 +32,7 @@ import type {EventValidator} from '../catalog/validate.js'
 import {errorContract, type ErrorContract, type EventEnvelope} from '../core/envelope.js'
 import {CommitConflictError, isAbortError, isNonRetryable, NonRetryableError} from '../core/errors.js'
 import {derivedEventId} from '../core/event-id.js'
+import {pause} from '../core/pause.js'
 import {compileTypeGlobs} from '../core/glob.js'
 import type {RuntimeMetrics} from '../core/metrics.js'
 import type {Bus, Clock, Delivery, DlqRecord, Leaderboards, Store, Subscription} from '../core/ports.js'
@@ -225,18 +226,6 @@ class RecentKeys {
     this.current.add(key)
   }
 }
-
-const realSleep = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    if (signal.aborted) return resolve()
-    const done = () => {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    const timer = setTimeout(done, ms)
-    signal.addEventListener('abort', done, {once: true})
-  })
 
 function describeError(error: unknown): {name: string; message: string; code?: string; details?: Record<string, unknown>} {
   if (error instanceof Error) {
@@ -872,7 +861,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
         stats.busErrors++
         const backoffMs = busBackoff(failures)
         notify({type: 'bus_error', phase: 'subscribe', error, backoffMs})
-        await realSleep(backoffMs, sleepAbort.signal)
+        await pause(backoffMs, sleepAbort.signal)
       }
     }
     while (!stopping && subscription) {
@@ -892,7 +881,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
         stats.busErrors++
         const backoffMs = busBackoff(failures)
         notify({type: 'bus_error', phase: 'fetch', error, backoffMs})
-        await realSleep(backoffMs, sleepAbort.signal)
+        await pause(backoffMs, sleepAbort.signal)
         continue
       }
       if (crashed) break
