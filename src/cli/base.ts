@@ -4,6 +4,7 @@
  */
 import {Command, Errors, Flags, Interfaces} from '@oclif/core'
 import {closest, didYouMean} from '../core/suggest.js'
+import {interruption} from '../core/interrupt.js'
 import {isUserError, UserError} from '../errors.js'
 import {isClosedPipe} from './pipe.js'
 import {normalizeRuntimeFlags, type RuntimeFlagValues} from './runtime-flags.js'
@@ -88,6 +89,13 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     if (isClosedPipe(error)) {
       process.exitCode = 0
       return undefined
+    }
+    // Its servers are being stopped after Ctrl+C: whatever failed because of that is not news.
+    const interrupted = interruption()
+    if (interrupted) {
+      await interrupted.stopped
+      process.exitCode = interrupted.exitCode
+      return this.exit(interrupted.exitCode)
     }
     if (isParseError(error)) error = this.usageError(error)
     if (isUserError(error)) {

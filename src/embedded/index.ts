@@ -19,6 +19,7 @@ import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {delimiter, join} from 'node:path'
 import {UserError} from '../errors.js'
+import {noteInterruption} from '../core/interrupt.js'
 import {
   commandMatches,
   type DiscoveredServer,
@@ -332,7 +333,9 @@ function installHooks(): void {
     // Prepended, so this runs first: any other listener is the command's own, and it owns the signal.
     if (process.listenerCount(signal) > 1) return
     const code = signal === 'SIGINT' ? 130 : 143
-    void Promise.race([stopAllOwned(), sleep(10_000)]).finally(() => process.exit(code))
+    const stopped = Promise.race([stopAllOwned(), sleep(10_000)]).then(() => undefined)
+    noteInterruption({signal, exitCode: code, stopped})
+    void stopped.finally(() => process.exit(code))
   }
   const sigint = () => onSignal('SIGINT')
   const sigterm = () => onSignal('SIGTERM')

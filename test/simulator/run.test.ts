@@ -37,8 +37,10 @@ afterEach(async () => {
 })
 
 async function inProcess(): Promise<Runtime> {
-  // Retries wait 0 s / 10 s / 60 s: an hour per second makes them pass at once.
-  const runtime = await openRuntime({inProcess: true, clock: new VirtualClock({speed: 3600})})
+  // Retries wait 0 s / 10 s / 60 s: an hour per second makes them pass at once. The virtual day
+  // starts at midnight so that runs compared by content (user.authenticated carries the day) fall on
+  // one day: started from the wall clock at 23:16 UTC, two runs straddled midnight in CI.
+  const runtime = await openRuntime({inProcess: true, clock: new VirtualClock({speed: 3600, start: Date.UTC(2026, 0, 5)})})
   runtimes.push(runtime)
   return runtime
 }
