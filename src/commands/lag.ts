@@ -3,6 +3,7 @@ import {BaseCommand, runtimeFlags, UserError} from '../cli/base.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
 import {formatAge, parseDuration} from '../core/duration.js'
 import {pause} from '../core/pause.js'
+import {closest, didYouMean} from '../core/suggest.js'
 import {createStyle, type Style} from '../cli/style.js'
 import type {LagRow, LagSample} from '../ops/lag.js'
 
@@ -87,7 +88,7 @@ Exit codes: 0 done, 1 a group over --max-lag, 2 bad usage or an unknown group.`
 
   private async unknownGroup(bus: {stats(): Promise<Array<{group: string}>>}, group: string): Promise<never> {
     const known = [...new Set((await bus.stats()).map((s) => s.group))].sort()
-    throw new UserError(`No consumer group "${group}" on this bus`, {
+    throw new UserError(`No consumer group "${group}" on this bus.${didYouMean(closest(group, known, {substrings: true}))}`, {
       code: 'UNKNOWN_GROUP',
       hint: known.length === 0 ? 'No group has consumed from this bus yet: start `tektree services` or `tektree simulate`.' : `Groups: ${known.join(', ')}.`,
       exitCode: 2,

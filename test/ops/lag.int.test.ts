@@ -72,7 +72,7 @@ describe.skipIf(!redisUrl)(`tektree lag (${redisUrl ? 'redis-server' : `skipped:
       const unknown = await cli(['lat'])
       expect(unknown.code).toBe(2)
       expect(unknown.stderr).toContain('No consumer group "lat"')
-      expect(unknown.stderr).toContain('late')
+      expect(unknown.stderr).toContain('No consumer group "lat" on this bus. Did you mean late?')
     } finally {
       await bus.client.flushdb()
       await bus.close()
