@@ -215,6 +215,31 @@ export interface EventStore {
   /** A streaming cursor: memory stays flat however many events match. */
   query(query: EventQuery): AsyncIterable<EventEnvelope>
   count(query?: EventQuery): Promise<number>
+  /**
+   * What archive takes out with each event (ids the store does not hold are left out): when the
+   * outbox marked it published, and every group's handled record of it.
+   */
+  records(eventIds: readonly string[]): Promise<StoredEventRecord[]>
+  /**
+   * Removes events (archive, once their archive file is durable): the event, its outbox entry (or
+   * quarantine) and its handled records. Ids not held are skipped; returns how many were removed.
+   */
+  remove(eventIds: readonly string[]): Promise<number>
+  /**
+   * Puts archived events back, as already published: they never enter the outbox, so the relay
+   * never sends them to the bus again. Idempotent by event_id as append is (duplicates, conflicts).
+   * Their handled records come back with them; published_at is kept (null: marked published now).
+   * A restored event takes a new place at the end of the append order.
+   */
+  restore(records: readonly StoredEventRecord[]): Promise<AppendResult>
+}
+
+/** An event with what the store keeps beside it: what archive writes and restore puts back. */
+export interface StoredEventRecord {
+  event: EventEnvelope
+  /** When it was marked published (ms; 0 = before the store recorded it); null = not published (in the outbox or quarantined). */
+  published_at: number | null
+  handled: HandledRecord[]
 }
 
 /** Why the relay gave up on an event: given to Outbox.quarantine. */

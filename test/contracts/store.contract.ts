@@ -631,6 +631,100 @@ export function storeContract(name: string, factory: StoreFactory): void {
       })
     })
 
+    // ------------------------------------------------------------------ archive (remove / restore)
+    describe('archive: records, remove, restore', () => {
+      const handled = (event: EventEnvelope, group: string) => ({group, event_id: event.event_id, handled_at: at(5), attempts: 2})
+
+      it('records gives each held event with when it was published and its handled records', async () => {
+        const [a, b, c] = Array.from({length: 3}, (_, i) => makeEvent({timestamp: at(i)}))
+        await store.events.append([a, b, c])
+        await store.outbox.markPublished([a.event_id])
+        await store.commit({handled: [handled(a, 'g1'), handled(a, 'g2'), handled(b, 'g1')]})
+        const records = await store.events.records([c.event_id, a.event_id, b.event_id, 'missing'])
+        const byId = new Map(records.map((r) => [r.event.event_id, r]))
+        expect(records).toHaveLength(3)
+        expect(byId.get(a.event_id)!.event).toEqual(a)
+        expect(byId.get(a.event_id)!.published_at).toEqual(expect.any(Number))
+        expect(byId.get(a.event_id)!.handled.map((h) => h.group).sort()).toEqual(['g1', 'g2'])
+        expect(byId.get(b.event_id)).toMatchObject({published_at: null, handled: [handled(b, 'g1')]})
+        expect(byId.get(c.event_id)).toMatchObject({published_at: null, handled: []})
+        expect(await store.events.records([])).toEqual([])
+      })
+
+      it('remove takes events out of every read: get, query, count, the outbox, the quarantine, published(), handled', async () => {
+        const events = Array.from({length: 6}, (_, i) => makeEvent({timestamp: at(i), aggregateId: 'agg-r', correlation_id: 'corr-r'}))
+        await store.events.append(events)
+        const [published, pending, quarantined, kept] = [events[0], events[1], events[2], events[3]]
+        await store.outbox.markPublished([published.event_id, kept.event_id])
+        await store.outbox.quarantine([{event_id: quarantined.event_id, error: {error: {code: 'X', message: 'x', details: {}}}, attempts: 1, first_failure_at: at(0), last_failure_at: at(0)}])
+        await store.commit({handled: [handled(published, 'g1'), handled(kept, 'g1')]})
+        const gone = [published, pending, quarantined]
+        expect(await store.events.remove([...ids(gone), 'missing'])).toBe(3)
+        expect(await store.events.remove(ids(gone))).toBe(0) // again: nothing left to remove
+        for (const e of gone) expect(await store.events.get(e.event_id)).toBeNull()
+        const left = ids(events.slice(3))
+        expect(ids(await collect(store.events.query({})))).toEqual(left)
+        expect(ids(await collect(store.events.query({aggregateId: 'agg-r'})))).toEqual(left)
+        expect(ids(await collect(store.events.query({correlationId: 'corr-r', order: 'desc'})))).toEqual([...left].reverse())
+        expect(ids(await collect(store.events.query({to: at(4)})))).toEqual([kept.event_id])
+        expect(await store.events.count()).toBe(3)
+        expect(await store.events.count({aggregateId: 'agg-r'})).toBe(3)
+        expect(await store.outbox.pending()).toBe(2)
+        expect(await store.outbox.countQuarantined()).toBe(0)
+        expect(ids(await store.outbox.claim({owner: 'relay', limit: 10, leaseMs: 60_000}))).toEqual(ids(events.slice(4)))
+        expect((await collect(store.outbox.published())).map((p) => p.event.event_id)).toEqual([kept.event_id])
+        expect(await store.handled.of(ids(events))).toEqual([handled(kept, 'g1')])
+        expect(await store.events.records(ids(gone))).toEqual([])
+      })
+
+      it('restore puts events back as published (never in the outbox), with their handled records, byte for byte', async () => {
+        const events = Array.from({length: 4}, (_, i) =>
+          makeEvent({timestamp: at(i), payload: {question_id: `q${i}`, n: i, nested: {x: [1, 'ü', null]}}, metadata: {aggregate_id: `q${i}`, z: 1, a: 2}}),
+        )
+        await store.events.append(events)
+        await store.outbox.markPublished(ids(events))
+        await store.commit({handled: [handled(events[0], 'g1'), handled(events[1], 'g2')]})
+        const records = await store.events.records(ids(events))
+        const bytes = JSON.stringify(await collect(store.events.query({})))
+        await store.events.remove(ids(events))
+        expect(await store.events.count()).toBe(0)
+
+        // Through JSON, as an archive file carries them.
+        const fromFile = JSON.parse(JSON.stringify(records)) as typeof records
+        expect(await store.events.restore(fromFile)).toEqual({inserted: 4, duplicates: [], conflicts: []})
+        expect(await store.outbox.pending()).toBe(0)
+        expect(await store.outbox.claim({owner: 'relay', limit: 10, leaseMs: 60_000})).toEqual([])
+        const back = await collect(store.events.query({}))
+        expect(JSON.stringify(back)).toBe(bytes)
+        for (const e of events) expect(JSON.stringify(await store.events.get(e.event_id))).toBe(JSON.stringify(e))
+        const byId = (list: typeof records) => [...list].sort((x, y) => x.event.event_id.localeCompare(y.event.event_id))
+        expect(byId(await store.events.records(ids(events)))).toEqual(byId(records))
+        const published = await collect(store.outbox.published())
+        const publishedAt = new Map(records.map((r) => [r.event.event_id, r.published_at]))
+        expect(published.map((p) => [p.event.event_id, p.publishedAt])).toEqual(events.map((e) => [e.event_id, publishedAt.get(e.event_id)]))
+
+        // Again: the same store, every event a duplicate; another content under one id: a conflict.
+        const changed = {...fromFile[0], event: {...fromFile[0].event, source_service: 'someone-else'}}
+        expect(await store.events.restore([...fromFile.slice(1), changed])).toEqual({inserted: 0, duplicates: ids(events.slice(1)), conflicts: [events[0].event_id]})
+        expect(JSON.stringify(await collect(store.events.query({})))).toBe(bytes)
+        expect(await store.handled.of(ids(events))).toHaveLength(2)
+      })
+
+      it('a restored event without a publish time is marked published now; it comes after newer events in append order', async () => {
+        const old = makeEvent({timestamp: at(0)})
+        const newer = makeEvent({timestamp: at(100)})
+        await store.events.append([newer])
+        const before = Date.now()
+        expect((await store.events.restore([{event: old, published_at: null, handled: []}])).inserted).toBe(1)
+        const [record] = await store.events.records([old.event_id])
+        expect(record.published_at).toBeGreaterThanOrEqual(before)
+        expect(ids(await collect(store.events.query({})))).toEqual([newer.event_id, old.event_id])
+        expect(await store.outbox.pending()).toBe(1) // newer only
+        expect(await store.events.restore([])).toEqual({inserted: 0, duplicates: [], conflicts: []})
+        expect(await store.events.remove([])).toBe(0)
+      })
+    })
+
     describe('dlq', () => {
       it('add is idempotent by id and replaces; get; count', async () => {
         const record = makeDlqRecord({group: 'g1'})

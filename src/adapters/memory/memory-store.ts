@@ -23,6 +23,7 @@ import type {
   PublishedEvent,
   QuarantineRecord,
   Store,
+  StoredEventRecord,
   StoreWrites,
 } from '../../core/ports.js'
 import {copyData} from '../../core/copy.js'
@@ -36,6 +37,9 @@ export interface MemoryStoreOptions {
   /** Events a query() yields between two turns of the event loop. */
   queryChunkSize?: number
 }
+
+/** What a removed event's log slot holds (no read reaches it: `removed` is checked first). */
+const REMOVED = Object.freeze({}) as EventEnvelope
 
 const closedError = () => new Error('The in-process store is closed')
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve))
@@ -67,6 +71,8 @@ export class MemoryStore implements Store {
   private readonly byId = new Map<string, number>()
   private readonly byAggregate = new Map<string, number[]>()
   private readonly byCorrelation = new Map<string, number[]>()
+  /** Log positions of removed (archived) events: every read skips them. */
+  private readonly removed = new Set<number>()
   // Outbox: unpublished event ids in append order (Map keeps insertion order) with their lease.
   private readonly unpublished = new Map<string, {position: number; leaseUntil: number; owner: string | null}>()
   private readonly keys: IdempotencyKeys
@@ -92,6 +98,46 @@ export class MemoryStore implements Store {
       },
       query: (query) => this.query(query),
       count: async (query) => this.count(query ?? {}),
+      records: async (eventIds) => {
+        this.check()
+        const out = new Map<string, StoredEventRecord>()
+        for (const id of eventIds) {
+          const position = this.byId.get(id)
+          if (position !== undefined) out.set(id, {event: copyData(this.log[position]), published_at: this.publishedAt.get(position) ?? null, handled: []})
+        }
+        for (const record of this.handledRecords.values()) out.get(record.event_id)?.handled.push({...record})
+        return [...out.values()]
+      },
+      remove: async (eventIds) => {
+        this.check()
+        const gone = new Set<string>()
+        for (const id of eventIds) {
+          const position = this.byId.get(id)
+          if (position === undefined) continue
+          // The slot stays (positions index everything else), emptied and marked removed for every read.
+          this.byId.delete(id)
+          this.removed.add(position)
+          this.log[position] = REMOVED
+          this.unpublished.delete(id)
+          this.quarantinedEntries.delete(id)
+          this.publishedAt.delete(position)
+          gone.add(id)
+        }
+        if (gone.size > 0) for (const [key, record] of this.handledRecords) if (gone.has(record.event_id)) this.handledRecords.delete(key)
+        return gone.size
+      },
+      restore: async (records) => {
+        const result = this.append(records.map((r) => r.event))
+        const at = this.now()
+        for (const {event, published_at, handled} of records) {
+          if (result.duplicates.includes(event.event_id) || result.conflicts.includes(event.event_id)) continue
+          const position = this.byId.get(event.event_id)!
+          if (!this.unpublished.delete(event.event_id)) continue
+          this.publishedAt.set(position, published_at ?? at)
+          for (const record of handled) this.handledRecords.set(`${record.event_id}\u0000${record.group}`, {...record})
+        }
+        return result
+      },
     }
     this.outbox = {
       claim: async (options) => this.claim(options),
@@ -332,6 +378,7 @@ export class MemoryStore implements Store {
     const from = query.from === undefined ? null : toMs(query.from)
     const to = query.to === undefined ? null : toMs(query.to)
     const match = (p: number) => {
+      if (this.removed.has(p)) return false
       const event = this.log[p]
       if (typeMatch && !typeMatch(event.event_type)) return false
       if (from !== null && !(this.timestamps[p] >= from)) return false
@@ -372,7 +419,7 @@ export class MemoryStore implements Store {
     const {positions, length, match} = this.plan(query)
     const limit = query.limit ?? Number.POSITIVE_INFINITY
     const noFilter = !query.types?.length && query.from === undefined && query.to === undefined
-    if (noFilter && query.aggregateId === undefined && query.correlationId === undefined) return Math.min(length, limit)
+    if (noFilter && query.aggregateId === undefined && query.correlationId === undefined) return Math.min(length - this.removed.size, limit)
     let n = 0
     const candidates = positions ?? null
     const total = candidates === null ? length : candidates.length

@@ -37,6 +37,7 @@ import type {
   PublishedEvent,
   QuarantineRecord,
   Store,
+  StoredEventRecord,
   StoreWrites,
   CommitResult,
 } from '../../core/ports.js'
@@ -174,6 +175,38 @@ export class MongoStore implements Store {
       query: (query) => this.query(query),
       count: (query = {}) =>
         this.eventsCollection.countDocuments(eventFilter(query), query.limit === undefined ? {} : {limit: query.limit}),
+      records: async (eventIds) => {
+        if (eventIds.length === 0) return []
+        const out = new Map<string, StoredEventRecord>()
+        for await (const doc of this.eventsCollection.find({_id: {$in: [...eventIds]}}).sort({seq: 1})) {
+          out.set(doc._id, {event: envelopeOf(doc), published_at: doc.published === true ? (typeof doc.published_at === 'number' ? doc.published_at : 0) : null, handled: []})
+        }
+        for (const r of await this.handled.of([...out.keys()])) out.get(r.event_id)?.handled.push(r)
+        return [...out.values()]
+      },
+      remove: async (eventIds) => {
+        if (eventIds.length === 0) return 0
+        // Events first: a crash in between leaves handled records of no event (trace finds nothing
+        // to show them on), never an event whose handling was forgotten.
+        const {deletedCount} = await this.eventsCollection.deleteMany({_id: {$in: [...eventIds]}})
+        await this.handledCollection.deleteMany({event_id: {$in: [...eventIds]}})
+        return deletedCount
+      },
+      restore: async (records) => {
+        if (records.length === 0) return {inserted: 0, duplicates: [], conflicts: []}
+        const now = this.now()
+        const publishedAt = new Map(records.map((r) => [r.event, r.published_at ?? now]))
+        const result = await this.append(
+          records.map((r) => r.event),
+          (event) => ({published: true, published_at: publishedAt.get(event) ?? now}),
+        )
+        const skipped = new Set([...result.duplicates, ...result.conflicts])
+        // Handled records after their event: a crash in between leaves a restored event whose
+        // handling trace does not show yet; restoring again fills it in (the records are upserts).
+        const handled = records.filter((r) => !skipped.has(r.event.event_id)).flatMap((r) => r.handled)
+        if (handled.length > 0) await this.writeHandled(handled)
+        return result
+      },
     }
     this.outbox = {
       claim: (claimOptions) => this.claim(claimOptions),
@@ -206,7 +239,7 @@ export class MongoStore implements Store {
         if (filter.limit !== undefined) cursor.limit(filter.limit)
         const out: QuarantineRecord[] = []
         for await (const doc of cursor) {
-          const envelope = Object.fromEntries(Object.entries(doc).filter(([key]) => !(EVENT_INTERNAL as readonly string[]).includes(key))) as unknown as EventEnvelope
+          const envelope = envelopeOf(doc)
           out.push({...doc.quarantine!, event_type: envelope.event_type, envelope})
         }
         return out
@@ -351,13 +384,15 @@ export class MongoStore implements Store {
     const {inserted} = writes.events?.length ? await this.append(writes.events) : {inserted: 0}
     for (const {scope, keys, ttlMs} of writes.marks ?? []) await this.idempotency.markMany(scope, keys, ttlMs)
     const handled = writes.handled ?? []
-    if (handled.length > 0) {
-      await this.handledCollection.bulkWrite(
-        handled.map((r) => ({replaceOne: {filter: {_id: `${r.event_id}:${r.group}`}, replacement: {...r, _id: `${r.event_id}:${r.group}`}, upsert: true}})),
-        {ordered: false},
-      )
-    }
+    if (handled.length > 0) await this.writeHandled(handled)
     return {inserted}
+  }
+
+  private async writeHandled(handled: readonly HandledRecord[]): Promise<void> {
+    await this.handledCollection.bulkWrite(
+      handled.map((r) => ({replaceOne: {filter: {_id: `${r.event_id}:${r.group}`}, replacement: {...r, _id: `${r.event_id}:${r.group}`}, upsert: true}})),
+      {ordered: false},
+    )
   }
 
   async close(): Promise<void> {
@@ -374,7 +409,8 @@ export class MongoStore implements Store {
     return this.lastSeq
   }
 
-  private async append(events: readonly EventEnvelope[]): Promise<AppendResult> {
+  /** `published`: restore's events go in marked published (never into the outbox). */
+  private async append(events: readonly EventEnvelope[], published?: (event: EventEnvelope) => {published: true; published_at: number}): Promise<AppendResult> {
     if (events.length === 0) return {inserted: 0, duplicates: [], conflicts: []}
     const appendedAt = this.now()
     const docs: EventDoc[] = events.map((event) => {
@@ -390,6 +426,7 @@ export class MongoStore implements Store {
         lease_until: 0,
         lease_owner: null,
         lease_token: null,
+        ...published?.(event),
       }
     })
     try {
@@ -423,7 +460,7 @@ export class MongoStore implements Store {
     const cursor = this.eventsCollection.find(filter).sort({seq: 1}).batchSize(this.batchSize)
     for await (const doc of cursor) {
       const at = typeof doc.published_at === 'number' ? doc.published_at : 0
-      const event = Object.fromEntries(Object.entries(doc).filter(([key]) => !(EVENT_INTERNAL as readonly string[]).includes(key))) as unknown as EventEnvelope
+      const event = envelopeOf(doc)
       yield {event, publishedAt: at}
     }
   }
@@ -572,6 +609,11 @@ export class MongoStore implements Store {
 }
 
 // ---------------------------------------------------------------------------------- helpers
+
+/** The envelope of a stored event document, its internal fields left out. */
+function envelopeOf(doc: EventDoc): EventEnvelope {
+  return Object.fromEntries(Object.entries(doc).filter(([key]) => !(EVENT_INTERNAL as readonly string[]).includes(key))) as unknown as EventEnvelope
+}
 
 function eventFilter(query: EventQuery): Filter<EventDoc> {
   const filter: Filter<EventDoc> = {}

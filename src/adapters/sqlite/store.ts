@@ -45,6 +45,7 @@ import type {
   PublishedEvent,
   QuarantineRecord,
   Store,
+  StoredEventRecord,
   StoreWrites,
 } from '../../core/ports.js'
 import {typeGlobToRegExpSource} from '../../core/glob.js'
@@ -327,6 +328,15 @@ async function retryWhileBusy<T>(op: () => T, busyTimeoutMs: number, closed: () 
 
 const yieldToLoop = () => new Promise<void>((done) => setImmediate(done))
 
+interface HandledRow {
+  event_id: string
+  group_name: string
+  handled_at: string
+  attempts: number
+}
+
+const handledRecord = (r: HandledRow): HandledRecord => ({group: r.group_name, event_id: r.event_id, handled_at: r.handled_at, attempts: r.attempts})
+
 interface EventRow {
   id: string
   type: string
@@ -407,6 +417,7 @@ export class SqliteStore implements Store {
 
   // Write transactions, each run as BEGIN IMMEDIATE.
   private readonly appendTx: (rows: readonly EventRow[]) => AppendResult
+  private readonly restoreTx: (rows: ReadonlyArray<{row: EventRow; published_at: number | null; handled: readonly HandledRecord[]}>) => AppendResult
   private readonly claimTx: (owner: string, limit: number, leaseMs: number) => EventEnvelope[]
   private readonly writeTx: <T>(fn: () => T) => T
   private readonly commitTx: (projections: NonNullable<StoreWrites['projections']>, rows: readonly EventRow[], marks: readonly Mark[], handled: readonly HandledRecord[]) => CommitResult
@@ -543,6 +554,29 @@ export class SqliteStore implements Store {
       return {inserted}
     })
 
+    const selectHandled = db.prepare('SELECT event_id, group_name, handled_at, attempts FROM handled WHERE event_id IN (SELECT value FROM json_each(?))')
+    const selectRecords = db.prepare('SELECT event_id, envelope, published, published_at FROM events WHERE event_id IN (SELECT value FROM json_each(?)) ORDER BY seq').raw()
+    const deleteEvents = db.prepare('DELETE FROM events WHERE event_id IN (SELECT value FROM json_each(?))')
+    const deleteHandled = db.prepare('DELETE FROM handled WHERE event_id IN (SELECT value FROM json_each(?))')
+    // Published from the start: a restored event never enters the outbox's partial index.
+    const insertPublished = db.prepare(
+      'INSERT INTO events (event_id, event_type, ts_ms, aggregate_id, correlation_id, envelope, published, published_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?) ON CONFLICT (event_id) DO NOTHING',
+    )
+    this.restoreTx = immediate(db, (rows: ReadonlyArray<{row: EventRow; published_at: number | null; handled: readonly HandledRecord[]}>) => {
+      let inserted = 0
+      const duplicates: string[] = []
+      const conflicts: string[] = []
+      const now = this.now()
+      for (const {row, published_at, handled} of rows) {
+        if (insertPublished.run(row.id, row.type, row.ts, row.aggregate, row.correlation, row.json, published_at ?? now).changes > 0) {
+          inserted++
+          for (const r of handled) this.recordHandled.run(r.event_id, r.group, r.handled_at, r.attempts)
+        } else if (sameEnvelope(JSON.parse(this.selectEnvelope.get(row.id) as string), JSON.parse(row.json))) duplicates.push(row.id)
+        else conflicts.push(row.id)
+      }
+      return {inserted, duplicates, conflicts}
+    })
+
     this.events = {
       append: async (events) => {
         if (events.length === 0) {
@@ -560,6 +594,38 @@ export class SqliteStore implements Store {
         }),
       query: (query) => this.query(query),
       count: (query = {}) => this.run(() => this.count(query)),
+      records: async (eventIds) => {
+        if (eventIds.length === 0) return this.check(), []
+        const list = JSON.stringify(eventIds)
+        return this.run(() =>
+          // One read transaction: the events and their handled records from the same snapshot.
+          this.db
+            .transaction(() => {
+              const out = new Map<string, StoredEventRecord>()
+              for (const [id, json, published, at] of selectRecords.all(list) as Array<[string, string, number, number | null]>) {
+                out.set(id, {event: JSON.parse(json) as EventEnvelope, published_at: published === 1 ? (at ?? 0) : null, handled: []})
+              }
+              for (const r of selectHandled.all(list) as HandledRow[]) out.get(r.event_id)?.handled.push(handledRecord(r))
+              return [...out.values()]
+            })
+            .deferred(),
+        )
+      },
+      remove: async (eventIds) => {
+        if (eventIds.length === 0) return this.check(), 0
+        const list = JSON.stringify(eventIds)
+        return this.run(() =>
+          this.writeTx(() => {
+            deleteHandled.run(list)
+            return deleteEvents.run(list).changes
+          }),
+        )
+      },
+      restore: async (records) => {
+        if (records.length === 0) return this.check(), {inserted: 0, duplicates: [], conflicts: []}
+        const rows = records.map((r) => ({row: eventRow(r.event), published_at: r.published_at, handled: r.handled}))
+        return this.run(() => this.restoreTx(rows))
+      },
     }
     this.outbox = {
       claim: async ({owner, limit, leaseMs}) => {
@@ -663,17 +729,8 @@ export class SqliteStore implements Store {
         await this.run(() => this.writeTx(() => this.dropCollection.run(collection)))
       },
     }
-    const selectHandled = db.prepare('SELECT event_id, group_name, handled_at, attempts FROM handled WHERE event_id IN (SELECT value FROM json_each(?))')
     this.handled = {
-      of: (eventIds) =>
-        this.run(() =>
-          (selectHandled.all(JSON.stringify(eventIds)) as Array<{event_id: string; group_name: string; handled_at: string; attempts: number}>).map((r) => ({
-            group: r.group_name,
-            event_id: r.event_id,
-            handled_at: r.handled_at,
-            attempts: r.attempts,
-          })),
-        ),
+      of: (eventIds) => this.run(() => (selectHandled.all(JSON.stringify(eventIds)) as HandledRow[]).map(handledRecord)),
     }
     this.dlq = {
       add: async (record) => {
