@@ -115,6 +115,14 @@ export function truncateTorn(dir: string, manifest: Manifest): void {
   manifest.tornBytes = 0
 }
 
+/** An empty manifest where there is none: after a first run, the folder is an archive (of nothing yet). */
+export function ensureManifest(dir: string): void {
+  const path = manifestPath(dir)
+  if (existsSync(path)) return
+  writeFileSync(path, '', {flag: 'a'})
+  fsyncDir(dir)
+}
+
 /** Appends one line and fsyncs: when this returns, the line survives a crash. */
 export function appendManifest(dir: string, line: ManifestLine): void {
   const path = manifestPath(dir)

@@ -27,6 +27,7 @@ import {UserError} from '../../errors.js'
 import {
   appendManifest,
   compress,
+  ensureManifest,
   fileSize,
   fromManifestPath,
   listFiles,
@@ -158,6 +159,7 @@ export async function runArchive(options: ArchiveRunOptions): Promise<ArchiveRun
   }
   const release = lockArchive(dir)
   try {
+    ensureManifest(dir)
     const manifest = readManifest(dir)
     result.recovered = await recover(dir, store, manifest, categoryOf(catalog))
     const perFile = Math.max(1, options.fileEvents ?? FILE_EVENTS)

@@ -1,0 +1,122 @@
+/**
+ * `tektree archive run|query|restore|verify` as a user runs them (bin/run.js on dist/), on a SQLite
+ * store file seeded here with events on both sides of their retention: exit codes, --json, NDJSON
+ * when piped, 80 columns, the closest names for a misspelt type, and what to run when there is no
+ * archive yet.
+ */
+import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import path from 'node:path'
+import {afterAll, beforeAll, describe, expect, it} from 'vitest'
+import {createSqliteStore} from '../../src/adapters/sqlite/store.js'
+import type {EventEnvelope} from '../../src/core/envelope.js'
+import {makeEvent} from '../contracts/helpers.js'
+import {requireBuild, runCli} from './run-cli.js'
+
+const DAY = 86_400_000
+const AS_OF = '2026-06-01T00:00:00.000Z'
+const ago = (days: number) => new Date(Date.parse(AS_OF) - days * DAY).toISOString()
+
+describe('tektree archive', () => {
+  let dir: string
+  let storeFile: string
+  let env: Record<string, string>
+  const expired: EventEnvelope[] = []
+  const kept: EventEnvelope[] = []
+  const runtime = () => ['--store-url', `sqlite:${storeFile}`, '--bus-url', 'memory:']
+  const storeBytes = async () => {
+    const store = await createSqliteStore({path: storeFile})
+    try {
+      const out = new Map<string, string>()
+      for await (const e of store.events.query({})) out.set(e.event_id, JSON.stringify(e))
+      return out
+    } finally {
+      await store.close()
+    }
+  }
+
+  beforeAll(async () => {
+    requireBuild()
+    dir = mkdtempSync(path.join(tmpdir(), 'tektree-archive-cli-'))
+    storeFile = path.join(dir, 'store.db')
+    env = {TEKTREE_DATA_DIR: path.join(dir, '.tektree'), TEKTREE_ARCHIVE_DIR: ''}
+    const make = (type: string, days: number, user: string) => makeEvent({event_type: type, timestamp: ago(days), payload: {user_id: user, content_id: `c-${days}`}, metadata: {aggregate_id: user}})
+    expired.push(make('notification.sent', 40, 'u-1'), make('social.content.liked', 400, 'u-1'), make('social.content.liked', 500, 'u-2'))
+    kept.push(make('notification.sent', 10, 'u-1'), make('user.registered', 900, 'u-1'))
+    const store = await createSqliteStore({path: storeFile})
+    await store.events.append([...expired, ...kept])
+    await store.outbox.markPublished([...expired, ...kept].map((e) => e.event_id))
+    await store.close()
+  })
+
+  afterAll(() => {
+    rmSync(dir, {recursive: true, force: true})
+  })
+
+  it('no archive yet: query, restore and verify say so and what to run (exit 2)', async () => {
+    for (const args of [['archive', 'verify'], ['archive', 'query'], ['archive', 'restore', ...runtime()]]) {
+      const result = await runCli(args, {env})
+      expect(result.code, args.join(' ')).toBe(2)
+      expect(result.stderr).toContain('No archive in')
+      expect(result.stderr).toContain('tektree archive run')
+    }
+  })
+
+  it('run --dry-run counts per domain and type and writes nothing', async () => {
+    const result = await runCli(['archive', 'run', '--dry-run', '--as-of', AS_OF, '--json', ...runtime()], {env})
+    expect(result.code).toBe(0)
+    const report = JSON.parse(result.stdout)
+    expect(report.dry_run).toBe(true)
+    expect(Object.fromEntries(report.types.filter((t: {past: number}) => t.past > 0).map((t: {type: string; past: number}) => [t.type, t.past]))).toEqual({'notification.sent': 1, 'social.content.liked': 2})
+    expect((await storeBytes()).size).toBe(5)
+    expect(existsSync(path.join(dir, '.tektree', 'archive'))).toBe(false)
+    const text = await runCli(['archive', 'run', '--dry-run', '--as-of', AS_OF, ...runtime()], {env})
+    expect(text.stdout).toContain('Dry run, nothing written')
+    expect(text.stdout).toMatch(/social\.content\.liked\s+1y\s+2/)
+  })
+
+  it('run, query, verify (and a changed byte), restore byte for byte, twice', async () => {
+    const before = await storeBytes()
+    const run = await runCli(['archive', 'run', '--as-of', AS_OF, ...runtime()], {env})
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stdout).toContain('3 event(s) archived into 2 file(s)')
+    for (const line of run.stdout.split('\n')) expect(line.length, line).toBeLessThanOrEqual(80)
+    expect([...(await storeBytes()).keys()].sort()).toEqual(kept.map((e) => e.event_id).sort())
+
+    // Piped: the envelopes as NDJSON, the store's bytes.
+    const query = await runCli(['archive', 'query', '--user', 'u-1'], {env})
+    expect(query.code).toBe(0)
+    expect(query.stdout.trim().split('\n').sort()).toEqual([expired[0], expired[1]].map((e) => before.get(e.event_id)!).sort())
+    const one = await runCli(['archive', 'query', '--aggregate', 'u-2'], {env})
+    expect(one.stdout.trim()).toBe(before.get(expired[2].event_id))
+    expect(one.stderr).toContain('1 file(s) read, 1 skipped by the index')
+    const json = JSON.parse((await runCli(['archive', 'query', '--type', 'social.*', '--from', ago(450), '--json'], {env})).stdout)
+    expect(json.events.map((e: {event: EventEnvelope}) => e.event.event_id)).toEqual([expired[1].event_id])
+    expect((await runCli(['archive', 'query', '--limit', '1'], {env})).stdout.trim().split('\n')).toHaveLength(1)
+    const typo = await runCli(['archive', 'query', '--type', 'socail.content.liked'], {env})
+    expect(typo.code).toBe(2)
+    expect(typo.stderr).toContain('Did you mean social.content.liked')
+
+    expect((await runCli(['archive', 'verify'], {env})).code).toBe(0)
+    const manifest = readFileSync(path.join(dir, '.tektree', 'archive', 'manifest.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    const file = manifest.find((m) => m.kind === 'file').file as string
+    const full = path.join(dir, '.tektree', 'archive', file)
+    const original = readFileSync(full)
+    const changed = Buffer.from(original)
+    changed[changed.length - 6] ^= 0x10
+    writeFileSync(full, changed)
+    const bad = await runCli(['archive', 'verify'], {env})
+    expect(bad.code).toBe(1)
+    expect(bad.stdout).toContain(file)
+    expect(bad.stdout).toContain('checksum mismatch')
+    writeFileSync(full, original)
+
+    const restore = await runCli(['archive', 'restore', '--json', ...runtime()], {env})
+    expect(restore.code, restore.stderr).toBe(0)
+    expect(JSON.parse(restore.stdout)).toMatchObject({read: 3, inserted: 3, duplicates: 0})
+    expect(await storeBytes()).toEqual(before)
+    const again = await runCli(['archive', 'restore', ...runtime()], {env})
+    expect(again.stdout).toContain('0 restored, 3 already in the store')
+    expect(await storeBytes()).toEqual(before)
+  })
+})
