@@ -37,7 +37,7 @@ export default class TraceCommand extends BaseCommand<typeof TraceCommand> {
     if (!trace) {
       throw new UserError(eventId ? `The store holds no event ${eventId}` : `The store holds no event with correlation id ${correlationId}`, {
         code: 'UNKNOWN_EVENT',
-        hint: 'Event ids are in `tektree tail` (event_id) and `tektree dlq list --flat`.',
+        hint: 'Event ids are in `tektree tail` and `tektree dlq list --flat`; archived ones in `tektree archive query`.',
         exitCode: 2,
       })
     }
