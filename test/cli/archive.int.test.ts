@@ -1,8 +1,9 @@
 /**
  * `tektree archive run|query|restore|verify` as a user runs them (bin/run.js on dist/), on a SQLite
  * store file seeded here with events on both sides of their retention: exit codes, --json, NDJSON
- * when piped, 80 columns, the closest names for a misspelt type, and what to run when there is no
- * archive yet.
+ * when piped, 80 columns, the closest names for a misspelt type, what to run when there is no
+ * archive yet, and a run killed with SIGKILL at each step of a file (test/support/kill-archive.mjs)
+ * that the next run resumes.
  */
 import {existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -11,7 +12,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {createSqliteStore} from '../../src/adapters/sqlite/store.js'
 import type {EventEnvelope} from '../../src/core/envelope.js'
 import {makeEvent} from '../contracts/helpers.js'
-import {requireBuild, runCli} from './run-cli.js'
+import {ROOT, requireBuild, runCli} from './run-cli.js'
 
 const DAY = 86_400_000
 const AS_OF = '2026-06-01T00:00:00.000Z'
@@ -117,6 +118,29 @@ describe('tektree archive', () => {
     expect(await storeBytes()).toEqual(before)
     const again = await runCli(['archive', 'restore', ...runtime()], {env})
     expect(again.stdout).toContain('0 restored, 3 already in the store')
+    expect(await storeBytes()).toEqual(before)
+  })
+
+  it.each(['before-rename', 'after-rename', 'before-deleted'])('kill -9 %s of the second file: the next run resumes, nothing lost or archived twice', async (step) => {
+    const archive = path.join(dir, `killed-${step}`)
+    const before = await storeBytes()
+    const killed = await runCli(['archive', 'run', '--as-of', AS_OF, '--dir', archive, ...runtime()], {
+      env: {...env, KILL_ARCHIVE: `${step}:2`},
+      nodeArgs: ['--import', path.join(ROOT, 'test', 'support', 'kill-archive.mjs')],
+    })
+    expect(killed.signal).toBe('SIGKILL')
+    const resumed = await runCli(['archive', 'run', '--as-of', AS_OF, '--dir', archive, '--json', ...runtime()], {env})
+    expect(resumed.code, resumed.stderr).toBe(0)
+    const recovered = JSON.parse(resumed.stdout).recovered
+    if (step === 'before-rename') expect(recovered.removed_temps).toHaveLength(1)
+    if (step === 'after-rename') expect(recovered.adopted).toHaveLength(1)
+    if (step === 'before-deleted') expect(recovered.completed).toHaveLength(1)
+    expect([...(await storeBytes()).keys()].sort()).toEqual(kept.map((e) => e.event_id).sort())
+    const verify = await runCli(['archive', 'verify', '--dir', archive, '--json'], {env})
+    expect(JSON.parse(verify.stdout)).toMatchObject({ok: true, files: 2, events: 3, pending: 0})
+    const all = await runCli(['archive', 'query', '--dir', archive], {env})
+    expect(all.stdout.trim().split('\n').sort()).toEqual(expired.map((e) => before.get(e.event_id)!).sort())
+    expect((await runCli(['archive', 'restore', '--dir', archive, ...runtime()], {env})).code).toBe(0)
     expect(await storeBytes()).toEqual(before)
   })
 })
