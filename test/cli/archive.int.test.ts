@@ -121,6 +121,25 @@ describe('tektree archive', () => {
     expect(await storeBytes()).toEqual(before)
   })
 
+  it('Ctrl+C during the first file: it is finished, the run stops there (exit 130), the next goes on', async () => {
+    const archive = path.join(dir, 'interrupted')
+    const before = await storeBytes()
+    const stopped = await runCli(['archive', 'run', '--as-of', AS_OF, '--dir', archive, ...runtime()], {
+      env: {...env, KILL_ARCHIVE: 'sigint-after-rename:1'},
+      nodeArgs: ['--import', path.join(ROOT, 'test', 'support', 'kill-archive.mjs')],
+    })
+    expect(stopped.code, stopped.stderr).toBe(130)
+    expect(stopped.stdout).toContain('1 event(s) archived into 1 file(s)')
+    expect(stopped.stdout).toContain('Interrupted: run it again to go on.')
+    expect((await storeBytes()).size).toBe(before.size - 1)
+    const resumed = await runCli(['archive', 'run', '--as-of', AS_OF, '--dir', archive, ...runtime()], {env})
+    expect(resumed.code).toBe(0)
+    expect(resumed.stdout).toContain('2 event(s) archived into 1 file(s)')
+    expect(JSON.parse((await runCli(['archive', 'verify', '--dir', archive, '--json'], {env})).stdout)).toMatchObject({ok: true, files: 2, events: 3})
+    expect((await runCli(['archive', 'restore', '--dir', archive, ...runtime()], {env})).code).toBe(0)
+    expect(await storeBytes()).toEqual(before)
+  })
+
   it.each(['before-rename', 'after-rename', 'before-deleted'])('kill -9 %s of the second file: the next run resumes, nothing lost or archived twice', async (step) => {
     const archive = path.join(dir, `killed-${step}`)
     const before = await storeBytes()

@@ -3,7 +3,8 @@
  * SIGKILL (kill -9: no handler, no finally runs) at a chosen step of the Nth archive file, named by
  * KILL_ARCHIVE="<step>:<n>": before-rename (its temp file written and fsynced), after-rename (in
  * place, not yet listed), before-deleted (listed, its events removed from the store, the "deleted"
- * line not yet written). A crash at an exact point, not at a time.
+ * line not yet written); or sigint-after-rename sends it SIGINT (Ctrl+C) there instead. A crash at an
+ * exact point, not at a time.
  */
 import fs from 'node:fs'
 import {syncBuiltinESMExports} from 'node:module'
@@ -20,6 +21,7 @@ if (step && n > 0) {
     if (archive && step === 'before-rename' && ++renames === n) kill()
     const result = renameSync.call(this, from, to)
     if (archive && step === 'after-rename' && ++renames === n) kill()
+    if (archive && step === 'sigint-after-rename' && ++renames === n) process.kill(process.pid, 'SIGINT')
     return result
   }
   const writeSync = fs.writeSync

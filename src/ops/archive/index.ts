@@ -164,7 +164,10 @@ export async function runArchive(options: ArchiveRunOptions): Promise<ArchiveRun
     result.recovered = await recover(dir, store, manifest, categoryOf(catalog))
     const perFile = Math.max(1, options.fileEvents ?? FILE_EVENTS)
     for (const rule of timed) {
-      if (signal?.aborted) break
+      if (signal?.aborted) {
+        result.interrupted = true
+        break
+      }
       const cutoff = asOf - rule.maxAgeMs!
       const row = typeResult(rule, cutoff, {})
       result.types.push(row)
@@ -190,13 +193,13 @@ export async function runArchive(options: ArchiveRunOptions): Promise<ArchiveRun
         if (signal?.aborted) break
         await flush()
       }
-      if (signal?.aborted) {
+      // Stopped with events of this type left (the rest of the types are checked above).
+      if (signal?.aborted && chunk.length > 0) {
         result.interrupted = true
         break
       }
       if (chunk.length > 0) await flush()
     }
-    if (signal?.aborted) result.interrupted = true
   } finally {
     release()
   }
