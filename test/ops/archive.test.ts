@@ -18,6 +18,7 @@ import type {EventEnvelope} from '../../src/core/envelope.js'
 import type {Store} from '../../src/core/ports.js'
 import {queryArchive, restoreArchive, runArchive, verifyArchive, type ArchiveScan} from '../../src/ops/archive/index.js'
 import {readManifest} from '../../src/ops/archive/files.js'
+import {buildIdFilter, idHashes, mayHold} from '../../src/ops/archive/id-filter.js'
 import {makeEvent} from '../contracts/helpers.js'
 
 const DAY = 86_400_000
@@ -262,5 +263,18 @@ describe('archive run: bad input', () => {
       hint: expect.stringContaining('social.content.liked'),
     })
     await expect(runArchive({store, catalog, dir, asOf: AS_OF, types: ['socail.*']})).rejects.toMatchObject({hint: expect.stringContaining('social.*')})
+  })
+})
+
+describe('the index of ids (a Bloom filter on each manifest line)', () => {
+  it('never misses an id it holds, rarely claims one it does not, and stays small', () => {
+    const held = new Set(Array.from({length: 10_000}, (_, i) => `user-${i}`))
+    const filter = buildIdFilter(held)
+    for (const id of held) expect(mayHold(filter, idHashes(id))).toBe(true)
+    let false_positives = 0
+    for (let i = 0; i < 10_000; i++) if (mayHold(filter, idHashes(`other-${i}`))) false_positives++
+    expect(false_positives).toBeLessThan(300)
+    expect(JSON.stringify(filter).length).toBeLessThan(20_000)
+    expect(mayHold(buildIdFilter(new Set()), idHashes('x'))).toBe(false)
   })
 })

@@ -20,6 +20,7 @@ import {promisify} from 'node:util'
 import {gunzip as gunzipCb, gzip as gzipCb} from 'node:zlib'
 import {isAlive} from '../../embedded/discovery.js'
 import type {StoredEventRecord} from '../../core/ports.js'
+import type {IdFilter} from './id-filter.js'
 import {UserError} from '../../errors.js'
 
 const gzip = promisify(gzipCb)
@@ -45,8 +46,8 @@ export interface ArchiveFileEntry {
   /** Earliest and latest envelope timestamp in the file. */
   first: string
   last: string
-  /** Every aggregate id and payload id (user_id, author_id, ...) of its events: what query skips by. */
-  ids: string[]
+  /** Every aggregate id and payload id (user_id, author_id, ...) of its events, as a Bloom filter: what query skips by. */
+  ids: IdFilter
   /** When the file was written (wall clock), and the date retention was applied as of. */
   archived_at: string
   as_of: string

@@ -24,6 +24,7 @@ import {compileTypeGlobs} from '../../core/glob.js'
 import type {Store, StoredEventRecord} from '../../core/ports.js'
 import {closest} from '../../core/suggest.js'
 import {UserError} from '../../errors.js'
+import {buildIdFilter, idHashes, mayHold} from './id-filter.js'
 import {
   appendManifest,
   compress,
@@ -338,7 +339,7 @@ function fileEntry(file: string, hash: string, bytes: number, records: readonly 
     category,
     first,
     last,
-    ids: [...ids].sort(),
+    ids: buildIdFilter(ids),
     archived_at: new Date().toISOString(),
     as_of: new Date(asOf).toISOString(),
   }
@@ -476,7 +477,7 @@ export async function* queryArchive(options: {dir: string; filter?: ArchiveFilte
   const typeMatch = filter.types?.length ? compileTypeGlobs(filter.types) : null
   const limit = options.limit ?? Number.POSITIVE_INFINITY
   const seen = new Set<string>()
-  const idWanted = [filter.aggregateId, filter.userId].filter((id): id is string => id !== undefined)
+  const idWanted = [filter.aggregateId, filter.userId].filter((id): id is string => id !== undefined).map(idHashes)
   let emitted = 0
   for (const entry of manifest.files) {
     if (emitted >= limit || signal?.aborted) return
@@ -485,7 +486,7 @@ export async function* queryArchive(options: {dir: string; filter?: ArchiveFilte
       (typeMatch && !typeMatch(entry.type)) ||
       (filter.from !== undefined && Date.parse(entry.last) < filter.from) ||
       (filter.to !== undefined && Date.parse(entry.first) >= filter.to) ||
-      idWanted.some((id) => !binaryHas(entry.ids, id))
+      idWanted.some((hashes) => !mayHold(entry.ids, hashes))
     if (outside) {
       scan.filesSkipped++
       continue
@@ -515,19 +516,6 @@ export async function* queryArchive(options: {dir: string; filter?: ArchiveFilte
       if (++emitted >= limit) return
     }
   }
-}
-
-/** `sorted` is ascending (the manifest's ids are). */
-function binaryHas(sorted: readonly string[], value: string): boolean {
-  let lo = 0
-  let hi = sorted.length - 1
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1
-    if (sorted[mid] === value) return true
-    if (sorted[mid] < value) lo = mid + 1
-    else hi = mid - 1
-  }
-  return false
 }
 
 // ------------------------------------------------------------------------------------ restore
