@@ -246,6 +246,15 @@ describe('archive verify', () => {
     expect(about('manifest.ndjson')).toMatch(/unfinished/)
   })
 
+  it('a run under way (its lock held by a live process): its temp and unlisted files are not problems', async () => {
+    const {dir} = await archived()
+    writeFileSync(path.join(dir, 'social', 'next.ndjson.gz.tmp'), 'half')
+    writeFileSync(path.join(dir, '.lock'), String(process.pid))
+    expect(await verifyArchive(dir)).toMatchObject({ok: true, running: process.pid})
+    rmSync(path.join(dir, '.lock'))
+    expect(await verifyArchive(dir)).toMatchObject({ok: false, running: null, problems: [{file: 'social/next.ndjson.gz.tmp'}]})
+  })
+
   it('no archive folder: says so and what to run', async () => {
     const dir = path.join(tempDir(), 'nothing-here')
     await expect(verifyArchive(dir)).rejects.toMatchObject({code: 'ARCHIVE_NOT_FOUND', hint: expect.stringContaining('tektree archive run')})

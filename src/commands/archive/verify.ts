@@ -21,7 +21,8 @@ export default class ArchiveVerify extends BaseCommand<typeof ArchiveVerify> {
       }
       const summary = `${result.files} file(s), ${result.events.toLocaleString('en-US')} event(s), ${result.bytes.toLocaleString('en-US')} bytes`
       this.log(result.ok ? `${summary}: every file matches the manifest` : `${summary}: ${result.problems.length} problem(s)`)
-      if (result.pending > 0) this.log(`${result.pending} file(s) of a stopped run still to finish: \`tektree archive run\` does`)
+      if (result.running !== null) this.log(`A run (pid ${result.running}) is archiving now: check again once it ends`)
+      else if (result.pending > 0) this.log(`${result.pending} file(s) of a stopped run still to finish: \`tektree archive run\` does`)
     }
     if (!result.ok) process.exitCode = 1
     return result

@@ -243,6 +243,18 @@ export function fileSize(path: string): number | null {
   }
 }
 
+/** The pid of a live run holding the folder, or null. */
+export function lockHolder(dir: string): number | null {
+  let text: string
+  try {
+    text = readFileSync(join(dir, LOCK), 'utf8')
+  } catch {
+    return null
+  }
+  const pid = Number(text.trim())
+  return isAlive(pid) ? pid : null
+}
+
 /**
  * Holds the folder for one run (run, restore): the lock file names this process; a lock whose
  * process is gone (kill -9) is taken over. Returns the release function.

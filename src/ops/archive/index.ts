@@ -33,6 +33,7 @@ import {
   fromManifestPath,
   listFiles,
   lockArchive,
+  lockHolder,
   manifestPath,
   parseRecords,
   readLines,
@@ -589,6 +590,8 @@ export interface VerifyResult {
   bytes: number
   /** Listed files whose events a stopped run has not yet removed from the store (the next run does). */
   pending: number
+  /** The pid of a run holding the folder now (its unlisted and temp files are not counted as problems), or null. */
+  running: number | null
   problems: VerifyProblem[]
   ok: boolean
 }
@@ -596,7 +599,7 @@ export interface VerifyResult {
 /** Every listed file against its manifest line (present, size, sha256, readable gzip, count, lines), and no file unlisted. */
 export async function verifyArchive(dir: string): Promise<VerifyResult> {
   const manifest = openArchive(dir)
-  const result: VerifyResult = {dir, files: 0, events: 0, bytes: 0, pending: 0, problems: [], ok: true}
+  const result: VerifyResult = {dir, files: 0, events: 0, bytes: 0, pending: 0, running: null, problems: [], ok: true}
   const problem = (file: string, text: string) => result.problems.push({file, problem: text})
   if (manifest.tornBytes > 0) problem('manifest.ndjson', 'its last line is unfinished (a run was stopped while writing it); `tektree archive run` repairs it')
   const listed = new Set<string>()
@@ -625,9 +628,13 @@ export async function verifyArchive(dir: string): Promise<VerifyResult> {
     if ('error' in parsed) problem(entry.file, parsed.error)
     result.events += read.lines.length
   }
+  // A run under way has a file between its rename and its manifest line, and a temp file: not problems.
+  result.running = lockHolder(dir)
   const {archives, temps} = listFiles(dir)
-  for (const file of archives) if (!listed.has(file)) problem(file, 'not in the manifest (a run was stopped before listing it); `tektree archive run` checks and lists it')
-  for (const file of temps) problem(file, 'a temp file a stopped run left; `tektree archive run` removes it')
+  if (result.running === null) {
+    for (const file of archives) if (!listed.has(file)) problem(file, 'not in the manifest (a run was stopped before listing it); `tektree archive run` checks and lists it')
+    for (const file of temps) problem(file, 'a temp file a stopped run left; `tektree archive run` removes it')
+  }
   result.ok = result.problems.length === 0
   return result
 }
