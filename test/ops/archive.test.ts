@@ -16,6 +16,7 @@ import type {Store} from '../../src/core/ports.js'
 import {queryArchive, runArchive, verifyArchive} from '../../src/ops/archive/index.js'
 import {readManifest} from '../../src/ops/archive/files.js'
 import {buildIdFilter, idHashes, mayHold} from '../../src/ops/archive/id-filter.js'
+import {makeEvent} from '../contracts/helpers.js'
 import {AS_OF, archiveSuite, collect, seed} from './archive-suite.js'
 
 let catalog: Catalog
@@ -97,6 +98,26 @@ describe('archive verify', () => {
     const dir = path.join(tempDir(), 'nothing-here')
     await expect(verifyArchive(dir)).rejects.toMatchObject({code: 'ARCHIVE_NOT_FOUND', hint: expect.stringContaining('tektree archive run')})
     await expect(collect(queryArchive({dir}))).rejects.toMatchObject({code: 'ARCHIVE_NOT_FOUND'})
+  })
+})
+
+describe('archive run: a type stored under its older name (an alias)', () => {
+  it('is archived with its catalog type, in one file, and found by the type it carries', async () => {
+    const store = new MemoryStore()
+    stores.push(store)
+    const timestamp = new Date(AS_OF - 400 * 86_400_000).toISOString()
+    const canonical = makeEvent({event_type: 'social.content.liked', timestamp})
+    const old = makeEvent({event_type: 'knowledge.content.liked', timestamp})
+    await store.events.append([canonical, old])
+    await store.outbox.markPublished([canonical.event_id, old.event_id])
+    const dir = path.join(tempDir(), 'archive')
+    const result = await runArchive({store, catalog, dir, asOf: AS_OF})
+    expect(result.files).toEqual([expect.stringMatching(/^social\/social\.content\.liked\//)])
+    // As the store's own query: a glob matches the type the event carries.
+    for (const type of ['knowledge.content.liked', 'knowledge.*']) {
+      expect((await collect(queryArchive({dir, filter: {types: [type]}}))).map((a) => a.record.event)).toEqual([old])
+    }
+    expect((await collect(queryArchive({dir, filter: {types: ['social.*']}}))).map((a) => a.record.event)).toEqual([canonical])
   })
 })
 

@@ -39,7 +39,9 @@ export interface ArchiveFileEntry {
   bytes: number
   /** Events (lines) in the file. */
   count: number
+  /** The type archived (its catalog name), and every event_type in the file (an alias too). */
   type: string
+  types: string[]
   domain: string
   /** The retention category it was archived under. */
   category: string

@@ -298,7 +298,7 @@ async function archiveChunk({dir, store, rule, asOf, ids, names, hooks}: ChunkOp
     })
   }
   hooks?.beforeManifest?.(file)
-  const entry = fileEntry(file, check.sha256, check.bytes, published, rule.category, asOf)
+  const entry = fileEntry(file, check.sha256, check.bytes, published, rule.category, asOf, rule.type)
   appendManifest(dir, entry)
   hooks?.beforeDelete?.(file)
   const removed = await store.events.remove(published.map((r) => r.event.event_id))
@@ -320,11 +320,13 @@ function freeName(dir: string, manifest: Manifest, rule: RetentionRule, records:
   }
 }
 
-function fileEntry(file: string, hash: string, bytes: number, records: readonly StoredEventRecord[], category: string, asOf: number): ArchiveFileEntry {
+function fileEntry(file: string, hash: string, bytes: number, records: readonly StoredEventRecord[], category: string, asOf: number, type?: string): ArchiveFileEntry {
   let first = records[0].event.timestamp
   let last = first
   const ids = new Set<string>()
+  const types = new Set<string>()
   for (const {event} of records) {
+    types.add(event.event_type)
     if (event.timestamp < first) first = event.timestamp
     if (event.timestamp > last) last = event.timestamp
     for (const id of idsOf(event)) ids.add(id)
@@ -335,8 +337,9 @@ function fileEntry(file: string, hash: string, bytes: number, records: readonly 
     sha256: hash,
     bytes,
     count: records.length,
-    type: records[0].event.event_type,
-    domain: records[0].event.event_type.split('.')[0],
+    type: type ?? records[0].event.event_type,
+    types: [...types].sort(),
+    domain: (type ?? records[0].event.event_type).split('.')[0],
     category,
     first,
     last,
@@ -463,7 +466,7 @@ export function openArchive(dir: string): Manifest {
 
 /** Types a filter's globs may name: the catalog's and the archive's own. */
 export function archivedTypes(manifest: Manifest): string[] {
-  return [...new Set(manifest.files.map((f) => f.type))]
+  return [...new Set(manifest.files.flatMap((f) => f.types ?? [f.type]))]
 }
 
 /**
@@ -484,7 +487,7 @@ export async function* queryArchive(options: {dir: string; filter?: ArchiveFilte
     if (emitted >= limit || signal?.aborted) return
     if (manifest.abandoned.has(entry.file)) continue
     const outside =
-      (typeMatch && !typeMatch(entry.type)) ||
+      (typeMatch && !(entry.types ?? [entry.type]).some(typeMatch)) ||
       (filter.from !== undefined && Date.parse(entry.last) < filter.from) ||
       (filter.to !== undefined && Date.parse(entry.first) >= filter.to) ||
       idWanted.some((hashes) => !mayHold(entry.ids, hashes))
