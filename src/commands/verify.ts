@@ -2,13 +2,16 @@ import {Flags} from '@oclif/core'
 import {BaseCommand, catalogFlag, runtimeFlags} from '../cli/base.js'
 import {createStyle, wrap} from '../cli/style.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
+import {existsSync} from 'node:fs'
+import {join} from 'node:path'
+import type {EventEnvelope} from '../core/envelope.js'
 import type {VerifyResult} from '../services/verify.js'
 
 export default class Verify extends BaseCommand<typeof Verify> {
   static override summary = 'Recompute every projection from the event log and report each difference from the live state.'
   static override description = `The oracle: reads the event log (the store), recomputes what the services' projections should hold - XP, levels, achievements, quests, streaks, leaderboards, subscription tiers, quota use, notification feeds, search index, cache invalidations, daily active users, badges, mails - and compares them with the live projections and leaderboards. It also checks that each threshold event (level.up, achievement.unlocked, quest.completed, subscription.created) is in the log exactly once.
 
-It shares no code with the handlers, only their rules. Events a service dead-lettered count for no projection of that service: they took no effect there and stay in the dead-letter queue. Run it after the services have drained.
+It shares no code with the handlers, only their rules. Events archived out of the store (\`tektree archive run\`) left their effects in the projections: the oracle reads them from the archive folder too (the data dir's, when it holds one; --archive DIR for another, --ignore-archive for the store alone). Events a service dead-lettered count for no projection of that service: they took no effect there and stay in the dead-letter queue. Run it after the services have drained.
 
 Exit codes: 0 no difference, 1 differences found.`
   static override enableJsonFlag = true
@@ -19,6 +22,8 @@ Exit codes: 0 no difference, 1 differences found.`
   ]
   static override flags = {
     show: Flags.integer({summary: 'Most differences to list (all are counted).', default: 20, min: 0}),
+    archive: Flags.string({summary: 'Count the events archived in this folder too. Default: the data dir\'s archive, when there is one.', env: 'TEKTREE_ARCHIVE_DIR', exclusive: ['ignore-archive']}),
+    'ignore-archive': Flags.boolean({summary: 'Read the store alone (archived events\' effects then show as differences).', default: false}),
     catalog: catalogFlag,
     ...runtimeFlags,
   }
@@ -29,13 +34,25 @@ Exit codes: 0 no difference, 1 differences found.`
     const runtime = await openRuntimeFromFlags(this.flags)
     let result: VerifyResult
     try {
-      result = await verifyProjections({store: runtime.store, leaderboards: runtime.leaderboards, catalog})
+      result = await verifyProjections({store: runtime.store, leaderboards: runtime.leaderboards, catalog, archived: await this.archived()})
     } finally {
       await runtime.close()
     }
     if (!this.jsonEnabled()) this.render(result)
     if (result.differences.length > 0) process.exitCode = 1
     return result
+  }
+
+  /** The archive's events, when there is an archive to read. */
+  private async archived(): Promise<AsyncIterable<EventEnvelope> | undefined> {
+    if (this.flags['ignore-archive']) return undefined
+    const [{archiveDir}, {MANIFEST, queryArchive}] = await Promise.all([import('../cli/archive-flags.js'), import('../ops/archive/index.js')])
+    const dir = await archiveDir(this.flags.archive)
+    // The default folder is read only when an archive run made it; a folder given must hold one.
+    if (!this.flags.archive && !existsSync(join(dir, MANIFEST))) return undefined
+    return (async function* () {
+      for await (const {record} of queryArchive({dir})) yield record.event
+    })()
   }
 
   private render(result: VerifyResult): void {
@@ -45,7 +62,8 @@ Exit codes: 0 no difference, 1 differences found.`
       .map(([name, p]) => [name, String(p.checked), p.differences > 0 ? style.bad(String(p.differences)) : String(p.differences)])
     this.log(style.fitTable(['projection', 'values checked', 'differences'], rows, {compact: true}))
     const count = result.differences.length
-    this.log(`${result.events ?? 0} events read, ${result.checked} values checked, ${count > 0 ? style.bad(`${count} difference(s)`) : style.ok('0 differences')}`)
+    const archived = result.archived ? ` (${result.archived} from the archive)` : ''
+    this.log(`${result.events ?? 0} events read${archived}, ${result.checked} values checked, ${count > 0 ? style.bad(`${count} difference(s)`) : style.ok('0 differences')}`)
     const shown = result.differences.slice(0, this.flags.show)
     if (shown.length > 0) {
       const diff = shown.map((d) => [d.projection, d.id, d.field, JSON.stringify(d.expected), JSON.stringify(d.actual)])

@@ -29,8 +29,10 @@ export interface VerifyResult {
   /** Values compared. */
   checked: number
   differences: Difference[]
-  /** Events read from the log. */
+  /** Events read from the log (the store's and the archive's). */
   events?: number
+  /** Of those, read from the archive (events archived out of the store). */
+  archived?: number
   /** Per projection: values compared and differences found. */
   projections?: Record<string, {checked: number; differences: number}>
 }
@@ -47,7 +49,20 @@ interface UserFacts {
 const SUBSCRIPTION_TYPES = new Set(['payment.subscription.upgraded', 'payment.subscription.downgraded', 'payment.subscription.cancelled'])
 const SEARCH_ID: Record<string, string> = {question: 'question_id', insight: 'insight_id', discussion: 'discussion_id', resource: 'resource_id', area: 'area_id', user: 'user_id'}
 
-export async function verifyProjections(options: {store: Store; leaderboards: Leaderboards; catalog: Catalog; rulesDir?: string}): Promise<VerifyResult> {
+export interface VerifyOptions {
+  store: Store
+  leaderboards: Leaderboards
+  catalog: Catalog
+  rulesDir?: string
+  /**
+   * Events archived out of the store (`tektree archive run`): their effects stay in the
+   * projections, so the oracle counts them too. Merged into the log by timestamp; an event both
+   * archived and back in the store (restored) counts once.
+   */
+  archived?: AsyncIterable<EventEnvelope>
+}
+
+export async function verifyProjections(options: VerifyOptions): Promise<VerifyResult> {
   const {store, leaderboards, catalog} = options
   const rules = loadGamificationRules(options.rulesDir)
   const notificationRules = loadNotificationRules(options.rulesDir)
@@ -61,13 +76,37 @@ export async function verifyProjections(options: {store: Store; leaderboards: Le
     ids.add(record.event_id)
   }
   const oracle = new Oracle(catalog, rules, notificationRules.actors, deadLettered)
+  const archived = await sortedByTime(options.archived)
+  const archivedIds = new Set(archived.map((event) => event.event_id))
+  const counted = new Set<string>()
   let events = 0
-  for await (const event of store.events.query({order: 'asc'})) {
+  let fromArchive = 0
+  let next = 0
+  const add = (event: EventEnvelope, archivedCopy: boolean) => {
+    if (archivedIds.has(event.event_id)) {
+      if (counted.has(event.event_id)) return
+      counted.add(event.event_id)
+      if (archivedCopy) fromArchive++
+    }
     events++
     oracle.add(event)
   }
+  for await (const event of store.events.query({order: 'asc'})) {
+    const at = Date.parse(event.timestamp)
+    while (next < archived.length && Date.parse(archived[next].timestamp) <= at) add(archived[next++], true)
+    add(event, false)
+  }
+  while (next < archived.length) add(archived[next++], true)
   const result = await oracle.compare(store, leaderboards)
-  return {...result, events}
+  return {...result, events, ...(options.archived ? {archived: fromArchive} : {})}
+}
+
+async function sortedByTime(events: AsyncIterable<EventEnvelope> | undefined): Promise<EventEnvelope[]> {
+  const out: EventEnvelope[] = []
+  if (!events) return out
+  for await (const event of events) out.push(event)
+  // Stable: events of one timestamp keep the archive's order (their append order within a file).
+  return out.map((event, i) => ({event, i, at: Date.parse(event.timestamp)})).sort((a, b) => a.at - b.at || a.i - b.i).map((x) => x.event)
 }
 
 class Oracle {

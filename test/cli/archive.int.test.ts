@@ -99,6 +99,13 @@ describe('tektree archive', () => {
     expect(typo.stderr).toContain('Did you mean social.content.liked')
 
     expect((await runCli(['archive', 'verify'], {env})).code).toBe(0)
+    // tektree verify reads the data dir's archive beside the store (no service ran here, so the
+    // oracle has differences to report either way: what is checked is which events it read).
+    const oracle = JSON.parse((await runCli(['verify', '--json', ...runtime()], {env})).stdout)
+    expect(oracle).toMatchObject({events: 5, archived: 3})
+    const storeOnly = JSON.parse((await runCli(['verify', '--json', '--ignore-archive', ...runtime()], {env})).stdout)
+    expect(storeOnly.events).toBe(2)
+    expect(storeOnly.archived).toBeUndefined()
     const manifest = readFileSync(path.join(dir, '.tektree', 'archive', 'manifest.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l))
     const file = manifest.find((m) => m.kind === 'file').file as string
     const full = path.join(dir, '.tektree', 'archive', file)

@@ -15,6 +15,8 @@ import {openRuntime} from '../../src/adapters/open.js'
 import {loadCatalog} from '../../src/catalog/load.js'
 import {VirtualClock} from '../../src/core/clock.js'
 import {queryArchive, restoreArchive, runArchive, verifyArchive} from '../../src/ops/archive/index.js'
+import {verifyProjections} from '../../src/services/verify.js'
+import type {EventEnvelope} from '../../src/core/envelope.js'
 import {readManifest} from '../../src/ops/archive/files.js'
 import {runSimulation} from '../../src/simulator/run.js'
 import {parseScenario} from '../../src/simulator/scenario.js'
@@ -72,6 +74,9 @@ describe.skipIf(!redisUrl)(`archive (${redisUrl ? 'redis-server + SQLite' : `ski
       expect([...types].sort()).toEqual(expect.arrayContaining(['gamification', 'notification', 'realtime', 'social']))
       expect(types.has('payment')).toBe(false)
       expect(await runtime.store.outbox.pending()).toBe(0)
+      const oracle = (archivedDir?: string) =>
+        verifyProjections({store: runtime.store, leaderboards: runtime.leaderboards, catalog, archived: archivedDir ? events(queryArchive({dir: archivedDir})) : undefined})
+      expect((await oracle()).differences).toEqual([])
       const handledKey = (r: {event_id: string; group: string}) => `${r.event_id}/${r.group}`
       const handledBefore = (await runtime.store.handled.of([...expired])).sort((a, b) => handledKey(a).localeCompare(handledKey(b)))
       expect(handledBefore.length).toBeGreaterThan(0)
@@ -103,6 +108,13 @@ describe.skipIf(!redisUrl)(`archive (${redisUrl ? 'redis-server + SQLite' : `ski
       expect(ofUser.length).toBeGreaterThan(0)
       for (const id of ofUser) expect(before.get(id)).toContain(someone)
 
+      // The projections keep the archived events' effects: the oracle counts the archive's events
+      // (and without them finds those effects unexplained).
+      const withArchive = await oracle(archiveDir)
+      expect(withArchive.differences).toEqual([])
+      expect(withArchive.archived).toBe(expired.size)
+      expect((await oracle()).differences.length).toBeGreaterThan(0)
+
       const verified = await verifyArchive(archiveDir)
       expect(verified).toMatchObject({ok: true, events: expired.size, pending: 0})
       const victim = path.join(archiveDir, manifest.files[1].file)
@@ -124,12 +136,20 @@ describe.skipIf(!redisUrl)(`archive (${redisUrl ? 'redis-server + SQLite' : `ski
       const again = await restoreArchive({store: runtime.store, catalog, dir: archiveDir})
       expect(again).toMatchObject({inserted: 0, duplicates: expired.size})
       expect(storedBytes(storeFile)).toEqual(before)
+      // Restored and still archived: each event counts once.
+      const both = await oracle(archiveDir)
+      expect(both.differences).toEqual([])
+      expect(both.events).toBe(before.size)
     } finally {
       await runtime.close()
       rmSync(dir, {recursive: true, force: true})
     }
   })
 })
+
+async function* events(archived: AsyncIterable<{record: {event: EventEnvelope}}>): AsyncGenerator<EventEnvelope> {
+  for await (const {record} of archived) yield record.event
+}
 
 async function collectIds(events: AsyncIterable<{record: {event: {event_id: string}}}>): Promise<string[]> {
   const out: string[] = []
