@@ -98,6 +98,7 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
         instances: this.flags.instances,
         // With workers, what runs here is realtime at most, which derives no events: the workers relay.
         relay: inWorkers.length === 0,
+        beacon: {role: 'services', workers: () => pool?.assignment.length ?? 0},
         onEvent,
         onRelayError,
       })

@@ -127,7 +127,10 @@ export async function runSimulation(options: SimulationOptions, hooks: RunHooks 
   // Duplicates are redeliveries: only what the relay has already put on the bus is sent again, so a
   // duplicate never overtakes its original (or anything before it) on the way to the consumers.
   const relayed: EventEnvelope[] = []
+  /** Worker threads running the services, for the metrics shared with the dashboard. */
+  let workersNow = 0
   const engine = await openEngine({
+    beacon: {role: 'simulate', workers: () => workersNow},
     onRelayed: (events) => {
       if (options.scenario.faults.duplicatePct <= 0) return
       for (const event of events) if (event.causation_id == null) relayed.push(event)
@@ -150,7 +153,7 @@ export async function runSimulation(options: SimulationOptions, hooks: RunHooks 
       exporter = await startPrometheusExporter(engine.runtime.metrics, {port: options.metricsPort})
       hooks.onMetricsEndpoint?.(exporter.url)
     }
-    return await simulate(engine, options, hooks, thresholds, wantVerify, errors, relayed)
+    return await simulate(engine, options, hooks, thresholds, wantVerify, errors, relayed, (n) => (workersNow = n))
   } finally {
     await exporter?.close()
     await engine.close()
@@ -204,6 +207,7 @@ async function simulate(
   errors: string[],
   /** Recently relayed simulated events: what a duplicate delivery may repeat. */
   relayed: readonly EventEnvelope[],
+  setWorkers: (n: number) => void = () => undefined,
 ): Promise<SimulationReport> {
   const {scenario} = options
   const {runtime, catalog} = engine
@@ -276,6 +280,7 @@ async function simulate(
       await pool.terminate()
       throw error
     }
+    setWorkers(pool.assignment.length)
     runner = {
       workers: pool.assignment.length,
       crash: (name) => pool.crash(name),
