@@ -1,0 +1,17 @@
+import {useInput} from 'ink'
+import {keyFromInk, type Key} from './controller.js'
+
+/**
+ * Hands every key to `onKey` and renders nothing: what a key does is decided outside the
+ * components (controller.ts), by whoever renders the dashboard.
+ */
+export function KeyInput({onKey, active = true}: {readonly onKey: (key: Key) => void; readonly active?: boolean}) {
+  useInput(
+    (input, key) => {
+      const k = keyFromInk(input, key)
+      if (k) onKey(k)
+    },
+    {isActive: active},
+  )
+  return null
+}
