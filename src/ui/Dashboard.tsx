@@ -13,7 +13,7 @@ export function SectionView({section, color}: {readonly section: Section; readon
   )
 }
 
-/** The whole screen: the view-model's sections top down, the help line at the bottom. */
+/** The whole screen: the view-model's sections top down, the notice and the help line at the bottom. */
 export function Dashboard({model}: {readonly model: ViewModel}) {
   return (
     <Box flexDirection="column" width={model.width} height={model.height}>
@@ -22,6 +22,7 @@ export function Dashboard({model}: {readonly model: ViewModel}) {
           <SectionView key={`${section.id}-${i}`} section={section} color={model.color} />
         ))}
       </Box>
+      {model.notice ? <LineView line={model.notice} color={model.color} /> : null}
       <LineView line={model.help} color={model.color} />
     </Box>
   )

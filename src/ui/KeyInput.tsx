@@ -1,5 +1,5 @@
 import {useInput} from 'ink'
-import {keyFromInk, type Key} from './controller.js'
+import {keysFromInk, type Key} from './controller.js'
 
 /**
  * Hands every key to `onKey` and renders nothing: what a key does is decided outside the
@@ -8,8 +8,7 @@ import {keyFromInk, type Key} from './controller.js'
 export function KeyInput({onKey, active = true}: {readonly onKey: (key: Key) => void; readonly active?: boolean}) {
   useInput(
     (input, key) => {
-      const k = keyFromInk(input, key)
-      if (k) onKey(k)
+      for (const k of keysFromInk(input, key)) onKey(k)
     },
     {isActive: active},
   )

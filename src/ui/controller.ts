@@ -17,7 +17,7 @@ export interface KeyResult {
 }
 
 /** Ink's (input, key) as one Key, or null for keys the dashboard does not use. */
-export function keyFromInk(input: string, key: {upArrow?: boolean; downArrow?: boolean; return?: boolean; escape?: boolean; tab?: boolean; shift?: boolean; backspace?: boolean; delete?: boolean; ctrl?: boolean; pageUp?: boolean; pageDown?: boolean}): Key | null {
+export function keyFromInk(input: string, key: {meta?: boolean; upArrow?: boolean; downArrow?: boolean; return?: boolean; escape?: boolean; tab?: boolean; shift?: boolean; backspace?: boolean; delete?: boolean; ctrl?: boolean; pageUp?: boolean; pageDown?: boolean}): Key | null {
   if (key.ctrl && input === 'c') return {name: 'ctrl-c'}
   if (key.upArrow) return {name: 'up'}
   if (key.downArrow) return {name: 'down'}
@@ -30,6 +30,26 @@ export function keyFromInk(input: string, key: {upArrow?: boolean; downArrow?: b
   if (key.ctrl) return null
   if (input.length === 1 && input >= ' ') return {name: 'char', char: input}
   return null
+}
+
+/**
+ * Ink's (input, key) as Keys: usually one, several when the terminal delivered keys in one chunk
+ * (typed fast, pasted, or sent by tmux send-keys): "jj\r" is j, j, Enter.
+ */
+export function keysFromInk(input: string, key: Parameters<typeof keyFromInk>[1]): Key[] {
+  if (input.length <= 1 || input.includes('\u001b') || key.ctrl || key.meta) {
+    const one = keyFromInk(input, key)
+    return one ? [one] : []
+  }
+  const keys: Key[] = []
+  for (const c of input) {
+    if (c === '\r' || c === '\n') keys.push({name: 'enter'})
+    else if (c === '\t') keys.push({name: 'tab'})
+    else if (c === '\u007f' || c === '\b') keys.push({name: 'backspace'})
+    else if (c === '\u0003') keys.push({name: 'ctrl-c'})
+    else if (c >= ' ') keys.push({name: 'char', char: c})
+  }
+  return keys
 }
 
 const clamp = (n: number, length: number) => Math.max(0, Math.min(Math.max(0, length - 1), n))

@@ -126,6 +126,8 @@ export interface ViewModel {
   view: View
   /** Top to bottom; their lines plus the help line fit `height`, every line fits `width`. */
   sections: Section[]
+  /** One line of news (a retry sent, a read that failed), just above the help line; null when none. */
+  notice: Line | null
   /** The keys of the current view (always the last line). */
   help: Line
   /** Overview panels left out for lack of height, in DROP_ORDER. */
@@ -206,11 +208,13 @@ export function visibleCauses(data: DashboardData, ui: UiState): DlqCause[] {
   return (data.dlq?.causes ?? []).filter((c) => contains(`${c.group} ${c.event_type ?? ''} ${c.code} ${c.message}`, ui.filters.dlq))
 }
 
-/** The tail's type filter as globs: a text without `*` matches types containing it. */
-export function tailTypes(filter: string): string[] | undefined {
-  const words = filter.split(/[\s,]+/).filter(Boolean)
-  if (words.length === 0) return undefined
-  return words.map((w) => (w.includes('*') ? w : `*${w}*`))
+/**
+ * The tail's type filter: words with `*` are event type globs (social.*, as `tektree tail` takes
+ * them), other words match types containing them (liked). Empty: every type.
+ */
+export function tailFilter(filter: string): {globs: string[]; words: string[]} {
+  const all = filter.split(/[\s,]+/).filter(Boolean)
+  return {globs: all.filter((w) => w.includes('*')), words: all.filter((w) => !w.includes('*')).map((w) => w.toLowerCase())}
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -408,6 +412,8 @@ function groupView(data: DashboardData, ui: UiState, width: number, avail: numbe
   } else title.push({text: '  (not on the bus now)', tone: 'dim'})
   const rows: Line[] = []
   for (const row of data.groupRows.filter((r) => r.group === name)) {
+    // A partition with nothing waiting and nothing moving says nothing: its topic row stands for it.
+    if (row.partition !== null && row.lag === 0 && row.pending === 0 && !row.inPerSec && !row.outPerSec) continue
     const label = row.partition === null ? row.topic : `  p${row.partition} ${row.consumers[0] ?? '(no owner)'}`
     rows.push(groupRow(row, label, width, false))
   }
@@ -419,7 +425,8 @@ function groupView(data: DashboardData, ui: UiState, width: number, avail: numbe
   const rowRoom = Math.max(0, avail - 2 - consumerRoom)
   const shownRows = rows.slice(0, rowRoom)
   const more = rows.length - shownRows.length
-  const head = groupHead(width, more > 0 ? `TOPIC / PARTITION (+${more} more)` : 'TOPIC / PARTITION')
+  if (more > 0) title.push({text: `  (+${more} rows)`, tone: 'dim'})
+  const head = groupHead(width, 'TOPIC / PARTITION')
   return [
     {id: 'group', lines: [title, head, ...shownRows]},
     {id: 'group', lines: consumerLines.slice(0, consumerRoom)},
@@ -516,8 +523,8 @@ export function buildViewModel(data: DashboardData, ui: UiState, size: {columns:
   const width = Math.max(20, size.columns)
   const height = Math.max(5, size.rows)
   const head: Section = {id: 'header', lines: header(data, ui)}
-  const notice: Section[] = data.notice ? [{id: 'header', lines: [[{text: data.notice, tone: 'warn'}]]}] : []
-  const avail = height - 1 - notice.length
+  const notice: Line | null = data.notice ? fit([{text: data.notice, tone: 'warn'}], width) : null
+  const avail = height - 1 - (notice ? 1 : 0)
   let sections: Section[]
   let dropped: PanelId[] = []
   if (ui.help) sections = [head, ...helpView()]
@@ -545,5 +552,5 @@ export function buildViewModel(data: DashboardData, ui: UiState, size: {columns:
     room -= lines.length
     fitted.push({id: s.id, lines})
   }
-  return {width, height, color: Boolean(options.color), view: ui.view, sections: [...fitted, ...notice.map((s) => ({...s, lines: s.lines.map((l) => fit(l, width))}))], help: fit(helpLine(ui), width), dropped}
+  return {width, height, color: Boolean(options.color), view: ui.view, sections: fitted, notice, help: fit(helpLine(ui), width), dropped}
 }

@@ -3,12 +3,12 @@
  * terminal and the lines fit its height, the order panels give way in, and the key handling.
  */
 import {describe, expect, it} from 'vitest'
-import {handleKey, keyFromInk, type Key} from '../../src/ui/controller.js'
-import {buildViewModel, DROP_ORDER, fit, initialUiState, lineText, lineWidth, sparkline, tailTypes, type UiState, type ViewModel} from '../../src/ui/view-model.js'
+import {handleKey, keyFromInk, keysFromInk, type Key} from '../../src/ui/controller.js'
+import {buildViewModel, DROP_ORDER, fit, initialUiState, lineText, lineWidth, sparkline, tailFilter, type UiState, type ViewModel} from '../../src/ui/view-model.js'
 import {busyData, entry} from './fixtures.js'
 
-const text = (vm: ViewModel) => [...vm.sections.flatMap((s) => s.lines.map(lineText)), lineText(vm.help)].join('\n')
-const lines = (vm: ViewModel) => [...vm.sections.flatMap((s) => s.lines), vm.help]
+const lines = (vm: ViewModel) => [...vm.sections.flatMap((s) => s.lines), ...(vm.notice ? [vm.notice] : []), vm.help]
+const text = (vm: ViewModel) => lines(vm).map(lineText).join('\n')
 
 function expectFits(vm: ViewModel) {
   for (const line of lines(vm)) expect(lineWidth(line), lineText(line)).toBeLessThanOrEqual(vm.width)
@@ -85,6 +85,12 @@ describe('view-model: the overview', () => {
     expect(screen).toContain('(no events in 10s)')
   })
 
+  it('a notice (a retry sent) sits above the help line, and the panels make room for it', () => {
+    const vm = buildViewModel(busyData({notice: 'sent payment:id-0-a back to payment'}), initialUiState(), {columns: 80, rows: 24})
+    expect(lineText(vm.notice!)).toBe('sent payment:id-0-a back to payment')
+    expectFits(vm)
+  })
+
   it('colours only when asked: tones are data, the component decides', () => {
     expect(buildViewModel(busyData(), initialUiState(), {columns: 80, rows: 24}).color).toBe(false)
     expect(buildViewModel(busyData(), initialUiState(), {columns: 80, rows: 24}, {color: true}).color).toBe(true)
@@ -140,9 +146,8 @@ describe('view-model: the other views', () => {
     const screen = text(buildViewModel(busyData(), result.ui, {columns: 80, rows: 24}))
     expect(screen).toContain('type filter "social.*"')
     expect(screen).toMatch(/social\.content\.liked +aggregat +event-12 +p3/)
-    expect(tailTypes('social.*')).toEqual(['social.*'])
-    expect(tailTypes('liked')).toEqual(['*liked*'])
-    expect(tailTypes(' ')).toBeUndefined()
+    expect(tailFilter('social.* Liked')).toEqual({globs: ['social.*'], words: ['liked']})
+    expect(tailFilter(' ')).toEqual({globs: [], words: []})
   })
 
   it('help lists the keys; ? and Esc close it', () => {
@@ -182,6 +187,9 @@ describe('keys', () => {
     expect(keyFromInk('', {tab: true, shift: true})).toEqual({name: 'shift-tab'})
     expect(keyFromInk('j', {})).toEqual({name: 'char', char: 'j'})
     expect(keyFromInk('x', {ctrl: true})).toBeNull()
+    // Keys that arrive in one chunk (typed fast, pasted, tmux send-keys) are each handled.
+    expect(keysFromInk('jj\r\t', {})).toEqual([{name: 'char', char: 'j'}, {name: 'char', char: 'j'}, {name: 'enter'}, {name: 'tab'}])
+    expect(keysFromInk('', {escape: true})).toEqual([{name: 'escape'}])
   })
 })
 
