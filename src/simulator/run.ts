@@ -94,6 +94,11 @@ export interface RunHooks {
   onProgress?: (progress: SimulationProgress) => void
   /** The Prometheus endpoint's URL, once it listens (with metricsPort). */
   onMetricsEndpoint?: (url: string) => void
+  /**
+   * The runtime and catalog of the run, once open (`simulate --dashboard` draws its screen over
+   * them); what it returns is awaited before the runtime closes.
+   */
+  onRuntime?: (runtime: Runtime, catalog: import('../catalog/types.js').Catalog) => void | (() => Promise<void>)
   signal?: AbortSignal
 }
 
@@ -148,13 +153,16 @@ export async function runSimulation(options: SimulationOptions, hooks: RunHooks 
     visibilityTimeoutMs: options.visibilityTimeoutMs,
   })
   let exporter: PrometheusExporter | undefined
+  let release: void | (() => Promise<void>) = undefined
   try {
+    release = hooks.onRuntime?.(engine.runtime, engine.catalog)
     if (options.metricsPort !== undefined) {
       exporter = await startPrometheusExporter(engine.runtime.metrics, {port: options.metricsPort})
       hooks.onMetricsEndpoint?.(exporter.url)
     }
     return await simulate(engine, options, hooks, thresholds, wantVerify, errors, relayed, (n) => (workersNow = n))
   } finally {
+    if (release) await release()
     await exporter?.close()
     await engine.close()
   }

@@ -16,6 +16,18 @@ describe('tektree dashboard', () => {
     expect(result.stdout).toBe('')
   })
 
+  it('simulate --dashboard and services --dashboard refuse a pipe the same way, before any work', async () => {
+    for (const args of [
+      ['simulate', '--dashboard', '--in-process'],
+      ['services', '--dashboard', '--in-process'],
+    ]) {
+      const result = await runCli(args)
+      expect(result.code, args.join(' ')).toBe(2)
+      expect(result.stderr).toContain(`tektree ${args[0]} --dashboard draws a live screen on a terminal`)
+      expect(result.stderr).toContain('tektree lag --watch')
+    }
+  })
+
   it('--json: one reading of the figures as data, on any runtime', async () => {
     const result = await runCli(['dashboard', '--json', '--in-process'])
     expect(result.code, result.stderr).toBe(0)

@@ -3,8 +3,9 @@
  * (the chaos scenario: poison pills reach the DLQ) running in another process, and
  * `tektree dashboard` attached to the same runtime. The screen must show the simulator's process
  * and figures that change, drive keys (select a group and open it, the DLQ and an entry, help), and
- * quit with q: exit 0, the alternate screen left (the terminal as it was). The metrics topic stays
- * out of `tektree topics` unless --all.
+ * quit with q: exit 0, the alternate screen left (the terminal as it was). `simulate --dashboard`
+ * shows the screen during its run and its report after. The metrics topic stays out of
+ * `tektree topics` unless --all.
  *
  * With CI=true a missing tmux fails the suite (bash .ci/run installs it); elsewhere it is skipped
  * with the reason printed.
@@ -31,15 +32,15 @@ const tmux = (...args: string[]) => {
   if (r.status !== 0) throw new Error(`tmux ${args[0]}: ${r.stderr}`)
   return r.stdout
 }
-const screen = () => tmux('capture-pane', '-t', SESSION, '-p')
+const screen = (session = SESSION) => tmux('capture-pane', '-t', session, '-p')
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** Polls the screen until `test` holds (or fails with the last screen). */
-async function waitFor(what: string, test: (s: string) => boolean, timeoutMs = 15_000): Promise<string> {
+async function waitFor(what: string, test: (s: string) => boolean, timeoutMs = 15_000, session = SESSION): Promise<string> {
   const deadline = Date.now() + timeoutMs
   let last = ''
   while (Date.now() < deadline) {
-    last = screen()
+    last = screen(session)
     if (test(last)) return last
     await sleep(250)
   }
@@ -121,6 +122,20 @@ describe.skipIf(!tmuxFound)('tektree dashboard in tmux', () => {
     // The alternate screen is left: nothing of the dashboard remains on the terminal.
     expect(after).not.toContain('tektree dashboard')
     expect(after).not.toContain('GROUPS')
+  })
+
+  // In-process: its own bus and store (the chaos run above would hold its drain up), and the
+  // dashboard then reads the snapshots off the in-process bus.
+  it('simulate --dashboard: the screen during the run, then the report on the terminal given back', async () => {
+    const exitFile = path.join(dir, 'exit-sim')
+    const command = `cd ${dir} && env ${Object.entries(env).map(([k, v]) => `${k}='${v}'`).join(' ')} ${process.execPath} ${BIN} simulate --rate 50 --duration 6s --in-process --dashboard; echo $? > ${exitFile}; echo SIMULATE-ENDED; sleep 30`
+    tmux('new-session', '-d', '-s', 'sim', '-x', '100', '-y', '30', command)
+    const during = await waitFor('the run on the dashboard', (s) => s.includes('tektree dashboard') && s.includes('1 process (simulate)') && s.includes('bus memory in-process'), 20_000, 'sim')
+    for (const line of during.split('\n')) expect(line.length).toBeLessThanOrEqual(100)
+    const after = await waitFor('the report', (s) => s.includes('SIMULATE-ENDED'), 40_000, 'sim')
+    expect(readFileSync(exitFile, 'utf8').trim()).toBe('0')
+    expect(after).toContain('Throughput')
+    expect(after).not.toContain('tektree dashboard')
   })
 
   it('tektree topics leaves the metrics topic out unless --all', async () => {
