@@ -192,11 +192,15 @@ export class Metrics implements RuntimeMetrics {
     mergeGroups(this.ackedCounts, delta.acked)
     mergeGroups(this.retriedCounts, delta.retried)
     mergeGroups(this.deadLetteredCounts, delta.deadLettered)
-    addEncoded(this.publishLatency, delta.publishLatency)
-    addEncoded(this.deliveryLatency, delta.deliveryLatency)
-    if (this.interval) {
-      addEncoded(this.interval.publish, delta.publishLatency)
-      addEncoded(this.interval.delivery, delta.deliveryLatency)
+    // Decoded once, added to the cumulative histogram and, when one is kept, to the interval's.
+    for (const [encoded, into, interval] of [
+      [delta.publishLatency, this.publishLatency, this.interval?.publish],
+      [delta.deliveryLatency, this.deliveryLatency, this.interval?.delivery],
+    ] as const) {
+      if (encoded === null) continue
+      const decoded = decodeFromCompressedBase64(encoded, 32)
+      into.add(decoded)
+      interval?.add(decoded)
     }
   }
 
