@@ -4,7 +4,8 @@
  * `tektree dashboard` attached to the same runtime. The screen must show the simulator's process
  * and figures that change, drive keys (select a group and open it, the DLQ and an entry, help), and
  * quit with q: exit 0, the alternate screen left (the terminal as it was). `simulate --dashboard`
- * shows the screen during its run and its report after. The metrics topic stays out of
+ * shows the screen during its run and its report after; `services --dashboard` until q, which
+ * drains and stops them. A resize redraws to the new width. The metrics topic stays out of
  * `tektree topics` unless --all.
  *
  * With CI=true a missing tmux fails the suite (bash .ci/run installs it); elsewhere it is skipped
@@ -110,6 +111,13 @@ describe.skipIf(!tmuxFound)('tektree dashboard in tmux', () => {
     await waitFor('a DLQ entry', (s) => s.includes('DLQ entry') && s.includes('r retry'))
     await press('Escape')
 
+    // A resize redraws to the new width, nothing wider than the terminal.
+    tmux('resize-window', '-t', SESSION, '-x', '100', '-y', '30')
+    const wide = await waitFor('the redraw at 100 columns', (s) => s.split('\n').some((l) => l.length > 80) && s.includes('MESSAGE'))
+    for (const line of wide.split('\n')) expect(line.length).toBeLessThanOrEqual(100)
+    tmux('resize-window', '-t', SESSION, '-x', '80', '-y', '24')
+    await waitFor('the redraw at 80 columns', (s) => s.split('\n').every((l) => l.length <= 80) && s.includes('MESSAGE'))
+
     // Help, and back.
     await press('?')
     await waitFor('the help', (s) => s.includes('KEYS') && s.includes('pause / resume updates'))
@@ -135,6 +143,20 @@ describe.skipIf(!tmuxFound)('tektree dashboard in tmux', () => {
     const after = await waitFor('the report', (s) => s.includes('SIMULATE-ENDED'), 40_000, 'sim')
     expect(readFileSync(exitFile, 'utf8').trim()).toBe('0')
     expect(after).toContain('Throughput')
+    expect(after).not.toContain('tektree dashboard')
+  })
+
+  it('services --dashboard: the screen while the services run; q drains and stops them, exit 0', async () => {
+    const exitFile = path.join(dir, 'exit-services')
+    const command = `cd ${dir} && env ${Object.entries(env).map(([k, v]) => `${k}='${v}'`).join(' ')} ${process.execPath} ${BIN} services --in-process --dashboard; echo $? > ${exitFile}; echo SERVICES-ENDED; sleep 30`
+    tmux('new-session', '-d', '-s', 'svc', '-x', '80', '-y', '24', command)
+    await waitFor('the services on the dashboard', (s) => s.includes('1 process (services)') && s.includes('j/k move'), 20_000, 'svc')
+    await sleep(300)
+    tmux('send-keys', '-t', 'svc', 'q')
+    const after = await waitFor('the services stopped', (s) => s.includes('SERVICES-ENDED'), 20_000, 'svc')
+    expect(readFileSync(exitFile, 'utf8').trim()).toBe('0')
+    expect(after).toContain('q: draining')
+    expect(after).toContain('Stopped:')
     expect(after).not.toContain('tektree dashboard')
   })
 
