@@ -75,7 +75,11 @@ describe.skipIf(!tmuxFound)('tektree dashboard in tmux', () => {
       sim.kill('SIGKILL')
       await new Promise((r) => sim!.once('exit', r))
     }
-    if (tmuxFound) spawnSync('tmux', ['-L', SOCKET, 'kill-server'])
+    if (tmuxFound) {
+      spawnSync('tmux', ['-L', SOCKET, 'kill-server'])
+      // kill-server leaves its socket file behind.
+      rmSync(path.join(process.env.TMUX_TMPDIR ?? '/tmp', `tmux-${process.getuid?.() ?? 0}`, SOCKET), {force: true})
+    }
     if (dir) {
       await runCli(['down', '--purge'], {cwd: dir, env})
       rmSync(dir, {recursive: true, force: true})
