@@ -18,6 +18,7 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --only gamification,payment',
+    '<%= config.bin %> <%= command.id %> --dashboard',
     '<%= config.bin %> <%= command.id %> --ws-port 8080 --metrics-port 9464',
     '<%= config.bin %> <%= command.id %> --bus-url redis://127.0.0.1:6379 --store-url mongodb://127.0.0.1:27017/tektree --instances 2',
   ]
@@ -28,13 +29,22 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
     'ws-port': Flags.integer({summary: 'Serve real-time pushes over WebSocket on this port (0 = a free one).', min: 0, max: 65535}),
     'mail-dir': Flags.string({summary: 'Folder for the .eml files of the email service.', default: join('.tektree', 'mail')}),
     'status-every': Flags.integer({summary: 'Seconds between status lines (0 = none).', default: 5, min: 0}),
+    dashboard: Flags.boolean({summary: 'Show the live dashboard (tektree dashboard) in place of the status lines; q or Ctrl+C on it drains and stops.', default: false}),
     'metrics-port': metricsPortFlag,
     catalog: catalogFlag,
     ...runtimeFlags,
   }
 
+  /** While the dashboard has the terminal, lines wait for it to close (they would tear the screen). */
+  private screenOpen = false
+  private held: string[] = []
+
   /** Prints a line fitted to the terminal (80 columns when not one). */
   private say(text = ''): void {
+    if (this.screenOpen) {
+      if (this.held.length < 200) this.held.push(text)
+      return
+    }
     for (const line of fitLines(text, terminalWidth(process.stdout))) this.log(line)
   }
 
@@ -48,6 +58,8 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
         import('../services/realtime/ws-server.js'),
         import('../engine/metrics/index.js'),
       ])
+    const screen = this.flags.dashboard ? await import('../cli/dashboard-screen.js') : null
+    if (screen) screen.requireTerminal('tektree services --dashboard')
     const only = this.flags.only?.split(',').map((s) => s.trim()).filter(Boolean)
     if (only && only.length === 0) throw new UserError('--only names no service', {code: 'NO_SERVICES', hint: 'e.g. --only gamification,payment', exitCode: 2})
     const names = resolveServiceNames(only) // a typo fails before anything starts
@@ -98,6 +110,7 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
         instances: this.flags.instances,
         // With workers, what runs here is realtime at most, which derives no events: the workers relay.
         relay: inWorkers.length === 0,
+        beacon: {role: 'services', workers: () => pool?.assignment.length ?? 0},
         onEvent,
         onRelayError,
       })
@@ -122,6 +135,7 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
       const stats = () => [...host.stats(), ...(pool?.stats() ?? [])]
 
       // Handlers first, then the line that says we run: a signal in between would kill us undrained.
+      let requestStop: (why: string) => void = () => undefined
       const stopRequested = new Promise<void>((resolve) => {
         const onSignal = (signal: string) => {
           process.off('SIGINT', onSigint)
@@ -132,6 +146,7 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
         }
         const onSigint = () => onSignal('SIGINT')
         const onSigterm = () => onSignal('SIGTERM')
+        requestStop = onSignal
         process.on('SIGINT', onSigint)
         process.on('SIGTERM', onSigterm)
       })
@@ -145,9 +160,21 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
       const placement = pool ? `, in ${pool.assignment.length} worker thread(s): ${pool.assignment.map((g) => g.join(', ')).join(' | ')}${inThread.length > 0 ? ` | main thread: ${inThread.join(', ')}` : ''}` : ''
       this.say(`Running ${names.join(', ')} (${this.flags.instances} runner(s) each${placement}). Ctrl+C to drain and stop.`)
 
+      // The dashboard in place of the status lines: q or Ctrl+C on it is a stop request.
+      const screenStop = new AbortController()
+      const dashboard = screen
+        ? ((this.screenOpen = true),
+          screen.showDashboard(runtime, catalog, screenStop.signal).then(
+            (exit) => exit !== 'aborted' && requestStop(exit === 'quit' ? 'q' : 'Ctrl+C'),
+            (error: unknown) => this.warn(`the dashboard stopped: ${(error as Error)?.message ?? error}`),
+          ).finally(() => {
+            this.screenOpen = false
+            for (const line of this.held.splice(0)) this.say(line)
+          }))
+        : null
       let last = new Map<string, number>()
       let lastAt = Date.now()
-      const every = this.flags['status-every'] * 1000
+      const every = screen ? 0 : this.flags['status-every'] * 1000
       const timer = every > 0
         ? setInterval(() => {
             const now = Date.now()
@@ -166,6 +193,8 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
         : null
 
       await stopRequested
+      screenStop.abort()
+      await dashboard
       if (timer) clearInterval(timer)
       await Promise.all([host.stop(), pool?.stop({drainTimeoutMs: 10_000})])
       const totals = [...statsByService(stats()).values()]

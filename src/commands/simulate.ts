@@ -21,6 +21,7 @@ Exit codes: 0 all assertions hold, 1 an assertion failed, the drain did not fini
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --scenario steady-1k --assert "delivery_p95<100ms" --assert "dlq==0"',
     '<%= config.bin %> <%= command.id %> --scenario chaos --verify --report chaos.json',
+    '<%= config.bin %> <%= command.id %> --scenario steady --dashboard',
     '<%= config.bin %> <%= command.id %> --rate 2000 --duration 30s --seed 7 --in-process',
     '<%= config.bin %> <%= command.id %> --rate 100000 --duration 20s --workers 2',
     '<%= config.bin %> <%= command.id %> --scenario ./my-scenario.yaml --bus-url redis://127.0.0.1:6379',
@@ -42,6 +43,7 @@ Exit codes: 0 all assertions hold, 1 an assertion failed, the drain did not fini
       summary: 'Pause the generator while the backlog (outbox + lag + pending) is over this (default: 10 s of the peak rate, 5,000-50,000; 0 = never).',
       min: 0,
     }),
+    dashboard: Flags.boolean({summary: 'Show the live dashboard (tektree dashboard) in place of the progress line; q closes it and the run goes on, Ctrl+C stops the run.', default: false}),
     'metrics-port': metricsPortFlag,
     catalog: catalogFlag,
     ...runtimeFlags,
@@ -66,6 +68,8 @@ Exit codes: 0 all assertions hold, 1 an assertion failed, the drain did not fini
     }
 
     const human = !this.jsonEnabled()
+    const screen = flags.dashboard ? await import('../cli/dashboard-screen.js') : null
+    if (screen) screen.requireTerminal('tektree simulate --dashboard')
     const progress = createProgressWriter(process.stderr, {style: createStyle(process.stderr)})
     const controller = new AbortController()
     let stoppedBy: NodeJS.Signals | null = null
@@ -80,6 +84,10 @@ Exit codes: 0 all assertions hold, 1 an assertion failed, the drain did not fini
     }
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
+    // The dashboard, while it is open, has the terminal: the progress line waits.
+    const dashboardStop = new AbortController()
+    let dashboard: Promise<unknown> | null = null
+    let dashboardOpen = false
     let report: SimulationReport
     try {
       report = await runSimulation(
@@ -97,11 +105,34 @@ Exit codes: 0 all assertions hold, 1 an assertion failed, the drain did not fini
         },
         {
           signal: controller.signal,
-          onProgress: human ? (p) => progress.update(p) : undefined,
+          onProgress: human ? (p) => (dashboardOpen ? undefined : progress.update(p)) : undefined,
           onMetricsEndpoint: (url) => process.stderr.write(`Prometheus metrics: ${url}\n`),
+          onRuntime: screen
+            ? (runtime, catalog) => {
+                dashboardOpen = true
+                dashboard = screen.showDashboard(runtime, catalog, dashboardStop.signal).then(
+                  (exit) => {
+                    dashboardOpen = false
+                    // Ctrl+C on the screen is Ctrl+C for the run; q only closes the screen.
+                    if (exit === 'interrupt') onSignal('SIGINT')
+                  },
+                  (error: unknown) => {
+                    dashboardOpen = false
+                    process.stderr.write(`The dashboard stopped: ${(error as Error)?.message ?? error}; the run goes on.\n`)
+                  },
+                )
+                // The screen closes before the run's runtime does, then the report is printed.
+                return async () => {
+                  dashboardStop.abort()
+                  await dashboard
+                }
+              }
+            : undefined,
         },
       )
     } finally {
+      dashboardStop.abort()
+      await dashboard
       process.off('SIGINT', onSignal)
       process.off('SIGTERM', onSignal)
       progress.done()

@@ -1,3 +1,4 @@
+import {Flags} from '@oclif/core'
 import {BaseCommand, runtimeFlags} from '../cli/base.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
 import {formatAge} from '../core/duration.js'
@@ -7,14 +8,18 @@ export default class Topics extends BaseCommand<typeof Topics> {
   static override summary = 'Each topic on the bus: partitions, retained length, first and last entry, retention, the groups reading it.'
   static override enableJsonFlag = true
   static override examples = ['<%= config.bin %> <%= command.id %>', '<%= config.bin %> <%= command.id %> --json']
-  static override flags = {...runtimeFlags}
+  static override flags = {
+    all: Flags.boolean({summary: 'Also the internal topic tektree.metrics, where processes share their metrics with `tektree dashboard`.', default: false}),
+    ...runtimeFlags,
+  }
 
   public async run(): Promise<TopicInfo[]> {
     const runtime = await openRuntimeFromFlags(this.flags)
     let topics: TopicInfo[]
     try {
       if (runtime.describe().bus.origin === 'in-process') process.stderr.write('The bus is in this process only: it holds nothing another process published (start `tektree up`, or give --bus-url).\n')
-      topics = (await runtime.bus.topics()).sort((a, b) => a.name.localeCompare(b.name))
+      const {METRICS_TOPIC} = await import('../engine/metrics/beacon.js')
+      topics = (await runtime.bus.topics()).filter((t) => this.flags.all || t.name !== METRICS_TOPIC).sort((a, b) => a.name.localeCompare(b.name))
     } finally {
       await runtime.close()
     }

@@ -46,6 +46,12 @@ export interface MetricsDelta {
   deliveryLatency: string | null
 }
 
+/** Latency histograms recorded since the last takeInterval() (HDR, compressed base64; null when empty). */
+export interface IntervalHistograms {
+  publishLatency: string | null
+  deliveryLatency: string | null
+}
+
 export interface RuntimeMetrics {
   /** Events accepted by the bus (per event type). */
   published(eventType: string, count: number, latencyMs?: number): void
@@ -65,5 +71,11 @@ export interface RuntimeMetrics {
   takeDelta(): MetricsDelta
   /** Adds another instance's delta (counters and histograms) as if it had been recorded here. */
   merge(delta: MetricsDelta): void
+  /**
+   * The latency histograms of what was recorded (or merged) since the previous call, leaving the
+   * cumulative state alone: what a process shares with the dashboard each second. Recording into
+   * the interval histograms starts with the first call, so a process that never shares pays nothing.
+   */
+  takeInterval(): IntervalHistograms
   reset(): void
 }

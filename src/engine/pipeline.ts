@@ -8,6 +8,7 @@ import type {Catalog} from '../catalog/types.js'
 import {createValidator, type EventValidator} from '../catalog/validate.js'
 import type {Runtime} from '../core/runtime.js'
 import {startConsumer, type ConsumerHandle, type ConsumerOptions, type ServiceDefinition} from './consumer.js'
+import {startMetricsBeacon, type MetricsBeacon} from './metrics/beacon.js'
 import {createPublisher, type Publisher} from './publisher.js'
 import {createOutboxRelay, type OutboxRelay, type OutboxRelayOptions} from './relay.js'
 
@@ -22,6 +23,11 @@ export interface PipelineOptions {
   relay?: boolean
   onRelayError?: OutboxRelayOptions['onError']
   onPublished?: OutboxRelayOptions['onPublished']
+  /**
+   * Share this process's metrics with `tektree dashboard` (engine/metrics/beacon.ts) as `role`. Only
+   * a process's main pipeline: worker threads send theirs to the parent, which shares them all.
+   */
+  beacon?: {role: string; workers?: () => number}
 }
 
 export interface Pipeline {
@@ -29,6 +35,8 @@ export interface Pipeline {
   readonly validator: EventValidator
   readonly publisher: Publisher
   readonly relay: OutboxRelay | null
+  /** This process's metrics snapshots for the dashboard, when asked for (stop() stops it). */
+  readonly beacon: MetricsBeacon | null
   /** A consumer runner for `service` that emits through this pipeline's publisher. */
   startConsumer(service: ServiceDefinition, options?: ConsumerOptions): ConsumerHandle
   /**
@@ -56,20 +64,26 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         })
   const publisher = createPublisher({store: runtime.store, catalog, validator, relay: relay ?? undefined, producerId, metrics: runtime.metrics})
   relay?.start()
+  const beacon: MetricsBeacon | null = options.beacon ? startMetricsBeacon({bus: runtime.bus, metrics: runtime.metrics, ...options.beacon}) : null
   let stopping: Promise<void> | null = null
   return {
     catalog,
     validator,
     publisher,
     relay,
+    beacon,
     startConsumer: (service, consumerOptions) => startConsumer({runtime, catalog, validator, publisher}, service, consumerOptions),
     stop(stopOptions = {}) {
       stopping ??= (async () => {
-        if (!relay) return
         try {
-          await relay.drain(stopOptions.drainTimeoutMs ?? 10_000)
+          if (!relay) return
+          try {
+            await relay.drain(stopOptions.drainTimeoutMs ?? 10_000)
+          } finally {
+            await relay.stop()
+          }
         } finally {
-          await relay.stop()
+          await beacon?.stop()
         }
       })()
       return stopping

@@ -117,3 +117,31 @@ function partitionRow(stats: GroupStats, p: PartitionStats, before: Counters | u
 export function overLimit(rows: readonly LagRow[], max: number): LagRow[] {
   return rows.filter((row) => row.partition === null && row.lag + row.pending > max)
 }
+
+/**
+ * One reading per group, its topics added up (topic "*"; no partitions): lagRows() over two of these
+ * gives each group's lag, pending, oldest pending age, rates, trend and ETA with the same arithmetic
+ * as per topic. The dashboard's overview shows these.
+ */
+export function byGroup(sample: LagSample): LagSample {
+  const merged = new Map<string, GroupStats>()
+  for (const s of sample.groups) {
+    const m = merged.get(s.group)
+    if (!m) {
+      merged.set(s.group, {group: s.group, topic: '*', lag: s.lag, pending: s.pending, oldestPendingAgeMs: s.oldestPendingAgeMs, consumers: s.consumers.map((c) => ({...c})), partitions: [], acked: s.acked})
+      continue
+    }
+    m.lag += s.lag
+    m.pending += s.pending
+    if (s.oldestPendingAgeMs !== null) m.oldestPendingAgeMs = Math.max(m.oldestPendingAgeMs ?? 0, s.oldestPendingAgeMs)
+    m.acked = m.acked === null || s.acked === null ? null : m.acked + s.acked
+    for (const c of s.consumers) {
+      const known = m.consumers.find((k) => k.name === c.name)
+      if (known) {
+        known.pending += c.pending
+        known.idleMs = Math.min(known.idleMs, c.idleMs)
+      } else m.consumers.push({...c})
+    }
+  }
+  return {at: sample.at, groups: [...merged.values()]}
+}

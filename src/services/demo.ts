@@ -254,7 +254,7 @@ export async function runDemo(name: DemoName, options: {runtime: Runtime; catalo
   for (const user of script.users) ids.user(user)
 
   const services = createServices({catalog, clock: runtime.clock, emailDir: options.emailDir ?? null})
-  const host = startServices({runtime, catalog, services, consumerOptions: {blockMs: 50}})
+  const host = startServices({runtime, catalog, services, consumerOptions: {blockMs: 50}, beacon: {role: 'demo'}})
   const correlation = run
   const seen = new Set<string>()
   const byId = new Map<string, EventEnvelope>()

@@ -25,6 +25,8 @@ export interface ServicesHostOptions {
   relay?: boolean
   onEvent?: (service: string, event: RunnerEvent) => void
   onRelayError?: (error: unknown) => void
+  /** Share this process's metrics with `tektree dashboard` (the main thread's host only). */
+  beacon?: {role: string; workers?: () => number}
 }
 
 export interface ServicesHost {
@@ -48,7 +50,7 @@ export function startServices(options: ServicesHostOptions): ServicesHost {
   // Unique per thread too: worker threads share the pid, and both the relay's lease owner and the
   // bus's consumer names must tell them apart (a restarted worker gets a new threadId).
   const where = `${hostname()}-${process.pid}${threadId === 0 ? '' : `-t${threadId}`}`
-  const pipeline = createPipeline({runtime, catalog, producerId: `tektree-services-${where}`, relay: options.relay, onRelayError: options.onRelayError})
+  const pipeline = createPipeline({runtime, catalog, producerId: `tektree-services-${where}`, relay: options.relay, onRelayError: options.onRelayError, beacon: options.beacon})
 
   interface Runner {
     service: ServiceDefinition

@@ -56,6 +56,8 @@ export interface EngineOptions {
   onError?: (message: string) => void
   /** Events the relay has put on the bus, batch by batch. */
   onRelayed?: (events: readonly EventEnvelope[]) => void
+  /** Share the metrics with `tektree dashboard` (see engine/metrics/beacon.ts). */
+  beacon?: {role: string; workers?: () => number}
 }
 
 function describeRuntime(runtime: Runtime): string {
@@ -79,6 +81,7 @@ export async function openEngine(options: EngineOptions): Promise<SimEngine> {
       producerId: `tektree-simulate-${process.pid}`,
       onRelayError: (error) => options.onError?.(`outbox relay: ${(error as Error)?.message ?? String(error)}`),
       onPublished: options.onRelayed,
+      beacon: options.beacon,
     })
     const {publisher} = pipeline
     return {
@@ -127,6 +130,7 @@ export async function openEngine(options: EngineOptions): Promise<SimEngine> {
       },
       payloadGenerator: (schema) => createPayloadGenerator(schema),
       async close() {
+        await pipeline.beacon?.stop()
         if (ownsRuntime) await runtime.close()
       },
     }

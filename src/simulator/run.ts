@@ -94,6 +94,11 @@ export interface RunHooks {
   onProgress?: (progress: SimulationProgress) => void
   /** The Prometheus endpoint's URL, once it listens (with metricsPort). */
   onMetricsEndpoint?: (url: string) => void
+  /**
+   * The runtime and catalog of the run, once open (`simulate --dashboard` draws its screen over
+   * them); what it returns is awaited before the runtime closes.
+   */
+  onRuntime?: (runtime: Runtime, catalog: import('../catalog/types.js').Catalog) => void | (() => Promise<void>)
   signal?: AbortSignal
 }
 
@@ -127,7 +132,10 @@ export async function runSimulation(options: SimulationOptions, hooks: RunHooks 
   // Duplicates are redeliveries: only what the relay has already put on the bus is sent again, so a
   // duplicate never overtakes its original (or anything before it) on the way to the consumers.
   const relayed: EventEnvelope[] = []
+  /** Worker threads running the services, for the metrics shared with the dashboard. */
+  let workersNow = 0
   const engine = await openEngine({
+    beacon: {role: 'simulate', workers: () => workersNow},
     onRelayed: (events) => {
       if (options.scenario.faults.duplicatePct <= 0) return
       for (const event of events) if (event.causation_id == null) relayed.push(event)
@@ -145,13 +153,16 @@ export async function runSimulation(options: SimulationOptions, hooks: RunHooks 
     visibilityTimeoutMs: options.visibilityTimeoutMs,
   })
   let exporter: PrometheusExporter | undefined
+  let release: void | (() => Promise<void>) = undefined
   try {
+    release = hooks.onRuntime?.(engine.runtime, engine.catalog)
     if (options.metricsPort !== undefined) {
       exporter = await startPrometheusExporter(engine.runtime.metrics, {port: options.metricsPort})
       hooks.onMetricsEndpoint?.(exporter.url)
     }
-    return await simulate(engine, options, hooks, thresholds, wantVerify, errors, relayed)
+    return await simulate(engine, options, hooks, thresholds, wantVerify, errors, relayed, (n) => (workersNow = n))
   } finally {
+    if (release) await release()
     await exporter?.close()
     await engine.close()
   }
@@ -204,6 +215,7 @@ async function simulate(
   errors: string[],
   /** Recently relayed simulated events: what a duplicate delivery may repeat. */
   relayed: readonly EventEnvelope[],
+  setWorkers: (n: number) => void = () => undefined,
 ): Promise<SimulationReport> {
   const {scenario} = options
   const {runtime, catalog} = engine
@@ -276,6 +288,7 @@ async function simulate(
       await pool.terminate()
       throw error
     }
+    setWorkers(pool.assignment.length)
     runner = {
       workers: pool.assignment.length,
       crash: (name) => pool.crash(name),

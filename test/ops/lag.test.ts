@@ -5,7 +5,7 @@
 import {describe, expect, it} from 'vitest'
 import {MemoryBus} from '../../src/adapters/memory/memory-bus.js'
 import {partitionFor} from '../../src/core/partition.js'
-import {lagRows, overLimit, sampleLag, type LagSample} from '../../src/ops/lag.js'
+import {byGroup, lagRows, overLimit, sampleLag, type LagSample} from '../../src/ops/lag.js'
 import {renderLag} from '../../src/commands/lag.js'
 import type {GroupStats} from '../../src/core/ports.js'
 import {createStyle, stripAnsi} from '../../src/cli/style.js'
@@ -93,5 +93,26 @@ describe('lag', () => {
     const lines = renderLag(rows)
     for (const line of lines) expect(line.length).toBeLessThanOrEqual(80)
     expect(lines.join('\n')).toContain('…')
+  })
+})
+
+describe('byGroup', () => {
+  it("adds a group's topics up, so lagRows gives one row per group with the same arithmetic", () => {
+    const stats = (topic: string, lag: number, pending: number, acked: number, oldest: number | null) => ({
+      group: 'g',
+      topic,
+      lag,
+      pending,
+      oldestPendingAgeMs: oldest,
+      consumers: [{name: 'c1', pending, idleMs: topic === 'a' ? 50 : 10}],
+      partitions: [{partition: 0, lag, pending, oldestPendingAgeMs: oldest, owner: 'c1', acked}],
+      acked,
+    })
+    const before = byGroup({at: 0, groups: [stats('a', 10, 0, 100, null), stats('b', 10, 0, 100, null)]})
+    const now = byGroup({at: 1000, groups: [stats('a', 5, 1, 110, 200), stats('b', 0, 0, 125, null)]})
+    expect(now.groups).toHaveLength(1)
+    expect(now.groups[0].consumers).toEqual([{name: 'c1', pending: 1, idleMs: 10}])
+    const [row] = lagRows(before, now)
+    expect(row).toMatchObject({group: 'g', topic: '*', lag: 5, pending: 1, oldestPendingAgeMs: 200, outPerSec: 35, inPerSec: 21, trend: 'shrinking'})
   })
 })

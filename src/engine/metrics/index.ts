@@ -8,9 +8,9 @@
  */
 import {EventEmitter} from 'node:events'
 import {build, decodeFromCompressedBase64, encodeIntoCompressedBase64, type Histogram} from 'hdr-histogram-js'
-import type {LatencySummary, MetricsDelta, MetricsSnapshot, RuntimeMetrics} from '../../core/metrics.js'
+import type {IntervalHistograms, LatencySummary, MetricsDelta, MetricsSnapshot, RuntimeMetrics} from '../../core/metrics.js'
 
-export type {LatencySummary, MetricsDelta, MetricsSnapshot, RuntimeMetrics}
+export type {IntervalHistograms, LatencySummary, MetricsDelta, MetricsSnapshot, RuntimeMetrics}
 
 /** Histograms hold microseconds: 1 us .. 1 h at 3 significant digits. */
 const LOWEST_US = 1
@@ -20,7 +20,7 @@ type Counts = Record<string, number>
 type GroupCounts = Record<string, Counts>
 type GroupStat = {lag: number; pending: number; oldestPendingAgeMs: number | null}
 
-function newHistogram(): Histogram {
+export function newHistogram(): Histogram {
   // Plain 32-bit buckets (the default, pure JS): the cheapest to record into; ~100 KB each.
   return build({
     bitBucketSize: 32,
@@ -78,7 +78,8 @@ function encode(histogram: Histogram): string | null {
   return histogram.totalCount === 0 ? null : encodeIntoCompressedBase64(histogram)
 }
 
-function addEncoded(into: Histogram, encoded: string | null): void {
+/** Adds an encoded histogram (as in a MetricsDelta or a process snapshot) into `into`. */
+export function addEncoded(into: Histogram, encoded: string | null): void {
   if (encoded === null) return
   into.add(decodeFromCompressedBase64(encoded, 32))
 }
@@ -111,12 +112,17 @@ export class Metrics implements RuntimeMetrics {
   private groupStatsByName: Record<string, GroupStat> = Object.create(null)
   private readonly publishLatency = newHistogram()
   private readonly deliveryLatency = newHistogram()
+  /** Since the last takeInterval(); null until the first call (then recorded beside the cumulative ones). */
+  private interval: {publish: Histogram; delivery: Histogram} | null = null
 
   constructor(private readonly now: () => number = Date.now) {}
 
   published(eventType: string, count: number, latencyMs?: number): void {
     add(this.publishedCounts, eventType, count)
-    if (latencyMs !== undefined) record(this.publishLatency, latencyMs, count)
+    if (latencyMs !== undefined) {
+      record(this.publishLatency, latencyMs, count)
+      if (this.interval) record(this.interval.publish, latencyMs, count)
+    }
   }
 
   delivered(group: string, eventType: string, count: number): void {
@@ -125,7 +131,10 @@ export class Metrics implements RuntimeMetrics {
 
   acked(group: string, eventType: string, count: number, latencyMs?: number): void {
     addIn(this.ackedCounts, group, eventType, count)
-    if (latencyMs !== undefined) record(this.deliveryLatency, latencyMs, count)
+    if (latencyMs !== undefined) {
+      record(this.deliveryLatency, latencyMs, count)
+      if (this.interval) record(this.interval.delivery, latencyMs, count)
+    }
   }
 
   retried(group: string, eventType: string): void {
@@ -183,8 +192,27 @@ export class Metrics implements RuntimeMetrics {
     mergeGroups(this.ackedCounts, delta.acked)
     mergeGroups(this.retriedCounts, delta.retried)
     mergeGroups(this.deadLetteredCounts, delta.deadLettered)
-    addEncoded(this.publishLatency, delta.publishLatency)
-    addEncoded(this.deliveryLatency, delta.deliveryLatency)
+    // Decoded once, added to the cumulative histogram and, when one is kept, to the interval's.
+    for (const [encoded, into, interval] of [
+      [delta.publishLatency, this.publishLatency, this.interval?.publish],
+      [delta.deliveryLatency, this.deliveryLatency, this.interval?.delivery],
+    ] as const) {
+      if (encoded === null) continue
+      const decoded = decodeFromCompressedBase64(encoded, 32)
+      into.add(decoded)
+      interval?.add(decoded)
+    }
+  }
+
+  takeInterval(): IntervalHistograms {
+    if (!this.interval) {
+      this.interval = {publish: newHistogram(), delivery: newHistogram()}
+      return {publishLatency: null, deliveryLatency: null}
+    }
+    const out = {publishLatency: encode(this.interval.publish), deliveryLatency: encode(this.interval.delivery)}
+    this.interval.publish.reset()
+    this.interval.delivery.reset()
+    return out
   }
 
   reset(): void {
