@@ -40,6 +40,26 @@ export async function openFeed(runtime: Runtime, catalog: Catalog) {
 
 /** Draws the dashboard over `runtime` until q, Ctrl+C or `signal`; the terminal is given back as it was. */
 export async function showDashboard(runtime: Runtime, catalog: Catalog, signal: AbortSignal) {
-  const [feed, {renderDashboard}] = await Promise.all([openFeed(runtime, catalog), import('../ui/render-dashboard.js')])
+  const [feed, {renderDashboard}] = await Promise.all([openFeed(runtime, catalog), importInteractive(() => import('../ui/render-dashboard.js'))])
   return renderDashboard({feed, stdout: process.stdout, stdin: process.stdin, signal, color: colorEnabled(process.stdout)})
+}
+
+/**
+ * Ink decides once, when it is first imported, whether it runs in CI (CI or CONTINUOUS_INTEGRATION
+ * set), and there draws only its last frame: under CI=true the dashboard stayed blank in a real
+ * terminal. The dashboard only runs on a terminal (requireTerminal), where a person asked for a live
+ * screen, so Ink is loaded with those variables off, and they are put back at once.
+ */
+async function importInteractive<T>(load: () => Promise<T>): Promise<T> {
+  const names = ['CI', 'CONTINUOUS_INTEGRATION'] as const
+  const saved = names.map((name) => [name, process.env[name]] as const)
+  for (const name of names) process.env[name] = '0'
+  try {
+    return await load()
+  } finally {
+    for (const [name, value] of saved) {
+      if (value === undefined) delete process.env[name]
+      else process.env[name] = value
+    }
+  }
 }
