@@ -456,7 +456,7 @@ export function openArchive(dir: string): Manifest {
   if (!existsSync(manifestPath(dir))) {
     throw new UserError(`No archive in ${dir}${existsSync(dir) ? ' (the folder has no manifest.ndjson)' : ' (the folder does not exist)'}`, {
       code: 'ARCHIVE_NOT_FOUND',
-      hint: 'Run `tektree archive run` to archive the events past retention (`--dry-run` shows what would move), or give --dir.',
+      hint: 'Run `tektree archive run` to archive the events past retention (`--dry-run` shows what would move), or name the folder that holds one (--dir; --archive for tektree verify).',
       exitCode: 2,
       details: {dir},
     })
