@@ -1,7 +1,7 @@
 import {defineConfig} from 'vitest/config'
 
 // Two tiers (by file name): *.test.ts needs nothing running; *.int.test.ts talks to real servers
-// (redis-server, a MongoDB wire-protocol server) started once in globalSetup and shared via inject().
+// (redis-server, a MongoDB wire-protocol server, a Kafka broker) started once in globalSetup and shared via inject().
 export default defineConfig({
   test: {
     projects: [

@@ -6,6 +6,7 @@
 import type {TestProject} from 'vitest/node'
 import {startRedisServer} from './redis-server.js'
 import {startMongoServer} from './mongo-server.js'
+import {startKafkaServer} from './kafka-server.js'
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -14,6 +15,8 @@ declare module 'vitest' {
     mongoUrl: string | null
     mongoUnavailable: string | null
     mongoServer: string | null
+    kafkaUrl: string | null
+    kafkaUnavailable: string | null
   }
 }
 
@@ -21,15 +24,20 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const inCi = process.env.CI === 'true'
   const stops: Array<() => Promise<void>> = []
 
-  const [redis, mongo] = await Promise.allSettled([startRedisServer(), startMongoServer()])
+  const [redis, mongo, kafka] = await Promise.allSettled([startRedisServer(), startMongoServer(), startKafkaServer()])
+  for (const started of [redis, mongo, kafka]) if (started.status === 'fulfilled') stops.push(started.value.stop)
+  // Failing the run must not leave the servers that did start running.
+  const fail = async (message: string): Promise<never> => {
+    await Promise.allSettled(stops.map((stop) => stop()))
+    throw new Error(message)
+  }
 
   if (redis.status === 'fulfilled') {
     project.provide('redisUrl', redis.value.url)
     project.provide('redisUnavailable', null)
-    stops.push(redis.value.stop)
   } else {
     const reason = String((redis.reason as Error)?.message ?? redis.reason)
-    if (inCi) throw new Error(`CI=true and redis-server could not be started: ${reason}`)
+    if (inCi) await fail(`CI=true and redis-server could not be started: ${reason}`)
     process.stderr.write(`\n[tektree tests] SKIPPING Redis integration suites: ${reason}\n`)
     project.provide('redisUrl', null)
     project.provide('redisUnavailable', reason)
@@ -39,15 +47,25 @@ export default async function setup(project: TestProject): Promise<() => Promise
     project.provide('mongoUrl', mongo.value.url)
     project.provide('mongoServer', mongo.value.server)
     project.provide('mongoUnavailable', null)
-    stops.push(mongo.value.stop)
     process.stderr.write(`\n[tektree tests] MongoDB tests run against: ${mongo.value.server}\n`)
   } else {
     const reason = String((mongo.reason as Error)?.message ?? mongo.reason)
-    if (inCi) throw new Error(`CI=true and no MongoDB wire-protocol server could be started: ${reason}`)
+    if (inCi) await fail(`CI=true and no MongoDB wire-protocol server could be started: ${reason}`)
     process.stderr.write(`\n[tektree tests] SKIPPING MongoDB integration suites: ${reason}\n`)
     project.provide('mongoUrl', null)
     project.provide('mongoServer', null)
     project.provide('mongoUnavailable', reason)
+  }
+
+  if (kafka.status === 'fulfilled') {
+    project.provide('kafkaUrl', kafka.value.url)
+    project.provide('kafkaUnavailable', null)
+  } else {
+    const reason = String((kafka.reason as Error)?.message ?? kafka.reason)
+    if (inCi) await fail(`CI=true and no Kafka broker could be started: ${reason}`)
+    process.stderr.write(`\n[tektree tests] SKIPPING Kafka integration suites: ${reason}\n`)
+    project.provide('kafkaUrl', null)
+    project.provide('kafkaUnavailable', reason)
   }
 
   return async () => {
