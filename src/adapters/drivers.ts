@@ -3,6 +3,7 @@
  * PostgreSQL...) is one entry here; openRuntime, the flags and their validation read the table.
  *
  *   redis://, rediss://          bus + leaderboards (Redis Streams, sorted sets)
+ *   kafka://HOST:PORT[,HOST:PORT] bus (Kafka; leaderboards in this process: Kafka has no sorted sets)
  *   mongodb://, mongodb+srv://   store
  *   sqlite:<path>, sqlite::memory:  store (a file shared by every process that opens it)
  *   memory:                      bus or store, in this process only
@@ -140,6 +141,44 @@ const redisDriver: Driver = {
   },
 }
 
+// ------------------------------------------------------------------------------------ kafka
+
+const kafkaDriver: Driver = {
+  kind: 'kafka',
+  schemes: ['kafka:'],
+  example: 'kafka://HOST:PORT',
+  async openBus(url, context) {
+    const {brokersOf, createKafkaBus} = await import('./kafka/bus.js')
+    let brokers: string[]
+    try {
+      brokers = brokersOf(url)
+      for (const broker of brokers) new URL(`kafka://${broker}`)
+    } catch {
+      throw new UserError(`${context.source} ${maskUrl(url)} is not a valid Kafka URL`, {
+        code: 'INVALID_URL',
+        hint: 'A Kafka URL reads kafka://HOST:PORT (several brokers: kafka://HOST:PORT,HOST:PORT).',
+        exitCode: 2,
+        details: {url: maskUrl(url)},
+      })
+    }
+    let bus: Awaited<ReturnType<typeof createKafkaBus>>
+    try {
+      bus = await createKafkaBus({brokers, connectTimeoutMs: context.connectTimeoutMs})
+    } catch (error) {
+      const masked = maskUrl(url)
+      throw new UserError(`Cannot reach Kafka at ${masked} (${context.source}): ${maskUrlsIn(errorText(error).replaceAll(url, masked))}`, {
+        code: 'KAFKA_UNREACHABLE',
+        hint: `Check that the broker runs and that its advertised listener is reachable from here (host, port, firewall), or drop ${context.source} (\`tektree up --bus kafka\` starts one).`,
+        exitCode: 2,
+        details: {url: masked},
+        cause: error,
+      })
+    }
+    const {createMemoryLeaderboards} = await import('./memory/index.js')
+    return {bus, leaderboards: createMemoryLeaderboards(), kind: 'kafka', endpoint: url}
+  },
+}
+
 // ---------------------------------------------------------------------------------- mongodb
 
 /** Splits a MongoDB connection string (several hosts allowed, so not WHATWG-parseable) at its path. */
@@ -256,7 +295,7 @@ const memoryDriver: Driver = {
 
 // ------------------------------------------------------------------------------------ table
 
-export const DRIVERS: readonly Driver[] = [redisDriver, mongoDriver, sqliteDriver, memoryDriver]
+export const DRIVERS: readonly Driver[] = [redisDriver, kafkaDriver, mongoDriver, sqliteDriver, memoryDriver]
 
 function serves(driver: Driver, role: Role): boolean {
   return role === 'bus' ? Boolean(driver.openBus) : Boolean(driver.openStore)

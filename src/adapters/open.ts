@@ -32,7 +32,7 @@ import type {Bus, Clock, Leaderboards, Store} from '../core/ports.js'
 import type {Runtime, RuntimeDescription, RuntimeEndpoints, RuntimePartInfo} from '../core/runtime.js'
 
 export interface OpenRuntimeOptions {
-  /** The bus (and leaderboards) by URL: redis://, rediss://, memory: (see drivers.ts). */
+  /** The bus (and leaderboards) by URL: redis://, rediss://, kafka://, memory: (see drivers.ts). */
   busUrl?: string
   /** The store by URL: sqlite:<path>, sqlite::memory:, mongodb://, mongodb+srv://, memory:. */
   storeUrl?: string
@@ -100,7 +100,12 @@ interface StorePart {
 }
 
 function busPart(opened: OpenedBus, info: RuntimePartInfo): BusPart {
-  return {bus: opened.bus, leaderboards: opened.leaderboards, info, leaderboardsInfo: {...info}, endpoint: opened.endpoint}
+  // Kafka has no sorted sets: its driver gives in-process leaderboards, and says so.
+  const leaderboardsInfo: RuntimePartInfo =
+    opened.leaderboards.kind === 'memory' && opened.kind !== 'memory'
+      ? {kind: 'memory', location: 'in-process', origin: 'in-process', fallbackReason: `the ${opened.kind} bus has no sorted sets: the leaderboards run in this process`}
+      : {...info}
+  return {bus: opened.bus, leaderboards: opened.leaderboards, info, leaderboardsInfo, endpoint: opened.endpoint}
 }
 
 function inProcessBus(fallbackReason?: string): BusPart {
