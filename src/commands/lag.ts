@@ -17,7 +17,7 @@ export interface LagResult {
 
 export default class Lag extends BaseCommand<typeof Lag> {
   static override summary = "Each consumer group's lag, pending, oldest pending age, rates, trend and time to drain."
-  static override description = `Reads the bus twice, --interval apart, and shows per group and topic (and per partition with --partitions): lag (messages not yet delivered to the group), pending (delivered, not acked), how long the oldest pending message has waited, the rates in and out, whether the backlog grows, shrinks or holds, and an ETA to drain it. On Redis the figures are those of XINFO GROUPS and XPENDING.
+  static override description = `Reads the bus twice, --interval apart, and shows per group and topic (and per partition with --partitions): lag (messages not yet delivered to the group), pending (delivered, not acked), how long the oldest pending message has waited, the rates in and out, whether the backlog grows, shrinks or holds, and an ETA to drain it. On Redis the figures are those of XINFO GROUPS and XPENDING. On Kafka they come from the group's committed offsets and the log end: lag + pending is the LAG of kafka-consumer-groups --describe (what was delivered but not acked is recorded in the commit metadata).
 
 With --watch it redraws every --interval until Ctrl+C. With --max-lag N it is a CI gate: exit 1 when any group's backlog (lag + pending) is over N, e.g. after a load test, to tell that the services kept up.
 
@@ -61,7 +61,7 @@ Exit codes: 0 done, 1 a group over --max-lag, 2 bad usage or an unknown group.`
           const now = await sampleLag(runtime.bus, filter)
           const rows = lagRows(before, now, {partitions: this.flags.partitions})
           const over = this.flags['max-lag'] === undefined ? [] : overLimit(rows, this.flags['max-lag'])
-          if (!this.jsonEnabled()) this.render(rows, over, this.flags.watch)
+          if (!this.jsonEnabled()) this.render(rows, over, this.flags.watch, runtime.describe().bus.kind)
           if (!this.flags.watch) {
             if (over.length > 0) process.exitCode = 1
             return this.result(now, rows, intervalMs, over)
@@ -104,9 +104,11 @@ Exit codes: 0 done, 1 a group over --max-lag, 2 bad usage or an unknown group.`
     }
   }
 
-  private render(rows: LagRow[], over: LagRow[], watch: boolean): void {
+  private render(rows: LagRow[], over: LagRow[], watch: boolean, busKind: string): void {
     const style = createStyle(process.stdout)
     const lines = renderLag(rows, style)
+    // The concept differs: Kafka knows only committed offsets, and its tools show one LAG.
+    if (busKind === 'kafka' && rows.length > 0) lines.push('Kafka: LAG + PENDING = kafka-consumer-groups LAG (committed offset to log end).')
     if (over.length > 0) lines.push(style.bad(`${over.length} group/topic backlog(s) over --max-lag ${this.flags['max-lag']}`))
     // In place on a terminal (like watch(1)); a pipe gets one block per reading.
     if (watch && process.stdout.isTTY) process.stdout.write('\u001B[H\u001B[2J')
