@@ -3,7 +3,7 @@
  * PostgreSQL...) is one entry here; openRuntime, the flags and their validation read the table.
  *
  *   redis://, rediss://          bus + leaderboards (Redis Streams, sorted sets)
- *   kafka://HOST:PORT[,HOST:PORT] bus (Kafka; leaderboards in this process: Kafka has no sorted sets)
+ *   kafka://HOST:PORT[,HOST:PORT] bus (Kafka; no sorted sets: openRuntime keeps the leaderboards in the store)
  *   mongodb://, mongodb+srv://   store
  *   sqlite:<path>, sqlite::memory:  store (a file shared by every process that opens it)
  *   memory:                      bus or store, in this process only
@@ -29,7 +29,8 @@ export interface DriverContext {
 
 export interface OpenedBus {
   bus: Bus
-  leaderboards: Leaderboards
+  /** Null when the bus has no place for them (Kafka): openRuntime keeps them in the store. */
+  leaderboards: Leaderboards | null
   kind: string
   /** The unmasked URL another process opens to reach the same bus; null when in-process. */
   endpoint: string | null
@@ -174,8 +175,7 @@ const kafkaDriver: Driver = {
         cause: error,
       })
     }
-    const {createMemoryLeaderboards} = await import('./memory/index.js')
-    return {bus, leaderboards: createMemoryLeaderboards(), kind: 'kafka', endpoint: url}
+    return {bus, leaderboards: null, kind: 'kafka', endpoint: url}
   },
 }
 

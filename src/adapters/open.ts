@@ -87,7 +87,8 @@ function pickUrl(primary: string | undefined, alias: string | undefined, names: 
 
 interface BusPart {
   bus: Bus
-  leaderboards: Leaderboards
+  /** Null until openRuntime puts them in the store (a bus without sorted sets). */
+  leaderboards: Leaderboards | null
   info: RuntimePartInfo
   leaderboardsInfo: RuntimePartInfo
   endpoint: string | null
@@ -100,12 +101,18 @@ interface StorePart {
 }
 
 function busPart(opened: OpenedBus, info: RuntimePartInfo): BusPart {
-  // Kafka has no sorted sets: its driver gives in-process leaderboards, and says so.
-  const leaderboardsInfo: RuntimePartInfo =
-    opened.leaderboards.kind === 'memory' && opened.kind !== 'memory'
-      ? {kind: 'memory', location: 'in-process', origin: 'in-process', fallbackReason: `the ${opened.kind} bus has no sorted sets: the leaderboards run in this process`}
-      : {...info}
-  return {bus: opened.bus, leaderboards: opened.leaderboards, info, leaderboardsInfo, endpoint: opened.endpoint}
+  return {bus: opened.bus, leaderboards: opened.leaderboards, info, leaderboardsInfo: {...info}, endpoint: opened.endpoint}
+}
+
+/** Leaderboards for a bus that has no place for them (Kafka): in the store, shared as the store is. */
+async function storeLeaderboards(bus: BusPart, store: StorePart): Promise<BusPart> {
+  if (bus.leaderboards) return bus
+  const {createStoreLeaderboards} = await import('./store-leaderboards/index.js')
+  return {
+    ...bus,
+    leaderboards: createStoreLeaderboards(store.store.projections),
+    leaderboardsInfo: {...store.info, kind: `${store.info.kind} (projections)`, fallbackReason: `the ${bus.info.kind} bus has no sorted sets: the leaderboards live in the store`},
+  }
 }
 
 function inProcessBus(fallbackReason?: string): BusPart {
@@ -301,7 +308,8 @@ export async function openRuntime(options: OpenRuntimeOptions = {}): Promise<Run
       // A bus URL first: an unreachable one fails fast, before any server is started for nothing.
       const openB = async () => {
         const part = await openBus(withCommand, dataDir, cleanups, log)
-        opened.push(part.bus, part.leaderboards)
+        opened.push(part.bus)
+        if (part.leaderboards) opened.push(part.leaderboards)
         return part
       }
       const openS = async () => {
@@ -312,7 +320,7 @@ export async function openRuntime(options: OpenRuntimeOptions = {}): Promise<Run
       // Then the store: a bad store file fails before a redis-server is started for nothing.
       const explicitBus = busUrl ? await openB() : undefined
       store = await openS()
-      bus = explicitBus ?? (await openB())
+      bus = await storeLeaderboards(explicitBus ?? (await openB()), store)
     } catch (error) {
       for (const part of opened) await part.close().catch(() => undefined)
       for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch(() => undefined)
@@ -326,7 +334,7 @@ export async function openRuntime(options: OpenRuntimeOptions = {}): Promise<Run
   return {
     bus: bus.bus,
     store: store.store,
-    leaderboards: bus.leaderboards,
+    leaderboards: bus.leaderboards!,
     clock,
     metrics,
     endpoints,
@@ -334,7 +342,7 @@ export async function openRuntime(options: OpenRuntimeOptions = {}): Promise<Run
     close() {
       closing ??= (async () => {
         const errors: unknown[] = []
-        for (const part of [bus.leaderboards, bus.bus, store.store]) {
+        for (const part of [bus.leaderboards!, bus.bus, store.store]) {
           await part.close().catch((error: unknown) => errors.push(error))
         }
         for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch((error: unknown) => errors.push(error))

@@ -40,7 +40,7 @@ async function failure(url: string): Promise<UserError> {
   const error = await openBusUrl(url, {connectTimeoutMs: 3_000, source: '--bus-url'}).then(
     async (opened) => {
       await opened.bus.close()
-      await opened.leaderboards.close?.()
+      await opened.leaderboards!.close?.()
       return null
     },
     (e: unknown) => e,
@@ -74,6 +74,6 @@ describe('Redis with a password', () => {
     const opened = await openBusUrl(`redis://:${PASSWORD}@127.0.0.1:${port}`, {connectTimeoutMs: 3_000, source: '--bus-url'})
     expect(opened.kind).toBe('redis')
     await opened.bus.close()
-    await opened.leaderboards.close?.()
+    await opened.leaderboards!.close?.()
   })
 })

@@ -170,6 +170,18 @@ async function retrying<T>(task: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Runs `task` again on any failure, a few times over ~3 s (reads that race a topic's creation). */
+async function settled<T>(task: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await task()
+    } catch (error) {
+      if (attempt >= 15) throw error
+      await sleep(200)
+    }
+  }
+}
+
 function errorType(error: unknown): string {
   return String((error as {type?: unknown})?.type ?? '')
 }
@@ -235,6 +247,11 @@ export class KafkaBus implements Bus {
       if (errorType(error) === 'UNKNOWN_TOPIC_OR_PARTITION') return null
       throw error
     }
+  }
+
+  /** @internal Low and high watermarks per partition (retried: a topic just made may not be known to kafkajs's metadata yet). */
+  topicOffsets(topic: string): Promise<Array<{partition: number; offset: string; high: string; low: string}>> {
+    return settled(() => this.admin.fetchTopicOffsets(topic))
   }
 
   async ensureTopics(specs: readonly TopicSpec[]): Promise<void> {
@@ -386,7 +403,7 @@ export class KafkaBus implements Bus {
     const committed = await this.admin.fetchOffsets({groupId: group, topics: [...topics]})
     for (const {topic, partitions} of committed) {
       if (partitions.some((p) => Number(p.offset) >= 0)) continue
-      const ends = await this.admin.fetchTopicOffsets(topic)
+      const ends = await this.topicOffsets(topic)
       // A commit outside any generation (as a group with no members accepts); kafkajs's own
       // setOffsets joins the group with a consumer to do it, which takes seconds.
       const cluster = await this.rawCluster()
@@ -484,7 +501,7 @@ export class KafkaBus implements Bus {
     const endsOf = async (topic: string) => {
       let found = ends.get(topic)
       if (!found) {
-        found = (await this.admin.fetchTopicOffsets(topic)).map((e) => ({partition: e.partition, low: Number(e.low), high: Number(e.high)})).sort((a, b) => a.partition - b.partition)
+        found = (await this.topicOffsets(topic)).map((e) => ({partition: e.partition, low: Number(e.low), high: Number(e.high)})).sort((a, b) => a.partition - b.partition)
         ends.set(topic, found)
       }
       return found
@@ -544,7 +561,7 @@ export class KafkaBus implements Bus {
     }
     const out: TopicInfo[] = []
     for (const [name, meta] of topics) {
-      const offsets = (await this.admin.fetchTopicOffsets(name)).sort((a, b) => a.partition - b.partition)
+      const offsets = (await this.topicOffsets(name)).sort((a, b) => a.partition - b.partition)
       let length = 0
       let appended = 0
       let firstAt: number | null = null
@@ -612,7 +629,7 @@ export class KafkaBus implements Bus {
         topics: [{topic, partitions: [{partition, fetchOffset: String(next), maxBytes: READ_MAX_BYTES}]}],
       }).catch(async (error: unknown) => {
         if (errorType(error) !== 'OFFSET_OUT_OF_RANGE') throw error
-        const [ends] = (await this.admin.fetchTopicOffsets(topic)).filter((e) => e.partition === partition)
+        const [ends] = (await this.topicOffsets(topic)).filter((e) => e.partition === partition)
         if (ends && next < Number(ends.low)) {
           next = Number(ends.low)
           return null
@@ -644,7 +661,7 @@ export class KafkaBus implements Bus {
     await this.topicMeta(topic)
     let offset: number
     if (at === 'end') {
-      const [end] = (await this.admin.fetchTopicOffsets(topic)).filter((e) => e.partition === partition)
+      const [end] = (await this.topicOffsets(topic)).filter((e) => e.partition === partition)
       offset = Number(end?.high ?? 0)
     } else {
       const [found] = (await this.admin.fetchTopicOffsetsByTimestamp(topic, at)).filter((e) => e.partition === partition)
@@ -656,7 +673,7 @@ export class KafkaBus implements Bus {
   async trim(topic: string, policy: {maxAgeMs?: number; maxLen?: number}): Promise<number> {
     this.check()
     await this.topicMeta(topic)
-    const offsets = await this.admin.fetchTopicOffsets(topic)
+    const offsets = await this.topicOffsets(topic)
     const byAge = policy.maxAgeMs !== undefined ? await this.admin.fetchTopicOffsetsByTimestamp(topic, Date.now() - policy.maxAgeMs) : []
     const deletions: Array<{partition: number; offset: string}> = []
     let removed = 0
@@ -810,7 +827,10 @@ class KafkaSubscription implements Subscription {
     // Partitions we keep restart from the committed offset in kafkajs: what we hold is dropped as it comes again.
     for (const part of this.parts.values()) part.fetched = part.committed
     if (fresh.length > 0) {
-      const load = this.loadPositions(fresh)
+      const load = this.loadPositions(fresh).catch((error: unknown) => {
+        // Reported by the next next(); the partitions stay unread until a new assignment.
+        this.crashed = error instanceof Error ? error : new Error(String(error))
+      })
       for (const o of fresh) this.loading.set(tpKey(o.topic, o.partition), load)
     }
     this.owned = owned
@@ -820,9 +840,10 @@ class KafkaSubscription implements Subscription {
   private async loadPositions(list: ReadonlyArray<{topic: string; partition: number}>): Promise<void> {
     const topics = [...new Set(list.map((o) => o.topic))]
     try {
-      const committed = await this.bus.admin.fetchOffsets({groupId: this.group, topics})
+      // Just after a topic is made, kafkajs's metadata may not know its leaders yet: try again shortly.
+      const committed = await settled(() => this.bus.admin.fetchOffsets({groupId: this.group, topics}))
       for (const topic of topics) {
-        const ends = await this.bus.admin.fetchTopicOffsets(topic)
+        const ends = await this.bus.topicOffsets(topic)
         for (const o of list.filter((x) => x.topic === topic)) {
           const c = committed.find((t) => t.topic === topic)?.partitions.find((p) => p.partition === o.partition)
           const end = ends.find((e) => e.partition === o.partition)
