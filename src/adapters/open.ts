@@ -174,6 +174,13 @@ async function openBus(options: OpenRuntimeOptions, dataDir: string, cleanups: C
     return busPart(opened, embeddedInfo(started.server))
   }
 
+  // `tektree up --bus kafka` left a broker running: attach to it.
+  const kafka = await embedded.listedKafka(dataDir, options.connectTimeoutMs ?? 2_000)
+  if (kafka) {
+    const opened = await openBusUrl(kafka.url, context)
+    return busPart(opened, {...embeddedInfo(kafka), kind: 'kafka'})
+  }
+
   const got = await embedded.serverForCommand('redis', dataDir, {pingTimeoutMs: options.connectTimeoutMs ?? 2_000, ownerCommand: options.command})
   if (got.how === 'unavailable') return inProcessFallback(got.reason)
   const release = got.how === 'attached' ? async () => undefined : got.release

@@ -6,7 +6,7 @@ import {dataDirFlag} from './up.js'
 
 export default class Down extends BaseCommand<typeof Down> {
   static override summary = 'Stop the embedded runtime that `tektree up` started.'
-  static override description = `Stops each server of the embedded runtime (redis-server with SHUTDOWN, which flushes its append-only file; mongod with SIGTERM; SIGKILL after the grace period), waits until the processes are gone, and removes the discovery file. Data stays in <data-dir> (the store file store.db, Redis' append-only file, mongod's files) for the next command or \`tektree up\`, unless --purge, which deletes it.
+  static override description = `Stops each server of the embedded runtime (redis-server with SHUTDOWN, which flushes its append-only file; mongod and a Kafka broker with SIGTERM, their clean shutdown; SIGKILL after the grace period), waits until the processes are gone, and removes the discovery file. Data stays in <data-dir> (the store file store.db, Redis' append-only file, mongod's files) for the next command or \`tektree up\`, unless --purge, which deletes it.
 
 A server a running command started for its own run is left to that command, which stops it when it ends.`
   static override enableJsonFlag = true
@@ -28,9 +28,9 @@ A server a running command started for its own run is left to that command, whic
       if (result.state === 'not-running') this.say('The embedded runtime is not running.')
       for (const s of result.stopped) {
         const how = {terminated: 'stopped', killed: 'killed after the grace period', 'not-running': 'was not running', survived: 'still running', 'pid-reused': 'pid now belongs to another program: left alone'}[s.how]
-        this.say(`  ${s.part === 'redis' ? 'bus  ' : 'store'} (pid ${s.pid}): ${how}`)
+        this.say(`  ${s.part === 'mongo' ? 'store' : 'bus  '} (pid ${s.pid}): ${how}`)
       }
-      for (const l of result.left) this.say(`  ${l.part === 'redis' ? 'bus  ' : 'store'} (pid ${l.pid}): left to the tektree command with pid ${l.owner_pid}, which started it and stops it when it ends`)
+      for (const l of result.left) this.say(`  ${l.part === 'mongo' ? 'store' : 'bus  '} (pid ${l.pid}): left to the tektree command with pid ${l.owner_pid}, which started it and stops it when it ends`)
       if (result.discovery_file_removed) this.say('Discovery file removed.')
       for (const dir of result.purged) this.say(`Deleted ${dir}`)
     }

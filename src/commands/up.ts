@@ -32,11 +32,19 @@ Whenever it (re)starts redis-server it reconciles: every event the store marked 
 
 Idempotent: when the runtime is already up it says so; a part that died is started again ON THE PORT IT HAD, so connected clients (a running \`tektree services\`) recover. A part that cannot be had (no redis-server) is reported; commands then run it in-process.
 
+With --bus kafka the bus is a single-node Kafka broker (KRaft, data in <data-dir>/kafka) instead of redis-server: Java 17+ and the broker's jars (scripts/provision-kafka.sh; fetched with Maven on first use where it is installed). Commands then attach to it as to redis-server; the leaderboards live in the store (Kafka has no sorted sets).
+
 Stop it with \`tektree down\`; see it with \`tektree status\`.`
   static override enableJsonFlag = true
-  static override examples = ['<%= config.bin %> <%= command.id %>', '<%= config.bin %> <%= command.id %> --json', 'TEKTREE_DATA_DIR=/tmp/tt <%= config.bin %> <%= command.id %>']
+  static override examples = [
+    '<%= config.bin %> <%= command.id %>',
+    '<%= config.bin %> <%= command.id %> --json',
+    '<%= config.bin %> <%= command.id %> --bus kafka',
+    'TEKTREE_DATA_DIR=/tmp/tt <%= config.bin %> <%= command.id %>',
+  ]
   static override flags = {
     'data-dir': dataDirFlag,
+    bus: Flags.string({summary: 'The bus server: redis (redis-server) or kafka (a single-node broker). Default: the one the runtime has, else redis.', options: ['redis', 'kafka']}),
     'ready-timeout': Flags.integer({summary: 'Seconds to wait for each server to answer.', default: 90, min: 1}),
     catalog: catalogFlag,
   }
@@ -49,12 +57,12 @@ Stop it with \`tektree down\`; see it with \`tektree status\`.`
   public async run(): Promise<UpResult & {reconcile?: ReconcileResult; reconcile_error?: string}> {
     const human = !this.jsonEnabled()
     if (human) process.stderr.write('Starting the embedded runtime...\n')
-    const up = await upEmbeddedRuntime({dataDir: this.flags['data-dir'], readyTimeoutMs: this.flags['ready-timeout'] * 1000})
+    const up = await upEmbeddedRuntime({dataDir: this.flags['data-dir'], readyTimeoutMs: this.flags['ready-timeout'] * 1000, ...(this.flags.bus ? {bus: this.flags.bus as 'redis' | 'kafka'} : {})})
     const result: UpResult & {reconcile?: ReconcileResult; reconcile_error?: string} = up
     // A redis-server (re)started from its AOF may lack the last second of what it had acknowledged:
     // put back what the store says was published. Not on every command's own server start: this
     // scans the store's published events, which `up` can afford once and a command's run cannot.
-    if (up.started.includes('redis') && up.discovery.redis) {
+    if ((up.started.includes('redis') && up.discovery.redis) || (up.started.includes('kafka') && up.discovery.kafka)) {
       try {
         result.reconcile = await this.reconcile()
       } catch (error) {
@@ -67,6 +75,7 @@ Stop it with \`tektree down\`; see it with \`tektree status\`.`
       this.say(result.state === 'already-up' ? `The embedded runtime is already up (since ${discovery.up?.started_at}).` : `The embedded runtime is up.`)
       for (const [label, part] of [
         ['bus  ', 'redis'],
+        ['bus  ', 'kafka'],
         ['store', 'mongo'],
       ] as const) {
         const server = discovery[part]
@@ -79,7 +88,7 @@ Stop it with \`tektree down\`; see it with \`tektree status\`.`
         this.say(`  store ${discovery.sqlite.path} (${discovery.sqlite.version}, ${formatSize(bytes)})`)
       }
       for (const missing of result.unavailable) {
-        this.say(`  ${missing.part === 'redis' ? 'bus  ' : 'store'} unavailable: ${missing.reason}`)
+        this.say(`  ${missing.part === 'mongo' ? 'store' : 'bus  '} unavailable: ${missing.reason}`)
         this.say(`        commands run this part in-process; other terminals cannot attach to it.`)
       }
       for (const note of result.notes) this.say(`  note: ${note}`)

@@ -53,6 +53,8 @@ export interface Discovery {
   up?: {started_at: string; started_by_pid: number}
   redis?: DiscoveredServer
   mongo?: DiscoveredServer
+  /** A Kafka broker instead of redis-server (`tektree up --bus kafka`). */
+  kafka?: DiscoveredServer
   sqlite?: DiscoveredStoreFile
 }
 
@@ -90,7 +92,7 @@ export function readDiscovery(dataDir: string): DiscoveryRead {
   if (!d || typeof d !== 'object' || !Number.isInteger(d.version)) return {state: 'invalid', path, reason: 'not a tektree discovery file'}
   const version = d.version as number
   if (version > DISCOVERY_VERSION) return {state: 'newer', path, version}
-  if (!validServer(d.redis) || !validServer(d.mongo)) return {state: 'invalid', path, reason: 'a server entry lacks url, pid or port'}
+  if (!validServer(d.redis) || !validServer(d.mongo) || !validServer(d.kafka)) return {state: 'invalid', path, reason: 'a server entry lacks url, pid or port'}
   if (version === 1) {
     // Written by tektree before the SQLite store: every entry was `tektree up`'s.
     if (typeof d.started_at !== 'string') return {state: 'invalid', path, reason: 'a v1 discovery file without started_at'}
@@ -121,7 +123,7 @@ export function newerDiscoveryError(path: string, version: number): UserError {
 
 /** True when the file records nothing: no `up`, no server, no store. */
 export function isEmptyDiscovery(d: Discovery): boolean {
-  return !d.up && !d.redis && !d.mongo && !d.sqlite
+  return !d.up && !d.redis && !d.mongo && !d.kafka && !d.sqlite
 }
 
 /** Written to a temp file and renamed: a reader never sees half a file. */

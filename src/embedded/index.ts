@@ -20,6 +20,7 @@ import {tmpdir} from 'node:os'
 import {delimiter, join} from 'node:path'
 import {UserError} from '../errors.js'
 import {noteInterruption} from '../core/interrupt.js'
+import {findJava, KAFKA_INSTALL_HINT, kafkaAvailable, portOpen, startKafkaServer} from './kafka-server.js'
 import {
   commandMatches,
   type DiscoveredServer,
@@ -44,7 +45,10 @@ import {
 
 export * from './discovery.js'
 
-export type PartName = 'redis' | 'mongo'
+export type PartName = 'redis' | 'mongo' | 'kafka'
+
+/** The servers a bus can be (`tektree up --bus`). */
+export type BusPartName = 'redis' | 'kafka'
 
 export const STORE_FILE = 'store.db'
 
@@ -53,7 +57,9 @@ export function storeFilePath(dataDir: string): string {
   return join(dataDir, STORE_FILE)
 }
 
-const PART_LABEL: Record<PartName, string> = {redis: 'bus', mongo: 'store'}
+const PART_LABEL: Record<PartName, string> = {redis: 'bus', mongo: 'store', kafka: 'bus'}
+
+const PART_PROGRAM: Record<PartName, string> = {redis: 'redis-server', mongo: 'mongod', kafka: 'the Kafka broker'}
 
 // ------------------------------------------------------------------------------ finding binaries
 
@@ -84,8 +90,15 @@ export function findMongod(): Found {
 
 export const REDIS_INSTALL_HINT = 'apt-get install -y redis-server, or --bus-url'
 
+/** Java and the provisioned Kafka jars (scripts/provision-kafka.sh; provisioned on demand where Maven is). */
+export function findKafka(): Found {
+  const available = kafkaAvailable()
+  if (!available.ok) return {ok: false, reason: available.reason}
+  return {ok: true, bin: findJava()!}
+}
+
 function findBinary(part: PartName): Found {
-  return part === 'redis' ? findRedisServer() : findMongod()
+  return part === 'redis' ? findRedisServer() : part === 'kafka' ? findKafka() : findMongod()
 }
 
 // ------------------------------------------------------------------------------ helpers
@@ -165,13 +178,17 @@ export interface StartServerOptions {
   readyTimeoutMs?: number
 }
 
-/** Starts redis-server (AOF everysec) or mongod on 127.0.0.1, detached; resolves once it answers. */
+/** Starts redis-server (AOF everysec), mongod or a Kafka broker on 127.0.0.1, detached; resolves once it answers. */
 export async function startServer(part: PartName, options: StartServerOptions): Promise<DiscoveredServer> {
   const found = findBinary(part)
   if (!found.ok) throw new Error(found.reason)
   const {dir} = options
   const readyTimeoutMs = options.readyTimeoutMs ?? 30_000
   mkdirSync(dir, {recursive: true})
+  if (part === 'kafka') {
+    const handle = await startKafkaServer({dir, port: options.port, detached: true, readyTimeoutMs})
+    return {url: handle.url, port: handle.port, pid: handle.pid, version: handle.version, data_dir: dir, persistent: true, log_file: handle.logFile, command: `${dir}/server.properties`}
+  }
   const port = options.port ?? (await freePort())
   if (part === 'redis') {
     const version = `redis-server ${/v=(\S+)/.exec(await run(found.bin, ['--version'], 10_000))?.[1] ?? 'unknown'}`
@@ -225,7 +242,8 @@ export function holderOf(part: PartName, dir: string, except: number[] = []): nu
       return null
     }
   }
-  // redis-server keeps no lock; it chdirs into --dir, which /proc shows.
+  // redis-server keeps no lock; it chdirs into --dir, which /proc shows. The broker's JVM names its
+  // <dir>/server.properties on its command line.
   let pids: string[]
   try {
     pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name))
@@ -236,6 +254,10 @@ export function holderOf(part: PartName, dir: string, except: number[] = []): nu
     const pid = Number(name)
     if (except.includes(pid)) continue
     try {
+      if (part === 'kafka') {
+        if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(join(dir, 'server.properties')) && isAlive(pid)) return pid
+        continue
+      }
       if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'redis-server') continue
       if (readlinkSync(`/proc/${pid}/cwd`) === dir && isAlive(pid)) return pid
     } catch {
@@ -255,7 +277,9 @@ export interface PartHealth {
 
 export async function checkPart(part: PartName, server: DiscoveredServer, timeoutMs?: number): Promise<PartHealth> {
   const alive = isAlive(server.pid) && commandMatches(server.pid, server.command)
-  const answers = alive && (part === 'redis' ? await pingRedis(server.port, timeoutMs ?? 1_000) : await pingMongo(server.url, timeoutMs ?? 2_000))
+  const answers =
+    alive &&
+    (part === 'redis' ? await pingRedis(server.port, timeoutMs ?? 1_000) : part === 'kafka' ? await portOpen(server.port, timeoutMs ?? 1_000) : await pingMongo(server.url, timeoutMs ?? 2_000))
   return {pid: server.pid, alive, answers}
 }
 
@@ -501,6 +525,21 @@ export async function serverForCommand(part: PartName, dataDir: string, options:
   })
 }
 
+/**
+ * The Kafka broker runtime.json lists (`tektree up --bus kafka`): null when it lists none; one that
+ * does not answer is a UserError (exit 2), as for any listed part. Commands never start a broker
+ * for their own run: without `up --bus kafka` the bus is redis-server.
+ */
+export async function listedKafka(dataDir: string, pingTimeoutMs = 2_000): Promise<DiscoveredServer | null> {
+  const read = readDiscovery(dataDir)
+  if (read.state === 'newer') throw newerDiscoveryError(read.path, read.version)
+  const server = read.state === 'found' ? read.discovery.kafka : undefined
+  if (!server) return null
+  const health = await checkPart('kafka', server, pingTimeoutMs)
+  if (!health.answers) throw partDownError('kafka', server, health, dataDir, pingTimeoutMs)
+  return server
+}
+
 /** A server private to this call (ephemeral runtimes): in a fresh temp dir, removed with it by release(). */
 export async function startPrivateServer(part: PartName, options: {readyTimeoutMs?: number} = {}): Promise<{server: DiscoveredServer; release(): Promise<void>}> {
   const tempDir = mkdtempSync(join(tmpdir(), `tektree-${part}-`))
@@ -545,6 +584,8 @@ export interface UpOptions {
   readyTimeoutMs?: number
   /** Skip a part (tests, or a machine that only wants the bus). */
   skip?: PartName[]
+  /** Which server is the bus (default: the one the runtime has, else redis-server). */
+  bus?: BusPartName
 }
 
 /**
@@ -561,6 +602,18 @@ export async function upEmbeddedRuntime(options: UpOptions = {}): Promise<UpResu
     if (read.state === 'newer') throw newerDiscoveryError(read.path, read.version)
     const existing = read.state === 'found' ? read.discovery : undefined
     const wasUp = Boolean(existing?.up)
+    const busPart: BusPartName = options.bus ?? (existing?.kafka ? 'kafka' : 'redis')
+    const otherBus: BusPartName = busPart === 'kafka' ? 'redis' : 'kafka'
+    const other = existing?.[otherBus]
+    if (other && !skip.has(busPart) && (await checkPart(otherBus, other)).alive) {
+      // One bus per data dir: commands attach to the one runtime.json lists.
+      throw new UserError(`The embedded runtime of ${dataDir} runs ${partName(otherBus, other)}; it cannot also run ${PART_PROGRAM[busPart]}`, {
+        code: 'EMBEDDED_OTHER_BUS',
+        hint: other.owner_pid !== undefined ? `It belongs to the tektree command with pid ${other.owner_pid}: wait for it to end, then \`tektree up --bus ${busPart}\`.` : `\`tektree down\` first (the data stays), then \`tektree up --bus ${busPart}\`.`,
+        exitCode: 2,
+        details: {running: otherBus, wanted: busPart},
+      })
+    }
     const discovery: Discovery = {version: emptyDiscovery(dataDir).version, data_dir: dataDir}
     const started: PartName[] = []
     const kept: PartName[] = []
@@ -603,7 +656,7 @@ export async function upEmbeddedRuntime(options: UpOptions = {}): Promise<UpResu
       const holder = holderOf(part, dir, known ? [known.pid] : [])
       if (holder !== null) {
         // Two servers on one data directory would corrupt it.
-        unavailable.push({part, reason: `${dir} is in use by another ${part === 'redis' ? 'redis-server' : 'mongod'} (pid ${holder}) that runtime.json does not list: stop it, then \`tektree up\` again`})
+        unavailable.push({part, reason: `${dir} is in use by another ${part === 'kafka' ? 'Kafka broker' : PART_PROGRAM[part]} (pid ${holder}) that runtime.json does not list: stop it, then \`tektree up\` again`})
         return
       }
       try {
@@ -624,13 +677,13 @@ export async function upEmbeddedRuntime(options: UpOptions = {}): Promise<UpResu
         unavailable.push({part, reason: (error as Error).message})
       }
     }
-    await Promise.all((['redis', 'mongo'] as const).filter((part) => !skip.has(part) && (part === 'redis' || useMongod)).map(bring))
+    await Promise.all(([busPart, 'mongo'] as const).filter((part) => !skip.has(part) && (part !== 'mongo' || useMongod)).map(bring))
 
-    if (!discovery.redis && !discovery.mongo && !discovery.sqlite) {
+    if (!discovery.redis && !discovery.kafka && !discovery.mongo && !discovery.sqlite) {
       saveDiscovery(dataDir, {...(existing ?? emptyDiscovery(dataDir)), up: undefined})
       throw new UserError(`Could not start the embedded runtime: ${unavailable.map((u) => `${u.part}: ${u.reason}`).join('; ')}`, {
         code: 'EMBEDDED_UNAVAILABLE',
-        hint: `For the bus: ${REDIS_INSTALL_HINT}.`,
+        hint: busPart === 'kafka' ? `For the bus: ${KAFKA_INSTALL_HINT}.` : `For the bus: ${REDIS_INSTALL_HINT}.`,
         exitCode: 1,
         details: {unavailable},
       })
@@ -654,7 +707,7 @@ export interface PartStatus {
   state: 'running' | 'unresponsive' | 'dead' | 'absent'
   /** embedded: `up`'s; per-command: a command's own (owner_pid) or started per command; file: the SQLite file; in-process. */
   mode: 'embedded' | 'per-command' | 'file' | 'in-process'
-  kind: 'redis' | 'mongodb' | 'sqlite'
+  kind: 'redis' | 'kafka' | 'mongodb' | 'sqlite'
   url?: string
   pid?: number
   alive?: boolean
@@ -730,7 +783,7 @@ function serverStatus(part: PartName, server: DiscoveredServer, health: PartHeal
   return {
     state: health.answers ? 'running' : health.alive ? 'unresponsive' : 'dead',
     mode: server.owner_pid !== undefined ? 'per-command' : 'embedded',
-    kind: part === 'redis' ? 'redis' : 'mongodb',
+    kind: part === 'mongo' ? 'mongodb' : part,
     url: server.url,
     pid: server.pid,
     alive: health.alive,
@@ -763,7 +816,7 @@ export async function embeddedStatus(options: {dataDir?: string; now?: () => num
     return status
   }
   const {discovery} = read
-  const servers = (['redis', 'mongo'] as const).flatMap((part) => (discovery[part] ? [[part, discovery[part]!] as const] : []))
+  const servers = (['redis', 'kafka', 'mongo'] as const).flatMap((part) => (discovery[part] ? [[part, discovery[part]!] as const] : []))
   const health = new Map(await Promise.all(servers.map(async ([part, server]) => [part, await checkPart(part, server)] as const)))
 
   // A command's server whose owner and server are both gone (kill -9) is dropped. An `up` server
@@ -780,7 +833,7 @@ export async function embeddedStatus(options: {dataDir?: string; now?: () => num
   const after = readDiscovery(dataDir)
   const current = after.state === 'found' ? after.discovery : emptyDiscovery(dataDir)
 
-  const bus = current.redis ? serverStatus('redis', current.redis, health.get('redis')!) : idleBus()
+  const bus = current.kafka ? serverStatus('kafka', current.kafka, health.get('kafka') ?? (await checkPart('kafka', current.kafka))) : current.redis ? serverStatus('redis', current.redis, health.get('redis')!) : idleBus()
   if (bus.state === 'running' && bus.mode === 'per-command') {
     bus.note = `started by ${bus.owner_command ? `\`tektree ${bus.owner_command}\`` : 'a tektree command'} (pid ${bus.owner_pid}${current.redis && !ownerAlive(current.redis) ? ', gone: the next command adopts it, `tektree down` stops it' : ''}) for its run; other commands attach to it meanwhile`
   }
@@ -828,7 +881,7 @@ export async function downEmbeddedRuntime(options: {dataDir?: string; graceMs?: 
     if (read.state === 'newer') throw newerDiscoveryError(read.path, read.version)
     if (read.state === 'found') {
       const d = read.discovery
-      const entries = (['redis', 'mongo'] as const).flatMap((part) => (d[part] ? [[part, d[part]!] as const] : []))
+      const entries = (['redis', 'kafka', 'mongo'] as const).flatMap((part) => (d[part] ? [[part, d[part]!] as const] : []))
       for (const [part, server] of entries) {
         if (server.owner_pid !== undefined && ownerAlive(server) && isAlive(server.pid)) result.left.push({part, pid: server.pid, owner_pid: server.owner_pid})
       }
@@ -859,7 +912,7 @@ export async function downEmbeddedRuntime(options: {dataDir?: string; graceMs?: 
         })
       }
       const store = storeFilePath(dataDir)
-      for (const path of [join(dataDir, 'redis'), join(dataDir, 'mongo'), store, `${store}-wal`, `${store}-shm`, `${store}-journal`]) {
+      for (const path of [join(dataDir, 'redis'), join(dataDir, 'kafka'), join(dataDir, 'mongo'), store, `${store}-wal`, `${store}-shm`, `${store}-journal`]) {
         if (existsSync(path)) {
           rmSync(path, {recursive: true, force: true})
           result.purged.push(path)

@@ -15,8 +15,8 @@
 import {execFile, spawn, type ChildProcess} from 'node:child_process'
 import {closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {connect, createServer} from 'node:net'
-import {delimiter, join} from 'node:path'
-import {packageRoot} from './mongo-server.js'
+import {delimiter, dirname, join, resolve} from 'node:path'
+import {fileURLToPath} from 'node:url'
 
 export const KAFKA_VERSION = '4.1.2'
 
@@ -56,6 +56,11 @@ export interface KafkaServerHandle {
   kill9(): Promise<void>
   /** Stops (if running) and starts again on the same ports and directory. */
   restart(): Promise<void>
+}
+
+/** The repository / package root (this file lives in src/embedded or dist/embedded). Not mongo-server.ts's: that one loads the MongoDB driver. */
+function packageRoot(): string {
+  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 }
 
 /** Where scripts/provision-kafka.sh puts the jars. */

@@ -132,7 +132,11 @@ export async function waitForQuiet(runtime: Runtime, host: ServicesHost, options
     const outbox = await runtime.store.outbox.pending()
     const groups = await runtime.bus.stats()
     const busy = groups.filter((g) => !options.groups || options.groups.includes(g.group)).reduce((n, g) => n + g.lag + g.pending, 0)
-    quietRounds = held === 0 && outbox === 0 && busy === 0 ? quietRounds + 1 : 0
+    // A group not on the bus yet has not subscribed (its runner subscribes in the background; on
+    // Kafka the first join takes a moment): what it will read shows no lag until then.
+    const present = new Set(groups.map((g) => g.group))
+    const unsubscribed = options.groups?.some((group) => !present.has(group)) ?? false
+    quietRounds = held === 0 && outbox === 0 && busy === 0 && !unsubscribed ? quietRounds + 1 : 0
     // Two quiet looks in a row: a handler's derived events may be between append and relay.
     if (quietRounds >= 2) return true
     await new Promise((resolve) => setTimeout(resolve, 50))

@@ -158,25 +158,25 @@ interface RawCluster {
   }>
 }
 
-/** Runs `task` again while it fails with an error kafkajs marks retriable (a coordinator loading), for up to ~5 s. */
+/** Runs `task` again while it fails with an error kafkajs marks retriable (a coordinator loading), for up to ~15 s. */
 async function retrying<T>(task: () => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await task()
     } catch (error) {
-      if (attempt >= 25 || (error as {retriable?: unknown}).retriable !== true) throw error
+      if (attempt >= 75 || (error as {retriable?: unknown}).retriable !== true) throw error
       await sleep(200)
     }
   }
 }
 
-/** Runs `task` again on any failure, a few times over ~3 s (reads that race a topic's creation). */
+/** Runs `task` again on any failure, for up to ~10 s (reads that race a topic's creation). */
 async function settled<T>(task: () => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await task()
     } catch (error) {
-      if (attempt >= 15) throw error
+      if (attempt >= 50) throw error
       await sleep(200)
     }
   }
@@ -381,7 +381,7 @@ export class KafkaBus implements Bus {
     if (options.topics.length === 0) throw new Error('subscribe() needs at least one topic')
     const topics = [...new Set(options.topics)].sort()
     for (const topic of topics) await this.topicMeta(topic)
-    if (options.startFrom === 'latest') await this.startAtEnd(options.group, topics)
+    await this.registerGroup(options.group, topics, options.startFrom ?? 'earliest')
     this.check()
     const subscription = new KafkaSubscription(this, options, topics)
     this.subscriptions.add(subscription)
@@ -396,25 +396,36 @@ export class KafkaBus implements Bus {
   }
 
   /**
-   * A new group that starts at the end: its position is committed now, so that what is published
-   * between subscribe() and the first fetch is not skipped (kafkajs would resolve "latest" later).
+   * A new group gets its starting position committed at once (the log start, or its end for
+   * startFrom 'latest'), as XGROUP CREATE does on Redis: the group and its lag show in stats()
+   * before its first member has joined (a first join can wait for a fresh broker's coordinator),
+   * and what is published between subscribe() and the first fetch is not skipped ('latest').
    */
-  private async startAtEnd(group: string, topics: readonly string[]): Promise<void> {
-    const committed = await this.admin.fetchOffsets({groupId: group, topics: [...topics]})
+  private async registerGroup(group: string, topics: readonly string[], from: 'earliest' | 'latest'): Promise<void> {
+    // A fresh broker loads its offsets topic for a moment (COORDINATOR_LOAD_IN_PROGRESS): retried.
+    const committed = await retrying(() => this.admin.fetchOffsets({groupId: group, topics: [...topics]}))
     for (const {topic, partitions} of committed) {
       if (partitions.some((p) => Number(p.offset) >= 0)) continue
       const ends = await this.topicOffsets(topic)
-      // A commit outside any generation (as a group with no members accepts); kafkajs's own
-      // setOffsets joins the group with a consumer to do it, which takes seconds.
       const cluster = await this.rawCluster()
       try {
+        // A commit outside any generation, as a group with no members accepts; kafkajs's own
+        // setOffsets joins the group with a consumer to do it, which takes seconds.
         await retrying(async () => {
           const coordinator = await cluster.findGroupCoordinator({groupId: group})
           await coordinator.offsetCommit({
             groupId: group,
             groupGenerationId: -1,
             memberId: '',
-            topics: [{topic, partitions: ends.map((e) => ({partition: e.partition, offset: e.high, metadata: JSON.stringify({d: Number(e.high), s: Number(e.high)} satisfies CommitMeta)}))}],
+            topics: [
+              {
+                topic,
+                partitions: ends.map((e) => {
+                  const start = Number(from === 'latest' ? e.high : e.low)
+                  return {partition: e.partition, offset: String(start), metadata: JSON.stringify({d: start, s: start} satisfies CommitMeta)}
+                }),
+              },
+            ],
           })
         })
       } catch {
@@ -451,11 +462,11 @@ export class KafkaBus implements Bus {
     let ids: string[]
     if (onlyGroup !== undefined) ids = [onlyGroup]
     else {
-      const {groups} = await this.admin.listGroups()
+      const {groups} = await retrying(() => this.admin.listGroups())
       ids = groups.filter((g) => g.protocolType === 'consumer' || g.protocolType === '').map((g) => g.groupId)
     }
     if (ids.length === 0) return []
-    const {groups: described} = await this.admin.describeGroups(ids)
+    const {groups: described} = await retrying(() => this.admin.describeGroups(ids))
     const out = []
     for (const description of described) {
       const members: Array<{name: string; owned: Array<{topic: string; partition: number}>}> = []
@@ -479,7 +490,7 @@ export class KafkaBus implements Bus {
       }
       const offsets = new Map<string, {offset: number; meta: CommitMeta}>()
       if (description.state !== 'Dead') {
-        const fetched = await this.admin.fetchOffsets({groupId: description.groupId})
+        const fetched = await retrying(() => this.admin.fetchOffsets({groupId: description.groupId}))
         for (const {topic, partitions} of fetched) {
           for (const p of partitions) {
             if (Number(p.offset) < 0) continue
@@ -1006,7 +1017,7 @@ class KafkaSubscription implements Subscription {
   private async commit(keys: Set<string>): Promise<void> {
     const consumer = this.consumer
     if (!consumer) return
-    const offsets = []
+    const offsets: Array<{topic: string; partition: number; offset: string; metadata: string}> = []
     for (const key of keys) {
       const part = this.parts.get(key)
       if (!part) continue
@@ -1022,13 +1033,13 @@ class KafkaSubscription implements Subscription {
     }
     if (offsets.length === 0) return
     try {
-      await consumer.commitOffsets(offsets)
+      await retrying(() => consumer.commitOffsets(offsets))
     } catch (error) {
       // A rebalance under way: the partitions may be another consumer's now; what was not
       // committed is delivered again by whoever owns them (at least once).
       if (this.closed || this.consumer !== consumer) return
       const type = errorType(error)
-      if (['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'NOT_COORDINATOR', 'COORDINATOR_NOT_AVAILABLE'].includes(type)) return
+      if (['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'NOT_COORDINATOR', 'COORDINATOR_NOT_AVAILABLE', 'COORDINATOR_LOAD_IN_PROGRESS'].includes(type)) return
       if (/rebalanc|not (?:a )?member|generation/i.test(String((error as Error).message))) return
       throw error
     }
@@ -1066,7 +1077,8 @@ class KafkaSubscription implements Subscription {
     this.parts.clear()
     this.joined?.resolve()
     // Leaves the group at once (LeaveGroup): the partitions move now; nothing more is committed.
-    await consumer?.disconnect().catch(() => undefined)
+    // Bounded: kafkajs waits for a join under way, which a broker going down can hold up.
+    await Promise.race([consumer?.disconnect().catch(() => undefined), sleep(5_000)])
   }
 }
 
