@@ -504,8 +504,14 @@ export class KafkaBus implements Bus {
     return out.sort((a, b) => (a.group < b.group ? -1 : a.group > b.group ? 1 : 0))
   }
 
+  /** What this process's subscriptions delivered and acked, committed before it is read back. */
+  private async flushLocal(): Promise<void> {
+    await Promise.all([...this.subscriptions].map((s) => s.flushCommits()))
+  }
+
   async stats(filter: {group?: string; topic?: string} = {}): Promise<GroupStats[]> {
     this.check()
+    await this.flushLocal()
     const topics = await this.allTopics()
     const groups = await this.groups(filter.group)
     const ends = new Map<string, Array<{partition: number; low: number; high: number}>>()
@@ -561,6 +567,7 @@ export class KafkaBus implements Bus {
 
   async topics(): Promise<TopicInfo[]> {
     this.check()
+    await this.flushLocal()
     const topics = await this.allTopics()
     if (topics.size === 0) return []
     const groups = await this.groups()
@@ -771,6 +778,13 @@ class KafkaSubscription implements Subscription {
   private queue: Promise<unknown> = Promise.resolve()
   private joined?: {resolve: () => void; promise: Promise<void>}
   private crashed?: Error
+  /** Partitions whose state changed since the last commit (see scheduleCommit). */
+  private readonly dirty = new Set<string>()
+  private pumping?: Promise<void>
+  private commitTicket = 0
+  private committedTicket = 0
+  private commitError?: Error
+  private closing?: Promise<void>
 
   constructor(
     private readonly bus: KafkaBus,
@@ -961,7 +975,9 @@ class KafkaSubscription implements Subscription {
       this.lastActivity = Date.now()
       const out = this.take()
       if (out.length > 0) {
-        await this.commit(new Set(out.map((d) => tpKey(d.topic, d.partition))))
+        // Not awaited: what was delivered reaches the commit metadata with the next commit (stats()
+        // in this process waits for it); one round trip per fetch halved the throughput.
+        void this.scheduleCommit(out.map((d) => tpKey(d.topic, d.partition)))
         return out
       }
       const remaining = deadline - Date.now()
@@ -1013,6 +1029,51 @@ class KafkaSubscription implements Subscription {
     return out
   }
 
+  /**
+   * Marks partitions for a commit and resolves once a commit that includes the mark is done. One
+   * commit is in flight per subscription; marks made meanwhile go together into the next one, so
+   * concurrent acks cost one round trip between them.
+   */
+  private scheduleCommit(keys: Iterable<string>): Promise<void> {
+    for (const key of keys) this.dirty.add(key)
+    const ticket = ++this.commitTicket
+    if (!this.pumping) {
+      this.pumping = this.pump().finally(() => {
+        this.pumping = undefined
+      })
+    }
+    return this.untilCommitted(ticket)
+  }
+
+  private async untilCommitted(ticket: number): Promise<void> {
+    while (this.committedTicket < ticket && this.pumping) await this.pumping
+    if (this.committedTicket < ticket && this.dirty.size > 0 && !this.closed) await this.scheduleCommit([])
+    const error = this.commitError
+    if (error && ticket <= this.committedTicket) {
+      this.commitError = undefined
+      throw error
+    }
+  }
+
+  private async pump(): Promise<void> {
+    while (this.dirty.size > 0) {
+      const keys = new Set(this.dirty)
+      const upTo = this.commitTicket
+      this.dirty.clear()
+      try {
+        await this.commit(keys)
+      } catch (error) {
+        this.commitError = error instanceof Error ? error : new Error(String(error))
+      }
+      this.committedTicket = Math.max(this.committedTicket, upTo)
+    }
+  }
+
+  /** @internal Waits for the commits under way and marked (stats() in this process reads them). */
+  async flushCommits(): Promise<void> {
+    if (this.dirty.size > 0 || this.pumping) await this.scheduleCommit([]).catch(() => undefined)
+  }
+
   /** Commits each partition's contiguous acked offset, with what was delivered in the metadata. */
   private async commit(keys: Set<string>): Promise<void> {
     const consumer = this.consumer
@@ -1061,11 +1122,18 @@ class KafkaSubscription implements Subscription {
       while (part.committed < part.delivered && !part.pending.has(part.committed)) part.committed++
       touched.add(key)
     }
-    await this.commit(touched)
+    await this.scheduleCommit(touched)
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    this.closing ??= this.closeNow()
+    return this.closing
+  }
+
+  private async closeNow(): Promise<void> {
     if (this.closed) return
+    // Acks made before close() are committed before the group is left (bounded: a broker may be gone).
+    if (this.consumer && !this.expired) await Promise.race([this.flushCommits(), sleep(5_000)])
     this.closed = true
     this.closeController.abort()
     this.wake?.()
