@@ -164,10 +164,18 @@ async function retrying<T>(task: () => Promise<T>): Promise<T> {
     try {
       return await task()
     } catch (error) {
-      if (attempt >= 75 || (error as {retriable?: unknown}).retriable !== true) throw error
+      if (attempt >= 75 || !isRetriable(error)) throw error
       await sleep(200)
     }
   }
+}
+
+/** kafkajs's retriable errors, also when wrapped in its "number of retries exceeded", and a topic not yet known. */
+function isRetriable(error: unknown): boolean {
+  const e = error as {retriable?: unknown; originalError?: {retriable?: unknown; type?: unknown}; type?: unknown} | null
+  if (!e) return false
+  const types = ['UNKNOWN_TOPIC_OR_PARTITION', 'LEADER_NOT_AVAILABLE', 'NOT_LEADER_FOR_PARTITION', 'COORDINATOR_LOAD_IN_PROGRESS', 'COORDINATOR_NOT_AVAILABLE', 'NOT_COORDINATOR']
+  return e.retriable === true || e.originalError?.retriable === true || types.includes(String(e.type)) || types.includes(String(e.originalError?.type))
 }
 
 /** Runs `task` again on any failure, for up to ~10 s (reads that race a topic's creation). */
@@ -278,11 +286,19 @@ export class KafkaBus implements Bus {
             ],
           })
         } catch (error) {
-          // Another process made it meanwhile: check it as an existing one below.
-          if (errorType(error) !== 'TOPIC_ALREADY_EXISTS' && !/already exists/i.test(String((error as Error).message))) throw error
+          // Another process made it meanwhile: check it as an existing one below. Or it was made
+          // and kafkajs's wait for its leaders asked before the broker's metadata had it.
+          const type = errorType(error)
+          if (type !== 'TOPIC_ALREADY_EXISTS' && type !== 'UNKNOWN_TOPIC_OR_PARTITION' && !/already exists/i.test(String((error as Error).message))) throw error
         }
       }
-      const partitions = existing ?? (await this.partitionCount(spec.name)) ?? spec.partitions
+      const partitions =
+        existing ??
+        (await settled(async () => {
+          const count = await this.partitionCount(spec.name)
+          if (count === null) throw new Error(`Topic "${spec.name}" was created but the broker does not list it yet`)
+          return count
+        }))
       if (partitions < spec.partitions) {
         // Routing by partitionFor(key, fewer) would put keys where tektree's other processes do not look.
         throw new Error(
@@ -291,7 +307,7 @@ export class KafkaBus implements Bus {
         )
       }
       if (existing !== null && spec.retention?.maxAgeMs !== undefined) {
-        await this.admin.alterConfigs({validateOnly: false, resources: [{type: 2, name: spec.name, configEntries: [{name: 'retention.ms', value: retentionMs}]}]})
+        await retrying(() => this.admin.alterConfigs({validateOnly: false, resources: [{type: 2, name: spec.name, configEntries: [{name: 'retention.ms', value: retentionMs}]}]}))
       }
       const previous = this.topicCache.get(spec.name)
       const retention = spec.retention ?? previous?.retention
@@ -828,7 +844,8 @@ class KafkaSubscription implements Subscription {
       if (!event.payload.restart) this.crashed = error instanceof Error ? error : new Error(String(error))
     })
     await consumer.connect()
-    await consumer.subscribe({topics: [...this.topics], fromBeginning: true})
+    // Topics made a moment ago may not be in the broker's metadata yet (UNKNOWN_TOPIC_OR_PARTITION).
+    await retrying(() => consumer.subscribe({topics: [...this.topics], fromBeginning: true}))
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
