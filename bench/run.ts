@@ -3,7 +3,8 @@
  * the same machine (BENCHMARKS.md quotes this output):
  *   0. start-up of --help, version and catalog list (vs node -e 0),
  *   1. catalog validate (vs JSON.parse alone),
- *   2. the bare runtime per adapter (vs redis-benchmark XADD -P 64),
+ *   2. the bare runtime per adapter (vs redis-benchmark XADD -P 64), and the Kafka bus (vs Kafka's
+ *      ProducerPerformance on the same broker),
  *   3. the simulator with every TekTree service, in-process and on a real redis-server, with the
  *      in-process store and with the SQLite store file (the embedded default, 1 and 2 workers).
  * Starts and stops its own redis-server.
@@ -35,6 +36,8 @@ process.stderr.write(`${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalm
 bench('startup.ts', ['--runs', quick ? '10' : '20'])
 bench('catalog-validate.ts', ['--events', quick ? '50000' : '200000'])
 bench('runtime.ts', ['--messages', quick ? '50000' : '200000', '--store-messages', quick ? '5000' : '20000'])
+// Its own Kafka broker (needs Java and `bash scripts/provision-kafka.sh`).
+bench('kafka.ts', ['--messages', quick ? '50000' : '200000'])
 const dir = mkdtempSync(path.join(tmpdir(), 'tektree-bench-'))
 const redis = await startRedisServer({dir})
 try {
