@@ -1,13 +1,14 @@
 /**
  * `tektree up --bus kafka`, end to end with the built CLI in a throwaway data dir: a single-node
  * broker under <data-dir>/kafka, shown by status; the three choreography demos attach to it and
- * verify finds 0 differences (the leaderboards live in the store); lag reads Kafka's offsets; a
+ * verify finds 0 differences (the leaderboards live in the store), and so does the chaos scenario;
+ * lag reads Kafka's offsets; a
  * second `up` keeps it, asking for redis-server meanwhile is refused; `down` stops it and leaves no
  * process. Needs Java and the provisioned Kafka jars (the tier's shared broker comes from the same
  * code: when it could not start, neither can this one).
  */
 import {spawn} from 'node:child_process'
-import {existsSync, mkdtempSync, rmSync} from 'node:fs'
+import {existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -54,7 +55,7 @@ describe.skipIf(Boolean(unavailable))(`tektree up --bus kafka${unavailable ? ` (
     rmSync(dir, {recursive: true, force: true})
   })
 
-  it('up, status, the three demos, verify (0 differences), lag; up again keeps it; down leaves no process', async () => {
+  it('up, status, the three demos, verify (0 differences), a chaos run (0 differences), lag; up again keeps it; down leaves no process', async () => {
     const up = JSON.parse((await ok(['up', '--bus', 'kafka', '--json'])).stdout) as {started: string[]; discovery: {kafka?: {pid: number; url: string; data_dir: string}}}
     expect(up.started).toContain('kafka')
     const broker = up.discovery.kafka!
@@ -72,6 +73,14 @@ describe.skipIf(Boolean(unavailable))(`tektree up --bus kafka${unavailable ? ` (
     const verify = JSON.parse((await ok(['verify', '--json'])).stdout) as {differences: unknown[]; events: number}
     expect(verify.events).toBeGreaterThan(0)
     expect(verify.differences).toEqual([])
+
+    // The chaos scenario on the broker: poison pills, duplicates, reordering, handler failures and
+    // consumer crashes; its assertions (verify 0 differences, retries, a DLQ) make the exit code.
+    const chaos = await ok(['simulate', '--scenario', 'chaos', '--report', join(dir, 'chaos.json')])
+    const report = JSON.parse(readFileSync(join(dir, 'chaos.json'), 'utf8')) as {runtime: string; verify: {differences: number}; dlq: number}
+    expect(report.runtime, chaos.stdout).toMatch(/^bus kafka \(kafka:\/\/127\.0\.0\.1:\d+\)/)
+    expect(report.verify.differences).toBe(0)
+    expect(report.dlq).toBeGreaterThan(0)
 
     const lag = await ok(['lag', '--interval', '100ms'])
     expect(lag.stdout).toContain('gamification')
