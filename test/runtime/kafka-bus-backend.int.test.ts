@@ -112,9 +112,14 @@ describe.skipIf(!kafkaUrl)(`KafkaBus backend (${kafkaUrl ? 'kafka broker' : `ski
     const sub = await bus.subscribe({group, consumer: 'lag-consumer', topics: [topic], batchSize: 25, blockMs: 100, visibilityTimeoutMs: 60_000})
     const got = await consumeUntil(sub, (all) => all.length >= 25, {ack: false})
     await sub.ack(got.slice(0, 10))
+    const ackedAt = Date.now()
     await bus.publish([{topic, key: 'key-1', value: 'late', headers: {event_id: 'late'}}])
+    await until(() => Date.now() > ackedAt + 20)
 
     const [stats] = await bus.stats({group, topic})
+    // Kafka keeps no idle time: it is the time since the consumer's last delivery or ack (commit metadata)
+    expect(stats.consumers).toHaveLength(1)
+    expect(stats.consumers[0].idleMs).toBeGreaterThan(0)
     const java = findJava()!
     const classpath = await kafkaClasspath({provision: false})
     const output = await new Promise<string>((resolve, reject) =>

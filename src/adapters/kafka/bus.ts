@@ -16,8 +16,9 @@
  *   An ack that arrives after the partition moved to another consumer is lost the same way.
  * - No pending list on the broker. What a consumer delivered is written into the commit's metadata
  *   string (d: the offset after the last delivered, t: when the oldest pending was delivered, x:
- *   acked past the commit, s: where the group started, c: delivery counts above 1): next() commits
- *   it before it returns. So stats() from any process tells lag (log end - d) from pending
+ *   acked past the commit, s: where the group started, c: delivery counts above 1, a: when the owner
+ *   last delivered or acked, its idle time): it goes with the next commit, which stats() in the same
+ *   process waits for. So stats() from any process tells lag (log end - d) from pending
  *   (d - committed - x), Kafka's own LAG (log end - committed, what kafka-consumer-groups shows) is
  *   lag + pending + x, and a new owner knows which messages are redeliveries (deliveryCount >= 2).
  * - The visibility timeout is this consumer's: an unacked delivery older than it is handed out
@@ -66,6 +67,8 @@ interface CommitMeta {
   x?: number
   s?: number
   c?: Record<string, number>
+  /** When the owner last delivered or acked here (ms): its idle time in stats(). */
+  a?: number
 }
 
 const MAX_BATCH_MESSAGES = 500
@@ -548,6 +551,8 @@ export class KafkaBus implements Bus {
         if (!has) continue
         const partitions: PartitionStats[] = []
         const pendingBy = new Map<string, number>()
+        /** Each owner's last delivery or ack on this topic (Kafka keeps no consumer idle time). */
+        const activeBy = new Map<string, number>()
         for (const end of await endsOf(topic)) {
           const committed = g.offsets.get(`${topic}\u0000${end.partition}`)
           const position = committed ? Math.max(committed.offset, end.low) : end.low
@@ -555,6 +560,7 @@ export class KafkaBus implements Bus {
           const pending = Math.max(0, delivered - position - (committed?.meta.x ?? 0))
           const owner = g.members.find((m) => m.owned.some((o) => o.topic === topic && o.partition === end.partition))?.name ?? null
           if (owner) pendingBy.set(owner, (pendingBy.get(owner) ?? 0) + pending)
+          if (owner && typeof committed?.meta.a === 'number') activeBy.set(owner, Math.max(activeBy.get(owner) ?? 0, committed.meta.a))
           partitions.push({
             partition: end.partition,
             lag: Math.max(0, end.high - delivered),
@@ -565,7 +571,7 @@ export class KafkaBus implements Bus {
           })
         }
         const ages = partitions.map((p) => p.oldestPendingAgeMs).filter((a): a is number => a !== null)
-        const consumers: ConsumerInfo[] = g.members.map((m) => ({name: m.name, pending: pendingBy.get(m.name) ?? 0, idleMs: 0}))
+        const consumers: ConsumerInfo[] = g.members.map((m) => ({name: m.name, pending: pendingBy.get(m.name) ?? 0, idleMs: activeBy.has(m.name) ? Math.max(0, now - activeBy.get(m.name)!) : 0}))
         out.push({
           group: g.group,
           topic,
@@ -1105,7 +1111,7 @@ class KafkaSubscription implements Subscription {
         oldest = oldest === null ? p.deliveredAt : Math.min(oldest, p.deliveredAt)
         if (p.delivery.deliveryCount > 1 && Object.keys(counts).length < 50) counts[String(offset)] = p.delivery.deliveryCount
       }
-      const meta: CommitMeta = {d: part.delivered, t: oldest, x: Math.max(0, part.delivered - part.committed - part.pending.size), s: part.start}
+      const meta: CommitMeta = {d: part.delivered, t: oldest, x: Math.max(0, part.delivered - part.committed - part.pending.size), s: part.start, a: Date.now()}
       if (Object.keys(counts).length > 0) meta.c = counts
       offsets.push({topic: part.topic, partition: part.partition, offset: String(part.committed), metadata: JSON.stringify(meta)})
     }
