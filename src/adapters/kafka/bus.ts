@@ -23,12 +23,16 @@
  *   lag + pending + x, and a new owner knows which messages are redeliveries (deliveryCount >= 2).
  * - The visibility timeout is this consumer's: an unacked delivery older than it is handed out
  *   again by the subscription that holds it (Kafka would only redeliver after a rebalance).
- * - Membership is Kafka's consumer group (kafkajs's, classic protocol, range-free round robin).
+ * - Membership is Kafka's consumer group (kafkajs's: classic protocol, round-robin assignment). A
+ *   new group's start (log start, or end for 'latest') is committed at subscribe(), as XGROUP
+ *   CREATE makes a Redis group: it shows in stats() before its first join has finished.
  *   kafkajs heartbeats on its own while it fetches; like Kafka's max.poll.interval.ms, a
  *   subscription whose owner neither calls next() nor heartbeat() for the session timeout leaves
  *   the group (its partitions move) and joins again on its next call.
  * - Retention is by topic configuration (retention.ms, applied by the broker); trim() deletes
  *   records below an offset (DeleteRecords); maxLen has no Kafka setting and is applied by trim().
+ *   The length limit is known only to the process that ensured the topic (topics() shows it there).
+ * - No sorted sets: openRuntime keeps the leaderboards in the store (src/adapters/store-leaderboards).
  * - read(), eventIds() and topics()' first/last times fetch outside any group through kafkajs's
  *   own cluster object (kafkajs has no manual assignment): nothing shows up as a group.
  * - Publishing is bounded: batches of at most 500 messages / 512 KiB, at most 4 in flight per bus
