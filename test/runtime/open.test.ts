@@ -165,6 +165,15 @@ describe('URLs by scheme (the driver table)', () => {
     expect(() => driverFor('no scheme at all', 'bus', '--bus-url')).toThrow(/not a URL/)
   })
 
+  it('kafka:// URLs: brokers read from the URL (9092 by default); one naming no broker is a usage error', async () => {
+    const {brokersOf} = await import('../../src/adapters/kafka/bus.js')
+    expect(brokersOf('kafka://h1:9093,h2')).toEqual(['h1:9093', 'h2:9092'])
+    expect(brokersOf('KAFKA://127.0.0.1:1/ignored?x=1')).toEqual(['127.0.0.1:1'])
+    const none = await rejection(openRuntime({busUrl: 'kafka://', dataDir, log: () => undefined}))
+    expect(none).toMatchObject({code: 'INVALID_URL', exitCode: 2})
+    expect(none.hint).toContain('kafka://HOST:PORT')
+  })
+
   it('reads schemes, SQLite paths and MongoDB databases', () => {
     expect(schemeOf('REDIS://h:1')).toBe('redis:')
     expect(schemeOf('mongodb+srv://c.example.net')).toBe('mongodb+srv:')
