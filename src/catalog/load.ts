@@ -202,6 +202,11 @@ async function parseText(text: string, source: string): Promise<Obj> {
   try {
     value = parsed.toJS({maxAliasCount: 1000})
   } catch (error) {
+    // The parser accepts an alias whose anchor comes later (or too many aliases) and only building
+    // the value finds out: a ReferenceError, the document's fault, not tektree's.
+    if (error instanceof ReferenceError) {
+      throw new UserError(`Cannot parse the catalog ${source}: ${error.message.split('\n')[0]}`, {code: 'CATALOG_PARSE_ERROR', details: {path: source}})
+    }
     throw tooDeepToRead(error, source)
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {

@@ -209,6 +209,13 @@ describe('loading other documents', () => {
     expect(json.message).toContain('broken.json:4:')
   })
 
+  it('an alias used before its anchor is CATALOG_PARSE_ERROR, not a ReferenceError (found by the fuzz pass)', async () => {
+    const text = 'asyncapi: 3.0.0\ninfo: {title: x, version: 1.0.0}\nx-a: *later\nx-b: &later 1\n'
+    const error = await userError(loadCatalog('-', {stdin: Readable.from([text])}))
+    expect(error.code).toBe('CATALOG_PARSE_ERROR')
+    expect(error.message).toMatch(/Unresolved alias/)
+  })
+
   it('a document that is not AsyncAPI 3 is CATALOG_INVALID saying what was found', async () => {
     const v2 = await userError(loadCatalog(fixture('asyncapi2.yaml')))
     expect(v2.code).toBe('CATALOG_INVALID')
