@@ -147,9 +147,9 @@ describe.skipIf(Boolean(reason))(`the CLI on one data dir (${reason ?? 'redis-se
 
   it('a bad URL is a usage error: exit 2, what is wrong and what is accepted, no stack trace', async () => {
     const dir = tempDir()
-    const bad = await tektree(dir, ['verify', '--bus-url', 'kafka://127.0.0.1:9092'])
+    const bad = await tektree(dir, ['verify', '--bus-url', 'nats://127.0.0.1:4222'])
     expect(bad.code).toBe(2)
-    expect(bad.stderr).toContain('unknown scheme "kafka:"')
+    expect(bad.stderr).toContain('unknown scheme "nats:"')
     expect(bad.stderr).toContain('redis://HOST:PORT')
     expect(bad.stderr).not.toMatch(/\n\s+at /)
     const wrong = await tektree(dir, ['verify', '--mongo-url', 'redis://127.0.0.1:1'])
