@@ -13,13 +13,13 @@
  * Every server runs in its own process group (spawned detached): Ctrl+C in a terminal reaches
  * tektree, which drains and reports, and not the servers under it.
  */
-import {execFile, spawn} from 'node:child_process'
+import {spawn} from 'node:child_process'
 import {closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync} from 'node:fs'
-import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
-import {delimiter, join} from 'node:path'
+import {join} from 'node:path'
 import {UserError} from '../errors.js'
 import {noteInterruption} from '../core/interrupt.js'
+import {freePort, onPath, runProgram as run, sleep} from './child.js'
 import {findJava, KAFKA_INSTALL_HINT, kafkaAvailable, portOpen, startKafkaServer} from './kafka-server.js'
 import {
   commandMatches,
@@ -63,12 +63,6 @@ const PART_PROGRAM: Record<PartName, string> = {redis: 'redis-server', mongo: 'm
 
 // ------------------------------------------------------------------------------ finding binaries
 
-export function findOnPath(name: string): string | null {
-  for (const directory of (process.env.PATH ?? '').split(delimiter)) {
-    if (directory && existsSync(join(directory, name))) return join(directory, name)
-  }
-  return null
-}
 
 export type Found = {ok: true; bin: string} | {ok: false; reason: string}
 
@@ -76,7 +70,7 @@ export type Found = {ok: true; bin: string} | {ok: false; reason: string}
 export function findRedisServer(): Found {
   const explicit = process.env.TEKTREE_REDIS_BIN
   if (explicit) return existsSync(explicit) ? {ok: true, bin: explicit} : {ok: false, reason: `redis-server not found (TEKTREE_REDIS_BIN=${explicit} does not exist)`}
-  const found = findOnPath('redis-server')
+  const found = onPath('redis-server')
   return found ? {ok: true, bin: found} : {ok: false, reason: 'redis-server not found on PATH'}
 }
 
@@ -84,7 +78,7 @@ export function findRedisServer(): Found {
 export function findMongod(): Found {
   const pinned = process.env.TEKTREE_MONGO_BIN
   if (pinned) return existsSync(pinned) ? {ok: true, bin: pinned} : {ok: false, reason: `mongod not found (TEKTREE_MONGO_BIN=${pinned} does not exist)`}
-  const mongod = process.env.MONGOMS_SYSTEM_BINARY || findOnPath('mongod')
+  const mongod = process.env.MONGOMS_SYSTEM_BINARY || onPath('mongod')
   return mongod && existsSync(mongod) ? {ok: true, bin: mongod} : {ok: false, reason: 'no mongod on PATH'}
 }
 
@@ -103,26 +97,7 @@ function findBinary(part: PartName): Found {
 
 // ------------------------------------------------------------------------------ helpers
 
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address ? address.port : 0
-      server.close(() => resolvePort(port))
-    })
-  })
-}
 
-function run(file: string, args: string[], timeoutMs: number): Promise<string> {
-  return new Promise((resolveRun, reject) => {
-    execFile(file, args, {timeout: timeoutMs}, (error, stdout, stderr) => {
-      if (error) reject(new Error(`${file} ${args.join(' ')}: ${String(stderr || error.message).trim().slice(-500)}`))
-      else resolveRun(String(stdout))
-    })
-  })
-}
 
 function tail(file: string, chars = 800): string {
   try {
@@ -132,7 +107,6 @@ function tail(file: string, chars = 800): string {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /**
  * Starts `bin` detached: its own process group (so a terminal's Ctrl+C does not reach it) and

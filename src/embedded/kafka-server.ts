@@ -12,11 +12,13 @@
  * would not fit such a heap, and group.initial.rebalance.delay.ms=0 spares every first join 3 s.
  * Readiness is the "Kafka Server started" line plus an open port, under a deadline, never a sleep.
  */
-import {execFile, spawn, type ChildProcess} from 'node:child_process'
+import {spawn, type ChildProcess} from 'node:child_process'
 import {closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
-import {connect, createServer} from 'node:net'
-import {delimiter, dirname, join, resolve} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {connect} from 'node:net'
+import {join} from 'node:path'
+import {errorMessage, exited, findJava, freePort, onPath, packageRoot, runProgram as run, sleep, waitExit} from './child.js'
+
+export {findJava}
 
 export const KAFKA_VERSION = '4.1.2'
 
@@ -58,27 +60,9 @@ export interface KafkaServerHandle {
   restart(): Promise<void>
 }
 
-/** The repository / package root (this file lives in src/embedded or dist/embedded). Not mongo-server.ts's: that one loads the MongoDB driver. */
-function packageRoot(): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
-}
-
 /** Where scripts/provision-kafka.sh puts the jars. */
 export function kafkaCacheDir(root = packageRoot()): string {
   return join(root, 'test', 'support', '.cache', `kafka-${KAFKA_VERSION}`)
-}
-
-function onPath(name: string): string | null {
-  for (const directory of (process.env.PATH ?? '').split(delimiter)) {
-    if (directory && existsSync(join(directory, name))) return join(directory, name)
-  }
-  return null
-}
-
-export function findJava(): string | null {
-  const home = process.env.JAVA_HOME
-  if (home && existsSync(join(home, 'bin', 'java'))) return join(home, 'bin', 'java')
-  return onPath('java')
 }
 
 function jarsPresent(cache: string): boolean {
@@ -174,18 +158,6 @@ const LOG4J2 = [
 
 export const STARTED_LINE = 'Kafka Server started'
 
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address ? address.port : 0
-      server.close(() => (port ? resolvePort(port) : reject(new Error('could not read a free port'))))
-    })
-  })
-}
-
 /** True when something accepts a TCP connection on 127.0.0.1:port. */
 export function portOpen(port: number, timeoutMs = 500): Promise<boolean> {
   return new Promise((resolveOpen) => {
@@ -197,27 +169,6 @@ export function portOpen(port: number, timeoutMs = 500): Promise<boolean> {
     socket.setTimeout(timeoutMs, () => done(false))
     socket.once('connect', () => done(true))
     socket.once('error', () => done(false))
-  })
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-function exited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null
-}
-
-function waitExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
-  if (exited(child)) return Promise.resolve(true)
-  return new Promise((resolveExit) => {
-    const timer = setTimeout(() => {
-      child.off('exit', onExit)
-      resolveExit(false)
-    }, timeoutMs)
-    const onExit = () => {
-      clearTimeout(timer)
-      resolveExit(true)
-    }
-    child.once('exit', onExit)
   })
 }
 
@@ -324,15 +275,4 @@ export async function startKafkaServer(options: StartKafkaServerOptions): Promis
   }
 }
 
-function run(file: string, args: string[], timeoutMs: number): Promise<string> {
-  return new Promise((resolveRun, reject) => {
-    execFile(file, args, {timeout: timeoutMs, maxBuffer: 4 * 1024 * 1024}, (error, stdout, stderr) => {
-      if (error) reject(new Error(`${file} ${args.slice(-4).join(' ')} failed: ${String(stderr || stdout || error.message).trim().slice(-1_500)}`))
-      else resolveRun(String(stdout))
-    })
-  })
-}
 
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
-}

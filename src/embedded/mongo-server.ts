@@ -12,12 +12,11 @@
  *
  * Only 127.0.0.1 is ever bound. Readiness is a bounded ping loop, never a fixed sleep.
  */
-import {execFile, spawn, type ChildProcess} from 'node:child_process'
+import {spawn, type ChildProcess} from 'node:child_process'
 import {existsSync, mkdirSync, readdirSync} from 'node:fs'
-import {createServer} from 'node:net'
-import {delimiter, dirname, join, resolve} from 'node:path'
-import {fileURLToPath} from 'node:url'
+import {join} from 'node:path'
 import {MongoClient} from 'mongodb'
+import {errorMessage, findJava, freePort, onPath, packageRoot, runProgram as run} from './child.js'
 
 export const MONGO_JAVA_SERVER_VERSION = '1.47.0'
 
@@ -45,11 +44,6 @@ export interface MongoServerHandle {
   stop(): Promise<void>
   /** SIGKILL: a crash, for fault tests. */
   kill9(): Promise<void>
-}
-
-/** The repository / package root (this file lives in src/embedded or dist/embedded). */
-export function packageRoot(): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..')
 }
 
 /** Where scripts/provision-mongo.sh puts the jars of mongo-java-server. */
@@ -93,16 +87,7 @@ export async function startMongoServer(options: StartMongoServerOptions): Promis
 function findMongod(): string | null {
   const explicit = process.env.MONGOMS_SYSTEM_BINARY
   if (explicit) return explicit
-  return findOnPath('mongod')
-}
-
-function findOnPath(name: string): string | null {
-  for (const directory of (process.env.PATH ?? '').split(delimiter)) {
-    if (!directory) continue
-    const candidate = join(directory, name)
-    if (existsSync(candidate)) return candidate
-  }
-  return null
+  return onPath('mongod')
 }
 
 async function startMongod(binary: string, options: StartMongoServerOptions): Promise<MongoServerHandle> {
@@ -122,7 +107,7 @@ async function startMongod(binary: string, options: StartMongoServerOptions): Pr
 // ---------------------------------------------------------------------------- mongo-java-server
 
 async function startJavaServer(options: StartMongoServerOptions): Promise<MongoServerHandle> {
-  const java = process.env.JAVA_HOME && existsSync(join(process.env.JAVA_HOME, 'bin', 'java')) ? join(process.env.JAVA_HOME, 'bin', 'java') : findOnPath('java')
+  const java = findJava()
   if (!java) throw new Error('java not found on PATH or in JAVA_HOME (install a JDK 17+, e.g. `apt-get install openjdk-17-jdk-headless`)')
   const root = packageRoot()
   const launcher = join(root, 'test', 'support', 'mongo-java-server', 'MongoServerLauncher.java')
@@ -167,7 +152,7 @@ async function javaServerClasspath(root: string, provision: boolean): Promise<st
   const cache = mongoJavaServerCacheDir(root)
   if (!jarsPresent(cache)) {
     const script = join(root, 'scripts', 'provision-mongo.sh')
-    if (!provision || !findOnPath('mvn') || !existsSync(script)) {
+    if (!provision || !onPath('mvn') || !existsSync(script)) {
       throw new Error(
         `its jars are not in ${cache} and TEKTREE_MONGO_JAVA_SERVER_CP is not set ` +
           '(run `bash scripts/provision-mongo.sh`: it needs Maven and access to Maven Central)',
@@ -270,27 +255,5 @@ function captureTail(child: ChildProcess): {tail(): string} {
   }
 }
 
-function run(file: string, args: string[], timeoutMs: number): Promise<string> {
-  return new Promise((resolveRun, reject) => {
-    execFile(file, args, {timeout: timeoutMs, maxBuffer: 4 * 1024 * 1024}, (error, stdout, stderr) => {
-      if (error) reject(new Error(`${file} ${args.join(' ')} failed: ${String(stderr || error.message).trim().slice(-1_500)}`))
-      else resolveRun(String(stdout))
-    })
-  })
-}
 
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address ? address.port : 0
-      server.close(() => resolvePort(port))
-    })
-  })
-}
 
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
-}

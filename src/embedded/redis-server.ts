@@ -9,9 +9,9 @@
  */
 import {execFile, spawn, type ChildProcess} from 'node:child_process'
 import {existsSync, mkdirSync, readFileSync} from 'node:fs'
-import {createServer} from 'node:net'
-import {delimiter, join} from 'node:path'
+import {join} from 'node:path'
 import {pingRedis} from './discovery.js'
+import {exited, freePort, onPath, sleep, waitExit} from './child.js'
 
 export interface StartRedisServerOptions {
   /** Default: TEKTREE_REDIS_BIN, else `redis-server` on PATH. */
@@ -48,19 +48,6 @@ export interface RedisServerHandle {
 
 export const REDIS_SERVER_INSTALL_HINT = 'install it with `apt-get install -y redis-server` (Debian/Ubuntu), or set TEKTREE_REDIS_BIN to a redis-server binary'
 
-/** A free TCP port on 127.0.0.1 (bind :0, read it, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address ? address.port : 0
-      server.close(() => (port ? resolvePort(port) : reject(new Error('could not read a free port'))))
-    })
-  })
-}
-
 function resolveBin(bin: string | undefined): string {
   const wanted = bin ?? process.env.TEKTREE_REDIS_BIN
   if (wanted) {
@@ -75,13 +62,6 @@ function resolveBin(bin: string | undefined): string {
   const found = onPath('redis-server')
   if (!found) throw new Error(`redis-server not found on PATH: ${REDIS_SERVER_INSTALL_HINT}`)
   return found
-}
-
-function onPath(name: string): string | null {
-  for (const directory of (process.env.PATH ?? '').split(delimiter)) {
-    if (directory && existsSync(join(directory, name))) return join(directory, name)
-  }
-  return null
 }
 
 function versionOf(bin: string): Promise<string> {
@@ -104,27 +84,6 @@ function logTail(file: string): string {
   } catch {
     return ''
   }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-function exited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null
-}
-
-function waitExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
-  if (exited(child)) return Promise.resolve(true)
-  return new Promise((resolveExit) => {
-    const timer = setTimeout(() => {
-      child.off('exit', onExit)
-      resolveExit(false)
-    }, timeoutMs)
-    const onExit = () => {
-      clearTimeout(timer)
-      resolveExit(true)
-    }
-    child.once('exit', onExit)
-  })
 }
 
 export async function startRedisServer(options: StartRedisServerOptions): Promise<RedisServerHandle> {

@@ -7,7 +7,7 @@ import {spawn, type ChildProcess} from 'node:child_process'
 import {connect} from 'node:net'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {openBusUrl} from '../../src/adapters/drivers.js'
-import {freePort} from '../../src/embedded/redis-server.js'
+import {freePort} from '../../src/embedded/child.js'
 import {UserError} from '../../src/errors.js'
 
 const PASSWORD = 'c0rrect-h0rse'
