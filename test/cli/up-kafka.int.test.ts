@@ -2,6 +2,8 @@
  * `tektree up --bus kafka`, end to end with the built CLI in a throwaway data dir: a single-node
  * broker under <data-dir>/kafka, shown by status; the three choreography demos attach to it and
  * verify finds 0 differences (the leaderboards live in the store), and so does the chaos scenario;
+ * topics, tail and trace read it; the DLQ's entries of one group are redriven to that group only and
+ * a group is replayed from scratch while the services run in another process, verify 0 again;
  * lag reads Kafka's offsets; a
  * second `up` keeps it, asking for redis-server meanwhile is refused; `down` stops it and leaves no
  * process. Needs Java and the provisioned Kafka jars (the tier's shared broker comes from the same
@@ -81,6 +83,48 @@ describe.skipIf(Boolean(unavailable))(`tektree up --bus kafka${unavailable ? ` (
     expect(report.runtime, chaos.stdout).toMatch(/^bus kafka \(kafka:\/\/127\.0\.0\.1:\d+\)/)
     expect(report.verify.differences).toBe(0)
     expect(report.dlq).toBeGreaterThan(0)
+
+    // The operator's console on Kafka: topics, tail, trace, the DLQ redriven to its own group only,
+    // a replay from scratch, with the services running in another process; verify still 0.
+    const topics = JSON.parse((await ok(['topics', '--json'])).stdout) as Array<{name: string; partitions: number; groups: string[]}>
+    expect(topics.find((t) => t.name === 'tektree.user')).toMatchObject({partitions: expect.any(Number), groups: expect.arrayContaining(['gamification'])})
+    expect(topics.map((t) => t.name)).not.toContain('tektree.metrics')
+    const tail = (await ok(['tail', '--from', 'beginning', '--limit', '3'])).stdout.trim().split('\n').map((line) => JSON.parse(line) as {event_id: string})
+    expect(tail).toHaveLength(3)
+    const trace = JSON.parse((await ok(['trace', tail[0].event_id, '--json'])).stdout) as {roots: Array<{event_id: string; hops: Array<{group: string; outcome: string}>}>}
+    expect(trace.roots[0].event_id).toBe(tail[0].event_id)
+    expect(trace.roots[0].hops.length).toBeGreaterThan(0)
+    const failed = {group: 'notification', code: 'SIMULATED_PERMANENT_FAILURE'}
+    const dlqOf = async () => JSON.parse((await ok(['dlq', 'list', '--group', failed.group, '--code', failed.code, '--json'])).stdout) as {total: number}
+    const dlqTotal = async () => (JSON.parse((await ok(['dlq', 'list', '--json'])).stdout) as {total: number}).total
+    const before = await dlqOf()
+    expect(before.total).toBeGreaterThan(0)
+    const othersBefore = (await dlqTotal()) - before.total
+    const services = spawn(process.execPath, [BIN, 'services', '--status-every', '0'], {cwd: dir, env: env(), stdio: ['ignore', 'pipe', 'pipe']})
+    let servicesOut = ''
+    services.stdout.on('data', (chunk) => (servicesOut += chunk))
+    services.stderr.on('data', (chunk) => (servicesOut += chunk))
+    const servicesDone = new Promise<number | null>((resolve) => services.on('close', (code) => resolve(code)))
+    try {
+      // The simulator's permanent failures were its own faults: the services handle them now.
+      const redrive = JSON.parse((await ok(['dlq', 'redrive', '--group', failed.group, '--code', failed.code, '--yes', '--json'])).stdout) as {matched: number; sent: number}
+      expect(redrive).toMatchObject({matched: before.total, sent: before.total})
+      await ok(['replay', '--group', 'search', '--from-scratch', '--yes'])
+      const deadline = Date.now() + 90_000
+      let caughtUp = false
+      while (!caughtUp && Date.now() < deadline) {
+        const gate = await tektree(['lag', '--max-lag', '0', '--json'])
+        caughtUp = gate.code === 0 && (await dlqOf()).total === 0
+        if (!caughtUp) await new Promise((resolve) => setTimeout(resolve, 1_000))
+      }
+      expect(caughtUp, `the services did not catch up with the redrive and the replay:\n${servicesOut}`).toBe(true)
+    } finally {
+      services.kill('SIGINT')
+      expect(await servicesDone).toBe(0)
+    }
+    expect(await dlqTotal()).toBe(othersBefore) // only that group's entries left the DLQ
+    const after = JSON.parse((await ok(['verify', '--json'])).stdout) as {differences: unknown[]}
+    expect(after.differences).toEqual([])
 
     const lag = await ok(['lag', '--interval', '100ms'])
     expect(lag.stdout).toContain('gamification')
