@@ -30,8 +30,8 @@ export async function redisBusWithMemoryStore(url: string): Promise<Runtime> {
   }
 }
 
-/** The Redis bus and a SQLite store in a fresh temp dir, removed on close. */
-export async function redisBusWithSqliteStore(url: string): Promise<Runtime> {
+/** The bus at `url` (Redis or Kafka) and a SQLite store in a fresh temp dir, removed on close. */
+export async function busWithSqliteStore(url: string): Promise<Runtime> {
   const dir = mkdtempSync(path.join(tmpdir(), 'tektree-bench-sqlite-'))
   const runtime = await openRuntime({busUrl: url, storeUrl: `sqlite:${path.join(dir, 'store.db')}`, ephemeral: true})
   return {

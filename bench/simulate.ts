@@ -3,7 +3,7 @@
  * (and on Redis when TEKTREE_REDIS_URL / --redis-url is given) and prints what was achieved:
  * simulated events/s, all events/s incl. derived, publish and delivery p95, backlog.
  *
- *   npm run bench:one -- bench/simulate.ts [--rates 500,1000,2000,5000] [--seconds 10] [--targets in-process,redis,sqlite] [--redis-url URL [--mongo-url URL | --full]]
+ *   npm run bench:one -- bench/simulate.ts [--rates 500,1000,2000,5000] [--seconds 10] [--targets in-process,redis,sqlite,kafka] [--redis-url URL [--mongo-url URL | --full]] [--kafka-url kafka://HOST:PORT]
  *                             [--services tektree|sink|none] [--workers 1,2] [--max-backlog N]
  *
  * --services sink runs one no-op consumer group on every type, to measure the bus alone (the default
@@ -18,7 +18,7 @@ import Table from 'cli-table3'
 import type {Runtime} from '../src/core/runtime.js'
 import {runSimulation} from '../src/simulator/run.js'
 import {parseScenario} from '../src/simulator/scenario.js'
-import {redisBusWithMemoryStore, redisBusWithSqliteStore} from './redis-runtime.js'
+import {redisBusWithMemoryStore, busWithSqliteStore} from './redis-runtime.js'
 import {servicesAvailable, type SimService} from '../src/simulator/services-bridge.js'
 
 const {values} = parseArgs({
@@ -27,9 +27,11 @@ const {values} = parseArgs({
     seconds: {type: 'string', default: '10'},
     'redis-url': {type: 'string', default: process.env.TEKTREE_REDIS_URL},
     'mongo-url': {type: 'string', default: process.env.TEKTREE_MONGO_URL},
+    /** The Kafka bus with the SQLite store (`tektree up --bus kafka` prints a broker's URL). */
+    'kafka-url': {type: 'string'},
     services: {type: 'string'},
     full: {type: 'boolean', default: false},
-    /** in-process, redis, sqlite (the Redis targets need --redis-url). */
+    /** in-process, redis, sqlite, kafka (the Redis targets need --redis-url, kafka --kafka-url). */
     targets: {type: 'string', default: 'in-process,redis'},
     /** Worker threads for the services, one run per value (shareable targets only; else 1). */
     workers: {type: 'string', default: '1'},
@@ -52,17 +54,19 @@ if (values['redis-url']) {
     name: 'redis bus + in-process store',
     runtime: () => redisBusWithMemoryStore(url),
   })
-  targets.push({key: 'sqlite', name: 'redis bus + sqlite store', runtime: () => redisBusWithSqliteStore(url)})
+  targets.push({key: 'sqlite', name: 'redis bus + sqlite store', runtime: () => busWithSqliteStore(url)})
   // The full path on servers: with --mongo-url, or the store openRuntime finds (discovery / its own server).
   if (values['mongo-url'] || values['full']) targets.push({key: 'redis', name: 'redis + mongodb', redisUrl: url, mongoUrl: values['mongo-url']})
 }
+
+if (values['kafka-url']) targets.push({key: 'kafka', name: 'kafka bus + sqlite store', runtime: () => busWithSqliteStore(values['kafka-url']!)})
 
 const wanted = values.targets!.split(',')
 const selected = targets.filter((t) => wanted.includes(t.key))
 const workerCounts = values.workers!.split(',').map(Number)
 const maxBacklog = Number(values['max-backlog'])
 const table = new Table({head: ['runtime', 'workers', 'target/s', 'simulated/s', 'all/s', 'publish p95', 'delivery p95', 'max backlog', 'generator behind', 'services behind', 'drained']})
-for (const target of selected) for (const workers of target.key === 'sqlite' ? workerCounts : [1]) {
+for (const target of selected) for (const workers of target.key === 'sqlite' || target.key === 'kafka' ? workerCounts : [1]) {
   // A short unrecorded run first: the first measured rate would otherwise pay for JIT warm-up.
   for (const [rate, warmUp] of [[rates[0], true] as const, ...rates.map((r) => [r, false] as const)]) {
     const scenario = parseScenario(

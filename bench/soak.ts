@@ -27,7 +27,7 @@ import {startRedisServer} from '../src/embedded/redis-server.js'
 import type {Runtime} from '../src/core/runtime.js'
 import {runSimulation} from '../src/simulator/run.js'
 import {parseScenario} from '../src/simulator/scenario.js'
-import {redisBusWithMemoryStore, redisBusWithSqliteStore} from './redis-runtime.js'
+import {redisBusWithMemoryStore, busWithSqliteStore} from './redis-runtime.js'
 
 const {values} = parseArgs({
   options: {
@@ -66,7 +66,7 @@ interface Sample {
 }
 
 const onDisk = values.store === 'sqlite'
-let runtime: Runtime | undefined = onDisk ? await redisBusWithSqliteStore(url) : await redisBusWithMemoryStore(url)
+let runtime: Runtime | undefined = onDisk ? await busWithSqliteStore(url) : await redisBusWithMemoryStore(url)
 const samples: Sample[] = []
 const t0 = performance.now()
 const sample = async () => {
