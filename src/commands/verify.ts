@@ -62,8 +62,9 @@ Exit codes: 0 no difference, 1 differences found.`
       .map(([name, p]) => [name, String(p.checked), p.differences > 0 ? style.bad(String(p.differences)) : String(p.differences)])
     this.log(style.fitTable(['projection', 'values checked', 'differences'], rows, {compact: true}))
     const count = result.differences.length
-    const archived = result.archived ? ` (${result.archived} from the archive)` : ''
-    this.log(`${result.events ?? 0} events read${archived}, ${result.checked} values checked, ${count > 0 ? style.bad(`${count} difference(s)`) : style.ok('0 differences')}`)
+    const n = (value: number) => value.toLocaleString('en-US')
+    const archived = result.archived ? ` (${n(result.archived)} from the archive)` : ''
+    this.log(`${n(result.events ?? 0)} events read${archived}, ${n(result.checked)} values checked, ${count > 0 ? style.bad(`${count} difference(s)`) : style.ok('0 differences')}`)
     const shown = result.differences.slice(0, this.flags.show)
     if (shown.length > 0) {
       const diff = shown.map((d) => [d.projection, d.id, d.field, JSON.stringify(d.expected), JSON.stringify(d.actual)])
