@@ -12,6 +12,7 @@ import {afterEach, describe, expect, inject, it} from 'vitest'
 import {brokersOf, createKafkaBus, type KafkaBus} from '../../src/adapters/kafka/bus.js'
 import {openBusUrl} from '../../src/adapters/drivers.js'
 import {findJava, kafkaClasspath} from '../../src/embedded/kafka-server.js'
+import {METRICS_TOPIC_SPEC} from '../../src/engine/metrics/beacon.js'
 import {consumeUntil, uniqueName, until} from '../contracts/helpers.js'
 import {isUserError, type UserError} from '../../src/errors.js'
 
@@ -39,6 +40,13 @@ describe.skipIf(!kafkaUrl)(`KafkaBus backend (${kafkaUrl ? 'kafka broker' : `ski
       await admin.disconnect()
     }
   }
+
+  it('the dashboard\'s metrics topic is bounded on Kafka too: by age (Kafka has no length setting)', async () => {
+    const bus = await openBus()
+    await bus.ensureTopics([METRICS_TOPIC_SPEC])
+    const info = (await bus.topics()).find((t) => t.name === METRICS_TOPIC_SPEC.name)
+    expect(info?.retention?.maxAgeMs).toBe(METRICS_TOPIC_SPEC.retention!.maxAgeMs)
+  })
 
   it('commits contiguous offsets only, and a dead consumer\'s partition is delivered again from there, acked or not', async () => {
     const bus = await openBus()

@@ -21,8 +21,12 @@ import type {RuntimeMetrics} from '../../core/metrics.js'
 import type {Bus, Delivery, TopicSpec} from '../../core/ports.js'
 
 export const METRICS_TOPIC = 'tektree.metrics'
-/** Enough for a dozen processes over five minutes at one snapshot a second; older ones are trimmed. */
-export const METRICS_TOPIC_SPEC: TopicSpec = {name: METRICS_TOPIC, partitions: 1, retention: {maxLen: 4_000}}
+/**
+ * Enough for a dozen processes over five minutes at one snapshot a second; older ones are trimmed.
+ * The age bound too: Kafka has no length setting (only retention.ms), so without it the topic would
+ * keep every snapshot there.
+ */
+export const METRICS_TOPIC_SPEC: TopicSpec = {name: METRICS_TOPIC, partitions: 1, retention: {maxLen: 4_000, maxAgeMs: 30 * 60_000}}
 export const SNAPSHOT_VERSION = 1
 
 export interface ProcessSnapshot {
