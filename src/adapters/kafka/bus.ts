@@ -1004,7 +1004,9 @@ class KafkaSubscription implements Subscription {
       if (out.length > 0) {
         // Not awaited: what was delivered reaches the commit metadata with the next commit (stats()
         // in this process waits for it); one round trip per fetch halved the throughput.
-        void this.scheduleCommit(out.map((d) => tpKey(d.topic, d.partition)))
+        // A failure here loses no progress (each commit is computed afresh from the partitions'
+        // state): it must not surface as an unhandled rejection (CI saw one after a broker restart).
+        this.scheduleCommit(out.map((d) => tpKey(d.topic, d.partition))).catch(() => undefined)
         return out
       }
       const remaining = deadline - Date.now()
@@ -1128,7 +1130,9 @@ class KafkaSubscription implements Subscription {
       if (this.closed || this.consumer !== consumer) return
       const type = errorType(error)
       if (['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'NOT_COORDINATOR', 'COORDINATOR_NOT_AVAILABLE', 'COORDINATOR_LOAD_IN_PROGRESS'].includes(type)) return
-      if (/rebalanc|not (?:a )?member|generation/i.test(String((error as Error).message))) return
+      // "Consumer group was not initialized": the consumer is restarting after a crash (a broker
+      // restart); its partitions are delivered again from the last commit.
+      if (/rebalanc|not (?:a )?member|generation|not initialized/i.test(String((error as Error).message))) return
       throw error
     }
   }
