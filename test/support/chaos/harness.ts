@@ -5,6 +5,9 @@
  * - A redis-server of its own (AOF, fsync every second) on a free port, so a scenario may kill,
  *   restart and damage it without touching the tier's shared server; a SQLite store file in a temp
  *   directory; the parent's runtime on both (the load generator and the checks use it).
+ *   Or ({bus: 'kafka'}) a Kafka broker of its own (src/embedded/kafka-server.ts: its directory and
+ *   free ports) in place of redis-server, and the parent's runtime opened as the product opens one
+ *   on a kafka:// URL (openRuntime: the leaderboards in the store, as Kafka has no sorted sets).
  * - Services in child processes: test/support/services-child.ts (every service, short leases, a
  *   retry budget no kill storm spends), or the real `tektree services` command.
  * - Load: the simulator with no services of its own (the children consume), and poison pills
@@ -27,6 +30,9 @@ import {loadCatalog} from '../../../src/catalog/load.js'
 import type {Catalog} from '../../../src/catalog/types.js'
 import {SystemClock} from '../../../src/core/clock.js'
 import type {Runtime} from '../../../src/core/runtime.js'
+import type {Bus, Store} from '../../../src/core/ports.js'
+import {openRuntime} from '../../../src/adapters/open.js'
+import {startKafkaServer, type KafkaServerHandle} from '../../../src/embedded/kafka-server.js'
 import {createMetrics} from '../../../src/engine/metrics/index.js'
 import {resolveSubscription} from '../../../src/engine/consumer.js'
 import {createRedisBus, type RedisBus} from '../../../src/adapters/redis/bus.js'
@@ -127,21 +133,23 @@ export interface CheckResult {
   ok: boolean
 }
 
-export interface ChaosSystem {
+/** What every chaos system has, whatever its bus. */
+export interface ChaosSystemBase {
   readonly dir: string
   readonly storePath: string
-  readonly redis: RedisServerHandle
   readonly runtime: Runtime
-  readonly bus: RedisBus
-  readonly store: SqliteStore
+  readonly bus: Bus
+  readonly store: Store
+  /** The bus URL the services processes are given (redis://... or kafka://...). */
+  readonly busUrl: string
   readonly catalog: Catalog
   readonly random: Random
   readonly seed: number
   /** Poison written to the bus so far, per group that must dead-letter it. */
   readonly expectedDeadLetters: ExpectedDeadLetter[]
-  /** test/support/services-child.ts in a process of its own. */
+  /** test/support/services-child.ts in a process of its own (redis-server only). */
   startServicesChild(options?: {env?: Record<string, string>; name?: string}): ServicesChild
-  /** The real `tektree services` (dist: build first) on this system's redis-server and store. */
+  /** The real `tektree services` (dist: build first) on this system's bus and store. */
   startServicesCommand(args?: string[]): ServicesChild
   /** The simulator's load, no services of its own: the children consume it. */
   startLoad(options: {events: number; rate: number; users?: number; seed?: number}): Promise<SimulationReport>
@@ -156,36 +164,74 @@ export interface ChaosSystem {
   close(): Promise<void>
 }
 
+/** On redis-server (the default). */
+export interface ChaosSystem extends ChaosSystemBase {
+  readonly redis: RedisServerHandle
+  readonly bus: RedisBus
+  readonly store: SqliteStore
+}
+
+/** On a Kafka broker of its own ({bus: 'kafka'}). */
+export interface KafkaChaosSystem extends ChaosSystemBase {
+  readonly kafka: KafkaServerHandle
+}
+
 const serviceGroups = new Set<string>(SERVICE_NAMES)
 
-/** A redis-server with AOF, a SQLite store file, and the parent's runtime on both. */
-export async function openChaosSystem(name: string, options: {seed?: number; sessionTimeoutMs?: number} = {}): Promise<ChaosSystem> {
+/**
+ * A redis-server with AOF, a SQLite store file, and the parent's runtime on both; with
+ * {bus: 'kafka'}, a Kafka broker in place of the redis-server.
+ */
+export async function openChaosSystem(name: string, options?: {seed?: number; sessionTimeoutMs?: number; bus?: 'redis'}): Promise<ChaosSystem>
+export async function openChaosSystem(name: string, options: {seed?: number; bus: 'kafka'}): Promise<KafkaChaosSystem>
+export async function openChaosSystem(name: string, options: {seed?: number; sessionTimeoutMs?: number; bus?: 'redis' | 'kafka'} = {}): Promise<ChaosSystem | KafkaChaosSystem> {
   const seed = options.seed ?? chaosSeed()
   const random = createRandom(seed)
   const dir = mkdtempSync(join(tmpdir(), `tektree-chaos-${name}-`))
   const storePath = join(dir, 'store.db')
-  const redis = await startRedisServer({dir: join(dir, 'redis'), appendonly: true})
-  const bus = await createRedisBus({url: redis.url, sessionTimeoutMs: options.sessionTimeoutMs ?? 1_000})
-  const leaderboards = await createRedisLeaderboards({url: redis.url})
-  const store = await createSqliteStore({path: storePath})
-  const catalog = await loadCatalog()
-  const runtime: Runtime = {
-    bus,
-    store,
-    leaderboards,
-    clock: new SystemClock(),
-    metrics: createMetrics(),
-    endpoints: {bus: null, store: null},
-    describe: () => {
-      const part = {kind: 'test', location: 'parent', origin: 'external' as const}
-      return {bus: part, store: part, leaderboards: part}
-    },
-    close: async () => {
-      await leaderboards.close()
-      await bus.close()
-      await store.close()
-    },
+  let server: {kafka: KafkaServerHandle} | {redis: RedisServerHandle}
+  let runtime: Runtime
+  let busUrl: string
+  if (options.bus === 'kafka') {
+    const kafka = await startKafkaServer({dir: join(dir, 'kafka')}).catch((error: unknown) => {
+      rmSync(dir, {recursive: true, force: true})
+      throw error
+    })
+    server = {kafka}
+    busUrl = kafka.url
+    // The product's assembly for a kafka:// bus and a store file (the leaderboards in the store).
+    runtime = await openRuntime({busUrl, storeUrl: `sqlite:${storePath}`, ephemeral: true}).catch(async (error: unknown) => {
+      await kafka.stop()
+      rmSync(dir, {recursive: true, force: true})
+      throw error
+    })
+  } else {
+    const redis = await startRedisServer({dir: join(dir, 'redis'), appendonly: true})
+    server = {redis}
+    busUrl = redis.url
+    const redisBus = await createRedisBus({url: redis.url, sessionTimeoutMs: options.sessionTimeoutMs ?? 1_000})
+    const redisLeaderboards = await createRedisLeaderboards({url: redis.url})
+    const sqliteStore = await createSqliteStore({path: storePath})
+    runtime = {
+      bus: redisBus,
+      store: sqliteStore,
+      leaderboards: redisLeaderboards,
+      clock: new SystemClock(),
+      metrics: createMetrics(),
+      endpoints: {bus: null, store: null},
+      describe: () => {
+        const part = {kind: 'test', location: 'parent', origin: 'external' as const}
+        return {bus: part, store: part, leaderboards: part}
+      },
+      close: async () => {
+        await redisLeaderboards.close()
+        await redisBus.close()
+        await sqliteStore.close()
+      },
+    }
   }
+  const {bus, store, leaderboards} = runtime
+  const catalog = await loadCatalog()
   await bus.ensureTopics(catalog.topics())
   const children = new Set<ChildProcess>()
   const expectedDeadLetters: ExpectedDeadLetter[] = []
@@ -249,11 +295,11 @@ export async function openChaosSystem(name: string, options: {seed?: number; ses
     }
   }
 
-  const system: ChaosSystem = {
+  const system: ChaosSystemBase = {
     dir,
     storePath,
-    redis,
     runtime,
+    busUrl,
     bus,
     store,
     catalog,
@@ -261,15 +307,17 @@ export async function openChaosSystem(name: string, options: {seed?: number; ses
     seed,
     expectedDeadLetters,
     startServicesChild(childOptions = {}) {
+      // services-child.ts opens the Redis bus and leaderboards itself; on Kafka, run the real command.
+      if (!('redis' in server)) throw new Error('startServicesChild() runs on redis-server only: on Kafka use startServicesCommand()')
       const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'support', 'services-child.ts')], {
         cwd: ROOT,
-        env: {...process.env, CHILD_REDIS_URL: redis.url, CHILD_STORE: storePath, CHILD_TIMEOUT_MS: '1000', CHILD_NAME: childOptions.name ?? 'services', ...childOptions.env},
+        env: {...process.env, CHILD_REDIS_URL: busUrl, CHILD_STORE: storePath, CHILD_TIMEOUT_MS: '1000', CHILD_NAME: childOptions.name ?? 'services', ...childOptions.env},
         stdio: ['ignore', 'pipe', 'pipe'],
       })
       return watch(child)
     },
     startServicesCommand(args = []) {
-      const child = spawn(process.execPath, [join(ROOT, 'bin', 'run.js'), 'services', '--bus-url', redis.url, '--store-url', `sqlite:${storePath}`, '--mail-dir', join(dir, 'mail'), '--status-every', '0', ...args], {
+      const child = spawn(process.execPath, [join(ROOT, 'bin', 'run.js'), 'services', '--bus-url', busUrl, '--store-url', `sqlite:${storePath}`, '--mail-dir', join(dir, 'mail'), '--status-every', '0', ...args], {
         cwd: dir,
         env: {...process.env, NO_COLOR: '1'},
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -352,14 +400,16 @@ export async function openChaosSystem(name: string, options: {seed?: number; ses
         child.kill('SIGKILL')
       }
       await runtime.close().catch(() => undefined)
-      await redis.stop()
+      if ('kafka' in server) await server.kafka.stop()
+      else await server.redis.stop()
       // TEKTREE_CHAOS_KEEP=1 keeps the store and the AOF for a post-mortem.
       if (process.env.TEKTREE_CHAOS_KEEP === '1') process.stderr.write(`[chaos ${name}] kept ${dir}\n`)
       else rmSync(dir, {recursive: true, force: true})
     },
   }
-  process.stderr.write(`[chaos ${name}] seed ${seed} (TEKTREE_CHAOS_SEED=${seed} repeats its choices), redis ${redis.url}, store ${storePath}\n`)
-  return system
+  process.stderr.write(`[chaos ${name}] seed ${seed} (TEKTREE_CHAOS_SEED=${seed} repeats its choices), ${'kafka' in server ? 'kafka' : 'redis'} ${busUrl}, store ${storePath}\n`)
+  // The Redis system's bus and store are the concrete adapters (ChaosSystem's types say so).
+  return Object.assign(system, server) as ChaosSystem | KafkaChaosSystem
 }
 
 /** A readable failure message for expect(): what the checks found. */
