@@ -110,6 +110,39 @@ describe.skipIf(!kafkaUrl)(`KafkaBus backend (${kafkaUrl ? 'kafka broker' : `ski
     expect(e.message).not.toContain('s3cret')
   })
 
+  it('a consumer woken by each batch as it waits leaves no listener behind (no MaxListenersExceededWarning in `tektree services`)', async () => {
+    const bus = await openBus()
+    const topic = uniqueName('topic')
+    await bus.ensureTopics([{name: topic, partitions: 12}])
+    const sub = await bus.subscribe({group: uniqueName('g'), consumer: 'woken', topics: [topic], batchSize: 500, blockMs: 100, visibilityTimeoutMs: 60_000})
+    const warnings: string[] = []
+    const onWarning = (warning: Error) => warnings.push(`${warning.name}: ${warning.message}`)
+    process.on('warning', onWarning)
+    cleanups.push(async () => void process.off('warning', onWarning))
+    // given a consumer that calls next() again at once (acking apart, as the services' runner does),
+    // so that each partition's batch of a fetch wakes a next() waiting for it
+    let got = 0
+    let stop = false
+    const acks: Array<Promise<void>> = []
+    const consuming = (async () => {
+      while (!stop) {
+        const batch = await sub.next()
+        got += batch.length
+        acks.push(sub.ack(batch))
+      }
+    })()
+    for (let round = 0; round < 3; round++) {
+      await bus.publish(Array.from({length: 100}, (_, n) => ({topic, key: `key-${n}`, value: String(n), headers: {event_id: `e${round}-${n}`}})))
+    }
+    await until(() => got >= 300, {timeoutMs: 30_000, message: `all 300 consumed (got ${got})`})
+    stop = true
+    await consuming
+    await Promise.all(acks)
+    // then each wait let go of the subscription's signal when it was woken, not up to 100 ms later
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(warnings.filter((w) => w.includes('MaxListeners'))).toEqual([])
+  }, 60_000)
+
   it('stats() agrees with kafka-consumer-groups --describe: offsets, lag and owners', async () => {
     const bus = await openBus(3_000)
     const topic = uniqueName('topic')

@@ -1012,14 +1012,13 @@ class KafkaSubscription implements Subscription {
       const remaining = deadline - Date.now()
       if (remaining <= 0) return []
       const waitMs = Math.min(remaining, this.nextExpiry() - Date.now(), 100)
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          this.wake = undefined
-          resolve()
-        }
-        this.wake = done
-        void sleep(Math.max(1, waitMs), signal, this.closeController.signal).then(done)
-      })
+      // A wake-up (a batch arrived) ends the sleep itself, timer and listeners: left to run out,
+      // each woken wait kept its listener on the subscription's signal for up to 100 ms, and a
+      // fetch's batches woke one after another (MaxListenersExceededWarning in `tektree services`).
+      const woken = new AbortController()
+      this.wake = () => woken.abort()
+      await sleep(Math.max(1, waitMs), signal, this.closeController.signal, woken.signal)
+      this.wake = undefined
     }
   }
 
