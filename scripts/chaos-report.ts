@@ -5,11 +5,12 @@
  * chaos`); by hand: node --import tsx scripts/chaos-report.ts --results F --vitest F [--seconds N]
  * [--write RELIABILITY.md] (without --write the section goes to stdout).
  */
-import {execFileSync} from 'node:child_process'
+import {execFileSync, spawnSync} from 'node:child_process'
 import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {cpus, totalmem} from 'node:os'
 import {relative} from 'node:path'
 import {parseArgs} from 'node:util'
+import {findJava, KAFKA_VERSION} from '../src/embedded/kafka-server.js'
 
 const START = '<!-- chaos-results:start (scripts/chaos-report.ts writes this section) -->'
 const END = '<!-- chaos-results:end -->'
@@ -66,10 +67,19 @@ const sqlite = (() => {
     return 'unknown'
   }
 })()
+/** "Kafka 4.1.2 (KRaft) on Java 17.0.15" when a scenario ran on the broker (java -version writes to stderr). */
+const kafka = (() => {
+  if (!results.some((r) => r.file.includes('kafka'))) return null
+  const java = findJava()
+  const run = java ? spawnSync(java, ['-version'], {encoding: 'utf8'}) : null
+  const version = /version "([^"]+)"/.exec(`${run?.stderr ?? ''}${run?.stdout ?? ''}`)?.[1] ?? 'unknown'
+  return `Kafka ${KAFKA_VERSION} (KRaft) on Java ${version}`
+})()
 const machine = [
   `${cpus().length} cores (${cpus()[0]?.model.trim() ?? 'unknown'}), ${Math.round(totalmem() / 2 ** 30)} GiB`,
   `Node ${process.version}`,
   quiet('redis-server', ['--version']).replace(/ sha=.*/, ''),
+  ...(kafka ? [kafka] : []),
   `SQLite ${sqlite}`,
   `tektree ${quiet('git', ['rev-parse', '--short', 'HEAD'])}`,
 ].join('; ')
