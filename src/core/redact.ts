@@ -1,7 +1,8 @@
 /**
- * The one place a connection URL is made safe to print (messages, errors, status, discovery, logs,
- * metrics labels). Works on the text, without parsing it as a URL: a URL that does not parse (a port
- * out of range, several MongoDB hosts) is masked the same way as one that does.
+ * Text made safe to print. A connection URL (messages, errors, status, discovery, logs, metrics
+ * labels): its secrets masked, working on the text without parsing it as a URL, so a URL that does
+ * not parse (a port out of range, several MongoDB hosts) is masked the same way as one that does.
+ * Untrusted text (bytes from the bus, error messages quoting them): its control characters shown.
  */
 
 const MASK = '****'
@@ -46,4 +47,21 @@ export function maskUrl(url: string): string {
 /** Every URL inside a text (an error message from a driver, a log line) masked with maskUrl. */
 export function maskUrlsIn(text: string): string {
   return text.replace(/[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s"'<>]+/g, (url) => maskUrl(url))
+}
+
+// C0, DEL and C1: ESC starts CSI/OSC sequences, and a terminal may read U+009B as CSI, U+009D as OSC.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g
+const CONTROL_OR_LAYOUT_KEPT = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g
+const SHORT: Record<string, string> = {'\n': '\\n', '\t': '\\t', '\r': '\\r', '\b': '\\b', '\f': '\\f'}
+
+/**
+ * Untrusted text (event bytes, ids and types from the bus, error messages that quote them) as it
+ * may reach an operator's terminal: every control character is shown the way JSON writes it
+ * (\u001b, \n, \r), so none of it can move the cursor, clear the screen, set the title or write
+ * the clipboard (ESC [ 2J, OSC 52). A single line stays one line; `layout: true` keeps \n and \t
+ * for a block printed as lines (a message's original bytes); JSON text shown that way stays valid
+ * JSON that means the same.
+ */
+export function printable(text: string, options: {layout?: boolean} = {}): string {
+  return text.replace(options.layout ? CONTROL_OR_LAYOUT_KEPT : CONTROL, (c) => SHORT[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
