@@ -4,6 +4,7 @@ import {Flags} from '@oclif/core'
 import {BaseCommand, catalogFlag, metricsPortFlag, runtimeFlags, UserError} from '../cli/base.js'
 import {fitLines, terminalWidth} from '../cli/style.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
+import {printable} from '../core/redact.js'
 import type {RunnerEvent} from '../engine/consumer.js'
 
 export default class Services extends BaseCommand<typeof Services> {
@@ -98,11 +99,12 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
       const inWorkers = names.filter((name) => !inThread.includes(name))
       const mailDir = resolve(this.flags['mail-dir'])
       const onEvent = (service: string, event: RunnerEvent) => {
-        if (event.type === 'bus_error') this.warn(`${service}: bus error (${event.phase}): ${(event.error as Error)?.message ?? event.error}; retrying`)
-        if (event.type === 'dead_lettered') this.say(`${service}: dead-lettered ${event.record.event_type ?? 'an unparseable message'} ${event.record.event_id ?? event.record.delivery_id}: ${event.record.error.error.message}`)
+        // What came off the bus (types, ids, messages that quote its bytes) is shown escaped, never raw.
+        if (event.type === 'bus_error') this.warn(printable(`${service}: bus error (${event.phase}): ${(event.error as Error)?.message ?? event.error}; retrying`))
+        if (event.type === 'dead_lettered') this.say(printable(`${service}: dead-lettered ${event.record.event_type ?? 'an unparseable message'} ${event.record.event_id ?? event.record.delivery_id}: ${event.record.error.error.message}`))
       }
       const onRelayError = (error: unknown) =>
-        this.warn(`outbox relay: ${(error as Error)?.message ?? error}${(error as {code?: string})?.code === 'OUTBOX_QUARANTINED' ? '' : '; retrying'}`)
+        this.warn(printable(`outbox relay: ${(error as Error)?.message ?? error}${(error as {code?: string})?.code === 'OUTBOX_QUARANTINED' ? '' : '; retrying'}`))
       const host = startServices({
         runtime,
         catalog,
@@ -129,8 +131,8 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
               onEvent,
               onRelayError,
               onWorkerExit: (exit) =>
-                this.warn(`the worker running ${exit.services.join(', ')} died (${exit.error?.message ?? `exit code ${exit.exitCode}`}); ${exit.restarting ? 'starting it again' : 'it keeps dying on start: given up'}`),
-              onLog: (line) => this.say(line),
+                this.warn(printable(`the worker running ${exit.services.join(', ')} died (${exit.error?.message ?? `exit code ${exit.exitCode}`}); ${exit.restarting ? 'starting it again' : 'it keeps dying on start: given up'}`)),
+              onLog: (line) => this.say(printable(line, {layout: true})),
             })
       const stats = () => [...host.stats(), ...(pool?.stats() ?? [])]
 
