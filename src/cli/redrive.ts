@@ -2,6 +2,7 @@
 import {Flags} from '@oclif/core'
 import {confirm} from './confirm.js'
 import type {DlqRecord} from '../core/ports.js'
+import {printable} from '../core/redact.js'
 import type {Runtime} from '../core/runtime.js'
 import type {DlqCause} from '../ops/dlq.js'
 
@@ -38,7 +39,7 @@ export async function runRedrive(runtime: Runtime, records: DlqRecord[], flags: 
   const dryRun = flags['dry-run']
   if (!out.json) {
     out.log(`${records.length} entr${records.length === 1 ? 'y' : 'ies'} to send back to ${groups.join(', ') || 'no group'}${dryRun ? ' (dry run: nothing sent)' : ''}`)
-    for (const c of causes.slice(0, 20)) out.log(`  ${String(c.count).padStart(6)}  ${c.group}  ${c.event_type ?? '(unparsed)'}  ${c.code}`.slice(0, 80))
+    for (const c of causes.slice(0, 20)) out.log(printable(`  ${String(c.count).padStart(6)}  ${c.group}  ${c.event_type ?? '(unparsed)'}  ${c.code}`).slice(0, 80))
     if (idle.length > 0) out.log(`No consumer of ${idle.join(', ')} is running: the entries wait for \`tektree services\`.`)
   }
   const report = {dry_run: dryRun, matched: records.length, sent: 0, interrupted: false, causes, idle_groups: idle}

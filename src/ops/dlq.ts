@@ -6,6 +6,7 @@
  */
 import {compileTypeGlobs} from '../core/glob.js'
 import type {DlqRecord, DlqStore} from '../core/ports.js'
+import {printable} from '../core/redact.js'
 
 /** Seed 000, "DLQ Monitoring": alert when the DLQ holds more than this. */
 export const DLQ_ALERT_THRESHOLD = 100
@@ -138,7 +139,8 @@ export function dlqReport(all: readonly DlqRecord[], since: number, now: number,
   }
 }
 
-const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ')
+// A type or message from the bus may hold control characters: shown escaped, never raw.
+const cell = (text: string) => printable(text.replace(/\|/g, '\\|').replace(/\n/g, ' '))
 
 export function reportMarkdown(report: DlqReport): string {
   const {stats} = report

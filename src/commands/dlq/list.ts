@@ -3,6 +3,7 @@ import {BaseCommand, runtimeFlags} from '../../cli/base.js'
 import {dlqFilterFlags, dlqFilterFrom} from '../../cli/dlq-flags.js'
 import {openRuntimeFromFlags} from '../../cli/runtime-flags.js'
 import type {DlqRecord} from '../../core/ports.js'
+import {printable} from '../../core/redact.js'
 import type {DlqCause} from '../../ops/dlq.js'
 
 export default class DlqList extends BaseCommand<typeof DlqList> {
@@ -63,5 +64,8 @@ export default class DlqList extends BaseCommand<typeof DlqList> {
   }
 }
 
-/** Lines fit 80 columns. */
-const cut = (text: string, width = 80) => (text.length <= width ? text : `${text.slice(0, width - 1)}…`)
+/** Lines fit 80 columns; what they quote from the bus (types, ids, messages) shows its control characters escaped. */
+const cut = (line: string, width = 80) => {
+  const text = printable(line)
+  return text.length <= width ? text : `${text.slice(0, width - 1)}…`
+}

@@ -3,6 +3,7 @@ import {BaseCommand, runtimeFlags} from '../../cli/base.js'
 import {confirm} from '../../cli/confirm.js'
 import {dlqFilterFlags, dlqFilterFrom} from '../../cli/dlq-flags.js'
 import {openRuntimeFromFlags} from '../../cli/runtime-flags.js'
+import {printable} from '../../core/redact.js'
 import type {DlqCause} from '../../ops/dlq.js'
 
 export interface PurgeResult {
@@ -38,7 +39,7 @@ export default class DlqPurge extends BaseCommand<typeof DlqPurge> {
       const dryRun = this.flags['dry-run']
       if (!this.jsonEnabled()) {
         this.log(`${records.length} entr${records.length === 1 ? 'y' : 'ies'} match${records.length === 1 ? 'es' : ''}${dryRun ? ' (dry run: nothing removed)' : ''}`)
-        for (const c of summary.slice(0, 20)) this.log(`  ${String(c.count).padStart(6)}  ${c.group}  ${c.event_type ?? '(unparsed)'}  ${c.code}`.slice(0, 80))
+        for (const c of summary.slice(0, 20)) this.log(printable(`  ${String(c.count).padStart(6)}  ${c.group}  ${c.event_type ?? '(unparsed)'}  ${c.code}`).slice(0, 80))
       }
       if (dryRun || records.length === 0) return {dry_run: dryRun, matched: records.length, removed: 0, causes: summary}
       if (!this.flags.yes) {

@@ -2,6 +2,7 @@ import {Args} from '@oclif/core'
 import {BaseCommand, runtimeFlags, UserError} from '../../cli/base.js'
 import {openRuntimeFromFlags} from '../../cli/runtime-flags.js'
 import type {DlqRecord} from '../../core/ports.js'
+import {printable} from '../../core/redact.js'
 
 export default class DlqShow extends BaseCommand<typeof DlqShow> {
   static override summary = 'One dead-lettered event: its error contract, attempts, group, original bytes and parsed envelope.'
@@ -38,25 +39,29 @@ export default class DlqShow extends BaseCommand<typeof DlqShow> {
     return record
   }
 
+  /** Everything in an entry came off the bus: its control characters are shown escaped (--json has it exact). */
   private render(r: DlqRecord): void {
     const e = r.error.error
-    this.log(`${r.id}`)
-    this.log(`  group        ${r.group}`)
-    this.log(`  event        ${r.event_type ?? '(unparsed)'} ${r.event_id ?? ''}`.trimEnd())
-    this.log(`  on the bus   ${r.topic} partition ${r.partition}, delivery ${r.delivery_id}`)
-    this.log(`  attempts     ${r.attempts}`)
-    this.log(`  failures     first ${r.first_failure_at}, last ${r.last_failure_at}`)
-    this.log(`  dead-letter  ${r.dead_lettered_at}`)
+    const line = (text: string) => this.log(printable(text))
+    const block = (text: string) => this.log(printable(text, {layout: true}))
+    line(`${r.id}`)
+    line(`  group        ${r.group}`)
+    line(`  event        ${r.event_type ?? '(unparsed)'} ${r.event_id ?? ''}`.trimEnd())
+    line(`  on the bus   ${r.topic} partition ${r.partition}, delivery ${r.delivery_id}`)
+    line(`  attempts     ${r.attempts}`)
+    line(`  failures     first ${r.first_failure_at}, last ${r.last_failure_at}`)
+    line(`  dead-letter  ${r.dead_lettered_at}`)
     this.log('')
-    this.log(`error ${e.code}: ${e.message}`)
-    if (Object.keys(e.details ?? {}).length > 0) this.log(JSON.stringify(e.details, null, 2))
+    line(`error ${e.code}: ${e.message}`)
+    // JSON.stringify escapes C0 but leaves DEL and C1 raw.
+    if (Object.keys(e.details ?? {}).length > 0) block(JSON.stringify(e.details, null, 2))
     this.log('')
     this.log('original bytes:')
-    this.log(r.raw)
+    block(r.raw)
     if (r.envelope) {
       this.log('')
       this.log('parsed envelope:')
-      this.log(JSON.stringify(r.envelope, null, 2))
+      block(JSON.stringify(r.envelope, null, 2))
     }
   }
 }
