@@ -12,7 +12,7 @@
 import {formatAge} from '../core/duration.js'
 import type {LatencySummary} from '../core/metrics.js'
 import type {ConsumerInfo, DlqRecord} from '../core/ports.js'
-import {maskUrl} from '../core/redact.js'
+import {maskUrl, printable} from '../core/redact.js'
 import type {DlqCause} from '../ops/dlq.js'
 import type {LagRow} from '../ops/lag.js'
 import type {ProcessInfo, TypeRate} from './metrics-window.js'
@@ -518,12 +518,18 @@ export function helpLine(ui: UiState): Line {
   }
 }
 
+/**
+ * A line as it may reach the terminal: types, ids, messages and bytes from the bus (the tail, the
+ * DLQ) show their control characters escaped, so none of them drives the terminal (Ink prints them).
+ */
+const shown = (line: Line): Line => line.map((seg) => ({...seg, text: printable(seg.text)}))
+
 /** The screen for `data` and `ui` on a terminal of `columns` x `rows`. */
 export function buildViewModel(data: DashboardData, ui: UiState, size: {columns: number; rows: number}, options: {color?: boolean} = {}): ViewModel {
   const width = Math.max(20, size.columns)
   const height = Math.max(5, size.rows)
   const head: Section = {id: 'header', lines: header(data, ui)}
-  const notice: Line | null = data.notice ? fit([{text: data.notice, tone: 'warn'}], width) : null
+  const notice: Line | null = data.notice ? fit(shown([{text: data.notice, tone: 'warn'}]), width) : null
   const avail = height - 1 - (notice ? 1 : 0)
   let sections: Section[]
   let dropped: PanelId[] = []
@@ -543,12 +549,12 @@ export function buildViewModel(data: DashboardData, ui: UiState, size: {columns:
   else if (ui.view === 'entry') sections = [head, ...entryView(data, ui, avail - head.lines.length)]
   else sections = [head, ...tailView(data, ui, avail - head.lines.length)]
 
-  // Whatever a view produced: no line wider than the terminal, no more lines than it has.
+  // Whatever a view produced: control characters shown, no line wider than the terminal, no more lines than it has.
   let room = avail
   const fitted: Section[] = []
   for (const s of sections) {
     if (room <= 0) break
-    const lines = s.lines.slice(0, room).map((l) => fit(l, width))
+    const lines = s.lines.slice(0, room).map((l) => fit(shown(l), width))
     room -= lines.length
     fitted.push({id: s.id, lines})
   }

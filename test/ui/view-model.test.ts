@@ -5,7 +5,7 @@
 import {describe, expect, it} from 'vitest'
 import {handleKey, keyFromInk, keysFromInk, type Key} from '../../src/ui/controller.js'
 import {buildViewModel, DROP_ORDER, fit, initialUiState, lineText, lineWidth, sparkline, tailFilter, type UiState, type ViewModel} from '../../src/ui/view-model.js'
-import {busyData, entry} from './fixtures.js'
+import {busyData, cause, entry} from './fixtures.js'
 
 const lines = (vm: ViewModel) => [...vm.sections.flatMap((s) => s.lines), ...(vm.notice ? [vm.notice] : []), vm.help]
 const text = (vm: ViewModel) => lines(vm).map(lineText).join('\n')
@@ -190,6 +190,27 @@ describe('keys', () => {
     // Keys that arrive in one chunk (typed fast, pasted, tmux send-keys) are each handled.
     expect(keysFromInk('jj\r\t', {})).toEqual([{name: 'char', char: 'j'}, {name: 'char', char: 'j'}, {name: 'enter'}, {name: 'tab'}])
     expect(keysFromInk('', {escape: true})).toEqual([{name: 'escape'}])
+  })
+})
+
+describe('view-model: untrusted text from the bus', () => {
+  it('the tail, the DLQ causes, an entry and the notice show control characters escaped (Ink would print them raw)', () => {
+    const hostile = '\u001b]52;c;cm0gLXJmIH4K\u0007\u001b[2J\u0000\u009b31m'
+    const data = busyData({
+      dlq: {total: 1, threshold: 100, causes: [cause(0, {event_type: `x${hostile}`, message: `Not valid JSON: ${hostile}`})]},
+      entry: {...entry(), event_type: `x${hostile}`, envelope: null, raw: `${hostile}\r\nline 2\tend`, error: {error: {code: 'INVALID_JSON', message: hostile, details: {}}}},
+      tail: {lines: [{at: Date.parse('2026-11-30T12:00:00.000Z'), type: `social.${hostile}`, key: '\u001b[2Jkey', id: '\u009b2J', partition: 0}], error: null},
+      notice: `retry failed: ${hostile}`,
+    })
+    const views: UiState[] = [initialUiState(), press(initialUiState(), {name: 'tab'}), {...initialUiState(), view: 'entry', openCause: 'x'}, press(initialUiState(), {name: 'tab'}, {name: 'tab'})]
+    const screens = views.map((ui) => text(buildViewModel(data, ui, {columns: 200, rows: 40})))
+    expect(screens.map((_, i) => views[i].view)).toEqual(['overview', 'dlq', 'entry', 'tail'])
+    for (const screen of screens) expect(screen).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/)
+    expect(screens[1]).toContain('x\\u001b]52;c;cm0gLXJmIH4K\\u0007\\u001b[2J\\u0000\\u009b31m')
+    expect(screens[2]).toContain('raw bytes\n\\u001b]52;c;')
+    expect(screens[2]).toContain('\\u001b[2J\\u0000\\u009b31m\\r\nline 2 end')
+    expect(screens[3]).toContain('social.\\u001b]52;c;')
+    expect(screens[3]).toContain('retry failed: \\u001b]52;c;')
   })
 })
 
