@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand, catalogFlag, runtimeFlags, UserError} from '../cli/base.js'
 import {parseWhen} from '../cli/dlq-flags.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
+import {printable} from '../core/redact.js'
 import type {TailedEvent, TailFrom} from '../ops/tail.js'
 
 export default class Tail extends BaseCommand<typeof Tail> {
@@ -78,12 +79,15 @@ TYPE_GLOB... picks event types ("social.*", "user.registered"); the topics read 
   }
 }
 
-/** One readable line within 80 columns: time, type, aggregate, event id (both shortened). */
+/**
+ * One readable line within 80 columns: time, type, aggregate, event id (both shortened). Type, key
+ * and id are whatever a producer wrote: their control characters are shown escaped.
+ */
 export function line({delivery, envelope}: TailedEvent): string {
   const time = new Date(delivery.enqueuedAt).toISOString().slice(11, 23)
-  const type = String(envelope?.event_type ?? delivery.headers.event_type ?? '(not an event)')
-  const id = String(envelope?.event_id ?? delivery.headers.event_id ?? delivery.id)
+  const type = printable(String(envelope?.event_type ?? delivery.headers.event_type ?? '(not an event)'))
+  const id = printable(String(envelope?.event_id ?? delivery.headers.event_id ?? delivery.id))
   const short = (text: string) => (text.length > 8 ? text.slice(0, 8) : text)
   const cut = (text: string, width: number) => (text.length <= width ? text.padEnd(width) : `${text.slice(0, width - 1)}…`)
-  return `${time}  ${cut(type, 36)}  ${short(delivery.key).padEnd(8)}  ${short(id).padEnd(8)}  p${delivery.partition}`
+  return `${time}  ${cut(type, 36)}  ${short(printable(delivery.key)).padEnd(8)}  ${short(id).padEnd(8)}  p${delivery.partition}`
 }

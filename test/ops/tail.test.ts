@@ -64,4 +64,16 @@ describe('tail', () => {
     const long = {delivery: {id: '1', topic: 't', partition: 11, key: 'k'.repeat(40), value: '', headers: {}, deliveryCount: 0, enqueuedAt: Date.now()}, envelope: {event_type: 'x'.repeat(60), event_id: 'y'.repeat(36)}}
     expect(line(long).length).toBeLessThanOrEqual(80)
   })
+
+  it('a terminal line shows the control characters of a type, key or id from the bus escaped', () => {
+    const hostile = {
+      delivery: {id: '1-0', topic: 't', partition: 0, key: '\u001b[2Jkey', value: '\u001b]52;c;eA==\u0007', headers: {event_type: 'x\u001b]0;title\u0007', event_id: '\u009b2J\u0000'}, deliveryCount: 0, enqueuedAt: Date.now()},
+      envelope: null,
+    }
+    const shown = line(hostile)
+    expect(shown).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/)
+    expect(shown).toContain('x\\u001b]0;title\\u0007')
+    expect(shown).toContain('\\u001b[')
+    expect(shown).toContain('\\u009b2J')
+  })
 })
