@@ -5,6 +5,7 @@
 import {Command, Errors, Flags, Interfaces} from '@oclif/core'
 import {closest, didYouMean} from '../core/suggest.js'
 import {interruption} from '../core/interrupt.js'
+import {printable} from '../core/redact.js'
 import {isUserError, UserError} from '../errors.js'
 import {isClosedPipe} from './pipe.js'
 import {normalizeRuntimeFlags, type RuntimeFlagValues} from './runtime-flags.js'
@@ -102,8 +103,9 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       if (this.jsonEnabled()) {
         this.logJson(error.toContract())
       } else {
-        process.stderr.write(`Error: ${error.message}\n`)
-        if (error.hint) process.stderr.write(`${error.hint}\n`)
+        // A message or hint may quote what came off the bus or from a file (a DLQ id, a value): escaped.
+        process.stderr.write(`Error: ${printable(error.message, {layout: true})}\n`)
+        if (error.hint) process.stderr.write(`${printable(error.hint, {layout: true})}\n`)
         if (this.debugMode && error.stack) process.stderr.write(`${error.stack}\n`)
       }
       process.exitCode = error.exitCode
@@ -113,7 +115,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     if (error.oclif?.exit !== undefined || error.constructor?.name === 'ExitError') throw error
     if (this.debugMode) throw error
     const message = error?.message ?? String(error)
-    process.stderr.write(`Error: ${message}\n(an unexpected error; run again with --debug for the stack trace)\n`)
+    process.stderr.write(`Error: ${printable(message, {layout: true})}\n(an unexpected error; run again with --debug for the stack trace)\n`)
     process.exitCode = 1
     return this.exit(1)
   }

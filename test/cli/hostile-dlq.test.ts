@@ -84,6 +84,14 @@ describe('tektree dlq: what came off the bus is shown escaped', () => {
     expect(out(3)).toContain('"text": "\\u009b2J\\u001b[2J"')
   })
 
+  it('show: the ids a hint suggests (from the DLQ) are escaped on stderr', async () => {
+    const r = await runCli(['dlq', 'show', 'gamification:', ...args])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('Did you mean:')
+    expect(r.stderr).toContain('gamification:\\u009b2J')
+    expect(r.stderr).not.toMatch(RAW_CONTROL)
+  })
+
   it('show --json keeps the entry exact', async () => {
     const r = await runCli(['dlq', 'show', unparsed.id, '--json', ...args])
     expect(r.code).toBe(0)
