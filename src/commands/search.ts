@@ -2,6 +2,7 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand, runtimeFlags, UserError} from '../cli/base.js'
 import {createStyle, wrap} from '../cli/style.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
+import {printable} from '../core/redact.js'
 import type {SearchHit} from '../services/search/index.js'
 
 export default class Search extends BaseCommand<typeof Search> {
@@ -46,8 +47,9 @@ The index is empty until the services have handled some events: the examples fin
           // One block per hit: a title beside a 36-character id leaves the title no room at 80.
           const pad = Math.max(...hits.map((h) => h.kind.length)) + 2
           for (const hit of hits) {
-            for (const line of wrap(hit.title || '(no title)', style.width, ' '.repeat(pad), style.bold(hit.kind.padEnd(pad)))) this.log(line)
-            for (const line of wrap(`${hit.id}  score ${hit.score}, matched: ${hit.matched.join(' ')}`, style.width, ' '.repeat(pad + 2), ' '.repeat(pad))) this.log(style.dim(line))
+            // Titles and ids come from the events' payloads (anyone's content): control characters escaped.
+            for (const line of wrap(printable(hit.title || '(no title)'), style.width, ' '.repeat(pad), style.bold(printable(hit.kind).padEnd(pad)))) this.log(line)
+            for (const line of wrap(printable(`${hit.id}  score ${hit.score}, matched: ${hit.matched.join(' ')}`), style.width, ' '.repeat(pad + 2), ' '.repeat(pad))) this.log(style.dim(line))
           }
         }
       }

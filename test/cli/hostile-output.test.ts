@@ -1,8 +1,9 @@
 /**
  * Event data is untrusted: a DLQ entry holds whatever arrived on the bus (its type and id taken from
- * poison JSON, an error message quoting its bytes, the bytes themselves). The `tektree dlq` commands
- * show it with every control character escaped on a human's screen, and --json keeps it exact.
- * The built CLI (`npm test` builds first) on a SQLite store file; no server.
+ * poison JSON, an error message quoting its bytes, the bytes themselves), and a search document the
+ * title someone wrote. The commands show them with every control character escaped on a human's
+ * screen, and --json keeps them exact. The built CLI (`npm test` builds first) on a SQLite store
+ * file; no server.
  */
 import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -10,6 +11,7 @@ import path from 'node:path'
 import {afterAll, beforeAll, describe, expect, it} from 'vitest'
 import {openRuntime} from '../../src/adapters/open.js'
 import type {DlqRecord} from '../../src/core/ports.js'
+import {DOCUMENTS} from '../../src/services/search/index.js'
 import {requireBuild, runCli} from './run-cli.js'
 
 /** Control characters other than \n and \t (layout: the lines of a block of bytes). */
@@ -54,6 +56,8 @@ beforeAll(async () => {
   try {
     await runtime.store.dlq.add(unparsed)
     await runtime.store.dlq.add(notAnEnvelope)
+    // As the search service indexes a social.content.created whose title carries escape sequences.
+    await runtime.store.projections.update(DOCUMENTS, 'content:c1', {$set: {kind: 'content', id: 'c1', title: `poisoned ${OSC52}title${CLEAR}\u009b2J`, text: '', tags: [], terms: ['poisoned', 'title'], updated_at: now}})
   } finally {
     await runtime.close()
   }
@@ -96,5 +100,12 @@ describe('tektree dlq: what came off the bus is shown escaped', () => {
     const r = await runCli(['dlq', 'show', unparsed.id, '--json', ...args])
     expect(r.code).toBe(0)
     expect(JSON.parse(r.stdout)).toEqual(unparsed)
+  })
+
+  it('search: a title from an event payload is shown escaped', async () => {
+    const r = await runCli(['search', 'poisoned', ...args])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain('poisoned \\u001b]52;c;cm0gLXJmIH4K\\u0007title\\u001b[2J\\u009b2J')
+    expect(r.stdout).not.toMatch(RAW_CONTROL)
   })
 })
