@@ -13,7 +13,8 @@ import {createSqliteStore} from '../../src/adapters/sqlite/store.js'
 import {loadCatalog} from '../../src/catalog/load.js'
 import type {Catalog} from '../../src/catalog/types.js'
 import type {Store} from '../../src/core/ports.js'
-import {queryArchive, runArchive, verifyArchive} from '../../src/ops/archive/index.js'
+import {queryArchive, runArchive, verifyArchive, type ArchivedEvent} from '../../src/ops/archive/index.js'
+import {line} from '../../src/commands/archive/query.js'
 import {readManifest} from '../../src/ops/archive/files.js'
 import {buildIdFilter, idHashes, mayHold} from '../../src/ops/archive/id-filter.js'
 import {makeEvent} from '../contracts/helpers.js'
@@ -144,5 +145,15 @@ describe('the index of ids (a Bloom filter on each manifest line)', () => {
     expect(false_positives).toBeLessThan(300)
     expect(JSON.stringify(filter).length).toBeLessThan(20_000)
     expect(mayHold(buildIdFilter(new Set()), idHashes('x'))).toBe(false)
+  })
+})
+
+describe('archive query on a terminal', () => {
+  it('a line shows the control characters of an archived event (bytes on disk) escaped', () => {
+    const event = makeEvent({event_type: 'user.\u001b]0;t\u0007', metadata: {aggregate_id: '\u001b[2J\u009b'}})
+    const shown = line({file: 'f', record: {event, published_at: null, handled: []}} as unknown as ArchivedEvent)
+    expect(shown).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/)
+    expect(shown).toContain('user.\\u001b]0;t\\u0007')
+    expect(shown).toContain('\\u001b[2')
   })
 })

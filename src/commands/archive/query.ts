@@ -1,6 +1,7 @@
 import {Flags} from '@oclif/core'
 import {archiveDir, archiveDirFlag, archiveFilterFlags, archiveFilterFrom, checkFilterTypes} from '../../cli/archive-flags.js'
 import {BaseCommand, catalogFlag} from '../../cli/base.js'
+import {printable} from '../../core/redact.js'
 import type {ArchivedEvent} from '../../ops/archive/index.js'
 
 export interface ArchiveQueryResult {
@@ -52,7 +53,8 @@ export default class ArchiveQuery extends BaseCommand<typeof ArchiveQuery> {
 
 /** One readable line within 80 columns: time, type, aggregate and event id (shortened). */
 export function line({record: {event}}: ArchivedEvent): string {
-  const short = (text: unknown) => String(text ?? '-').slice(0, 8)
+  // An archive file is bytes on disk, its aggregate ids anyone's: control characters shown escaped.
+  const short = (text: unknown) => printable(String(text ?? '-')).slice(0, 8)
   const cut = (text: string, width: number) => (text.length <= width ? text.padEnd(width) : `${text.slice(0, width - 1)}…`)
-  return `${event.timestamp.slice(0, 19)}Z  ${cut(event.event_type, 34)}  ${short(event.metadata?.aggregate_id).padEnd(8)}  ${short(event.event_id)}`
+  return `${printable(event.timestamp).slice(0, 19)}Z  ${cut(printable(event.event_type), 34)}  ${short(event.metadata?.aggregate_id).padEnd(8)}  ${short(event.event_id)}`
 }
