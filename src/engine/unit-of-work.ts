@@ -23,7 +23,8 @@ export interface ProjectionWrite {
   eventId?: string
 }
 
-const docKey = (collection: string, id: string) => `${collection}\u0000${id}`
+/** A document's key in a WriteSet's index: made once per read, not once per layer searched. */
+export const docKey = (collection: string, id: string) => `${collection}\u0000${id}`
 
 /** Projection writes in order, indexed by document, and derived events. */
 export class WriteSet {
@@ -39,13 +40,21 @@ export class WriteSet {
     else this.byDoc.set(key, [write])
   }
 
-  writesFor(collection: string, id: string): readonly ProjectionWrite[] | undefined {
-    return this.byDoc.get(docKey(collection, id))
+  /** This set's writes to the document of `key` (docKey), in order. */
+  writesFor(key: string): readonly ProjectionWrite[] | undefined {
+    return this.byDoc.get(key)
   }
 
-  /** Whether an applyOnce of `eventId` on this document is already here. */
-  holds(collection: string, id: string, eventId: string): boolean {
-    return this.writesFor(collection, id)?.some((write) => write.eventId === eventId) ?? false
+  /** Whether an applyOnce of `eventId` on the document of `key` is already here. */
+  holds(key: string, eventId: string): boolean {
+    const writes = this.byDoc.get(key)
+    if (!writes) return false
+    for (const write of writes) if (write.eventId === eventId) return true
+    return false
+  }
+
+  get hasProjectionWrites(): boolean {
+    return this.projections.length > 0
   }
 
   absorb(other: WriteSet): void {
@@ -141,12 +150,16 @@ class Siblings {
     return false
   }
 
-  /** Every write not yet in the store, oldest first; `own` last when it is not a running buffer. */
+  /**
+   * Every write not yet in the store, oldest first; `own` last when it is not a running buffer.
+   * Sets without projection writes are left out: most running attempts have none yet, and every
+   * read searches every layer (a profile of the in-process engine found 15% of its time here).
+   */
   layers(own: WriteSet): WriteSet[] {
     const layers: WriteSet[] = []
     let ownSeen = false
     for (const member of this.members) ownSeen = member.collectLayers(layers, own) || ownSeen
-    if (!ownSeen) layers.push(own)
+    if (!ownSeen && own.hasProjectionWrites) layers.push(own)
     return layers
   }
 }
@@ -247,7 +260,9 @@ export class PendingUnits<T> {
 
   /** Appends this runner's uncommitted writes, oldest first; true when `own` is among them. */
   collectLayers(layers: WriteSet[], own: WriteSet): boolean {
-    layers.push(...this.committing, this.open, ...this.running)
+    for (const unit of this.committing) if (unit.hasProjectionWrites) layers.push(unit)
+    if (this.open.hasProjectionWrites) layers.push(this.open)
+    for (const writes of this.running) if (writes.hasProjectionWrites) layers.push(writes)
     return this.running.has(own)
   }
 
@@ -261,7 +276,10 @@ export class PendingUnits<T> {
     // to the store, each guarded on its own, where every process sees them at once; the unit then
     // carries the derived events and the ledger marks only.
     if (!store.transactional) return store
-    const heldHere = (collection: string, id: string, eventId: string) => this.siblings.layers(own).some((layer) => layer.holds(collection, id, eventId))
+    const heldHere = (collection: string, id: string, eventId: string) => {
+      const key = docKey(collection, id)
+      return this.siblings.layers(own).some((layer) => layer.holds(key, eventId))
+    }
     const projections: ProjectionStore = {
       get: (collection, id) => this.read(store, own, collection, id),
       find: (collection, filter, options) => store.projections.find(collection, filter, options),
@@ -311,8 +329,9 @@ export class PendingUnits<T> {
       siblings.doneReading()
     }
     let doc: Record<string, unknown> | null = base
+    const key = docKey(collection, id)
     for (const layer of siblings.layers(own)) {
-      for (const write of layer.writesFor(collection, id) ?? []) {
+      for (const write of layer.writesFor(key) ?? []) {
         doc = applyUpdate(doc, write.update, {isInsert: doc === null})
         doc._id = id
       }
