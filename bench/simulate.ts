@@ -36,6 +36,8 @@ const {values} = parseArgs({
     /** Worker threads for the services, one run per value (shareable targets only; else 1). */
     workers: {type: 'string', default: '1'},
     'max-backlog': {type: 'string', default: '0'},
+    /** Consumer runners per service (per worker thread): the scenario's `consumers`. */
+    consumers: {type: 'string', default: '1'},
   },
 })
 
@@ -76,6 +78,7 @@ for (const target of selected) for (const workers of target.key === 'sqlite' || 
         population: {users: 20_000, areas: 40},
         rate: {shape: 'step', stages: [{duration: `${warmUp ? Math.min(3, seconds) : seconds}s`, target: rate}]},
         clock: {speed: 1},
+        consumers: Number(values.consumers),
       },
       'bench',
     )
