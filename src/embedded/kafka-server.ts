@@ -39,6 +39,8 @@ export interface StartKafkaServerOptions {
   detached?: boolean
   /** Bound on start-up (default 60 s). */
   readyTimeoutMs?: number
+  /** Where ports not given come from (default: a free one from the OS; tests inject a taken one). */
+  choosePort?: () => Promise<number>
 }
 
 export interface KafkaServerHandle {
@@ -172,6 +174,11 @@ export function portOpen(port: number, timeoutMs = 500): Promise<boolean> {
   })
 }
 
+/** The broker's log says a listener's port was taken. */
+function lostPortRace(logFile: string): boolean {
+  return /BindException|Address already in use/.test(readTail(logFile, 200_000))
+}
+
 function readTail(file: string, chars = 1_500): string {
   try {
     return readFileSync(file, 'utf8').trim().slice(-chars)
@@ -202,13 +209,20 @@ export async function startKafkaServer(options: StartKafkaServerOptions): Promis
   if (!java) throw new Error('java not found on PATH or in JAVA_HOME (install a JDK 17+, e.g. `apt-get install openjdk-17-jdk-headless`)')
   const classpath = await kafkaClasspath({provision: options.provision})
   mkdirSync(options.dir, {recursive: true})
-  const port = options.port && options.port > 0 ? options.port : await freePort()
-  let controllerPort = options.controllerPort && options.controllerPort > 0 ? options.controllerPort : await freePort()
-  for (let i = 0; controllerPort === port && i < 10; i++) controllerPort = await freePort()
-  const config = await prepareKafkaDir(java, classpath, options.dir, port, controllerPort)
+  const portsGiven = Boolean(options.port && options.port > 0 && options.controllerPort && options.controllerPort > 0)
+  let port = 0
+  let controllerPort = 0
+  const pickPort = options.choosePort ?? freePort
+  const choosePorts = async () => {
+    port = options.port && options.port > 0 ? options.port : await pickPort()
+    controllerPort = options.controllerPort && options.controllerPort > 0 ? options.controllerPort : await pickPort()
+    for (let i = 0; controllerPort === port && i < 10; i++) controllerPort = await pickPort()
+  }
+  await choosePorts()
+  let config = await prepareKafkaDir(java, classpath, options.dir, port, controllerPort)
   const logFile = join(options.dir, 'kafka.log')
   const readyTimeoutMs = options.readyTimeoutMs ?? 60_000
-  const args = [...KAFKA_JVM_FLAGS, `-Dlog4j2.configurationFile=${join(options.dir, 'log4j2.properties')}`, '-cp', classpath, 'kafka.Kafka', config]
+  const args = () => [...KAFKA_JVM_FLAGS, `-Dlog4j2.configurationFile=${join(options.dir, 'log4j2.properties')}`, '-cp', classpath, 'kafka.Kafka', config]
 
   let child: ChildProcess | undefined
 
@@ -216,7 +230,7 @@ export async function startKafkaServer(options: StartKafkaServerOptions): Promis
     const fd = openSync(logFile, 'w')
     let spawned: ChildProcess
     try {
-      spawned = spawn(java, args, {stdio: ['ignore', fd, fd], detached: options.detached === true})
+      spawned = spawn(java, args(), {stdio: ['ignore', fd, fd], detached: options.detached === true})
     } finally {
       closeSync(fd)
     }
@@ -249,7 +263,19 @@ export async function startKafkaServer(options: StartKafkaServerOptions): Promis
     await waitExit(current, 5_000)
   }
 
-  await launch()
+  // A free port is only free until someone binds it: the tier starts redis-server and
+  // mongo-java-server beside the broker, each on a port found the same way, and CI once saw the
+  // broker lose that race (BindException). Ports chosen here are chosen again, a few times.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await launch()
+      break
+    } catch (error) {
+      if (portsGiven || attempt >= 3 || !lostPortRace(logFile)) throw error
+      await choosePorts()
+      config = await prepareKafkaDir(java, classpath, options.dir, port, controllerPort)
+    }
+  }
 
   return {
     url: `kafka://127.0.0.1:${port}`,

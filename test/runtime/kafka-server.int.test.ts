@@ -7,10 +7,12 @@
 import {mkdtempSync, readFileSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
+import {createServer} from 'node:net'
 import {Kafka, logLevel} from 'kafkajs'
 import {afterAll, describe, expect, inject, it} from 'vitest'
 import {isAlive} from '../../src/embedded/discovery.js'
 import {startKafkaServer, type KafkaServerHandle} from '../../src/embedded/kafka-server.js'
+import {freePort} from '../../src/embedded/child.js'
 
 const unavailable = inject('kafkaUnavailable')
 
@@ -51,4 +53,27 @@ describe.skipIf(Boolean(unavailable))(`embedded Kafka broker${unavailable ? ` (s
     await server.stop()
     expect(isAlive(pid)).toBe(false)
   })
+
+  it('a port it chose that someone else binds first (the race CI saw) is chosen again', async () => {
+    const taken = createServer()
+    await new Promise<void>((listening) => taken.listen(0, '127.0.0.1', listening))
+    const takenPort = (taken.address() as {port: number}).port
+    const raceDir = mkdtempSync(join(tmpdir(), 'tektree-kafka-race-'))
+    let handed = 0
+    let raced: KafkaServerHandle | undefined
+    try {
+      // The first port handed out is already bound, as when another server took it in between.
+      raced = await startKafkaServer({dir: raceDir, choosePort: async () => (handed++ === 0 ? takenPort : freePort())})
+      expect(raced.port).not.toBe(takenPort)
+      expect(handed).toBeGreaterThan(2)
+      const admin = new Kafka({clientId: 'kafka-race-test', brokers: [`127.0.0.1:${raced.port}`], logLevel: logLevel.NOTHING}).admin()
+      await admin.connect()
+      expect((await admin.describeCluster()).brokers).toHaveLength(1)
+      await admin.disconnect()
+    } finally {
+      await raced?.stop()
+      await new Promise((closed) => taken.close(closed))
+      rmSync(raceDir, {recursive: true, force: true})
+    }
+  }, 180_000)
 })

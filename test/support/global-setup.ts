@@ -24,7 +24,15 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const inCi = process.env.CI === 'true'
   const stops: Array<() => Promise<void>> = []
 
-  const [redis, mongo, kafka] = await Promise.allSettled([startRedisServer(), startMongoServer(), startKafkaServer()])
+  // Started side by side, each on a port found free a moment before it binds it: one may lose that
+  // race to another (CI saw the broker's BindException once). A server that failed is tried once
+  // more, after the others are up.
+  const once = async <T>(start: () => Promise<T>, first: PromiseSettledResult<T>): Promise<PromiseSettledResult<T>> =>
+    first.status === 'fulfilled' ? first : start().then((value) => ({status: 'fulfilled' as const, value}), () => first)
+  const firsts = await Promise.allSettled([startRedisServer(), startMongoServer(), startKafkaServer()])
+  const redis = await once(startRedisServer, firsts[0])
+  const mongo = await once(startMongoServer, firsts[1])
+  const kafka = await once(startKafkaServer, firsts[2])
   for (const started of [redis, mongo, kafka]) if (started.status === 'fulfilled') stops.push(started.value.stop)
   // Failing the run must not leave the servers that did start running.
   const fail = async (message: string): Promise<never> => {
