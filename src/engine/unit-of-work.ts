@@ -24,7 +24,7 @@ export interface ProjectionWrite {
 }
 
 /** A document's key in a WriteSet's index: made once per read, not once per layer searched. */
-export const docKey = (collection: string, id: string) => `${collection}\u0000${id}`
+const docKey = (collection: string, id: string) => `${collection}\u0000${id}`
 
 /** Projection writes in order, indexed by document, and derived events. */
 export class WriteSet {
