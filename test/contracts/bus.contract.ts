@@ -396,6 +396,28 @@ export function busContract(name: string, factory: BusFactory, options: BusContr
       ])
     }, 60_000)
 
+    it('a new owner hands out each entry it took over once, however often it fetches before acking', async () => {
+      // A runner keeps fetching while it works on what it holds: a takeover larger than one batch
+      // must not hand (and count) the same entries again on every call, or a few crashes in a row
+      // would spend an ordinary event's whole attempt budget.
+      const topic = uniqueName('topic')
+      await bus.ensureTopics([{name: topic, partitions: 1}])
+      const group = uniqueName('g')
+      await bus.publish(messages(topic, 'agg', 12))
+      // given an owner that took 12 entries and died holding them
+      const dead = await subscribe({group, topics: [topic], consumer: 'dead', batchSize: 12, visibilityTimeoutMs: 60_000})
+      expect((await consumeUntil(dead, (all) => all.length === 12, {ack: false})).map(valueN)).toEqual(Array.from({length: 12}, (_, i) => i))
+      await bus.publish(messages(topic, 'agg', 3, 12))
+      // when the next owner fetches in batches of 4 and acks nothing until it has all 15
+      const next = await subscribe({group, topics: [topic], consumer: 'next', batchSize: 4, visibilityTimeoutMs: 60_000})
+      const got = await consumeUntil(next, (all) => new Set(all.map(valueN)).size >= 15, {ack: false, timeoutMs: waitTimeoutMs, message: 'the new owner gets all 15'})
+      // a few more fetches bring nothing it already holds
+      for (let i = 0; i < 3; i++) got.push(...(await next.next()))
+      // then each entry went out once, in order, the taken-over ones counted as their second delivery
+      expect(got.map((d) => [valueN(d), d.deliveryCount])).toEqual(Array.from({length: 15}, (_, i) => [i, i < 12 ? 2 : 1]))
+      await next.ack(got)
+    }, 60_000)
+
     it('a consumer that stops fetching but beats keeps its partitions past the session timeout', async () => {
       const partitions = 4
       const {a, b} = await twoOwners(partitions)

@@ -168,4 +168,35 @@ describe.skipIf(!redisUrl)(`consumer runner on Redis (${redisUrl ? 'redis-server
     expect((await h.store.projections.get('registrations', 'all'))?.n).toBe(8)
     await until(async () => expect(await pendingOf(group)).toBe(0), 15_000)
   })
+
+  it('a crash that leaves more than a batch pending spends no attempts of the default budget at the next consumer', async () => {
+    // Finding 11 of RELIABILITY.md: the new owner claimed the same taken-over entries again on each
+    // fetch while its handlers worked, Redis counted every claim as a delivery, and ordinary events
+    // reached the DLQ as DELIVERY_ATTEMPTS_EXHAUSTED after a crash or two.
+    const h = await setup()
+    const group = serviceName()
+    const user = randomUUID()
+    const events = Array.from({length: 40}, () => h.event('user.registered', {key: user}))
+    await h.send(events)
+    const crash = new AbortController()
+    const c1 = h.start({name: group, consumes: ['user.registered'], handle: () => new Promise(() => {})}, {signal: crash.signal, batchSize: 40})
+    await until(() => expect(c1.stats().received).toBe(40), 15_000)
+    crash.abort()
+    await c1.done
+    // one lane (one aggregate), slow handlers, small batches: the runner fetches many times meanwhile
+    const c2 = h.start(
+      {
+        name: group,
+        consumes: ['user.registered'],
+        async handle(e, ctx) {
+          await new Promise((resolve) => setTimeout(resolve, 10))
+          await ctx.store.projections.applyOnce('registrations', 'all', e.event_id, {$inc: {n: 1}})
+        },
+      },
+      {batchSize: 4},
+    )
+    await until(() => expect(c2.stats().acked + c2.stats().deadLettered).toBe(40), 30_000)
+    expect(await h.store.dlq.list({group})).toEqual([])
+    expect((await h.store.projections.get('registrations', 'all'))?.n).toBe(40)
+  })
 })

@@ -545,6 +545,12 @@ class RedisSubscription implements Subscription {
    * aggregate's order holds across a crash).
    */
   private readonly takeover = new Set<string>()
+  /**
+   * Per partition under takeover, the last entry its claims handed out: the next claim starts
+   * after it. The caller keeps fetching while it works on what it holds, and a claim from the
+   * start would take (and count, as Redis counts every XCLAIM) the same entries again each time.
+   */
+  private readonly takeoverCursor = new Map<string, string>()
   private closed = false
   private blocking: Redis | undefined
   private nextMaintenance = 0
@@ -605,15 +611,25 @@ class RedisSubscription implements Subscription {
     const owned = desired.filter((_, i) => Number(results[i]) > 0)
     // A newly taken partition may hold a previous owner's unacked entries: claim them first.
     desired.forEach((stream, i) => {
-      if (Number(results[i]) === 2) this.takeover.add(stream)
+      if (Number(results[i]) === 2) this.beginTakeover(stream)
     })
     if (this.takeover.size > 0) this.nextClaim = 0
     if (!this.closed) {
       this.owned = owned
       this.leaseUntil = began + this.bus.sessionTimeoutMs
-      for (const stream of this.takeover) if (!owned.includes(stream)) this.takeover.delete(stream)
+      for (const stream of this.takeover) if (!owned.includes(stream)) this.endTakeover(stream)
     }
     this.nextMaintenance = Date.now() + this.tickMs
+  }
+
+  private beginTakeover(stream: string): void {
+    this.takeover.add(stream)
+    this.takeoverCursor.delete(stream)
+  }
+
+  private endTakeover(stream: string): void {
+    this.takeover.delete(stream)
+    this.takeoverCursor.delete(stream)
   }
 
   heartbeat(): Promise<void> {
@@ -728,7 +744,7 @@ class RedisSubscription implements Subscription {
       const rows = (reply ?? []) as Array<[string, string, number, number]>
       // More than fit one claim: claim the whole partition in order instead (takeover), newer entries after.
       if (rows.length >= limit) {
-        this.takeover.add(stream)
+        this.beginTakeover(stream)
         this.nextClaim = 0
         return
       }
@@ -832,21 +848,27 @@ class RedisSubscription implements Subscription {
     // Decided before the replies below may end a takeover: its claim still takes every entry.
     const idle = new Map(streams.map((stream) => [stream, String(this.takeover.has(stream) ? 0 : this.visibilityTimeoutMs)]))
     const idleOf = (stream: string) => idle.get(stream)!
+    const from = (stream: string) => {
+      const cursor = this.takeover.has(stream) ? this.takeoverCursor.get(stream) : undefined
+      return cursor === undefined ? '-' : `(${cursor}`
+    }
     const pending = this.client.pipeline()
-    for (const stream of streams) pending.call('XPENDING', [stream, this.group, 'IDLE', idleOf(stream), '-', '+', String(this.batchSize)])
+    for (const stream of streams) pending.call('XPENDING', [stream, this.group, 'IDLE', idleOf(stream), from(stream), '+', String(this.batchSize)])
     const pendingReplies = (await pending.exec()) ?? []
     const wanted: Array<{stream: string; ids: string[]; counts: Map<string, number>}> = []
     let total = 0
     streams.forEach((stream, i) => {
       const [error, reply] = pendingReplies[i] ?? [null, null]
       // A taken-over partition whose pending entries all fit here is read normally after these.
-      if (!error && Array.isArray(reply) && reply.length < this.batchSize && total + reply.length <= this.batchSize) this.takeover.delete(stream)
+      if (!error && Array.isArray(reply) && reply.length < this.batchSize && total + reply.length <= this.batchSize) this.endTakeover(stream)
       if (error || !Array.isArray(reply) || reply.length === 0 || total >= this.batchSize) return
       const rows = (reply as Array<[string, string, number, number]>).slice(0, this.batchSize - total)
       total += rows.length
       wanted.push({stream, ids: rows.map((r) => r[0]), counts: new Map(rows.map((r) => [r[0], Number(r[3])]))})
     })
     const out = await this.claimEntries(wanted, idleOf)
+    // Handed out (or gone from the stream): a takeover's next claim starts after them.
+    for (const w of wanted) if (this.takeover.has(w.stream)) this.takeoverCursor.set(w.stream, w.ids[w.ids.length - 1]!)
     // More may be waiting: look again on the next call rather than after a full period.
     if (out.length >= this.batchSize || this.takeover.size > 0) this.nextClaim = 0
     return out
