@@ -216,9 +216,31 @@ const NAME_RULES: Array<[RegExp, (f: Faker) => string]> = [
   [/(service|source|producer)$/, (f) => f.helpers.arrayElement(['user', 'knowledge', 'gamification', 'payment', 'notification'])],
 ]
 
+/** Longer than any event a bus accepts: no example is made of a string required to be longer. */
+const LONGEST_EXAMPLE_STRING = 1_000_000
+
+/** minLength / maxLength as JSON Schema defines them (non-negative integers), or a clear error. */
+function lengthLimit(schema: S, keyword: 'minLength' | 'maxLength', name: string): number | undefined {
+  const value = schema[keyword]
+  if (value === undefined) return undefined
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
+    throw new UserError(`${keyword} ${JSON.stringify(value)}${name ? ` of "${name}"` : ''} is not a non-negative integer`, {
+      code: 'EXAMPLE_UNAVAILABLE',
+      hint: `JSON Schema's ${keyword} is a whole number of characters, 0 or more; fix it in the catalog.`,
+    })
+  }
+  return value
+}
+
 function stringGen(schema: S, name: string): Generator {
-  const minLength = typeof schema.minLength === 'number' ? schema.minLength : 0
-  const maxLength = typeof schema.maxLength === 'number' ? schema.maxLength : Infinity
+  const minLength = lengthLimit(schema, 'minLength', name) ?? 0
+  const maxLength = lengthLimit(schema, 'maxLength', name) ?? Infinity
+  if (minLength > LONGEST_EXAMPLE_STRING || minLength > maxLength) {
+    throw new UserError(`cannot generate a string of ${minLength}..${maxLength} characters${name ? ` for "${name}"` : ''}`, {
+      code: 'EXAMPLE_UNAVAILABLE',
+      hint: minLength > maxLength ? 'minLength is above maxLength: fix the limits in the catalog.' : `tektree makes example strings of at most ${LONGEST_EXAMPLE_STRING.toLocaleString('en-US')} characters; give the field an example.`,
+    })
+  }
   const fit = (value: string, f: Faker): string => {
     let out = value
     if (out.length < minLength) out += f.string.alpha({length: minLength - out.length, casing: 'lower'})

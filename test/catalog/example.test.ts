@@ -71,6 +71,14 @@ describe('payload generator', () => {
     }
   })
 
+  it('refuses string lengths it cannot honour with EXAMPLE_UNAVAILABLE, not a crash (a fuzz finding)', () => {
+    const generate = (name: Record<string, unknown>) => () => createPayloadGenerator({type: 'object', required: ['name'], properties: {name: {type: 'string', ...name}}})(seeded(1))
+    for (const limits of [{minLength: 4294967296}, {minLength: 2.5}, {maxLength: -1}, {minLength: '3'}, {minLength: 5, maxLength: 2}]) {
+      expect(generate(limits), JSON.stringify(limits)).toThrow(expect.objectContaining({code: 'EXAMPLE_UNAVAILABLE'}))
+    }
+    expect(generate({minLength: 3, maxLength: 3})()).toEqual({name: expect.stringMatching(/^.{3}$/)})
+  })
+
   it('follows field-name heuristics when the schema says only "string"', () => {
     const payload = createPayloadGenerator(schema)(seeded(1))
     expect(payload.author_id).toMatch(/^[0-9a-f-]{36}$/)
