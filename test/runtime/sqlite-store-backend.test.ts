@@ -13,6 +13,7 @@ import Database from 'better-sqlite3'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {createSqliteStore, SQLITE_SCHEMA_VERSION, type SqliteStore} from '../../src/adapters/sqlite/index.js'
 import {UserError} from '../../src/errors.js'
+import {CommitConflictError} from '../../src/core/errors.js'
 import {makeDlqRecord, makeEvent, until} from '../contracts/helpers.js'
 
 let dir: string
@@ -367,5 +368,37 @@ describe('SqliteStore: bad files give one clear UserError', () => {
     setTimeout(() => holder.exec('COMMIT'), 50)
     expect((await store.events.append([makeEvent()])).inserted).toBe(1)
     expect(holder.inTransaction).toBe(false)
+  })
+
+  it('units committed in one turn go in together, and one a unit refuses fails alone', async () => {
+    const store = await open()
+    await store.projections.update('docs', 'text', {$set: {n: 'not a number'}})
+    await store.idempotency.markMany('handled:g', ['taken'])
+    // A handled record for group "boom" fails after the unit's documents are written.
+    rawDb(join(dir, 'store.db')).exec(`CREATE TRIGGER boom BEFORE INSERT ON handled WHEN NEW.group_name = 'boom' BEGIN SELECT RAISE(ABORT, 'boom'); END`)
+    const derived = makeEvent()
+    // given five units committed at once: two fine, one whose mark another commit already holds,
+    // one whose update cannot apply, one the file refuses half-way
+    const outcomes = await Promise.allSettled([
+      store.commit({projections: [{collection: 'docs', id: 'a', update: {$inc: {n: 1}}, eventId: 'e1'}], events: [derived], marks: [{scope: 'handled:g', keys: ['e1'], exclusive: true}]}),
+      store.commit({projections: [{collection: 'docs', id: 'b', update: {$inc: {n: 1}}, eventId: 'e2'}], marks: [{scope: 'handled:g', keys: ['taken'], exclusive: true}]}),
+      store.commit({projections: [{collection: 'docs', id: 'text', update: {$inc: {n: 1}}, eventId: 'e3'}, {collection: 'docs', id: 'c', update: {$set: {n: 3}}}]}),
+      store.commit({projections: [{collection: 'docs', id: 'a', update: {$inc: {n: 10}}, eventId: 'e4'}], handled: [{group: 'g', event_id: 'e4', handled_at: '2026-12-01T00:00:00.000Z', attempts: 1}]}),
+      store.commit({projections: [{collection: 'docs', id: 'd', update: {$set: {n: 4}}}], handled: [{group: 'boom', event_id: 'e5', handled_at: '2026-12-01T00:00:00.000Z', attempts: 1}]}),
+    ])
+    // then the fine ones are in, each refused one failed with its own error and left nothing behind
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'fulfilled', 'rejected'])
+    expect(outcomes[0]).toEqual({status: 'fulfilled', value: {inserted: 1}})
+    expect((outcomes[1] as PromiseRejectedResult).reason).toBeInstanceOf(CommitConflictError)
+    expect(String((outcomes[2] as PromiseRejectedResult).reason)).toContain('$inc on non-numeric field')
+    expect(await store.projections.get('docs', 'a')).toMatchObject({n: 11})
+    expect(await store.projections.get('docs', 'b')).toBeNull()
+    expect(await store.projections.get('docs', 'c')).toBeNull()
+    expect(String((outcomes[4] as PromiseRejectedResult).reason)).toContain('boom')
+    expect(await store.projections.get('docs', 'd')).toBeNull()
+    expect(await store.projections.get('docs', 'text')).toMatchObject({n: 'not a number'})
+    expect(await store.idempotency.hasMany('handled:g', ['e1', 'e2', 'taken'])).toEqual(new Set(['e1', 'taken']))
+    expect(await store.events.get(derived.event_id)).toEqual(derived)
+    expect((await store.handled.of(['e4'])).map((r) => r.group)).toEqual(['g'])
   })
 })

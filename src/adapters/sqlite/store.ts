@@ -214,6 +214,8 @@ function openSchema(db: Db, file: string, memory: boolean): number[] {
     .deferred()
   if (!memory) db.pragma('journal_mode = WAL')
   db.pragma('synchronous = NORMAL')
+  // The savepoints of a group commit keep their statement journals in memory, not in temp files.
+  db.pragma('temp_store = MEMORY')
   const migrated: number[] = []
   if (version === SQLITE_SCHEMA_VERSION) return migrated
   for (let target = 1; target <= SQLITE_SCHEMA_VERSION; target++) {
@@ -365,6 +367,22 @@ interface Mark {
   exclusive?: boolean
 }
 
+/** One commit() call's writes, as they go into the file. */
+interface UnitRows {
+  projections: NonNullable<StoreWrites['projections']>
+  rows: readonly EventRow[]
+  marks: readonly Mark[]
+  handled: readonly HandledRecord[]
+}
+
+type WriteOutcome = {result: unknown} | {error: unknown}
+
+interface QueuedWrite {
+  op: () => unknown
+  resolve: (result: unknown) => void
+  reject: (error: unknown) => void
+}
+
 export class SqliteStore implements Store {
   readonly kind = 'sqlite'
   readonly transactional = true
@@ -416,11 +434,16 @@ export class SqliteStore implements Store {
   private readonly deleteDlq: Statement
 
   // Write transactions, each run as BEGIN IMMEDIATE.
-  private readonly appendTx: (rows: readonly EventRow[]) => AppendResult
   private readonly restoreTx: (rows: ReadonlyArray<{row: EventRow; published_at: number | null; handled: readonly HandledRecord[]}>) => AppendResult
-  private readonly claimTx: (owner: string, limit: number, leaseMs: number) => EventEnvelope[]
   private readonly writeTx: <T>(fn: () => T) => T
-  private readonly commitTx: (projections: NonNullable<StoreWrites['projections']>, rows: readonly EventRow[], marks: readonly Mark[], handled: readonly HandledRecord[]) => CommitResult
+  // Bodies of the writes that go through the write queue (see queued()).
+  private readonly appendRows: (rows: readonly EventRow[]) => AppendResult
+  private readonly claimRows: (owner: string, limit: number, leaseMs: number) => EventEnvelope[]
+  private readonly commitUnit: (unit: UnitRows) => CommitResult
+  /** Several writes in one IMMEDIATE transaction, each in a savepoint of its own. */
+  private readonly groupWriteTx: (writes: readonly QueuedWrite[]) => WriteOutcome[]
+  /** Writes asked for in this turn of the event loop: they go into the file together. */
+  private writeQueue: QueuedWrite[] = []
 
   constructor(
     private readonly db: Db,
@@ -518,7 +541,7 @@ export class SqliteStore implements Store {
     this.selectDlq = db.prepare('SELECT record FROM dlq WHERE id = ?').pluck()
     this.deleteDlq = db.prepare('DELETE FROM dlq WHERE id IN (SELECT value FROM json_each(?))')
 
-    this.appendTx = immediate(db, (rows: readonly EventRow[]) => {
+    this.appendRows = (rows: readonly EventRow[]) => {
       let inserted = 0
       const duplicates: string[] = []
       const conflicts: string[] = []
@@ -528,16 +551,16 @@ export class SqliteStore implements Store {
         else conflicts.push(row.id)
       }
       return {inserted, duplicates, conflicts}
-    })
-    this.claimTx = immediate(db, (owner: string, limit: number, leaseMs: number) => {
+    }
+    this.claimRows = (owner: string, limit: number, leaseMs: number) => {
       const now = this.now()
       const rows = this.claimEvents.all({until: now + leaseMs, owner, now, limit}) as Array<[number, string]>
       rows.sort((a, b) => a[0] - b[0])
       return rows.map((row) => JSON.parse(row[1]) as EventEnvelope)
-    })
+    }
     this.writeTx = immediate(db, <T>(fn: () => T): T => fn()) as <T>(fn: () => T) => T
     this.recordHandled = db.prepare('INSERT OR REPLACE INTO handled (event_id, group_name, handled_at, attempts) VALUES (?, ?, ?, ?)')
-    this.commitTx = immediate(db, (projections: NonNullable<StoreWrites['projections']>, rows: readonly EventRow[], marks: readonly Mark[], handled: readonly HandledRecord[]) => {
+    this.commitUnit = ({projections, rows, marks, handled}: UnitRows): CommitResult => {
       // Inside the write lock: no other process can mark them between this look and the commit.
       for (const mark of marks) {
         if (!mark.exclusive) continue
@@ -552,7 +575,21 @@ export class SqliteStore implements Store {
       for (const mark of marks) this.mark(mark)
       for (const r of handled) this.recordHandled.run(r.event_id, r.group, r.handled_at, r.attempts)
       return {inserted}
-    })
+    }
+    // Inside a transaction, better-sqlite3 runs a transaction function as a SAVEPOINT: a write that
+    // throws rolls back alone and the others still go in.
+    const inSavepoint = db.transaction((op: () => unknown) => op())
+    this.groupWriteTx = immediate(db, (writes: readonly QueuedWrite[]): WriteOutcome[] =>
+      writes.map(({op}) => {
+        try {
+          return {result: inSavepoint(op)}
+        } catch (error) {
+          // The file or the connection failed, not this write: the whole group is retried or refused.
+          if (isSqliteFailure(error)) throw error
+          return {error}
+        }
+      }),
+    )
 
     const selectHandled = db.prepare('SELECT event_id, group_name, handled_at, attempts FROM handled WHERE event_id IN (SELECT value FROM json_each(?))')
     const selectRecords = db.prepare('SELECT event_id, envelope, published, published_at FROM events WHERE event_id IN (SELECT value FROM json_each(?)) ORDER BY seq').raw()
@@ -585,7 +622,7 @@ export class SqliteStore implements Store {
         }
         // Serialized before the transaction: the write lock is held for the inserts only.
         const rows = events.map(eventRow)
-        return this.run(() => this.appendTx(rows))
+        return this.queued(() => this.appendRows(rows))
       },
       get: (eventId) =>
         this.run(() => {
@@ -633,12 +670,12 @@ export class SqliteStore implements Store {
           this.check()
           return []
         }
-        return this.run(() => this.claimTx(owner, limit, leaseMs))
+        return this.queued(() => this.claimRows(owner, limit, leaseMs))
       },
       markPublished: async (eventIds) => {
         if (eventIds.length === 0) return this.check()
         const ids = JSON.stringify(eventIds)
-        await this.run(() => this.writeTx(() => this.publish.run(this.now(), ids)))
+        await this.queued(() => this.publish.run(this.now(), ids))
       },
       published: (options = {}) => this.published(options.sinceMs ?? 0),
       pending: () => this.run(() => this.countPending.get() as number),
@@ -782,7 +819,47 @@ export class SqliteStore implements Store {
       this.check()
       return {inserted: 0}
     }
-    return this.run(() => this.commitTx(projections, rows, marks, handled))
+    const unit = {projections, rows, marks, handled}
+    return this.queued(() => this.commitUnit(unit))
+  }
+
+  /**
+   * Group commit: the hot writes (units of work, appends, outbox claims and marks) asked for in one
+   * turn of the event loop share one IMMEDIATE transaction, each in a savepoint of its own. A
+   * worker's consumer groups each commit once per turn, and the relay claims and marks beside
+   * them: together they take the file's one write lock once, COMMIT once, and write the B-tree
+   * pages they have in common (the outbox, the ledger, the indexes) once instead of once each.
+   */
+  private queued<T>(op: () => T): Promise<T> {
+    this.check()
+    return new Promise<T>((resolve, reject) => {
+      this.writeQueue.push({op, resolve: resolve as (result: unknown) => void, reject})
+      if (this.writeQueue.length === 1) setImmediate(() => void this.writeQueued())
+    })
+  }
+
+  private async writeQueued(): Promise<void> {
+    const queued = this.writeQueue
+    this.writeQueue = []
+    const alone = (write: QueuedWrite) => this.run(() => this.writeTx(write.op)).then(write.resolve, write.reject)
+    if (queued.length === 1) return alone(queued[0]!)
+    let outcomes: WriteOutcome[]
+    try {
+      outcomes = await this.run(() => this.groupWriteTx(queued))
+    } catch (error) {
+      if (this.closed || error instanceof UserError) {
+        for (const write of queued) write.reject(error)
+        return
+      }
+      // Something in one write the file refused (too big, full, a constraint): each on its own,
+      // so that only that one fails.
+      for (const write of queued) await alone(write)
+      return
+    }
+    outcomes.forEach((outcome, i) => {
+      if ('result' in outcome) queued[i]!.resolve(outcome.result)
+      else queued[i]!.reject(outcome.error)
+    })
   }
 
   async close(): Promise<void> {
@@ -1000,6 +1077,11 @@ export class SqliteStore implements Store {
 }
 
 // ---------------------------------------------------------------------------------- helpers
+
+/** SQLite refused to read or write (busy, I/O, full, corrupt...), as opposed to a unit's own error. */
+function isSqliteFailure(error: unknown): boolean {
+  return error instanceof Database.SqliteError && !String(error.code).startsWith('SQLITE_CONSTRAINT') && error.code !== 'SQLITE_TOOBIG'
+}
 
 /** A better-sqlite3 transaction run as BEGIN IMMEDIATE. */
 function immediate<F extends (...args: never[]) => unknown>(db: Db, fn: F): F {
