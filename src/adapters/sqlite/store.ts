@@ -10,6 +10,8 @@
  * process's lock is SQLite's busy_timeout; should that run out under heavy contention, the call is
  * retried for as long again (with an async backoff) before a clear STORE_BUSY error.
  * better-sqlite3 is synchronous, so within one process nothing interleaves inside a transaction.
+ * The hot writes (units of work, appends, outbox claims and marks) are group-committed: those asked
+ * for in one turn of the event loop share one transaction, each in its own savepoint (queued()).
  *
  * Tables (schema version in `PRAGMA user_version`, migrations below):
  * - `events`: one row per event AND its outbox entry (published, lease_until, lease_owner), so an
