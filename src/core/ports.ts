@@ -79,6 +79,13 @@ export interface Subscription {
   next(signal?: AbortSignal): Promise<Delivery[]>
   ack(deliveries: readonly Delivery[]): Promise<void>
   /**
+   * Still working on these (a handler running long, a retry waiting, events queued behind it): they
+   * are not redelivered for another visibility timeout, and no delivery is counted (SQS's
+   * ChangeMessageVisibility, BullMQ's extendLock). Deliveries this consumer no longer holds (their
+   * partition went to another) are left alone.
+   */
+  extend(deliveries: readonly Delivery[]): Promise<void>
+  /**
    * Keeps this consumer's membership and partitions while it does not fetch (Kafka's paused poll):
    * a consumer holding a full buffer still owns what it holds. One that neither fetches nor beats
    * for the session timeout is taken for dead and loses its partitions.

@@ -85,7 +85,7 @@ export interface ServiceDefinition {
 
 export type RunnerEvent =
   | {type: 'subscribed'; group: string; consumer: string; topics: string[]}
-  | {type: 'bus_error'; phase: 'subscribe' | 'fetch' | 'ack' | 'close'; error: unknown; backoffMs?: number}
+  | {type: 'bus_error'; phase: 'subscribe' | 'fetch' | 'ack' | 'extend' | 'close'; error: unknown; backoffMs?: number}
   | {type: 'retry'; eventId: string; eventType: string; attempt: number; delayMs: number; error: unknown}
   | {type: 'dead_lettered'; record: DlqRecord}
   | {type: 'store_error'; phase: 'dlq' | 'sequence' | 'ledger' | 'commit'; error: unknown; eventId: string | null}
@@ -320,8 +320,9 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
   let subscription: Subscription | null = null
 
   const lanes = new Map<string, Lane>()
-  /** Transport ids held here (`topic/partition/id`): redeliveries of them are ignored. */
-  const held = new Set<string>()
+  /** Deliveries held here by transport id (`topic/partition/id`): redeliveries of them are ignored. */
+  const held = new Map<string, Delivery>()
+  const visibilityTimeoutMs = options.visibilityTimeoutMs ?? 30_000
   const heldId = (d: Delivery) => `${d.topic}\u0000${d.partition}\u0000${d.id}`
 
   // Slots: at most `concurrency` lanes run a handler at once; a parked lane holds no slot.
@@ -797,7 +798,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       stats.ignoredRedeliveries++
       return
     }
-    held.add(id)
+    held.set(id, delivery)
     stats.received++
     stats.buffered++
     const key = `${delivery.topic}\u0000${delivery.key}`
@@ -851,7 +852,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
           topics,
           batchSize,
           blockMs: options.blockMs,
-          visibilityTimeoutMs: options.visibilityTimeoutMs ?? 30_000,
+          visibilityTimeoutMs,
           startFrom: options.startFrom,
         })
         failures = 0
@@ -891,6 +892,27 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     }
   }
 
+  /**
+   * What this runner holds (queued behind a parked retry, running, parked) is still being worked
+   * on: it keeps it from its visibility timeout, which would otherwise hand it back to this same
+   * consumer (ignored here) and count a delivery each time, so that after a crash its next owner
+   * would find attempts spent that were never made.
+   */
+  let extending = false
+  const keepHeld = async () => {
+    if (extending || crashed || !subscription || held.size === 0) return
+    extending = true
+    try {
+      await subscription.extend([...held.values()])
+    } catch (error) {
+      notify({type: 'bus_error', phase: 'extend', error})
+    } finally {
+      extending = false
+    }
+  }
+  const keeper = setInterval(() => void keepHeld(), Math.max(10, Math.floor(visibilityTimeoutMs / 3)))
+  keeper.unref()
+
   const finish = async (reason: 'stop' | 'abort'): Promise<void> => {
     await loop().catch(() => {})
     // Wait for running lanes (parked ones end at once: their sleep was aborted).
@@ -906,6 +928,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
         notify({type: 'bus_error', phase: 'close', error})
       }
     }
+    clearInterval(keeper)
     pending.leave()
     notify({type: 'stopped', reason: crashed ? 'abort' : reason})
   }

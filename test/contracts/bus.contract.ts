@@ -281,6 +281,25 @@ export function busContract(name: string, factory: BusFactory, options: BusContr
       while (Date.now() < deadline) expect(await sub.next()).toEqual([])
     }, 60_000)
 
+    it('extend() keeps held deliveries from their visibility timeout without counting a delivery', async () => {
+      const topic = uniqueName('topic')
+      await bus.ensureTopics([{name: topic, partitions: 2}])
+      await bus.publish(messages(topic, 'k', 3))
+      const sub = await subscribe({group: uniqueName('g'), topics: [topic], visibilityTimeoutMs})
+      const first = await consumeUntil(sub, (all) => all.length >= 3, {ack: false})
+      // given deliveries extended well within their visibility timeout, for three timeouts
+      const deadline = Date.now() + visibilityTimeoutMs * 3
+      while (Date.now() < deadline) {
+        await sub.extend(first)
+        // then nothing comes back while they are kept
+        expect(await sub.next()).toEqual([])
+      }
+      // and once no longer extended they come back, counted as their second delivery
+      const again = await consumeUntil(sub, (all) => all.length >= 3, {ack: false, timeoutMs: waitTimeoutMs})
+      expect(again.map((d) => [d.id, d.deliveryCount])).toEqual(first.map((d) => [d.id, 2]))
+      await sub.ack(again)
+    }, 60_000)
+
     it('two consumers of one group own disjoint partitions and together get every message once', async () => {
       const topic = uniqueName('topic')
       const partitions = 6

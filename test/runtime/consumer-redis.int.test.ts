@@ -199,4 +199,41 @@ describe.skipIf(!redisUrl)(`consumer runner on Redis (${redisUrl ? 'redis-server
     expect(await h.store.dlq.list({group})).toEqual([])
     expect((await h.store.projections.get('registrations', 'all'))?.n).toBe(40)
   })
+
+  it('deliveries parked for a retry longer than the visibility timeout are not counted again, so a crash then spends no attempts', async () => {
+    // A retry waits 10 s, then 60 s (seed 000), past the 30 s visibility timeout; later events of
+    // the aggregate wait behind it. Claimed again by their own consumer on every claim while they
+    // waited, they came back after a crash with counts past the budget, and went to the DLQ.
+    const h = await setup()
+    const group = serviceName()
+    const user = randomUUID()
+    const events = Array.from({length: 3}, () => h.event('user.registered', {key: user}))
+    await h.send(events)
+    const crash = new AbortController()
+    let failures = 0
+    const c1 = h.start(
+      {
+        name: group,
+        consumes: ['user.registered'],
+        async handle(e) {
+          if (e.event_id === events[0]!.event_id) {
+            failures++
+            throw new Error('transient')
+          }
+        },
+      },
+      {signal: crash.signal, visibilityTimeoutMs: 200, retryDelaysMs: [60_000, 60_000, 60_000]},
+    )
+    // given the first event parked for its retry (the virtual clock never gets there), the others behind it
+    await until(() => expect(failures).toBe(1), 15_000)
+    await until(() => expect(c1.stats().received).toBe(3), 15_000)
+    // when it stays parked for ten visibility timeouts, and then the process dies
+    await new Promise((resolve) => setTimeout(resolve, 2_000))
+    crash.abort()
+    await c1.done
+    // then the next consumer (the default budget of 4 attempts) completes all three
+    const c2 = h.start({name: group, consumes: ['user.registered'], async handle() {}}, {visibilityTimeoutMs: 200})
+    await until(() => expect(c2.stats().acked + c2.stats().deadLettered).toBe(3), 20_000)
+    expect(await h.store.dlq.list({group})).toEqual([])
+  })
 })

@@ -1155,6 +1155,15 @@ class KafkaSubscription implements Subscription {
     await this.scheduleCommit(touched)
   }
 
+  async extend(deliveries: readonly Delivery[]): Promise<void> {
+    this.bus.check()
+    const now = Date.now()
+    for (const d of deliveries) {
+      const pending = this.parts.get(tpKey(d.topic, d.partition))?.pending.get(Number(d.id))
+      if (pending) pending.deliveredAt = now
+    }
+  }
+
   close(): Promise<void> {
     this.closing ??= this.closeNow()
     return this.closing

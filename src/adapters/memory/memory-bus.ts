@@ -690,6 +690,20 @@ class MemorySubscription implements Subscription {
     }
   }
 
+  async extend(deliveries: readonly Delivery[]): Promise<void> {
+    if (this.bus.isClosed) throw closedBusError()
+    const now = this.bus.now()
+    for (const delivery of deliveries) {
+      const part = this.group.topics.get(delivery.topic)?.parts[delivery.partition]
+      const pending = part?.pending.get(delivery.id)
+      if (!pending || pending.consumer !== this.member.name) continue
+      // To the end of the map: pending maps stay in delivery order (poll() stops at the first not due).
+      part!.pending.delete(delivery.id)
+      pending.deliveredAt = now
+      part!.pending.set(delivery.id, pending)
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return
     this.abandon()

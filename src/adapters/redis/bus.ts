@@ -64,6 +64,22 @@ end
 return redis.call('ZRANGE', KEYS[1], 0, -1)
 `)
 
+/**
+ * Resets the idle time of the given entries pending under this consumer, without counting a
+ * delivery (XCLAIM JUSTID); entries another consumer holds now are left alone.
+ */
+const EXTEND = new LuaScript(`
+local touched = 0
+for i = 3, #ARGV do
+  local row = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)[1]
+  if row and row[2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    touched = touched + 1
+  end
+end
+return touched
+`)
+
 /** For each lease key: 1 renewed (already ours), 2 newly acquired, 0 held by someone else. */
 const ACQUIRE = new LuaScript(`
 local out = {}
@@ -909,6 +925,19 @@ class RedisSubscription implements Subscription {
     for (const [stream, ids] of byStream) pipeline.call('XACK', [stream, this.group, ...ids])
     const results = (await pipeline.exec()) ?? []
     for (const [error] of results) if (error) throw error
+  }
+
+  async extend(deliveries: readonly Delivery[]): Promise<void> {
+    if (deliveries.length === 0) return
+    this.bus.check()
+    const byStream = new Map<string, string[]>()
+    for (const d of deliveries) {
+      const stream = this.bus.streamKey(d.topic, d.partition)
+      const ids = byStream.get(stream)
+      if (ids) ids.push(d.id)
+      else byStream.set(stream, [d.id])
+    }
+    await Promise.all([...byStream].map(([stream, ids]) => EXTEND.run(this.client, [stream], [this.group, this.consumer, ...ids])))
   }
 
   async close(): Promise<void> {
