@@ -911,9 +911,8 @@ class RedisSubscription implements Subscription {
     return out
   }
 
-  async ack(deliveries: readonly Delivery[]): Promise<void> {
-    if (deliveries.length === 0) return
-    this.bus.check()
+  /** Entry ids by stream, in the order given. */
+  private idsByStream(deliveries: readonly Delivery[]): Map<string, string[]> {
     const byStream = new Map<string, string[]>()
     for (const d of deliveries) {
       const stream = this.bus.streamKey(d.topic, d.partition)
@@ -921,8 +920,14 @@ class RedisSubscription implements Subscription {
       if (ids) ids.push(d.id)
       else byStream.set(stream, [d.id])
     }
+    return byStream
+  }
+
+  async ack(deliveries: readonly Delivery[]): Promise<void> {
+    if (deliveries.length === 0) return
+    this.bus.check()
     const pipeline = this.client.pipeline()
-    for (const [stream, ids] of byStream) pipeline.call('XACK', [stream, this.group, ...ids])
+    for (const [stream, ids] of this.idsByStream(deliveries)) pipeline.call('XACK', [stream, this.group, ...ids])
     const results = (await pipeline.exec()) ?? []
     for (const [error] of results) if (error) throw error
   }
@@ -930,14 +935,7 @@ class RedisSubscription implements Subscription {
   async extend(deliveries: readonly Delivery[]): Promise<void> {
     if (deliveries.length === 0) return
     this.bus.check()
-    const byStream = new Map<string, string[]>()
-    for (const d of deliveries) {
-      const stream = this.bus.streamKey(d.topic, d.partition)
-      const ids = byStream.get(stream)
-      if (ids) ids.push(d.id)
-      else byStream.set(stream, [d.id])
-    }
-    await Promise.all([...byStream].map(([stream, ids]) => EXTEND.run(this.client, [stream], [this.group, this.consumer, ...ids])))
+    await Promise.all([...this.idsByStream(deliveries)].map(([stream, ids]) => EXTEND.run(this.client, [stream], [this.group, this.consumer, ...ids])))
   }
 
   async close(): Promise<void> {
