@@ -300,6 +300,26 @@ export function busContract(name: string, factory: BusFactory, options: BusContr
       await sub.ack(again)
     }, 60_000)
 
+    it("extend() by a consumer that lost its partition leaves the new owner's deliveries alone", async () => {
+      const topic = uniqueName('topic')
+      await bus.ensureTopics([{name: topic, partitions: 1}])
+      const group = uniqueName('g')
+      await bus.publish(messages(topic, 'agg', 3))
+      // given an owner that took three entries and stopped polling (paused past its lease)
+      const paused = await subscribe({group, topics: [topic], consumer: 'paused', visibilityTimeoutMs: 60_000})
+      const held = await consumeUntil(paused, (all) => all.length === 3, {ack: false})
+      // and the partition's new owner, which took them over
+      const next = await subscribe({group, topics: [topic], consumer: 'next', visibilityTimeoutMs: 60_000})
+      const got = await consumeUntil(next, (all) => all.length === 3, {ack: false, timeoutMs: waitTimeoutMs, message: 'the new owner takes them over'})
+      // when the paused one wakes up and extends what it still thinks it holds
+      await paused.extend(held)
+      // then they stay the new owner's: its acks settle them
+      const [before] = await bus.stats({group, topic})
+      expect(before.consumers.find((c) => c.name === 'paused')?.pending ?? 0).toBe(0)
+      await next.ack(got)
+      await until(async () => (await bus.stats({group, topic}))[0]?.pending === 0, {message: 'nothing pending after the new owner acks'})
+    }, 60_000)
+
     it('two consumers of one group own disjoint partitions and together get every message once', async () => {
       const topic = uniqueName('topic')
       const partitions = 6
