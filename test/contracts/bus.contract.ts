@@ -87,6 +87,17 @@ export function busContract(name: string, factory: BusFactory, options: BusContr
       return {topic, group, a, b}
     }
 
+    /** A one-partition topic whose first `n` entries (key 'agg') `owner` took and holds unacked. */
+    const heldByOneOwner = async (n: number, owner: string) => {
+      const topic = uniqueName('topic')
+      await bus.ensureTopics([{name: topic, partitions: 1}])
+      const group = uniqueName('g')
+      await bus.publish(messages(topic, 'agg', n))
+      const sub = await subscribe({group, topics: [topic], consumer: owner, batchSize: n, visibilityTimeoutMs: 60_000})
+      const held = await consumeUntil(sub, (all) => all.length === n, {ack: false})
+      return {topic, group, sub, held}
+    }
+
     beforeEach(async () => {
       const made = await factory()
       bus = made.bus
@@ -301,13 +312,8 @@ export function busContract(name: string, factory: BusFactory, options: BusContr
     }, 60_000)
 
     it("extend() by a consumer that lost its partition leaves the new owner's deliveries alone", async () => {
-      const topic = uniqueName('topic')
-      await bus.ensureTopics([{name: topic, partitions: 1}])
-      const group = uniqueName('g')
-      await bus.publish(messages(topic, 'agg', 3))
       // given an owner that took three entries and stopped polling (paused past its lease)
-      const paused = await subscribe({group, topics: [topic], consumer: 'paused', visibilityTimeoutMs: 60_000})
-      const held = await consumeUntil(paused, (all) => all.length === 3, {ack: false})
+      const {topic, group, sub: paused, held} = await heldByOneOwner(3, 'paused')
       // and the partition's new owner, which took them over
       const next = await subscribe({group, topics: [topic], consumer: 'next', visibilityTimeoutMs: 60_000})
       const got = await consumeUntil(next, (all) => all.length === 3, {ack: false, timeoutMs: waitTimeoutMs, message: 'the new owner takes them over'})
@@ -414,13 +420,8 @@ export function busContract(name: string, factory: BusFactory, options: BusContr
     }, 60_000)
 
     it("a partition's new owner gets what the previous one left unacked first, before newer entries, without waiting the visibility timeout", async () => {
-      const topic = uniqueName('topic')
-      await bus.ensureTopics([{name: topic, partitions: 1}])
-      const group = uniqueName('g')
-      await bus.publish(messages(topic, 'agg', 2))
       // given an owner that took the first entries and died holding them (no ack, no next(), no close)
-      const dead = await subscribe({group, topics: [topic], consumer: 'dead', batchSize: 2, visibilityTimeoutMs: 60_000})
-      const held = await consumeUntil(dead, (all) => all.length === 2, {ack: false})
+      const {topic, group, held} = await heldByOneOwner(2, 'dead')
       expect(held.map(valueN)).toEqual([0, 1])
       await bus.publish(messages(topic, 'agg', 2, 2))
       // when another consumer of the group takes the partition over
@@ -439,13 +440,9 @@ export function busContract(name: string, factory: BusFactory, options: BusContr
       // A runner keeps fetching while it works on what it holds: a takeover larger than one batch
       // must not hand (and count) the same entries again on every call, or a few crashes in a row
       // would spend an ordinary event's whole attempt budget.
-      const topic = uniqueName('topic')
-      await bus.ensureTopics([{name: topic, partitions: 1}])
-      const group = uniqueName('g')
-      await bus.publish(messages(topic, 'agg', 12))
       // given an owner that took 12 entries and died holding them
-      const dead = await subscribe({group, topics: [topic], consumer: 'dead', batchSize: 12, visibilityTimeoutMs: 60_000})
-      expect((await consumeUntil(dead, (all) => all.length === 12, {ack: false})).map(valueN)).toEqual(Array.from({length: 12}, (_, i) => i))
+      const {topic, group, held} = await heldByOneOwner(12, 'dead')
+      expect(held.map(valueN)).toEqual(Array.from({length: 12}, (_, i) => i))
       await bus.publish(messages(topic, 'agg', 3, 12))
       // when the next owner fetches in batches of 4 and acks nothing until it has all 15
       const next = await subscribe({group, topics: [topic], consumer: 'next', batchSize: 4, visibilityTimeoutMs: 60_000})

@@ -30,6 +30,14 @@ describe.skipIf(!redisUrl)(`consumer runner on Redis (${redisUrl ? 'redis-server
     await deleteTestKeys(redisUrl!, prefix)
   })
 
+  /** `n` events of one user (one aggregate: one lane, one partition), on the bus. */
+  const sentForOneUser = async (h: Harness, n: number) => {
+    const user = randomUUID()
+    const events = Array.from({length: n}, () => h.event('user.registered', {key: user}))
+    await h.send(events)
+    return events
+  }
+
   const pendingOf = async (group: string) => (await h!.bus.stats({group})).reduce((n, s) => n + s.pending + s.lag, 0)
 
   it('two unparseable messages with the same entry id in two partitions are two DLQ entries, not one', async () => {
@@ -175,9 +183,7 @@ describe.skipIf(!redisUrl)(`consumer runner on Redis (${redisUrl ? 'redis-server
     // reached the DLQ as DELIVERY_ATTEMPTS_EXHAUSTED after a crash or two.
     const h = await setup()
     const group = serviceName()
-    const user = randomUUID()
-    const events = Array.from({length: 40}, () => h.event('user.registered', {key: user}))
-    await h.send(events)
+    await sentForOneUser(h, 40)
     const crash = new AbortController()
     const c1 = h.start({name: group, consumes: ['user.registered'], handle: () => new Promise(() => {})}, {signal: crash.signal, batchSize: 40})
     await until(() => expect(c1.stats().received).toBe(40), 15_000)
@@ -206,9 +212,7 @@ describe.skipIf(!redisUrl)(`consumer runner on Redis (${redisUrl ? 'redis-server
     // waited, they came back after a crash with counts past the budget, and went to the DLQ.
     const h = await setup()
     const group = serviceName()
-    const user = randomUUID()
-    const events = Array.from({length: 3}, () => h.event('user.registered', {key: user}))
-    await h.send(events)
+    const events = await sentForOneUser(h, 3)
     const crash = new AbortController()
     let failures = 0
     const c1 = h.start(

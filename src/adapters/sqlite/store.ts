@@ -853,8 +853,8 @@ export class SqliteStore implements Store {
         for (const write of queued) write.reject(error)
         return
       }
-      // Something in one write the file refused (too big, full, a constraint): each on its own,
-      // so that only that one fails.
+      // The file failed under the group (I/O, full; a write's own refusals, a constraint or a row
+      // too big, stay in its savepoint): each on its own, so that only what still fails fails.
       for (const write of queued) await alone(write)
       return
     }
