@@ -46,3 +46,44 @@ describe('SqliteStore: a schema 1 file', () => {
     }
   })
 })
+
+describe('SqliteStore: a schema 4 file', () => {
+  it('keeps guarding the ids its applied lists held as JSON, and writes fingerprints from then on', async () => {
+    const file = join(dir, 'store4.db')
+    const db = new Database(file)
+    for (const migration of MIGRATIONS.slice(0, 4)) db.exec(migration)
+    db.pragma('user_version = 4')
+    const insert = db.prepare('INSERT INTO projections (collection, id, doc, applied, applied_count) VALUES (?, ?, ?, ?, ?)')
+    insert.run('c', 'held', JSON.stringify({_id: 'held', n: 2}), JSON.stringify(['e1', 'odd "id"']), 2)
+    insert.run('c', 'fresh', JSON.stringify({_id: 'fresh', n: 0}), '[]', 0)
+    db.close()
+
+    const store = await createSqliteStore({path: file})
+    try {
+      expect(store.migrationsRun).toEqual([5])
+      expect(await store.projections.isApplied('c', 'held', 'odd "id"')).toBe(true)
+      expect(await store.projections.applyOnce('c', 'held', 'e1', {$inc: {n: 1}})).toBe(false)
+      expect(await store.projections.applyOnce('c', 'held', 'e2', {$inc: {n: 1}})).toBe(true)
+      expect(await store.projections.applyOnce('c', 'fresh', 'e1', {$inc: {n: 1}})).toBe(true)
+      expect(await store.projections.applyOnce('c', 'fresh', 'e1', {$inc: {n: 1}})).toBe(false)
+      expect(await store.projections.get('c', 'held')).toEqual({_id: 'held', n: 3})
+      // A schema 4 tektree that still had the file open writes JSON lists: they are read as such.
+      const old = new Database(file)
+      old.prepare('INSERT INTO projections (collection, id, doc, applied, applied_count) VALUES (?, ?, ?, ?, ?)').run('c', 'late', '{"_id":"late"}', '["e9"]', 1)
+      old.close()
+      expect(await store.projections.isApplied('c', 'late', 'e9')).toBe(true)
+      expect(await store.projections.applyOnce('c', 'late', 'e9', {$inc: {n: 1}})).toBe(false)
+      expect(await store.projections.applyOnce('c', 'late', 'e10', {$inc: {n: 1}})).toBe(true)
+    } finally {
+      await store.close()
+    }
+    const after = new Database(file, {readonly: true})
+    const rows = after.prepare('SELECT id, applied, applied_count FROM projections ORDER BY id').all() as Array<{id: string; applied: unknown; applied_count: number}>
+    after.close()
+    expect(rows.map((r) => [r.id, Buffer.isBuffer(r.applied) ? (r.applied as Buffer).length : r.applied, r.applied_count])).toEqual([
+      ['fresh', 8, 1],
+      ['held', 24, 3],
+      ['late', 16, 2],
+    ])
+  })
+})

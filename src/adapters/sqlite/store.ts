@@ -20,7 +20,7 @@
  * - `idempotency`: (scope, key) with expires_at (null = never); expired keys are swept a bounded
  *   batch at a time while marking.
  * - `projections`: (collection, id) -> the document as JSON, and beside it (never in it) the last
- *   APPLIED_LIMIT event ids applyOnce applied to it, as a JSON array.
+ *   APPLIED_LIMIT event ids applyOnce applied to it, as 8-byte fingerprints in a BLOB (applied.ts).
  * - `dlq`: records by id, in dead-letter order.
  * - `handled`: (event_id, group) -> when the group completed the event and after how many attempts.
  * - `events.published`: 0 in the outbox, 1 published (at `published_at`, ms), 2 quarantined (the relay gave up on it; the
@@ -51,6 +51,7 @@ import type {
   StoreWrites,
 } from '../../core/ports.js'
 import {typeGlobToRegExpSource} from '../../core/glob.js'
+import {appliedCount, appliedList, fingerprint, holds, MIGRATION_FUNCTION, NO_APPLIED, withApplied, type Fingerprint} from './applied.js'
 import {APPLIED_FIELD, APPLIED_LIMIT, applyUpdate, compareValues, getPath, matchesFilter, type Doc} from '../../core/projection-update.js'
 import {UserError} from '../../errors.js'
 import {CommitConflictError} from '../../core/errors.js'
@@ -141,6 +142,10 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (event_id, group_name)
   ) WITHOUT ROWID;
   `,
+  // 5: the applied lists as 8-byte fingerprints instead of JSON arrays of ids (applied.ts).
+  `
+  UPDATE projections SET applied = ${MIGRATION_FUNCTION}(applied);
+  `,
 ]
 
 /** The user_version this code writes and understands. */
@@ -216,6 +221,7 @@ function openSchema(db: Db, file: string, memory: boolean): number[] {
     .deferred()
   if (!memory) db.pragma('journal_mode = WAL')
   db.pragma('synchronous = NORMAL')
+  db.function(MIGRATION_FUNCTION, {deterministic: true}, (applied: unknown) => appliedList(applied))
   // The savepoints of a group commit keep their statement journals in memory, not in temp files.
   db.pragma('temp_store = MEMORY')
   const migrated: number[] = []
@@ -356,9 +362,8 @@ interface StagedDoc {
   id: string
   exists: boolean
   doc: Doc | null
-  /** JSON array text of the last applied event ids (see hasApplied / withoutFirst). */
-  applied: string
-  appliedCount: number
+  /** Fingerprints of the last applied event ids (applied.ts). */
+  applied: Buffer
   dirty: boolean
 }
 
@@ -446,6 +451,7 @@ export class SqliteStore implements Store {
   private readonly groupWriteTx: (writes: readonly QueuedWrite[]) => WriteOutcome[]
   /** Writes asked for in this turn of the event loop: they go into the file together. */
   private writeQueue: QueuedWrite[] = []
+  private lastPrint: {eventId: string; print: Fingerprint} | null = null
 
   constructor(
     private readonly db: Db,
@@ -526,7 +532,7 @@ export class SqliteStore implements Store {
       'DELETE FROM idempotency WHERE (scope, key) IN (SELECT scope, key FROM idempotency WHERE expires_at <= ? LIMIT ?)',
     )
 
-    this.selectProjection = db.prepare('SELECT doc, applied, applied_count FROM projections WHERE collection = ? AND id = ?').raw()
+    this.selectProjection = db.prepare('SELECT doc, applied FROM projections WHERE collection = ? AND id = ?').raw()
     this.selectDoc = db.prepare('SELECT doc FROM projections WHERE collection = ? AND id = ?').pluck()
     this.selectApplied = db.prepare('SELECT applied FROM projections WHERE collection = ? AND id = ?').pluck()
     this.selectDocs = db.prepare('SELECT doc FROM projections WHERE collection = ?').pluck()
@@ -761,8 +767,8 @@ export class SqliteStore implements Store {
       },
       isApplied: (collection, id, eventId) =>
         this.run(() => {
-          const applied = this.selectApplied.get(collection, id) as string | undefined
-          return applied !== undefined && hasApplied(applied, eventId, JSON.stringify(eventId))
+          const applied = this.selectApplied.get(collection, id) as unknown
+          return applied !== undefined && holds(appliedList(applied), fingerprint(eventId))
         }),
       drop: async (collection) => {
         await this.run(() => this.writeTx(() => this.dropCollection.run(collection)))
@@ -999,36 +1005,36 @@ export class SqliteStore implements Store {
     const key = `${collection}\u0000${id}`
     let entry = staged.get(key)
     if (!entry) {
-      const row = this.selectProjection.get(collection, id) as [string, string, number] | undefined
+      const row = this.selectProjection.get(collection, id) as [string, unknown] | undefined
       entry = row
-        ? {collection, id, exists: true, doc: JSON.parse(row[0]) as Doc, applied: row[1], appliedCount: row[2], dirty: false}
-        : {collection, id, exists: false, doc: null, applied: '[]', appliedCount: 0, dirty: false}
+        ? {collection, id, exists: true, doc: JSON.parse(row[0]) as Doc, applied: appliedList(row[1]), dirty: false}
+        : {collection, id, exists: false, doc: null, applied: NO_APPLIED, dirty: false}
       staged.set(key, entry)
     }
-    const quoted = eventId === null ? '' : JSON.stringify(eventId)
-    if (eventId !== null && hasApplied(entry.applied, eventId, quoted)) return false
+    const print = eventId === null ? null : this.fingerprintOf(eventId)
+    if (print && holds(entry.applied, print)) return false
     const next = applyUpdate(entry.doc, update, {isInsert: entry.doc === null})
     next._id = id
     entry.doc = next
     entry.dirty = true
     // After applyUpdate: an update that throws must not count as applied.
-    if (eventId !== null) {
-      if (entry.appliedCount < APPLIED_LIMIT) {
-        entry.applied = entry.appliedCount === 0 ? `[${quoted}]` : `${entry.applied.slice(0, -1)},${quoted}]`
-        entry.appliedCount++
-      } else {
-        entry.applied = `[${withoutFirst(entry.applied)}${quoted}]`
-      }
-    }
+    if (print) entry.applied = withApplied(entry.applied, print, APPLIED_LIMIT)
     return true
+  }
+
+  /** A unit's event usually writes several documents in a row: its fingerprint is made once. */
+  private fingerprintOf(eventId: string): Fingerprint {
+    if (this.lastPrint?.eventId !== eventId) this.lastPrint = {eventId, print: fingerprint(eventId)}
+    return this.lastPrint.print
   }
 
   private flush(staged: Map<string, StagedDoc>): void {
     for (const entry of staged.values()) {
       if (!entry.dirty) continue
       const json = JSON.stringify(entry.doc)
-      if (entry.exists) this.updateProjection.run(json, entry.applied, entry.appliedCount, entry.collection, entry.id)
-      else this.insertProjection.run(entry.collection, entry.id, json, entry.applied, entry.appliedCount)
+      const count = appliedCount(entry.applied)
+      if (entry.exists) this.updateProjection.run(json, entry.applied, count, entry.collection, entry.id)
+      else this.insertProjection.run(entry.collection, entry.id, json, entry.applied, count)
     }
   }
 
@@ -1202,25 +1208,6 @@ function dlqWhere(filter: {group?: string; type?: string}): {where: string; para
     params.push(filter.type)
   }
   return {where: terms.length === 0 ? '' : ` WHERE ${terms.join(' AND ')}`, params}
-}
-
-/**
- * The applied list is JSON text that this file alone writes, one JSON.stringify(id) per element.
- * Parsing and re-serializing 256 ids on every guarded write cost ~6x the string operations below
- * (measured ~16 vs ~2.5 us): the text is searched for the quoted id (confirmed by a parse only on a
- * hit, since a quoted id could also match across element boundaries), and trimmed at its front.
- */
-function hasApplied(applied: string, eventId: string, quoted: string): boolean {
-  return applied.includes(quoted) && (JSON.parse(applied) as string[]).includes(eventId)
-}
-
-/** The elements after the first one, each followed by a comma (`["a","b","c"]` -> `"b","c",`). */
-function withoutFirst(applied: string): string {
-  // The first element is a JSON string starting at index 1; skip escapes to find its closing quote.
-  let i = 2
-  while (applied[i] !== '"') i += applied[i] === '\\' ? 2 : 1
-  const rest = applied.slice(i + 2, -1)
-  return rest === '' ? '' : `${rest},`
 }
 
 function rejectBookkeeping(update: ProjectionUpdate): void {
