@@ -12,9 +12,15 @@
  * threads (1 = on the generator's thread); on the other targets the services always share its thread.
  * --max-backlog 0 (the default here) measures what the services carry without the generator ever
  * being held back; give a bound to see backpressure.
+ *
+ * "cpu us/event": CPU time of this process (every thread: generator, relay, workers, GC) plus
+ * redis-server's (INFO cpu) over the run, divided by the events it carried (simulated + derived).
+ * Below saturation every run carries the same seeded work, so this is the figure to compare two
+ * builds by on a noisy machine: it moves far less than the rates do.
  */
 import {parseArgs} from 'node:util'
 import Table from 'cli-table3'
+import {Redis} from 'ioredis'
 import type {Runtime} from '../src/core/runtime.js'
 import {runSimulation} from '../src/simulator/run.js'
 import {parseScenario} from '../src/simulator/scenario.js'
@@ -67,7 +73,7 @@ const wanted = values.targets!.split(',')
 const selected = targets.filter((t) => wanted.includes(t.key))
 const workerCounts = values.workers!.split(',').map(Number)
 const maxBacklog = Number(values['max-backlog'])
-const table = new Table({head: ['runtime', 'workers', 'target/s', 'simulated/s', 'all/s', 'publish p95', 'delivery p95', 'max backlog', 'generator behind', 'services behind', 'drained']})
+const table = new Table({head: ['runtime', 'workers', 'target/s', 'simulated/s', 'all/s', 'publish p95', 'delivery p95', 'max backlog', 'generator behind', 'services behind', 'drained', 'cpu us/event']})
 for (const target of selected) for (const workers of target.key === 'sqlite' || target.key === 'kafka' ? workerCounts : [1]) {
   // A short unrecorded run first: the first measured rate would otherwise pay for JIT warm-up.
   for (const [rate, warmUp] of [[rates[0], true] as const, ...rates.map((r) => [r, false] as const)]) {
@@ -83,13 +89,18 @@ for (const target of selected) for (const workers of target.key === 'sqlite' || 
       'bench',
     )
     const runtime = target.runtime ? await target.runtime() : undefined
+    const cpuBefore = process.cpuUsage()
+    const redisBefore = await redisCpuMs(values['redis-url'], target.key)
     const report = await runSimulation(
       {scenario, runtime, redisUrl: target.redisUrl, mongoUrl: target.mongoUrl, inProcess: target.inProcess, drainTimeoutMs: 60_000, services, workers, maxBacklog},
       {onProgress: (p) => process.stderr.write(`\r${target.name} x${workers} ${rate}/s${warmUp ? ' (warm-up)' : ''}: sent ${p.sent} lag ${p.backlog}${p.heldBack ? ' held back' : ''}   `)},
     )
+    const cpu = process.cpuUsage(cpuBefore)
+    const redisMs = (await redisCpuMs(values['redis-url'], target.key)) - redisBefore
     await runtime?.close()
     process.stderr.write('\n')
     if (warmUp) continue
+    const cpuUsPerEvent = ((cpu.user + cpu.system) / 1000 + redisMs) * 1000 / Math.max(1, report.events.total)
     table.push([
       target.name,
       report.workers === 0 ? 'main thread' : report.workers,
@@ -102,8 +113,23 @@ for (const target of selected) for (const workers of target.key === 'sqlite' || 
       report.rate.fellBehind ? (report.rate.heldBackMs > 0 ? `yes (held back ${(report.rate.heldBackMs / 1000).toFixed(1)} s)` : 'yes') : 'no',
       report.servicesFellBehind ? 'yes' : 'no',
       report.drained ? 'yes' : `no (${report.drainMs} ms)`,
+      cpuUsPerEvent.toFixed(0),
     ])
   }
 }
 console.log(table.toString())
 console.log(`node ${process.version}, ${seconds}s per rate, services: ${mode}`)
+
+/** redis-server's CPU so far (ms, user + sys), for the targets on the Redis bus; 0 elsewhere. */
+async function redisCpuMs(url: string | undefined, key: string): Promise<number> {
+  if (!url || (key !== 'redis' && key !== 'sqlite') || !url.startsWith('redis')) return 0
+  const redis = new Redis(url, {lazyConnect: true, maxRetriesPerRequest: 1})
+  try {
+    await redis.connect()
+    const info = await redis.info('cpu')
+    const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0)
+    return (field('used_cpu_user') + field('used_cpu_sys')) * 1000
+  } finally {
+    redis.disconnect()
+  }
+}
