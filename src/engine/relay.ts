@@ -4,6 +4,9 @@
  *
  *   claim (lease) -> bus.publish -> outbox.markPublished -> metrics.published
  *
+ * The publish latency recorded is from the event's timestamp to the moment the bus accepted it:
+ * consumers can have it from then on; the mark after it is the relay's own bookkeeping.
+ *
  * At-least-once: an event is marked published only after the bus accepted it. A bus error keeps the
  * batch (this relay still holds its lease) and retries it with bounded exponential backoff; if the
  * process dies, the lease expires and the events are claimed again. A crash between publish and
@@ -170,13 +173,14 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       return isolate(batch, messages)
     }
     // The bus has them: from here a failure only risks a duplicate, never a loss.
+    const acceptedAt = now()
     held = []
     stats.held = 0
-    await published(batch)
+    await published(batch, acceptedAt)
     return batch.length
   }
 
-  const published = async (events: readonly EventEnvelope[]) => {
+  const published = async (events: readonly EventEnvelope[], acceptedAt: number) => {
     options.onPublished?.(events)
     const ids = new Array<string>(events.length)
     for (let i = 0; i < events.length; i++) ids[i] = events[i].event_id
@@ -185,10 +189,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     stats.published += events.length
     stats.batches++
     stats.consecutiveErrors = 0
-    if (metrics) {
-      const at = now()
-      for (const event of events) metrics.published(event.event_type, 1, at - Date.parse(event.timestamp))
-    }
+    if (metrics) for (const event of events) metrics.published(event.event_type, 1, acceptedAt - Date.parse(event.timestamp))
   }
 
   /**
@@ -269,7 +270,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     const waiting = inOrder(waitingAt)
     held = waiting
     stats.held = waiting.length
-    if (sent.length > 0) await published(sent)
+    if (sent.length > 0) await published(sent, now())
     if (quarantine.length > 0) {
       stats.quarantined += await store.outbox.quarantine(quarantine)
       // Said where relay errors are said (services, workers, simulate), once per event, not retried.

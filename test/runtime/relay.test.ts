@@ -76,6 +76,27 @@ async function setup(options: {batchSize?: number; maxAttempts?: number} = {}) {
 }
 
 describe('outbox relay', () => {
+  it('records publish latency up to the moment the bus accepted the event, not its mark in the store', async () => {
+    const catalog = await tektreeCatalog()
+    const store = createMemoryStore()
+    const metrics = createMetrics()
+    const event = exampleEvent(catalog, 'user.authenticated', {seed: 1})
+    let clockNow = Date.parse(event.timestamp) + 5
+    // The mark takes 10 s of the relay's clock: a latency taken after it would say so.
+    const markPublished = store.outbox.markPublished.bind(store.outbox)
+    store.outbox.markPublished = async (ids) => {
+      clockNow += 10_000
+      return markPublished(ids)
+    }
+    const relay = createOutboxRelay({store, bus: createMemoryBus(), catalog, metrics, owner: 'latency', clock: {now: () => clockNow, sleep: async () => undefined}})
+    await store.events.append([event])
+    relay.start()
+    await relay.drain(10_000)
+    await relay.stop()
+    expect(metrics.snapshot().totals.published).toBe(1)
+    expect(metrics.snapshot().publishLatencyMs).toMatchObject({count: 1, max: 5})
+  })
+
   it('publishes appended events in append order, as the agreed messages, and drain() resolves', async () => {
     const {relay, publisher, make, readAll, store, metrics, catalog} = await setup({batchSize: 7})
     const key = randomUUID()
