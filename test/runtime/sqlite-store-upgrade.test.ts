@@ -69,8 +69,13 @@ describe('SqliteStore: a schema 4 file', () => {
       expect(await store.projections.get('c', 'held')).toEqual({_id: 'held', n: 3})
       // A schema 4 tektree that still had the file open writes JSON lists: they are read as such.
       const old = new Database(file)
-      old.prepare('INSERT INTO projections (collection, id, doc, applied, applied_count) VALUES (?, ?, ?, ?, ?)').run('c', 'late', '{"_id":"late"}', '["e9"]', 1)
+      const oldInsert = old.prepare('INSERT INTO projections (collection, id, doc, applied, applied_count) VALUES (?, ?, ?, ?, ?)')
+      oldInsert.run('c', 'late', '{"_id":"late"}', '["e9"]', 1)
+      // What it writes when it appends to a list of fingerprints: no JSON. Read as an empty list.
+      oldInsert.run('c', 'mangled', '{"_id":"mangled"}', '\u0001\u0002,"e1"]', 2)
       old.close()
+      expect(await store.projections.applyOnce('c', 'mangled', 'e1', {$inc: {n: 1}})).toBe(true)
+      expect(await store.projections.applyOnce('c', 'mangled', 'e1', {$inc: {n: 1}})).toBe(false)
       expect(await store.projections.isApplied('c', 'late', 'e9')).toBe(true)
       expect(await store.projections.applyOnce('c', 'late', 'e9', {$inc: {n: 1}})).toBe(false)
       expect(await store.projections.applyOnce('c', 'late', 'e10', {$inc: {n: 1}})).toBe(true)
@@ -84,6 +89,7 @@ describe('SqliteStore: a schema 4 file', () => {
       ['fresh', 8, 1],
       ['held', 24, 3],
       ['late', 16, 2],
+      ['mangled', 8, 1],
     ])
   })
 })

@@ -28,12 +28,19 @@ export function fingerprint(eventId: string): Fingerprint {
 
 /**
  * The column's value as fingerprints. A JSON array of ids (written by a tektree of schema 4 that
- * was still running when the file was migrated) is converted; anything else is an empty list.
+ * was still running when the file was migrated) is converted; anything else is an empty list: such
+ * a process appending to a list of fingerprints writes text that is no JSON, and a document that
+ * failed every commit on it would be worse than one whose guard forgot its past.
  */
 export function appliedList(value: unknown): Buffer {
   if (Buffer.isBuffer(value)) return value
   if (typeof value !== 'string' || value === '' || value === '[]') return NO_APPLIED
-  const ids = JSON.parse(value) as unknown
+  let ids: unknown
+  try {
+    ids = JSON.parse(value)
+  } catch {
+    return NO_APPLIED
+  }
   if (!Array.isArray(ids)) return NO_APPLIED
   const list = Buffer.allocUnsafe(ids.length * FINGERPRINT_BYTES)
   ids.forEach((id, i) => write(list, i * FINGERPRINT_BYTES, fingerprint(String(id))))

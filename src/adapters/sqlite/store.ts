@@ -797,7 +797,7 @@ export class SqliteStore implements Store {
       isApplied: (collection, id, eventId) =>
         this.run(() => {
           const applied = this.selectApplied.get(collection, id) as unknown
-          return applied !== undefined && holds(appliedList(applied), fingerprint(eventId))
+          return applied !== undefined && holds(appliedList(applied), this.fingerprintOf(eventId))
         }),
       drop: async (collection) => {
         await this.run(() => this.writeTx(() => this.dropCollection.run(collection)))
@@ -1051,7 +1051,7 @@ export class SqliteStore implements Store {
     return true
   }
 
-  /** A unit's event usually writes several documents in a row: its fingerprint is made once. */
+  /** An event's guard is read before its handler writes and again for each document it writes: one hash. */
   private fingerprintOf(eventId: string): Fingerprint {
     if (this.lastPrint?.eventId !== eventId) this.lastPrint = {eventId, print: fingerprint(eventId)}
     return this.lastPrint.print
@@ -1061,6 +1061,8 @@ export class SqliteStore implements Store {
     for (const entry of staged.values()) {
       if (!entry.dirty) continue
       const json = JSON.stringify(entry.doc)
+      // Derivable from the list, and still written: a tektree of schema 4 that has the file open
+      // reads it.
       const count = appliedCount(entry.applied)
       if (entry.exists) this.updateProjection.run(json, entry.applied, count, entry.collection, entry.id)
       else this.insertProjection.run(entry.collection, entry.id, json, entry.applied, count)
