@@ -253,6 +253,25 @@ export function resolveSubscription(catalog: Catalog, consumes: readonly string[
   return {topics, accepts: (definition) => accepted.has(definition)}
 }
 
+interface HeldDelivery {
+  delivery: Delivery
+  /** When it was received, or last extended (ms). */
+  since: number
+}
+
+/**
+ * The held deliveries the keeper (which runs every `everyMs`, a third of the visibility timeout)
+ * extends now: those held for half a period or more. One received or extended since is safe until
+ * the next run (it is then at most 1.5 periods old, half the timeout), so most of a busy runner's
+ * buffer, received moments ago, costs the bus nothing.
+ */
+export function dueForExtension<T extends {since: number}>(held: Iterable<T>, now: number, everyMs: number): T[] {
+  const due: T[] = []
+  const cutoff = now - everyMs / 2
+  for (const h of held) if (h.since <= cutoff) due.push(h)
+  return due
+}
+
 /** Attempts a retried DLQ entry had spent before this delivery. */
 function priorAttempts(delivery: Delivery): number {
   const n = Number(delivery.headers[PRIOR_ATTEMPTS_HEADER] ?? 0)
@@ -320,8 +339,11 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
   let subscription: Subscription | null = null
 
   const lanes = new Map<string, Lane>()
-  /** Deliveries held here by transport id (`topic/partition/id`): redeliveries of them are ignored. */
-  const held = new Map<string, Delivery>()
+  /**
+   * Deliveries held here by transport id (`topic/partition/id`): redeliveries of them are ignored.
+   * `since`: when it was received or last extended (the keeper extends only those getting old).
+   */
+  const held = new Map<string, HeldDelivery>()
   const visibilityTimeoutMs = options.visibilityTimeoutMs ?? 30_000
   const heldId = (d: Delivery) => `${d.topic}\u0000${d.partition}\u0000${d.id}`
 
@@ -798,7 +820,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       stats.ignoredRedeliveries++
       return
     }
-    held.set(id, delivery)
+    held.set(id, {delivery, since: Date.now()})
     stats.received++
     stats.buffered++
     const key = `${delivery.topic}\u0000${delivery.key}`
@@ -899,18 +921,23 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
    * would find attempts spent that were never made.
    */
   let extending = false
+  const keeperEveryMs = Math.max(10, Math.floor(visibilityTimeoutMs / 3))
   const keepHeld = async () => {
     if (extending || crashed || !subscription || held.size === 0) return
+    const due = dueForExtension(held.values(), Date.now(), keeperEveryMs)
+    if (due.length === 0) return
     extending = true
     try {
-      await subscription.extend([...held.values()])
+      const at = Date.now()
+      await subscription.extend(due.map((h) => h.delivery))
+      for (const h of due) h.since = at
     } catch (error) {
       notify({type: 'bus_error', phase: 'extend', error})
     } finally {
       extending = false
     }
   }
-  const keeper = setInterval(() => void keepHeld(), Math.max(10, Math.floor(visibilityTimeoutMs / 3)))
+  const keeper = setInterval(() => void keepHeld(), keeperEveryMs)
   keeper.unref()
 
   const finish = async (reason: 'stop' | 'abort'): Promise<void> => {

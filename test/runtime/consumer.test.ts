@@ -6,6 +6,7 @@ import {randomUUID} from 'node:crypto'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import {startConsumer, type HandlerContext} from '../../src/engine/consumer.js'
 import type {EventEnvelope} from '../../src/core/envelope.js'
+import type {Delivery} from '../../src/core/ports.js'
 import {NonRetryableError} from '../../src/core/errors.js'
 import {partitionFor} from '../../src/core/partition.js'
 import {advanceWhenParked, createHarness, serviceName, until, type Harness} from './consumer-harness.js'
@@ -300,6 +301,66 @@ describe('consumer runner: retries and the DLQ (seed 000: immediately, 10 s, 60 
     expect(log.filter((l) => l.startsWith('a'))).toEqual(['a1#1', 'a1#2', 'a1#3', 'a2#1', 'a3#1', 'a4#1'])
     expect(log.filter((l) => l.startsWith('b'))).toEqual(['b1#1', 'b2#1'])
     expect(log.indexOf('b2#1')).toBeLessThan(log.indexOf('a1#3'))
+  })
+
+  it('keeps a parked delivery from its visibility timeout, but leaves one received moments ago alone', async () => {
+    // given a short visibility timeout (the keeper runs every 100 ms) and a record of what the
+    // bus hands out and what the runner extends, with when
+    const received = new Map<string, number>()
+    const extended: Array<{id: string; at: number}> = []
+    const subscribe = h.bus.subscribe.bind(h.bus)
+    h.bus.subscribe = async (o) => {
+      const sub = await subscribe(o)
+      const next = sub.next.bind(sub)
+      const extend = sub.extend.bind(sub)
+      return Object.assign(sub, {
+        next: async (signal?: AbortSignal) => {
+          const got = await next(signal)
+          for (const d of got) if (!received.has(d.headers.event_id!)) received.set(d.headers.event_id!, Date.now())
+          return got
+        },
+        extend: async (deliveries: readonly Delivery[]) => {
+          for (const d of deliveries) extended.push({id: d.headers.event_id!, at: Date.now()})
+          return extend(deliveries)
+        },
+      })
+    }
+    const group = serviceName()
+    const key = 'aaaaaaaa-0000-4000-8000-000000000009'
+    const parked = h.event('user.authenticated', {key})
+    await h.send([parked])
+    const handle = h.start(
+      {
+        name: group,
+        consumes: ['user.authenticated'],
+        async handle(e) {
+          if (e.event_id === parked.event_id) throw new Error('not yet')
+        },
+      },
+      {visibilityTimeoutMs: 300, retryDelaysMs: [60_000]},
+    )
+    // when the first event is parked for its retry (virtual time: it stays parked) and, just
+    // before a run of the keeper, a later event of its key arrives and waits behind it
+    await until(() => expect(handle.stats().parked).toBe(1))
+    await until(() => expect(extended.some((x) => x.id === parked.event_id)).toBe(true))
+    const tick = extended.at(-1)!.at
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, tick + 85 - Date.now())))
+    const queued = h.event('user.authenticated', {key})
+    await h.send([queued])
+    await until(() => expect(received.has(queued.event_id)).toBe(true))
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    // then both are extended while held, the parked one again and again, and neither within half
+    // a period of being received or extended before
+    const times = (id: string) => extended.filter((x) => x.id === id).map((x) => x.at)
+    expect(times(parked.event_id).length).toBeGreaterThanOrEqual(3)
+    expect(times(queued.event_id).length).toBeGreaterThanOrEqual(1)
+    for (const id of [parked.event_id, queued.event_id]) {
+      let last = received.get(id)!
+      for (const at of times(id)) {
+        expect(at - last).toBeGreaterThanOrEqual(50)
+        last = at
+      }
+    }
   })
 })
 
