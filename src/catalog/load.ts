@@ -136,6 +136,16 @@ async function loadDocument(doc: Obj, source: string, options: {trusted?: boolea
       details: {path: source, at: deep.path, limit: MAX_CATALOG_DEPTH},
     })
   }
+  // The $ref resolver would throw on such a key (encodeURIComponent) after starting file reads it
+  // then never awaits: they would fail later as unhandled rejections (found by the fuzz pass).
+  const broken = brokenKey(doc)
+  if (broken !== null) {
+    throw new UserError(`${source} has a key that is not valid text (a lone UTF-16 surrogate) at ${broken.length > 80 ? `${broken.slice(0, 60)}...` : broken}`, {
+      code: 'CATALOG_INVALID',
+      details: {path: source, at: broken},
+      hint: 'Fix or remove that key: keys must be whole characters (a damaged copy or a stray \\uD800-\\uDFFF escape leaves half of one).',
+    })
+  }
   const remoteRefs = replaceRemoteRefs(doc)
   const pointers = messagePointers(doc)
   const circular: string[] = []
@@ -165,6 +175,25 @@ async function loadDocument(doc: Obj, source: string, options: {trusted?: boolea
   }
   const schemaError = options.trusted ? () => null : await schemaChecker()
   return buildCatalog(deref, source, pointers, circular, remoteRefs, schemaError)
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/** The path of the first object key holding a lone surrogate, else null (iterative: depth is bounded before). */
+function brokenKey(doc: unknown): string | null {
+  const stack: Array<{value: unknown; path: string}> = [{value: doc, path: '#'}]
+  const seen = new Set<object>()
+  while (stack.length > 0) {
+    const {value, path: at} = stack.pop()!
+    if (value === null || typeof value !== 'object' || seen.has(value)) continue
+    seen.add(value)
+    for (const [key, child] of Object.entries(value)) {
+      const here = `${at}/${key}`
+      if (LONE_SURROGATE.test(key)) return JSON.stringify(here).slice(1, -1)
+      stack.push({value: child, path: here})
+    }
+  }
+  return null
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<string> {

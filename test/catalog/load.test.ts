@@ -216,6 +216,24 @@ describe('loading other documents', () => {
     expect(error.message).toMatch(/Unresolved alias/)
   })
 
+  it('a key that is half a character is CATALOG_INVALID, and leaves no file read failing unobserved (found by the fuzz pass)', async () => {
+    // The $ref resolver threw on such a key after it had started reading the files of the $refs
+    // before it, and those reads then failed as unhandled rejections.
+    const text = 'asyncapi: 3.0.0\ninfo: {title: x, version: 1.0.0}\ncomponents:\n  schemas:\n    A: {$ref: nowhere-a.yaml}\n    B: {$ref: nowhere-b.yaml}\n    "bad\\ud800": {type: string}\n'
+    const unhandled: unknown[] = []
+    const listener = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', listener)
+    try {
+      const error = await userError(loadCatalog('-', {stdin: Readable.from([text])}))
+      expect(error.code).toBe('CATALOG_INVALID')
+      expect(error.message).toContain('lone UTF-16 surrogate) at #/components/schemas/bad\\ud800')
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      expect(unhandled).toEqual([])
+    } finally {
+      process.off('unhandledRejection', listener)
+    }
+  })
+
   it('a document that is not AsyncAPI 3 is CATALOG_INVALID saying what was found', async () => {
     const v2 = await userError(loadCatalog(fixture('asyncapi2.yaml')))
     expect(v2.code).toBe('CATALOG_INVALID')
