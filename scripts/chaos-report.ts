@@ -2,7 +2,7 @@
  * Turns a chaos run's results (the JSON lines test/chaos appends to TEKTREE_CHAOS_RESULTS, and
  * vitest's JSON report) into the results section of RELIABILITY.md: the machine, what was injected
  * and how often, what held, what failed, how to reproduce. Run by scripts/chaos.sh (`npm run
- * chaos`); by hand: node --import tsx scripts/chaos-report.ts --results F --vitest F [--seconds N]
+ * chaos`); by hand: node --import tsx scripts/chaos-report.ts --results F --vitest F [--seconds N] [--status N]
  * [--write RELIABILITY.md] (without --write the section goes to stdout).
  */
 import {execFileSync, spawnSync} from 'node:child_process'
@@ -44,7 +44,7 @@ interface VitestReport {
   testResults: Array<{name: string; assertionResults: Array<{fullName: string; title: string; status: string; duration?: number | null; failureMessages?: string[]}>}>
 }
 
-const {values} = parseArgs({options: {results: {type: 'string'}, vitest: {type: 'string'}, seconds: {type: 'string'}, write: {type: 'string'}}})
+const {values} = parseArgs({options: {results: {type: 'string'}, vitest: {type: 'string'}, seconds: {type: 'string'}, status: {type: 'string'}, write: {type: 'string'}}})
 if (!values.results) throw new Error('--results FILE is required')
 
 const results: Result[] = readFileSync(values.results, 'utf8')
@@ -129,6 +129,13 @@ if (vitest) {
   }
 }
 const failed = results.filter((r) => (r.expect === 'loss' ? r.checks.differences === 0 : !r.checks.ok))
+// vitest's JSON report says success even when errors outside any test (unhandled rejections) made it
+// exit 1: only its exit status tells, and then the run's log says what they were.
+const status = values.status === undefined ? 0 : Number(values.status)
+const testsFailed = vitest ? vitest.testResults.some((file) => file.assertionResults.some((t) => t.status === 'failed')) : false
+if (status !== 0 && !testsFailed) {
+  lines.push('', `**vitest exited ${status} although every test passed**: errors outside the tests (unhandled rejections or exceptions) were reported; the run's log names them.`)
+}
 lines.push('', 'Reproduce a row: `TEKTREE_CHAOS_SEED=<seed> TEKTREE_CHAOS_SCALE=<scale> npx vitest run <file>` (after `npm run build`); the seed fixes the load and every random choice of the faults, not the timing of the processes.')
 if (failed.length > 0) {
   lines.push('', 'Failed rows:')

@@ -3,7 +3,8 @@
 # its CI size (default 3), the in-process chaos scenario over TEKTREE_CHAOS_SEEDS seeds (default 60),
 # the fuzz pass with TEKTREE_FUZZ_ITERATIONS times its cases (default 30). Each scenario appends its
 # results to .chaos/results-<time>.jsonl; scripts/chaos-report.ts turns them (and vitest's JSON
-# report) into the results section of RELIABILITY.md. Exits with vitest's status: a failed check
+# report) into the results section of RELIABILITY.md, with vitest's exit status (its JSON report
+# misses errors outside the tests). Exits with vitest's status: a failed check
 # is a finding, and the report says which.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,6 @@ npx vitest run test/chaos --reporter=default --reporter=json --outputFile.json="
 status=$?
 seconds=$(( $(date +%s) - started ))
 
-node --import tsx scripts/chaos-report.ts --results "$TEKTREE_CHAOS_RESULTS" --vitest ".chaos/vitest-$stamp.json" --seconds "$seconds" --write RELIABILITY.md
+node --import tsx scripts/chaos-report.ts --results "$TEKTREE_CHAOS_RESULTS" --vitest ".chaos/vitest-$stamp.json" --seconds "$seconds" --status "$status" --write RELIABILITY.md
 echo "chaos: ${seconds} s, vitest exit $status; RELIABILITY.md's results section rewritten"
 exit $status
