@@ -191,6 +191,10 @@ interface Item {
   delivered: boolean
   /** The event id the group's ledger already holds for this delivery's header (checked against the body). */
   ledgerId?: string
+  /** A copy of an event whose completion was not committed yet: acked only once that is. */
+  awaiting?: string
+  /** Its commit or ack is in the next flushes: held until they are over. */
+  flushing?: boolean
 }
 
 interface Lane {
@@ -251,6 +255,74 @@ export function resolveSubscription(catalog: Catalog, consumes: readonly string[
   }
   const topics = [...new Set([...accepted].map((d) => d.topic))].sort()
   return {topics, accepts: (definition) => accepted.has(definition)}
+}
+
+/** The lane of a delivery: one partition key of one topic, handled in order. */
+const laneKeyOf = (delivery: Delivery) => `${delivery.topic}\u0000${delivery.key}`
+
+/** See `behindFailures` in startConsumer. */
+export class HeldBehindFailures<T> {
+  private readonly failed = new Map<string, {ids: Set<string>; since: number}>()
+
+  constructor(
+    private readonly keyOf: (completion: T) => string,
+    private readonly holdMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** The segments that may be committed now, in order: those of no failed key, the failed events
+   *  themselves, and what follows them once every failed event of its key is among those before it. */
+  ready<S extends {eventId: string; completion: T}>(segments: readonly S[]): S[] {
+    if (this.failed.size === 0) return [...segments]
+    const out: S[] = []
+    const redone = new Map<string, Set<string>>()
+    for (const segment of segments) {
+      const key = this.keyOf(segment.completion)
+      const entry = this.live(key)
+      if (!entry) {
+        out.push(segment)
+        continue
+      }
+      let done = redone.get(key)
+      if (!done) redone.set(key, (done = new Set()))
+      if (entry.ids.has(segment.eventId)) {
+        done.add(segment.eventId)
+        out.push(segment)
+      } else if ([...entry.ids].every((id) => done!.has(id))) out.push(segment)
+    }
+    return out
+  }
+
+  /** After a commit of `tried`: what went in clears its key, what did not holds it. */
+  settle<S extends {eventId: string; completion: T}>(tried: readonly S[], committed: readonly S[]): void {
+    const inStore = new Set(committed)
+    for (const segment of tried) {
+      const key = this.keyOf(segment.completion)
+      if (inStore.has(segment)) this.forget(key, segment.eventId)
+      else {
+        const entry = this.live(key) ?? {ids: new Set<string>(), since: this.now()}
+        entry.ids.add(segment.eventId)
+        this.failed.set(key, entry)
+      }
+    }
+  }
+
+  /** The event is done with here (committed, dead-lettered, or found completed). */
+  forget(key: string, eventId: string): void {
+    const entry = this.failed.get(key)
+    if (!entry) return
+    entry.ids.delete(eventId)
+    if (entry.ids.size === 0) this.failed.delete(key)
+  }
+
+  private live(key: string) {
+    const entry = this.failed.get(key)
+    if (entry && this.now() - entry.since > this.holdMs) {
+      this.failed.delete(key)
+      return undefined
+    }
+    return entry
+  }
 }
 
 interface HeldDelivery {
@@ -393,17 +465,32 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
   /** Reads outside any attempt (the sequence guard) see the uncommitted writes too. */
   const committedView = pending.view(store, new WriteSet())
   let flushing: Promise<void> | null = null
+  const writesOf = (segments: readonly Segment<Item>[]) => {
+    const merged = new WriteSet()
+    for (const segment of segments) merged.absorb(segment.writes)
+    return unitWrites(merged, segments, ledgerScope, dedupeWindowMs)
+  }
+  /**
+   * Keys whose events' commit failed (the store locked or down past its timeout): those events come
+   * back from the bus, and until they are committed a later event of the same key must not be,
+   * or it would overtake them and the sequence guard would then take them for stale (their effects
+   * lost). The later ones are left unacked and come back behind them. Bounded in time: an event that
+   * never comes back here (its partition moved, it was dead-lettered) holds its key up for a few
+   * visibility timeouts at most.
+   */
+  const behindFailures = new HeldBehindFailures<Item>((item) => laneKeyOf(item.delivery), visibilityTimeoutMs * 4)
+  const unblock = (delivery: Delivery, eventId: string) => behindFailures.forget(laneKeyOf(delivery), eventId)
 
   /** The segments that are in the store: all of them, or those that went in one by one. */
-  const commitUnit = async (unit: Unit<Item>): Promise<Segment<Item>[]> => {
+  const commitUnit = async (unit: Unit<Item>, segments: readonly Segment<Item>[]): Promise<Segment<Item>[]> => {
     try {
-      const {inserted} = await store.commit(unit.toStoreWrites(ledgerScope, dedupeWindowMs))
+      const {inserted} = await store.commit(segments.length === unit.segments.length ? unit.toStoreWrites(ledgerScope, dedupeWindowMs) : writesOf(segments))
       if (inserted > 0) publisher.kick()
-      return unit.segments
+      return [...segments]
     } catch (error) {
       notify({type: 'store_error', phase: 'commit', error, eventId: null})
       // A conflict is never about the whole unit: sort its events out one by one.
-      if (!(error instanceof CommitConflictError) && (unit.segments.length === 1 || crashed)) return []
+      if (!(error instanceof CommitConflictError) && (segments.length === 1 || crashed)) return []
     }
     // One event's writes may be what the store refuses: commit them one by one, so that the others
     // go in. A refused one stays unacked; the bus redelivers it and its delivery count leads it to
@@ -411,7 +498,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     // took the partition while this one was paused or slow) is done: acked, its writes dropped,
     // never applied twice.
     const committed: Segment<Item>[] = []
-    for (const segment of unit.segments) {
+    for (const segment of segments) {
       if (crashed) break
       try {
         const {inserted} = await store.commit(unitWrites(segment.writes, [segment], ledgerScope, dedupeWindowMs))
@@ -436,15 +523,23 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
         pending.settle(unit)
         return
       }
-      const committed = unit.segments.length > 0 ? await commitUnit(unit) : []
+      const ready = behindFailures.ready(unit.segments)
+      const committed = ready.length > 0 ? await commitUnit(unit, ready) : []
+      if (!crashed) behindFailures.settle(ready, committed)
       pending.settle(unit)
       if (crashed) return
-      const deliveries = unit.others.map((item) => item.delivery)
-      for (const segment of committed) {
-        seen.add(segment.eventId)
-        deliveries.push(segment.completion.delivery)
+      for (const segment of committed) seen.add(segment.eventId)
+      const deliveries: Delivery[] = []
+      // A copy that waited on its event's commit is acked only if that commit went in; otherwise it
+      // is left to come back (the bus redelivers it) and be handled then.
+      for (const item of unit.others) if (item.awaiting === undefined || seen.has(item.awaiting)) deliveries.push(item.delivery)
+      for (const segment of committed) deliveries.push(segment.completion.delivery)
+      // Acked or not, the bus may hand any of them out again from here on.
+      const items = [...unit.others, ...unit.segments.map((segment) => segment.completion)]
+      if (deliveries.length === 0) {
+        unhold(items)
+        continue
       }
-      if (deliveries.length === 0) continue
       try {
         await subscription.ack(deliveries)
         stats.acked += deliveries.length
@@ -453,8 +548,10 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
         // their effects) makes them duplicates. Nothing is lost.
         stats.busErrors++
         notify({type: 'bus_error', phase: 'ack', error})
+        unhold(items)
         continue
       }
+      unhold(items)
       await clearRetried(committed)
       if (!metrics) continue
       const now = Date.now()
@@ -496,13 +593,23 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
   /** Acks a delivery that needed no writes, after what was completed before it. */
   const ack = (item: Item) => {
     if (crashed) return
+    item.flushing = true
     pending.after(item)
     scheduleFlush()
   }
 
+  /**
+   * The lane is done with the item. One waiting for a flush (its commit, its ack) stays held until
+   * that is over: the keeper goes on extending it (a commit can wait long for a locked store) and
+   * copies the bus hands back meanwhile are ignored rather than counted as attempts.
+   */
   const release = (item: Item) => {
-    held.delete(heldId(item.delivery))
+    if (!item.flushing) held.delete(heldId(item.delivery))
     stats.buffered--
+  }
+  /** The flush is over for these (acked, or left for the bus to deliver again). */
+  const unhold = (items: Iterable<Item>) => {
+    for (const item of items) held.delete(heldId(item.delivery))
   }
 
   const nowIso = () => new Date(clock.now()).toISOString()
@@ -546,6 +653,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       envelope: event,
     }
     await store.dlq.add(record)
+    if (eventId) unblock(delivery, eventId)
     stats.deadLettered++
     metrics?.deadLettered(group, eventType ?? 'unknown')
     notify({type: 'dead_lettered', record})
@@ -605,8 +713,17 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     if (!item.checked && isForced(delivery.headers)) item.checked = true
     if (!item.checked) {
       item.checked = true
-      if (seen.has(event.event_id) || item.ledgerId === event.event_id || pending.isHandled(event.event_id)) {
+      if (seen.has(event.event_id) || item.ledgerId === event.event_id) {
         stats.duplicates++
+        unblock(delivery, event.event_id)
+        ack(item)
+        return null
+      }
+      if (pending.isHandled(event.event_id)) {
+        // Its completion is not committed yet: this copy is acked only if that commit succeeds. Acked
+        // regardless, it would be lost with a failed commit (the same entry, redelivered meanwhile).
+        stats.duplicates++
+        item.awaiting = event.event_id
         ack(item)
         return null
       }
@@ -744,6 +861,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       writes.add({collection: sequenceCollection, id: sequenceKey(event, definition), update: {$max: {sequence}}, eventId: event.event_id})
     }
     stats.handled++
+    item.flushing = true
     pending.complete(event.event_id, writes, item, {group, event_id: event.event_id, handled_at: nowIso(), attempts: item.attempt}, delivery.headers[REPLAY_HEADER] !== undefined)
     scheduleFlush()
     return null
@@ -823,7 +941,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     held.set(id, {delivery, since: Date.now()})
     stats.received++
     stats.buffered++
-    const key = `${delivery.topic}\u0000${delivery.key}`
+    const key = laneKeyOf(delivery)
     let lane = lanes.get(key)
     if (!lane) {
       lane = {key, queue: [], active: false, parked: false}

@@ -52,6 +52,72 @@ describe('consumer runner under faults', () => {
     await until(async () => expect(await pendingOf(group)).toBe(0))
   })
 
+  it('a redelivery that arrives while its unit is being committed is not acked for it: the commit failing loses nothing', async () => {
+    // given a commit that hangs past the visibility timeout and then fails (the store's file locked
+    // by another process for longer than the busy timeout), so that the bus hands the event back
+    // while its first completion is still being committed (found by the long store-lock chaos run)
+    const group = serviceName()
+    const event = h.event('user.registered')
+    await h.send([event])
+    const commit = h.store.commit.bind(h.store)
+    let hung = 0
+    h.store.commit = async (writes) => {
+      if (hung++ === 0) {
+        await new Promise((resolve) => setTimeout(resolve, 400))
+        throw new Error('The store file stayed locked by another process')
+      }
+      return commit(writes)
+    }
+    const handle = h.start(
+      {
+        name: group,
+        consumes: ['user.registered'],
+        async handle(e, ctx) {
+          await ctx.store.projections.applyOnce('registrations', 'all', e.event_id, {$inc: {n: 1}})
+        },
+      },
+      {visibilityTimeoutMs: 60},
+    )
+    // then the event is applied once after all, and acked
+    await until(async () => expect((await h.store.projections.get('registrations', 'all'))?.n).toBe(1), 10_000)
+    await until(async () => expect(await pendingOf(group)).toBe(0))
+    expect(handle.stats().handled).toBeGreaterThanOrEqual(1)
+  })
+
+  it('after a failed commit, a later event of the same aggregate waits for the failed one: the sequence guard does not take that for stale', async () => {
+    // given two events of one aggregate, the first one's commit failing after a while (the store
+    // locked), the second completed meanwhile into the next unit (found by the long store-lock chaos run)
+    const group = serviceName()
+    const key = '9b2f4a10-5c1e-4d7a-9f00-00000000000a'
+    const first = h.event('user.profile.updated', {key, metadata: {sequence: 1}})
+    const second = h.event('user.profile.updated', {key, metadata: {sequence: 2}})
+    await h.send([first, second])
+    const commit = h.store.commit.bind(h.store)
+    let calls = 0
+    h.store.commit = async (writes) => {
+      if (calls++ === 0) {
+        await new Promise((resolve) => setTimeout(resolve, 300))
+        throw new Error('The store file stayed locked by another process')
+      }
+      return commit(writes)
+    }
+    h.start(
+      {
+        name: group,
+        consumes: ['user.profile.updated'],
+        async handle(e, ctx) {
+          if (e.event_id === second.event_id) await new Promise((resolve) => setTimeout(resolve, 50))
+          await ctx.store.projections.applyOnce('profile_updates', key, e.event_id, {$inc: {n: 1}})
+        },
+      },
+      {visibilityTimeoutMs: 200},
+    )
+    // then both are applied in the end, the first one again after its commit failed
+    await until(async () => expect((await h.store.projections.get('profile_updates', key))?.n).toBe(2), 10_000)
+    await until(async () => expect(await pendingOf(group)).toBe(0))
+    expect(await h.store.dlq.count({group})).toBe(0)
+  })
+
   it('does not ack when the DLQ write fails; the redelivery dead-letters it once', async () => {
     const group = serviceName()
     const add = h.store.dlq.add.bind(h.store.dlq)
