@@ -4,7 +4,7 @@
  * simulated events/s, all events/s incl. derived, publish and delivery p95, backlog.
  *
  *   npm run bench:one -- bench/simulate.ts [--rates 500,1000,2000,5000] [--seconds 10] [--targets in-process,redis,sqlite,kafka] [--redis-url URL [--mongo-url URL | --full]] [--kafka-url kafka://HOST:PORT]
- *                             [--services tektree|sink|none] [--workers 1,2] [--max-backlog N]
+ *                             [--services tektree|sink|none] [--workers 1,2] [--max-backlog N] [--json]
  *
  * --services sink runs one no-op consumer group on every type, to measure the bus alone (the default
  * when the TekTree services are not part of the build). --targets sqlite is the Redis bus with a
@@ -44,6 +44,8 @@ const {values} = parseArgs({
     'max-backlog': {type: 'string', default: '0'},
     /** Consumer runners per service (per worker thread): the scenario's `consumers`. */
     consumers: {type: 'string', default: '1'},
+    /** One JSON line per measured run on stdout instead of the table (bench/ab.ts reads them). */
+    json: {type: 'boolean', default: false},
   },
 })
 
@@ -101,6 +103,23 @@ for (const target of selected) for (const workers of target.key === 'sqlite' || 
     process.stderr.write('\n')
     if (warmUp) continue
     const cpuUsPerEvent = ((cpu.user + cpu.system) / 1000 + redisMs) * 1000 / Math.max(1, report.events.total)
+    if (values.json) {
+      console.log(
+        JSON.stringify({
+          target: target.key,
+          workers: report.workers,
+          rate,
+          simulated: report.rate.achieved,
+          all: report.rate.achievedTotal,
+          publishP95: report.latency.publish.count ? report.latency.publish.p95 : null,
+          deliveryP95: report.latency.delivery.count ? report.latency.delivery.p95 : null,
+          maxBacklog: report.maxBacklog,
+          drained: report.drained,
+          cpuUsPerEvent,
+        }),
+      )
+      continue
+    }
     table.push([
       target.name,
       report.workers === 0 ? 'main thread' : report.workers,
@@ -117,8 +136,10 @@ for (const target of selected) for (const workers of target.key === 'sqlite' || 
     ])
   }
 }
-console.log(table.toString())
-console.log(`node ${process.version}, ${seconds}s per rate, services: ${mode}`)
+if (!values.json) {
+  console.log(table.toString())
+  console.log(`node ${process.version}, ${seconds}s per rate, services: ${mode}`)
+}
 
 /** redis-server's CPU so far (ms, user + sys), for the targets on the Redis bus; 0 elsewhere. */
 async function redisCpuMs(url: string | undefined, key: string): Promise<number> {
