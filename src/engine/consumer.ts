@@ -257,6 +257,9 @@ export function resolveSubscription(catalog: Catalog, consumes: readonly string[
   return {topics, accepts: (definition) => accepted.has(definition)}
 }
 
+/** The store refused the whole commit for itself (its file locked past the busy timeout). */
+const storeUnavailable = (error: unknown) => (error as {code?: unknown} | null)?.code === 'STORE_BUSY'
+
 /** The lane of a delivery: one partition key of one topic, handled in order. */
 const laneKeyOf = (delivery: Delivery) => `${delivery.topic}\u0000${delivery.key}`
 
@@ -489,8 +492,9 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       return [...segments]
     } catch (error) {
       notify({type: 'store_error', phase: 'commit', error, eventId: null})
-      // A conflict is never about the whole unit: sort its events out one by one.
-      if (!(error instanceof CommitConflictError) && (segments.length === 1 || crashed)) return []
+      // A conflict is never about the whole unit: sort its events out one by one. A store that
+      // stayed locked is about none of them: one by one, each would wait out the lock again.
+      if (!(error instanceof CommitConflictError) && (segments.length === 1 || crashed || storeUnavailable(error))) return []
     }
     // One event's writes may be what the store refuses: commit them one by one, so that the others
     // go in. A refused one stays unacked; the bus redelivers it and its delivery count leads it to
