@@ -18,6 +18,19 @@ afterEach(async () => {
 
 const pendingOf = async (group: string) => (await h.bus.stats({group})).reduce((n, s) => n + s.pending + s.lag, 0)
 
+/** The store's first commit waits `ms` and then fails (its file locked by another process); the rest go in. */
+const failFirstCommitAfter = (ms: number) => {
+  const commit = h.store.commit.bind(h.store)
+  let calls = 0
+  h.store.commit = async (writes) => {
+    if (calls++ === 0) {
+      await new Promise((resolve) => setTimeout(resolve, ms))
+      throw new Error('The store file stayed locked by another process')
+    }
+    return commit(writes)
+  }
+}
+
 /** Deterministic "random" in [0, 1) from a string. */
 const unit = (text: string) => createHash('sha1').update(text).digest().readUInt32BE(0) / 2 ** 32
 
@@ -59,15 +72,7 @@ describe('consumer runner under faults', () => {
     const group = serviceName()
     const event = h.event('user.registered')
     await h.send([event])
-    const commit = h.store.commit.bind(h.store)
-    let hung = 0
-    h.store.commit = async (writes) => {
-      if (hung++ === 0) {
-        await new Promise((resolve) => setTimeout(resolve, 400))
-        throw new Error('The store file stayed locked by another process')
-      }
-      return commit(writes)
-    }
+    failFirstCommitAfter(400)
     const handle = h.start(
       {
         name: group,
@@ -92,15 +97,7 @@ describe('consumer runner under faults', () => {
     const first = h.event('user.profile.updated', {key, metadata: {sequence: 1}})
     const second = h.event('user.profile.updated', {key, metadata: {sequence: 2}})
     await h.send([first, second])
-    const commit = h.store.commit.bind(h.store)
-    let calls = 0
-    h.store.commit = async (writes) => {
-      if (calls++ === 0) {
-        await new Promise((resolve) => setTimeout(resolve, 300))
-        throw new Error('The store file stayed locked by another process')
-      }
-      return commit(writes)
-    }
+    failFirstCommitAfter(300)
     h.start(
       {
         name: group,
