@@ -43,7 +43,13 @@ if (!values.base) {
 
 const here = resolve(import.meta.dirname, '..')
 const git = (...args: string[]) => execFileSync('git', args, {cwd: here, encoding: 'utf8'}).trim()
-const rev = git('rev-parse', '--verify', `${values.base}^{commit}`)
+let rev: string
+try {
+  rev = git('rev-parse', '--verify', '--quiet', `${values.base}^{commit}`)
+} catch {
+  console.error(`${values.base} is no revision of this repository: give a commit, branch or tag (e.g. --base main~1)`)
+  process.exit(2)
+}
 const baseRoot = join(tmpdir(), `tektree-ab-${rev.slice(0, 12)}`)
 if (!existsSync(baseRoot)) {
   git('worktree', 'add', '--detach', baseRoot, rev)
@@ -74,6 +80,13 @@ const sides = {
 
 const dir = mkdtempSync(join(tmpdir(), 'tektree-ab-redis-'))
 const redis = await startRedisServer({dir})
+// Ctrl+C reaches the run under way too (same process group); the server and its directory go with us.
+process.once('SIGINT', () => {
+  void redis.stop().finally(() => {
+    rmSync(dir, {recursive: true, force: true})
+    process.exit(130)
+  })
+})
 try {
   const pairs = Math.max(1, Number(values.pairs))
   for (let pair = 0; pair < pairs; pair++) {

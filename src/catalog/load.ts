@@ -188,9 +188,8 @@ function brokenKey(doc: unknown): string | null {
     if (value === null || typeof value !== 'object' || seen.has(value)) continue
     seen.add(value)
     for (const [key, child] of Object.entries(value)) {
-      const here = `${at}/${key}`
-      if (LONE_SURROGATE.test(key)) return JSON.stringify(here).slice(1, -1)
-      stack.push({value: child, path: here})
+      if (LONE_SURROGATE.test(key)) return JSON.stringify(`${at}/${key}`).slice(1, -1)
+      if (child !== null && typeof child === 'object') stack.push({value: child, path: `${at}/${key}`})
     }
   }
   return null

@@ -264,7 +264,7 @@ const storeUnavailable = (error: unknown) => (error as {code?: unknown} | null)?
 const laneKeyOf = (delivery: Delivery) => `${delivery.topic}\u0000${delivery.key}`
 
 /** See `behindFailures` in startConsumer. */
-export class HeldBehindFailures<T> {
+class HeldBehindFailures<T> {
   private readonly failed = new Map<string, {ids: Set<string>; since: number}>()
 
   constructor(
@@ -340,7 +340,7 @@ interface HeldDelivery {
  * the next run (it is then at most 1.5 periods old, half the timeout), so most of a busy runner's
  * buffer, received moments ago, costs the bus nothing.
  */
-export function dueForExtension<T extends {since: number}>(held: Iterable<T>, now: number, everyMs: number): T[] {
+function dueForExtension<T extends {since: number}>(held: Iterable<T>, now: number, everyMs: number): T[] {
   const due: T[] = []
   const cutoff = now - everyMs / 2
   for (const h of held) if (h.since <= cutoff) due.push(h)
