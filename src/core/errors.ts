@@ -45,8 +45,9 @@ export class UnknownTopicError extends NonRetryableError {
 }
 
 /**
- * A commit's exclusive ledger marks were already held (StoreWrites.marks): another consumer of the
- * group completed some of the unit's events first. Nothing of the unit was applied.
+ * A commit's exclusive ledger entries were already held (StoreWrites.handled, or exclusive
+ * StoreWrites.marks): another consumer of the group completed some of the unit's events first.
+ * Nothing of the unit was applied.
  */
 export class CommitConflictError extends RuntimeError {
   constructor(scope: string, keys: readonly string[]) {

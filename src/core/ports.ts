@@ -376,9 +376,9 @@ export interface DlqStore {
 
 /**
  * One unit of work: a consumer batch's projection writes, the events its handlers derived and the
- * group's ledger marks. commit() applies them together (Marten's async daemon, Kafka Streams' EOS):
- * all or nothing where the store has transactions, so a crash can never leave effects without
- * their mark, or a mark without its effects.
+ * group's handled records (its ledger). commit() applies them together (Marten's async daemon,
+ * Kafka Streams' EOS): all or nothing where the store has transactions, so a crash can never leave
+ * effects without their record, or a record without its effects.
  */
 export interface StoreWrites {
   /** Appended as events.append does (idempotent by event_id; each inserted event enters the outbox). */
@@ -387,14 +387,19 @@ export interface StoreWrites {
   projections?: ReadonlyArray<{collection: string; id: string; update: ProjectionUpdate; eventId?: string}>
   /**
    * Held as idempotency.markMany holds them. `exclusive`: the commit applies nothing and rejects
-   * with CommitConflictError when one of these keys is already held: another consumer of the group
-   * completed that event meanwhile (this one lost its partition while it worked: a pause, a stop),
-   * and applying its writes again would count them twice wherever a per-document guard has
-   * forgotten the event (it keeps the last 256 ids).
+   * with CommitConflictError when one of these keys is already held.
    */
   marks?: ReadonlyArray<{scope: string; keys: readonly string[]; ttlMs?: number; exclusive?: boolean}>
-  /** Which group handled which event, kept as long as the event (trace). */
-  handled?: readonly HandledRecord[]
+  /**
+   * Which group handled which event, kept as long as the event: trace reads them, and they are the
+   * group's ledger (HandledLog.completed). Exclusive unless `again`: the commit applies nothing and
+   * rejects with CommitConflictError when the group already holds a record of one of these events:
+   * another consumer of the group completed it meanwhile (this one lost its partition while it
+   * worked: a pause, a stop), and applying its writes again would count them twice wherever a
+   * per-document guard has forgotten the event (it keeps the last 256 ids). `again` (a replay,
+   * handled again on purpose) replaces the record.
+   */
+  handled?: readonly HandledWrite[]
 }
 
 /** A group completed an event: when, after how many attempts. */
@@ -405,10 +410,18 @@ export interface HandledRecord {
   attempts: number
 }
 
-/** The durable record of handled events (the group's ledger forgets after its dedupe window). */
+/** A HandledRecord as a unit of work writes it. */
+export interface HandledWrite extends HandledRecord {
+  /** Handled again on purpose (a replay): replaces the group's record instead of conflicting. */
+  again?: boolean
+}
+
+/** The durable record of handled events, kept as long as the events. */
 export interface HandledLog {
   /** Every group's record of these events. */
   of(eventIds: readonly string[]): Promise<HandledRecord[]>
+  /** Which of these events `group` has completed: the group's ledger, read once per batch. */
+  completed(group: string, eventIds: readonly string[]): Promise<Set<string>>
 }
 
 export interface CommitResult {

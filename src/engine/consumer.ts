@@ -5,13 +5,14 @@
  *
  * Delivery is at-least-once, so effects are made idempotent in layers:
  *   1. a cache of event ids this runner completed (cheap skip of redeliveries and bus duplicates);
- *   2. the group's ledger in the store (idempotency scope `handled:<group>`): every completed event
- *      id, marked before its ack, kept for the dedupe window and looked up once per fetched batch,
- *      so a duplicate that arrives after the cache forgot it, or at another consumer of the group,
- *      is still skipped;
+ *   2. the group's ledger in the store (its handled records, HandledLog.completed): every completed
+ *      event, recorded with its effects before its ack, kept as long as the event and looked up once
+ *      per fetched batch, so a duplicate that arrives after the cache forgot it, or at another
+ *      consumer of the group, is still skipped;
  *   3. the (aggregate, sequence) guard of seed 004 when metadata.sequence is present;
  *   4. the handlers' own atomic guards (projections.applyOnce, leaderboards.incrementOnce by event id),
- *      which alone cover a crash between the effects and the ledger mark;
+ *      which alone cover a crash between the effects and the ledger record on a store without
+ *      transactions;
  *   5. derived events get deterministic ids (event-id.ts), so the store drops re-emits.
  *
  * Ordering: deliveries are grouped by key (the aggregate id) into lanes. Different keys run
@@ -50,7 +51,7 @@ export interface HandlerContext {
   readonly group: string
   /**
    * The store as this attempt sees it: projection writes are buffered and committed with the
-   * group's ledger mark and the derived events in one unit of work (dropped if the handler throws);
+   * group's handled record and the derived events in one unit of work (dropped if the handler throws);
    * get() sees the store plus every write of this runner not yet committed.
    */
   readonly store: Store
@@ -105,13 +106,6 @@ export interface ConsumerOptions {
   maxBuffered?: number
   /** Completed event ids remembered per runner, to skip redeliveries. */
   dedupeCacheSize?: number
-  /**
-   * How long the group's ledger in the store keeps a completed event id. Default 10 minutes: a
-   * duplicate published seconds after its original reaches a group that is far behind many
-   * seconds after the original was handled, and a redelivery after a crash comes a visibility
-   * timeout later. Older duplicates fall to the handlers' per-document guards.
-   */
-  dedupeWindowMs?: number
   /** Validate derived events before appending (tests; the default trusts the handler). */
   validateEmitted?: boolean
   /** Where a new group starts. */
@@ -168,8 +162,6 @@ export type ConsumerDeps = {catalog: Catalog; validator: EventValidator; publish
   | {runtime: Runtime}
   | {bus: Bus; store: Store; leaderboards: Leaderboards; clock: Clock; metrics?: RuntimeMetrics}
 )
-
-export const DEFAULT_DEDUPE_WINDOW_MS = 10 * 60_000
 
 export const DEFAULT_RETRY_DELAYS_MS: readonly number[] = [0, 10_000, 60_000]
 
@@ -366,8 +358,6 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
   const retryDelays = options.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS
   const maxAttempts = retryDelays.length + 1
   const seen = new RecentKeys(options.dedupeCacheSize ?? 10_000)
-  const ledgerScope = `handled:${group}`
-  const dedupeWindowMs = options.dedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS
   const sequenceCollection = `seq_${group}`
 
   const {topics: domainTopics, accepts} = resolveSubscription(catalog, service.consumes)
@@ -462,7 +452,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     })
 
   // Work is committed per turn of the event loop: one Store.commit for every event completed since
-  // the last (their projection writes, derived events and ledger marks, together), then one bus
+  // the last (their projection writes, derived events and handled records, together), then one bus
   // call acking them with whatever needed no writes (skips, duplicates, dead letters).
   const pending = new PendingUnits<Item>(store, group)
   /** Reads outside any attempt (the sequence guard) see the uncommitted writes too. */
@@ -471,7 +461,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
   const writesOf = (segments: readonly Segment<Item>[]) => {
     const merged = new WriteSet()
     for (const segment of segments) merged.absorb(segment.writes)
-    return unitWrites(merged, segments, ledgerScope, dedupeWindowMs)
+    return unitWrites(merged, segments)
   }
   /**
    * Keys whose events' commit failed (the store locked or down past its timeout): those events come
@@ -487,7 +477,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
   /** The segments that are in the store: all of them, or those that went in one by one. */
   const commitUnit = async (unit: Unit<Item>, segments: readonly Segment<Item>[]): Promise<Segment<Item>[]> => {
     try {
-      const {inserted} = await store.commit(segments.length === unit.segments.length ? unit.toStoreWrites(ledgerScope, dedupeWindowMs) : writesOf(segments))
+      const {inserted} = await store.commit(segments.length === unit.segments.length ? unit.toStoreWrites() : writesOf(segments))
       if (inserted > 0) publisher.kick()
       return [...segments]
     } catch (error) {
@@ -505,7 +495,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     for (const segment of segments) {
       if (crashed) break
       try {
-        const {inserted} = await store.commit(unitWrites(segment.writes, [segment], ledgerScope, dedupeWindowMs))
+        const {inserted} = await store.commit(unitWrites(segment.writes, [segment]))
         if (inserted > 0) publisher.kick()
         committed.push(segment)
       } catch (error) {
@@ -858,7 +848,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       return null
     }
 
-    // 6. Success: the writes, the sequence guard and the ledger mark go into the next commit; the
+    // 6. Success: the writes, the sequence guard and the handled record go into the next commit; the
     // ack follows it.
     const sequence = event.metadata?.sequence
     if (typeof sequence === 'number' && typeof event.metadata?.aggregate_id === 'string') {
@@ -974,7 +964,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     }
     if (ids.length === 0) return EMPTY_SET
     try {
-      return await store.idempotency.hasMany(ledgerScope, ids)
+      return await store.handled.completed(group, ids)
     } catch (error) {
       // Unreadable: handle them; the handlers' guards still hold.
       notify({type: 'store_error', phase: 'ledger', error, eventId: null})

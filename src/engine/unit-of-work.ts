@@ -2,7 +2,7 @@
  * A consumer runner's writes between two commits (Marten's async daemon, Kafka Streams' EOS): each
  * handler attempt writes into a buffer of its own, dropped whole when the handler throws (no
  * partial effects), merged into the runner's open unit when it succeeds. The runner commits units
- * in order, each with the group's ledger marks, in one Store.commit, and acks their deliveries
+ * in order, each with the group's handled records (its ledger), in one Store.commit, and acks their deliveries
  * only after: a crash anywhere before the commit leaves nothing applied, and the redelivery applies
  * once.
  *
@@ -68,9 +68,9 @@ export interface Segment<T> {
   eventId: string
   writes: WriteSet
   completion: T
-  /** Kept with the event: which group handled it, when, after how many attempts. */
-  record?: HandledRecord
-  /** A replay: the event was completed before (its ledger mark is not exclusive). */
+  /** Kept with the event: which group handled it, when, after how many attempts (the group's ledger). */
+  record: HandledRecord
+  /** A replay: the event was completed before (its record replaces the earlier one). */
   replayed?: boolean
 }
 
@@ -84,28 +84,21 @@ export class Unit<T> extends WriteSet {
     return this.segments.length === 0 && this.others.length === 0
   }
 
-  toStoreWrites(ledgerScope: string, ttlMs: number): StoreWrites {
-    return unitWrites(this, this.segments, ledgerScope, ttlMs)
+  toStoreWrites(): StoreWrites {
+    return unitWrites(this, this.segments)
   }
 }
 
 /**
- * Exclusive: a unit whose event another consumer completed first is refused (CommitConflictError).
- * Except a replayed event's: it was completed before, and handling it again is what was asked.
+ * The Store.commit of `writes` with the handled records of `segments`. Exclusive: a unit whose
+ * event another consumer of the group completed first is refused (CommitConflictError). Except a
+ * replayed event's: it was completed before, and handling it again is what was asked.
  */
-function ledgerMarks<T>(segments: readonly Segment<T>[], scope: string, ttlMs: number): NonNullable<StoreWrites['marks']> {
-  const first = segments.filter((s) => !s.replayed).map((s) => s.eventId)
-  const again = segments.filter((s) => s.replayed).map((s) => s.eventId)
-  return [...(first.length > 0 ? [{scope, keys: first, ttlMs, exclusive: true}] : []), ...(again.length > 0 ? [{scope, keys: again, ttlMs}] : [])]
-}
-
-/** The Store.commit of `writes` with the ledger marks of `segments`. */
-export function unitWrites<T>(writes: WriteSet, segments: readonly Segment<T>[], ledgerScope: string, ttlMs: number): StoreWrites {
+export function unitWrites<T>(writes: WriteSet, segments: readonly Segment<T>[]): StoreWrites {
   return {
     projections: writes.projections,
     events: writes.events,
-    marks: ledgerMarks(segments, ledgerScope, ttlMs),
-    handled: segments.flatMap((segment) => (segment.record ? [segment.record] : [])),
+    handled: segments.map((segment) => (segment.replayed ? {...segment.record, again: true} : segment.record)),
   }
 }
 
@@ -208,7 +201,7 @@ export class PendingUnits<T> {
   }
 
   /** Merges a successful attempt's writes into the open unit. */
-  complete(eventId: string, writes: WriteSet, completion: T, record?: HandledRecord, replayed = false): void {
+  complete(eventId: string, writes: WriteSet, completion: T, record: HandledRecord, replayed = false): void {
     this.running.delete(writes)
     this.open.absorb(writes)
     this.open.segments.push({eventId, writes, completion, record, replayed})
@@ -274,7 +267,7 @@ export class PendingUnits<T> {
   view(store: Store, own: WriteSet): Store {
     // Without transactions (a standalone mongod) a unit cannot be atomic anyway: writes go straight
     // to the store, each guarded on its own, where every process sees them at once; the unit then
-    // carries the derived events and the ledger marks only.
+    // carries the derived events and the handled records only.
     if (!store.transactional) return store
     const heldHere = (collection: string, id: string, eventId: string) => {
       const key = docKey(collection, id)

@@ -10,7 +10,7 @@
  *
  * A worker that dies (an uncaught error, process.exit in the thread, terminate) is started again
  * with its groups: what it held unacked is redelivered by the bus after the visibility timeout, and
- * the group's unit of work (effects, derived events and ledger mark committed together) keeps the
+ * the group's unit of work (effects, derived events and handled record committed together) keeps the
  * effects to once. Threads, not processes: one
  * process keeps one set of metrics, one Ctrl+C and one exit code, and a thread starts in a fraction
  * of a process's time; nothing the services do needs a process of its own.

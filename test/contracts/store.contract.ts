@@ -583,6 +583,48 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect(await store.handled.of([])).toEqual([])
       })
 
+      it("handled records are the group's ledger: completed() says which of some events a group holds", async () => {
+        await store.commit({handled: [{group: 'g1', event_id: 'e1', handled_at: at(1), attempts: 1}]})
+        await store.commit({handled: [{group: 'g2', event_id: 'e2', handled_at: at(2), attempts: 1}]})
+        expect(await store.handled.completed('g1', ['e1', 'e2', 'e3'])).toEqual(new Set(['e1']))
+        expect(await store.handled.completed('g2', ['e1', 'e2'])).toEqual(new Set(['e2']))
+        expect(await store.handled.completed('g3', ['e1', 'e2'])).toEqual(new Set())
+        expect(await store.handled.completed('g1', [])).toEqual(new Set())
+      })
+
+      it('a handled record the group already holds: the commit applies nothing and says ALREADY_HANDLED; one handled `again` replaces it', async () => {
+        await store.commit({handled: [{group: 'g', event_id: 'e1', handled_at: at(1), attempts: 1}]})
+        const derived = makeEvent()
+        const error = await store
+          .commit({
+            projections: [{collection: 'c_commit', id: 'u1', update: {$inc: {xp: 5}}}],
+            events: [derived],
+            handled: [
+              {group: 'g', event_id: 'e2', handled_at: at(2), attempts: 1},
+              {group: 'g', event_id: 'e1', handled_at: at(2), attempts: 1},
+            ],
+          })
+          .then(
+            () => null,
+            (e: unknown) => e,
+          )
+        expect(error).toMatchObject({code: 'ALREADY_HANDLED', details: {scope: 'handled:g', keys: ['e1']}})
+        expect(await store.projections.get('c_commit', 'u1')).toBeNull()
+        expect(await store.events.get(derived.event_id)).toBeNull()
+        expect(await store.handled.completed('g', ['e1', 'e2'])).toEqual(new Set(['e1']))
+        // Another group handling the same event is no conflict.
+        await store.commit({handled: [{group: 'other', event_id: 'e1', handled_at: at(2), attempts: 1}]})
+        // A replay handles it again on purpose: its record replaces the first, no conflict.
+        await store.commit({handled: [{group: 'g', event_id: 'e1', handled_at: at(3), attempts: 2, again: true}]})
+        expect(await store.handled.of(['e1'])).toEqual(
+          expect.arrayContaining([
+            {group: 'g', event_id: 'e1', handled_at: at(3), attempts: 2},
+            {group: 'other', event_id: 'e1', handled_at: at(2), attempts: 1},
+          ]),
+        )
+        expect(await store.handled.of(['e1'])).toHaveLength(2)
+      })
+
       it('an exclusive mark already held: the commit applies nothing and says ALREADY_HANDLED', async () => {
         await store.idempotency.markMany('handled:g', ['e1'], 60_000)
         const derived = makeEvent()
@@ -620,12 +662,14 @@ export function storeContract(name: string, factory: StoreFactory): void {
             ],
             events: [derived],
             marks: [{scope: 'handled:g', keys: ['e1']}],
+            handled: [{group: 'g', event_id: 'e1', handled_at: at(1), attempts: 1}],
           }),
         ).rejects.toThrow()
         expect(await store.projections.get('c_commit', 'u1')).toEqual({_id: 'u1', xp: 1})
         expect(await store.projections.get('c_commit', 'u2')).toBeNull()
         expect(await store.events.get(derived.event_id)).toBeNull()
         expect(await store.idempotency.has('handled:g', 'e1')).toBe(false)
+        expect(await store.handled.completed('g', ['e1'])).toEqual(new Set())
         // Not applied, so not guarded either: the same event applies once later.
         expect(await store.projections.applyOnce('c_commit', 'u1', 'e1', {$inc: {xp: 5}})).toBe(true)
       })

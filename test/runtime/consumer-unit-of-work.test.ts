@@ -17,6 +17,8 @@ afterEach(async () => {
 })
 
 /** Replaces the store's commit (the harness's in-process store) for one test. */
+const handledRecord = (group: string, eventId: string) => ({group, event_id: eventId, handled_at: new Date().toISOString(), attempts: 1})
+
 function interceptCommit(harness: Harness, wrap: (writes: StoreWrites, commit: (writes: StoreWrites) => ReturnType<Harness['store']['commit']>) => ReturnType<Harness['store']['commit']>): StoreWrites[] {
   const store = harness.store as {commit: Harness['store']['commit']}
   const original = store.commit.bind(harness.store)
@@ -76,7 +78,8 @@ describe('consumer runner: one unit of work per commit', () => {
     expect(unit.projections?.map((p) => p.collection)).toEqual(['uow_docs'])
     expect(unit.events).toHaveLength(1)
     expect(unit.events?.[0].causation_id).toBe(event.event_id)
-    expect(unit.marks).toEqual([{scope: `handled:${group}`, keys: [event.event_id], ttlMs: expect.any(Number), exclusive: true}])
+    expect(unit.marks).toBeUndefined()
+    expect(unit.handled).toEqual([{group, event_id: event.event_id, handled_at: expect.any(String), attempts: 1}])
     expect(await h.store.projections.get('uow_docs', 'a')).toEqual({_id: 'a', n: 1})
     expect(await h.store.outbox.pending()).toBe(1)
   })
@@ -127,7 +130,7 @@ describe('consumer runner: one unit of work per commit', () => {
     )
     await until(() => expect(handle.stats().acked).toBe(5), 10_000)
     expect(await h.store.projections.get('uow_docs', 'd')).toEqual({_id: 'd', n: 5})
-    expect(await h.store.idempotency.hasMany(`handled:${group}`, events.map((e) => e.event_id))).toEqual(new Set(events.map((e) => e.event_id)))
+    expect(await h.store.handled.completed(group, events.map((e) => e.event_id))).toEqual(new Set(events.map((e) => e.event_id)))
     expect(h.events.some((e) => e.type === 'store_error' && e.phase === 'commit')).toBe(true)
   })
 
@@ -186,7 +189,7 @@ describe('consumer runner: one unit of work per commit', () => {
     // given the partition's new owner completed the first event meanwhile (its unit is in the store)
     await h.store.commit({
       projections: [{collection: 'uow_zombie', id: 'plain', update: {$inc: {n: 1}}}],
-      marks: [{scope: `handled:${group}`, keys: [done.event_id], exclusive: true}],
+      handled: [{group, event_id: done.event_id, handled_at: new Date().toISOString(), attempts: 1}],
     })
     // when the paused consumer wakes up
     wake()
@@ -197,7 +200,7 @@ describe('consumer runner: one unit of work per commit', () => {
     expect(handle.stats().duplicates).toBe(1)
   })
 
-  it('on a store without transactions, writes go straight to the store; derived events and marks follow in the commit', async () => {
+  it('on a store without transactions, writes go straight to the store; derived events and handled records follow in the commit', async () => {
     const group = serviceName()
     ;(h.store as {transactional: boolean}).transactional = false
     const commits = interceptCommit(h, (writes, commit) => commit(writes))
@@ -218,7 +221,7 @@ describe('consumer runner: one unit of work per commit', () => {
     const withWork = commits.filter((w) => (w.events?.length ?? 0) > 0)
     expect(withWork).toHaveLength(1)
     expect(withWork[0].projections).toEqual([])
-    expect(withWork[0].marks?.[0].keys).toEqual([event.event_id])
+    expect(withWork[0].handled?.map((r) => r.event_id)).toEqual([event.event_id])
   })
 })
 
@@ -267,7 +270,7 @@ describe('uncommitted writes as the runners of a group read them', () => {
     await a.view(h.store, running).projections.applyOnce('uow_sib', 'u', 'e1', {$inc: {xp: 5}})
     const done = b.begin()
     await b.view(h.store, done).projections.applyOnce('uow_sib', 'u', 'e2', {$inc: {xp: 7}})
-    b.complete('e2', done, 'ack-e2')
+    b.complete('e2', done, 'ack-e2', handledRecord('g-siblings', 'e2'))
     // then a new attempt of either sees both; another group sees the store only
     const readA = a.view(h.store, a.begin())
     expect((await readA.projections.get('uow_sib', 'u'))?.xp).toBe(112)
@@ -281,7 +284,7 @@ describe('uncommitted writes as the runners of a group read them', () => {
     expect((await b.view(h.store, b.begin()).projections.get('uow_sib', 'u'))?.xp).toBe(107)
     // and once b commits, the store has exactly what it committed
     const unit = await b.take()
-    await h.store.commit(unit.toStoreWrites('handled:g-siblings', 60_000))
+    await h.store.commit(unit.toStoreWrites())
     b.settle(unit)
     expect((await h.store.projections.get('uow_sib', 'u'))?.xp).toBe(107)
     expect((await b.view(h.store, b.begin()).projections.get('uow_sib', 'u'))?.xp).toBe(107)
@@ -293,7 +296,7 @@ describe('reads and commits never overlap', () => {
     const units = new PendingUnits<string>(h.store, 'g-overlap')
     const writes = units.begin()
     await units.view(h.store, writes).projections.applyOnce('uow_overlap', 'u', 'e1', {$inc: {n: 1}})
-    units.complete('e1', writes, 'ack')
+    units.complete('e1', writes, 'ack', handledRecord('g-overlap', 'e1'))
     // given a store read that does not answer yet
     let answer!: () => void
     const gate = new Promise<void>((resolve) => (answer = resolve))
@@ -317,7 +320,7 @@ describe('reads and commits never overlap', () => {
     expect((await reading)?.n).toBe(1)
     const unit = await taking
     // and while that unit is being committed, a new read waits for it to settle
-    await h.store.commit(unit.toStoreWrites('handled:g-overlap', 60_000))
+    await h.store.commit(unit.toStoreWrites())
     const before = reads
     const next = units.view(store, units.begin()).projections.get('uow_overlap', 'u')
     await new Promise((resolve) => setTimeout(resolve, 20))

@@ -134,7 +134,7 @@ export class MemoryStore implements Store {
           const position = this.byId.get(event.event_id)!
           if (!this.unpublished.delete(event.event_id)) continue
           this.publishedAt.set(position, published_at ?? at)
-          for (const record of handled) this.handledRecords.set(`${record.event_id}\u0000${record.group}`, {...record})
+          for (const record of handled) this.handledRecords.set(handledKey(record.event_id, record.group), {...record})
         }
         return result
       },
@@ -254,6 +254,12 @@ export class MemoryStore implements Store {
         const wanted = new Set(eventIds)
         return [...this.handledRecords.values()].filter((r) => wanted.has(r.event_id)).map((r) => ({...r}))
       },
+      completed: async (group, eventIds) => {
+        this.check()
+        const done = new Set<string>()
+        for (const id of eventIds) if (this.handledRecords.has(handledKey(id, group))) done.add(id)
+        return done
+      },
     }
     this.dlq = {
       add: async (record) => {
@@ -303,6 +309,9 @@ export class MemoryStore implements Store {
       const held = exclusive ? keys.filter((key) => this.keys.has(scope, key)) : []
       if (held.length > 0) throw new CommitConflictError(scope, held)
     }
+    const handled = writes.handled ?? []
+    const taken = handled.filter((r) => !r.again && this.handledRecords.has(handledKey(r.event_id, r.group)))
+    if (taken.length > 0) throw new CommitConflictError(`handled:${taken[0]!.group}`, taken.map((r) => r.event_id))
     const staged = new Map<string, {collection: string; id: string; doc: Doc; applied: string[]}>()
     for (const {collection, id, update, eventId} of writes.projections ?? []) {
       rejectBookkeeping(update)
@@ -334,7 +343,7 @@ export class MemoryStore implements Store {
     // the canonical comparison of each was 3% of the in-process engine's time.
     const {inserted} = writes.events?.length ? this.append(writes.events, false) : {inserted: 0}
     for (const {scope, keys, ttlMs} of writes.marks ?? []) this.keys.mark(scope, keys, ttlMs)
-    for (const record of writes.handled ?? []) this.handledRecords.set(`${record.event_id}\u0000${record.group}`, {...record})
+    for (const {group, event_id, handled_at, attempts} of handled) this.handledRecords.set(handledKey(event_id, group), {group, event_id, handled_at, attempts})
     return {inserted}
   }
 
@@ -623,4 +632,8 @@ function dlqMatches(record: DlqRecord, filter: {group?: string; type?: string}):
   if (filter.group !== undefined && record.group !== filter.group) return false
   if (filter.type !== undefined && record.event_type !== filter.type) return false
   return true
+}
+
+function handledKey(eventId: string, group: string): string {
+  return `${eventId}\u0000${group}`
 }

@@ -323,6 +323,11 @@ export class MongoStore implements Store {
     this.handled = {
       of: async (eventIds) =>
         eventIds.length === 0 ? [] : ((await this.handledCollection.find({event_id: {$in: [...eventIds]}}, {projection: {_id: 0}}).toArray()) as HandledRecord[]),
+      completed: async (group, eventIds) => {
+        if (eventIds.length === 0) return new Set()
+        const found = await this.handledCollection.find({_id: {$in: eventIds.map((id) => handledId(id, group))}}, {projection: {event_id: 1}}).toArray()
+        return new Set(found.map((doc) => doc.event_id))
+      },
     }
     this.dlq = {
       add: async (record) => {
@@ -368,14 +373,21 @@ export class MongoStore implements Store {
   }
 
   /**
-   * In order: projections, then events, then marks. A crash part way leaves effects without their
-   * mark (the redelivery is guarded per document by applyOnce), never a mark without its effects.
+   * In order: projections, then events, then marks and handled records (the group's ledger). A
+   * crash part way leaves effects without their record (the redelivery is guarded per document by
+   * applyOnce), never a record without its effects.
    */
   async commit(writes: StoreWrites): Promise<CommitResult> {
-    // Without transactions this look and the writes below are not atomic: best effort.
+    // Without transactions these looks and the writes below are not atomic: best effort.
     for (const {scope, keys, exclusive} of writes.marks ?? []) {
       const held = exclusive && keys.length > 0 ? await this.idempotency.hasMany(scope, keys) : new Set<string>()
       if (held.size > 0) throw new CommitConflictError(scope, [...held])
+    }
+    const handled = writes.handled ?? []
+    for (const group of new Set(handled.filter((r) => !r.again).map((r) => r.group))) {
+      const ids = handled.filter((r) => !r.again && r.group === group).map((r) => r.event_id)
+      const taken = await this.handled.completed(group, ids)
+      if (taken.size > 0) throw new CommitConflictError(`handled:${group}`, [...taken])
     }
     for (const {collection, id, update, eventId} of writes.projections ?? []) {
       if (eventId === undefined) await this.projections.update(collection, id, update)
@@ -383,14 +395,13 @@ export class MongoStore implements Store {
     }
     const {inserted} = writes.events?.length ? await this.append(writes.events) : {inserted: 0}
     for (const {scope, keys, ttlMs} of writes.marks ?? []) await this.idempotency.markMany(scope, keys, ttlMs)
-    const handled = writes.handled ?? []
-    if (handled.length > 0) await this.writeHandled(handled)
+    if (handled.length > 0) await this.writeHandled(handled.map(({group, event_id, handled_at, attempts}) => ({group, event_id, handled_at, attempts})))
     return {inserted}
   }
 
   private async writeHandled(handled: readonly HandledRecord[]): Promise<void> {
     await this.handledCollection.bulkWrite(
-      handled.map((r) => ({replaceOne: {filter: {_id: `${r.event_id}:${r.group}`}, replacement: {...r, _id: `${r.event_id}:${r.group}`}, upsert: true}})),
+      handled.map((r) => ({replaceOne: {filter: {_id: handledId(r.event_id, r.group)}, replacement: {...r, _id: handledId(r.event_id, r.group)}, upsert: true}})),
       {ordered: false},
     )
   }
@@ -747,4 +758,9 @@ function tooLargeForBson(docs: readonly EventDoc[], error: unknown): void {
       })
     }
   }
+}
+
+/** A handled record's _id: one per event and group. */
+function handledId(eventId: string, group: string): string {
+  return `${eventId}:${group}`
 }

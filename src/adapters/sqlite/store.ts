@@ -23,7 +23,8 @@
  * - `projections`: (collection, id) -> the document as JSON, and beside it (never in it) the last
  *   APPLIED_LIMIT event ids applyOnce applied to it, as 8-byte fingerprints in a BLOB (applied.ts).
  * - `dlq`: records by id, in dead-letter order.
- * - `handled`: (event_id, group) -> when the group completed the event and after how many attempts.
+ * - `handled`: (event_id, group) -> when the group completed the event and after how many attempts;
+ *   also the group's ledger (an event it holds is a duplicate for that group), kept with the event.
  * - `events.published`: 0 in the outbox, 1 published (at `published_at`, ms), 2 quarantined (the relay gave up on it; the
  *   reason in `events.quarantine`).
  */
@@ -38,6 +39,7 @@ import type {
   DlqStore,
   HandledLog,
   HandledRecord,
+  HandledWrite,
   EventQuery,
   EventStore,
   IdempotencyStore,
@@ -408,7 +410,7 @@ interface UnitRows {
   projections: NonNullable<StoreWrites['projections']>
   rows: readonly EventRow[]
   marks: readonly Mark[]
-  handled: readonly HandledRecord[]
+  handled: readonly HandledWrite[]
 }
 
 type WriteOutcome = {result: unknown} | {error: unknown}
@@ -429,6 +431,7 @@ export class SqliteStore implements Store {
   readonly dlq: DlqStore
   readonly handled: HandledLog
   private readonly recordHandled: Statement
+  private readonly insertHandled: Statement
   /** The migrations this open applied (empty when the file was already current): tests and logs. */
   readonly migrationsRun: readonly number[]
 
@@ -597,6 +600,7 @@ export class SqliteStore implements Store {
     }
     this.writeTx = immediate(db, <T>(fn: () => T): T => fn()) as <T>(fn: () => T) => T
     this.recordHandled = db.prepare('INSERT OR REPLACE INTO handled (event_id, group_name, handled_at, attempts) VALUES (?, ?, ?, ?)')
+    this.insertHandled = db.prepare('INSERT INTO handled (event_id, group_name, handled_at, attempts) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING')
     this.commitUnit = ({projections, rows, marks, handled}: UnitRows): CommitResult => {
       // Inside the write lock: no other process can mark them between this look and the commit.
       for (const mark of marks) {
@@ -604,13 +608,20 @@ export class SqliteStore implements Store {
         const held = this.hasKeys.all(mark.scope, mark.keys, this.now()) as string[]
         if (held.length > 0) throw new CommitConflictError(mark.scope, held)
       }
+      // The group's ledger: a record already there is another consumer's completion (the throw
+      // rolls this unit back), unless this is a replay, which replaces it.
+      const taken: HandledWrite[] = []
+      for (const r of handled) {
+        if (r.again) this.recordHandled.run(r.event_id, r.group, r.handled_at, r.attempts)
+        else if (this.insertHandled.run(r.event_id, r.group, r.handled_at, r.attempts).changes === 0) taken.push(r)
+      }
+      if (taken.length > 0) throw new CommitConflictError(`handled:${taken[0]!.group}`, taken.map((r) => r.event_id))
       const staged = new Map<string, StagedDoc>()
       for (const {collection, id, update, eventId} of projections) this.stage(staged, collection, id, update, eventId ?? null)
       this.flush(staged)
       let inserted = 0
       for (const row of rows) if (this.insertRow(row)) inserted++
       for (const mark of marks) this.mark(mark)
-      for (const r of handled) this.recordHandled.run(r.event_id, r.group, r.handled_at, r.attempts)
       return {inserted}
     }
     // Inside a transaction, better-sqlite3 runs a transaction function as a SAVEPOINT: a write that
@@ -629,6 +640,7 @@ export class SqliteStore implements Store {
     )
 
     const selectHandled = db.prepare('SELECT event_id, group_name, handled_at, attempts FROM handled WHERE event_id IN (SELECT value FROM json_each(?))')
+    const selectCompleted = db.prepare('SELECT event_id FROM handled WHERE group_name = ? AND event_id IN (SELECT value FROM json_each(?))').pluck()
     const selectRecords = db.prepare('SELECT event_id, envelope, published, published_at FROM events WHERE event_id IN (SELECT value FROM json_each(?)) ORDER BY seq').raw()
     const deleteEvents = db.prepare('DELETE FROM events WHERE event_id IN (SELECT value FROM json_each(?))')
     const deleteHandled = db.prepare('DELETE FROM handled WHERE event_id IN (SELECT value FROM json_each(?))')
@@ -805,6 +817,10 @@ export class SqliteStore implements Store {
     }
     this.handled = {
       of: (eventIds) => this.run(() => (selectHandled.all(JSON.stringify(eventIds)) as HandledRow[]).map(handledRecord)),
+      completed: async (group, eventIds) => {
+        if (eventIds.length === 0) return this.check(), new Set()
+        return this.run(() => new Set(selectCompleted.all(group, JSON.stringify(eventIds)) as string[]))
+      },
     }
     this.dlq = {
       add: async (record) => {
@@ -841,9 +857,10 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * One IMMEDIATE transaction: projections in order (applyOnce where an eventId is given, seeing what
-   * earlier writes of the unit applied), then the events into the outbox, then the marks. Any throw
-   * rolls the whole unit back.
+   * One IMMEDIATE transaction: the handled records (the group's ledger, refusing a unit another
+   * consumer completed first), projections in order (applyOnce where an eventId is given, seeing
+   * what earlier writes of the unit applied), then the events into the outbox, then the marks. Any
+   * throw rolls the whole unit back.
    */
   async commit(writes: StoreWrites): Promise<CommitResult> {
     const projections = writes.projections ?? []
