@@ -22,6 +22,12 @@ export interface StartRedisServerOptions {
   dir: string
   /** AOF with fsync every second (survives a restart; default false: nothing is persisted). */
   appendonly?: boolean
+  /**
+   * With appendonly: `always` fsyncs the AOF before Redis answers. With `everysec` (the default)
+   * Redis postpones writing the AOF for up to 2 s while a background fsync is slow and answers all
+   * the same, so a kill -9 under disk pressure loses writes it acknowledged.
+   */
+  appendfsync?: 'everysec' | 'always'
   /** Default <dir>/redis.log. */
   logFile?: string
   /** Bound on start-up (default 15 s). */
@@ -101,7 +107,7 @@ export async function startRedisServer(options: StartRedisServerOptions): Promis
     '--save', '',
     '--daemonize', 'no',
     '--logfile', logFile,
-    ...(options.appendonly ? ['--appendonly', 'yes', '--appendfsync', 'everysec'] : ['--appendonly', 'no']),
+    ...(options.appendonly ? ['--appendonly', 'yes', '--appendfsync', options.appendfsync ?? 'everysec'] : ['--appendonly', 'no']),
   ]
 
   let child: ChildProcess | undefined

@@ -182,9 +182,12 @@ const serviceGroups = new Set<string>(SERVICE_NAMES)
  * A redis-server with AOF, a SQLite store file, and the parent's runtime on both; with
  * {bus: 'kafka'}, a Kafka broker in place of the redis-server.
  */
-export async function openChaosSystem(name: string, options?: {seed?: number; sessionTimeoutMs?: number; bus?: 'redis'}): Promise<ChaosSystem>
+export async function openChaosSystem(name: string, options?: {seed?: number; sessionTimeoutMs?: number; bus?: 'redis'; redisFsync?: 'everysec' | 'always'}): Promise<ChaosSystem>
 export async function openChaosSystem(name: string, options: {seed?: number; bus: 'kafka'}): Promise<KafkaChaosSystem>
-export async function openChaosSystem(name: string, options: {seed?: number; sessionTimeoutMs?: number; bus?: 'redis' | 'kafka'} = {}): Promise<ChaosSystem | KafkaChaosSystem> {
+export async function openChaosSystem(
+  name: string,
+  options: {seed?: number; sessionTimeoutMs?: number; bus?: 'redis' | 'kafka'; redisFsync?: 'everysec' | 'always'} = {},
+): Promise<ChaosSystem | KafkaChaosSystem> {
   const seed = options.seed ?? chaosSeed()
   const random = createRandom(seed)
   const dir = mkdtempSync(join(tmpdir(), `tektree-chaos-${name}-`))
@@ -206,7 +209,7 @@ export async function openChaosSystem(name: string, options: {seed?: number; ses
       throw error
     })
   } else {
-    const redis = await startRedisServer({dir: join(dir, 'redis'), appendonly: true})
+    const redis = await startRedisServer({dir: join(dir, 'redis'), appendonly: true, appendfsync: options.redisFsync})
     server = {redis}
     busUrl = redis.url
     const redisBus = await createRedisBus({url: redis.url, sessionTimeoutMs: options.sessionTimeoutMs ?? 1_000})
