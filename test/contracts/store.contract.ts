@@ -24,7 +24,7 @@
  */
 import {describe, it, expect, beforeEach, afterEach} from 'vitest'
 import type {EventEnvelope} from '../../src/core/envelope.js'
-import type {Store} from '../../src/core/ports.js'
+import type {Store, StoreWrites} from '../../src/core/ports.js'
 import {makeDlqRecord, makeEvent, uniqueName, until} from './helpers.js'
 
 export type StoreFactory = () => Promise<{store: Store; cleanup?: () => Promise<void>}>
@@ -531,6 +531,18 @@ export function storeContract(name: string, factory: StoreFactory): void {
 
     // --------------------------------------------------------------------------------- dlq
     describe('commit (a unit of work)', () => {
+      /** Commits a unit (a projection write, a derived event, `ledger`) that must be refused whole, e1 being held. */
+      const expectRefusedWhole = async (ledger: Pick<StoreWrites, 'marks' | 'handled'>) => {
+        const derived = makeEvent()
+        const error = await store.commit({projections: [{collection: 'c_commit', id: 'u1', update: {$inc: {xp: 5}}}], events: [derived], ...ledger}).then(
+          () => null,
+          (e: unknown) => e,
+        )
+        expect(error).toMatchObject({code: 'ALREADY_HANDLED', details: {scope: 'handled:g', keys: ['e1']}})
+        expect(await store.projections.get('c_commit', 'u1')).toBeNull()
+        expect(await store.events.get(derived.event_id)).toBeNull()
+      }
+
       it('applies projections (applyOnce where an eventId is given), appends events into the outbox, holds marks', async () => {
         const derived = [makeEvent(), makeEvent()]
         const result = await store.commit({
@@ -594,23 +606,12 @@ export function storeContract(name: string, factory: StoreFactory): void {
 
       it('a handled record the group already holds: the commit applies nothing and says ALREADY_HANDLED; one handled `again` replaces it', async () => {
         await store.commit({handled: [{group: 'g', event_id: 'e1', handled_at: at(1), attempts: 1}]})
-        const derived = makeEvent()
-        const error = await store
-          .commit({
-            projections: [{collection: 'c_commit', id: 'u1', update: {$inc: {xp: 5}}}],
-            events: [derived],
-            handled: [
-              {group: 'g', event_id: 'e2', handled_at: at(2), attempts: 1},
-              {group: 'g', event_id: 'e1', handled_at: at(2), attempts: 1},
-            ],
-          })
-          .then(
-            () => null,
-            (e: unknown) => e,
-          )
-        expect(error).toMatchObject({code: 'ALREADY_HANDLED', details: {scope: 'handled:g', keys: ['e1']}})
-        expect(await store.projections.get('c_commit', 'u1')).toBeNull()
-        expect(await store.events.get(derived.event_id)).toBeNull()
+        await expectRefusedWhole({
+          handled: [
+            {group: 'g', event_id: 'e2', handled_at: at(2), attempts: 1},
+            {group: 'g', event_id: 'e1', handled_at: at(2), attempts: 1},
+          ],
+        })
         expect(await store.handled.completed('g', ['e1', 'e2'])).toEqual(new Set(['e1']))
         // Another group handling the same event is no conflict.
         await store.commit({handled: [{group: 'other', event_id: 'e1', handled_at: at(2), attempts: 1}]})
@@ -627,20 +628,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
 
       it('an exclusive mark already held: the commit applies nothing and says ALREADY_HANDLED', async () => {
         await store.idempotency.markMany('handled:g', ['e1'], 60_000)
-        const derived = makeEvent()
-        const error = await store
-          .commit({
-            projections: [{collection: 'c_commit', id: 'u1', update: {$inc: {xp: 5}}}],
-            events: [derived],
-            marks: [{scope: 'handled:g', keys: ['e2', 'e1'], exclusive: true}],
-          })
-          .then(
-            () => null,
-            (e: unknown) => e,
-          )
-        expect(error).toMatchObject({code: 'ALREADY_HANDLED', details: {scope: 'handled:g', keys: ['e1']}})
-        expect(await store.projections.get('c_commit', 'u1')).toBeNull()
-        expect(await store.events.get(derived.event_id)).toBeNull()
+        await expectRefusedWhole({marks: [{scope: 'handled:g', keys: ['e2', 'e1'], exclusive: true}]})
         expect(await store.idempotency.hasMany('handled:g', ['e1', 'e2'])).toEqual(new Set(['e1']))
         // Not exclusive: a mark held already is simply held again.
         expect((await store.commit({marks: [{scope: 'handled:g', keys: ['e1']}]})).inserted).toBe(0)
