@@ -960,7 +960,12 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       const id = delivery.headers?.event_id
       // Redeliveries of deliveries held here are asked about too (dispatch ignores them): they are
       // rare, and leaving them out cost a second transport-id string per delivery.
-      if (typeof id === 'string' && !seen.has(id)) ids.push(id)
+      if (typeof id !== 'string' || seen.has(id)) continue
+      // Another type on a subscribed topic is skipped from its header: nothing to look up.
+      const type = delivery.headers?.event_type
+      const definition = type ? catalog.get(type) : undefined
+      if (definition && !accepts(definition)) continue
+      ids.push(id)
     }
     if (ids.length === 0) return EMPTY_SET
     try {

@@ -70,6 +70,23 @@ describe('consumer runner: the happy path', () => {
     expect(await pendingOf(group)).toBe(0)
   })
 
+  it("asks the group's ledger only about the types it handles", async () => {
+    const group = serviceName()
+    const asked: string[] = []
+    const completed = h.store.handled.completed.bind(h.store.handled)
+    h.store.handled.completed = async (g, ids) => {
+      if (g === group) asked.push(...ids)
+      return completed(g, ids)
+    }
+    const liked = h.event('social.content.liked')
+    const followed = h.event('social.user.followed')
+    await h.send([liked, followed])
+    const handle = h.start({name: group, consumes: ['social.content.liked'], async handle() {}})
+    await until(() => expect(handle.stats().acked).toBe(2))
+    expect(asked).toEqual([liked.event_id])
+    expect(handle.stats()).toMatchObject({handled: 1, skipped: 1})
+  })
+
   it('refuses a service that consumes nothing in the catalog', () => {
     expect(() => h.start({name: serviceName(), consumes: ['no.such.thing'], async handle() {}})).toThrow(/matches no event type/)
   })
