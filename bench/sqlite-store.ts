@@ -78,13 +78,13 @@ try {
   })
   // A consumer batch: 32 handled events, each one projection write, one derived event in four, the marks.
   const units = Math.max(1, Math.floor(applies / 32))
-  await measure('commit, units of 32 writes + 8 events + 32 marks', 'units', units, async () => {
+  await measure('commit, units of 32 writes + 8 events + 32 handled records', 'units', units, async () => {
     for (let u = 0; u < units; u++) {
       const ids = Array.from({length: 32}, (_, i) => `c-${u}-${i}`)
       await store.commit({
         projections: ids.map((id, i) => ({collection: 'bench', id: `user-${(u * 32 + i) % 1_000}`, update: {$inc: {xp: 1}}, eventId: id})),
         events: Array.from({length: 8}, envelope),
-        marks: [{scope: 'handled:bench', keys: ids, ttlMs: 600_000}],
+        handled: ids.map((id) => ({group: 'bench', event_id: id, handled_at: new Date().toISOString(), attempts: 1})),
       })
     }
   })

@@ -45,9 +45,8 @@ export class UnknownTopicError extends NonRetryableError {
 }
 
 /**
- * A commit's exclusive ledger entries were already held (StoreWrites.handled, or exclusive
- * StoreWrites.marks): another consumer of the group completed some of the unit's events first.
- * Nothing of the unit was applied.
+ * A commit's handled records were already held (StoreWrites.handled): another consumer of the
+ * group completed some of the unit's events first. Nothing of the unit was applied.
  */
 export class CommitConflictError extends RuntimeError {
   constructor(scope: string, keys: readonly string[]) {
@@ -57,6 +56,11 @@ export class CommitConflictError extends RuntimeError {
     })
     this.name = 'CommitConflictError'
   }
+}
+
+/** The conflict of a unit whose handled records `taken` were held already (a unit is one group's). */
+export function handledConflict(taken: ReadonlyArray<{group: string; event_id: string}>): CommitConflictError {
+  return new CommitConflictError(`handled:${taken[0]!.group}`, taken.map((r) => r.event_id))
 }
 
 /** drain() ran out of time with events still in the outbox. */

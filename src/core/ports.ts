@@ -386,11 +386,6 @@ export interface StoreWrites {
   /** Applied in order; with `eventId` as applyOnce (skipped where the document already holds it). */
   projections?: ReadonlyArray<{collection: string; id: string; update: ProjectionUpdate; eventId?: string}>
   /**
-   * Held as idempotency.markMany holds them. `exclusive`: the commit applies nothing and rejects
-   * with CommitConflictError when one of these keys is already held.
-   */
-  marks?: ReadonlyArray<{scope: string; keys: readonly string[]; ttlMs?: number; exclusive?: boolean}>
-  /**
    * Which group handled which event, kept as long as the event: trace reads them, and they are the
    * group's ledger (HandledLog.completed). Exclusive unless `again`: the commit applies nothing and
    * rejects with CommitConflictError when the group already holds a record of one of these events:

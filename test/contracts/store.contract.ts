@@ -24,7 +24,7 @@
  */
 import {describe, it, expect, beforeEach, afterEach} from 'vitest'
 import type {EventEnvelope} from '../../src/core/envelope.js'
-import type {Store, StoreWrites} from '../../src/core/ports.js'
+import type {Store} from '../../src/core/ports.js'
 import {makeDlqRecord, makeEvent, uniqueName, until} from './helpers.js'
 
 export type StoreFactory = () => Promise<{store: Store; cleanup?: () => Promise<void>}>
@@ -531,19 +531,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
 
     // --------------------------------------------------------------------------------- dlq
     describe('commit (a unit of work)', () => {
-      /** Commits a unit (a projection write, a derived event, `ledger`) that must be refused whole, e1 being held. */
-      const expectRefusedWhole = async (ledger: Pick<StoreWrites, 'marks' | 'handled'>) => {
-        const derived = makeEvent()
-        const error = await store.commit({projections: [{collection: 'c_commit', id: 'u1', update: {$inc: {xp: 5}}}], events: [derived], ...ledger}).then(
-          () => null,
-          (e: unknown) => e,
-        )
-        expect(error).toMatchObject({code: 'ALREADY_HANDLED', details: {scope: 'handled:g', keys: ['e1']}})
-        expect(await store.projections.get('c_commit', 'u1')).toBeNull()
-        expect(await store.events.get(derived.event_id)).toBeNull()
-      }
-
-      it('applies projections (applyOnce where an eventId is given), appends events into the outbox, holds marks', async () => {
+      it('applies projections (applyOnce where an eventId is given), appends events into the outbox, keeps the handled records', async () => {
         const derived = [makeEvent(), makeEvent()]
         const result = await store.commit({
           projections: [
@@ -552,14 +540,17 @@ export function storeContract(name: string, factory: StoreFactory): void {
             {collection: 'c_commit', id: 'u2', update: {$set: {name: 'Ada'}}},
           ],
           events: derived,
-          marks: [{scope: 'handled:g', keys: ['e1', 'e2'], ttlMs: 60_000}],
+          handled: [
+            {group: 'g', event_id: 'e1', handled_at: at(1), attempts: 1},
+            {group: 'g', event_id: 'e2', handled_at: at(1), attempts: 1},
+          ],
         })
         expect(result.inserted).toBe(2)
         expect(await store.projections.get('c_commit', 'u1')).toEqual({_id: 'u1', xp: 12})
         expect(await store.projections.get('c_commit', 'u2')).toEqual({_id: 'u2', name: 'Ada'})
         expect(await store.events.get(derived[1].event_id)).toEqual(derived[1])
         expect(await store.outbox.pending()).toBe(2)
-        expect(await store.idempotency.hasMany('handled:g', ['e1', 'e2', 'e3'])).toEqual(new Set(['e1', 'e2']))
+        expect(await store.handled.completed('g', ['e1', 'e2', 'e3'])).toEqual(new Set(['e1', 'e2']))
       })
 
       it('a second commit of the same unit changes nothing: guarded writes skip, events are duplicates', async () => {
@@ -567,7 +558,6 @@ export function storeContract(name: string, factory: StoreFactory): void {
         const unit = {
           projections: [{collection: 'c_commit', id: 'u1', update: {$inc: {xp: 5}}, eventId: 'e1'}],
           events: [derived],
-          marks: [{scope: 'handled:g', keys: ['e1']}],
         }
         expect((await store.commit(unit)).inserted).toBe(1)
         expect((await store.commit(unit)).inserted).toBe(0)
@@ -579,7 +569,6 @@ export function storeContract(name: string, factory: StoreFactory): void {
 
       it('keeps which group handled which event, when and after how many attempts, for trace', async () => {
         await store.commit({
-          marks: [{scope: 'handled:g1', keys: ['e1', 'e2']}],
           handled: [
             {group: 'g1', event_id: 'e1', handled_at: '2026-11-30T10:00:00.000Z', attempts: 1},
             {group: 'g1', event_id: 'e2', handled_at: '2026-11-30T10:00:01.000Z', attempts: 3},
@@ -606,12 +595,23 @@ export function storeContract(name: string, factory: StoreFactory): void {
 
       it('a handled record the group already holds: the commit applies nothing and says ALREADY_HANDLED; one handled `again` replaces it', async () => {
         await store.commit({handled: [{group: 'g', event_id: 'e1', handled_at: at(1), attempts: 1}]})
-        await expectRefusedWhole({
-          handled: [
-            {group: 'g', event_id: 'e2', handled_at: at(2), attempts: 1},
-            {group: 'g', event_id: 'e1', handled_at: at(2), attempts: 1},
-          ],
-        })
+        const derived = makeEvent()
+        const error = await store
+          .commit({
+            projections: [{collection: 'c_commit', id: 'u1', update: {$inc: {xp: 5}}}],
+            events: [derived],
+            handled: [
+              {group: 'g', event_id: 'e2', handled_at: at(2), attempts: 1},
+              {group: 'g', event_id: 'e1', handled_at: at(2), attempts: 1},
+            ],
+          })
+          .then(
+            () => null,
+            (e: unknown) => e,
+          )
+        expect(error).toMatchObject({code: 'ALREADY_HANDLED', details: {scope: 'handled:g', keys: ['e1']}})
+        expect(await store.projections.get('c_commit', 'u1')).toBeNull()
+        expect(await store.events.get(derived.event_id)).toBeNull()
         expect(await store.handled.completed('g', ['e1', 'e2'])).toEqual(new Set(['e1']))
         // Another group handling the same event is no conflict.
         await store.commit({handled: [{group: 'other', event_id: 'e1', handled_at: at(2), attempts: 1}]})
@@ -624,14 +624,6 @@ export function storeContract(name: string, factory: StoreFactory): void {
           ]),
         )
         expect(await store.handled.of(['e1'])).toHaveLength(2)
-      })
-
-      it('an exclusive mark already held: the commit applies nothing and says ALREADY_HANDLED', async () => {
-        await store.idempotency.markMany('handled:g', ['e1'], 60_000)
-        await expectRefusedWhole({marks: [{scope: 'handled:g', keys: ['e2', 'e1'], exclusive: true}]})
-        expect(await store.idempotency.hasMany('handled:g', ['e1', 'e2'])).toEqual(new Set(['e1']))
-        // Not exclusive: a mark held already is simply held again.
-        expect((await store.commit({marks: [{scope: 'handled:g', keys: ['e1']}]})).inserted).toBe(0)
       })
 
       it('an empty commit is a no-op', async () => {
@@ -649,14 +641,12 @@ export function storeContract(name: string, factory: StoreFactory): void {
               {collection: 'c_commit', id: 'u2', update: {$set: {_applied: ['x']}}},
             ],
             events: [derived],
-            marks: [{scope: 'handled:g', keys: ['e1']}],
             handled: [{group: 'g', event_id: 'e1', handled_at: at(1), attempts: 1}],
           }),
         ).rejects.toThrow()
         expect(await store.projections.get('c_commit', 'u1')).toEqual({_id: 'u1', xp: 1})
         expect(await store.projections.get('c_commit', 'u2')).toBeNull()
         expect(await store.events.get(derived.event_id)).toBeNull()
-        expect(await store.idempotency.has('handled:g', 'e1')).toBe(false)
         expect(await store.handled.completed('g', ['e1'])).toEqual(new Set())
         // Not applied, so not guarded either: the same event applies once later.
         expect(await store.projections.applyOnce('c_commit', 'u1', 'e1', {$inc: {xp: 5}})).toBe(true)

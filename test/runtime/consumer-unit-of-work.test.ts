@@ -78,7 +78,6 @@ describe('consumer runner: one unit of work per commit', () => {
     expect(unit.projections?.map((p) => p.collection)).toEqual(['uow_docs'])
     expect(unit.events).toHaveLength(1)
     expect(unit.events?.[0].causation_id).toBe(event.event_id)
-    expect(unit.marks).toBeUndefined()
     expect(unit.handled).toEqual([{group, event_id: event.event_id, handled_at: expect.any(String), attempts: 1}])
     expect(await h.store.projections.get('uow_docs', 'a')).toEqual({_id: 'a', n: 1})
     expect(await h.store.outbox.pending()).toBe(1)

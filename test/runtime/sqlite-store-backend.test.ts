@@ -166,11 +166,11 @@ describe('SqliteStore: several processes on one file', () => {
   it('units of work committed from several processes: every effect exactly once, shared units included', async () => {
     const store = await open()
     // 4 x 50 + 30 = 230 distinct units reach the 'total' document: fewer than APPLIED_LIMIT, so its
-    // guard remembers every one of them however late a shared unit comes again (past that bound,
-    // the group's ledger marks are what stop a late redelivery, as in the consumer).
+    // guard remembers every one of them; the units' handled records (the group's ledger) refuse a
+    // shared unit another process committed first, inside the file's write lock.
     const own = 50
     const shared = 30
-    const results = await runChildren<{inserted: number; units: number}>(4, 'commit', {CHILD_UNITS: String(own), CHILD_SHARED: String(shared)})
+    const results = await runChildren<{inserted: number; conflicts: number; units: number}>(4, 'commit', {CHILD_UNITS: String(own), CHILD_SHARED: String(shared)})
     expectAllSucceeded(results)
     expectOverlap(results)
     const distinct = 4 * own + shared
@@ -178,10 +178,11 @@ describe('SqliteStore: several processes on one file', () => {
     expect(await store.projections.count('units')).toBe(distinct + 1) // + the 'total' document
     for (const doc of await store.projections.find('units')) if (doc._id !== 'total') expect(doc.n).toBe(1)
     expect(results.reduce((n, r) => n + r.result!.inserted, 0)).toBe(distinct)
+    expect(results.reduce((n, r) => n + r.result!.conflicts, 0)).toBe(3 * shared)
     expect(await store.events.count()).toBe(distinct)
     expect(await store.outbox.pending()).toBe(distinct)
     const keys = [...Array.from({length: 4 * own}, (_, i) => `unit-child${Math.floor(i / own)}-${i % own}`), ...Array.from({length: shared}, (_, k) => `unit-shared-${k}`)]
-    expect((await store.idempotency.hasMany('handled:g', keys)).size).toBe(distinct)
+    expect((await store.handled.completed('g', keys)).size).toBe(distinct)
   }, 60_000)
 
   it('processes opening a fresh file together (4 at once): the schema migrates once', async () => {
@@ -376,15 +377,15 @@ describe('SqliteStore: bad files give one clear UserError', () => {
   it('units committed in one turn go in together, and one a unit refuses fails alone', async () => {
     const store = await open()
     await store.projections.update('docs', 'text', {$set: {n: 'not a number'}})
-    await store.idempotency.markMany('handled:g', ['taken'])
+    await store.commit({handled: [{group: 'g', event_id: 'taken', handled_at: '2026-12-01T00:00:00.000Z', attempts: 1}]})
     // A handled record for group "boom" fails after the unit's documents are written.
     rawDb(join(dir, 'store.db')).exec(`CREATE TRIGGER boom BEFORE INSERT ON handled WHEN NEW.group_name = 'boom' BEGIN SELECT RAISE(ABORT, 'boom'); END`)
     const derived = makeEvent()
-    // given five units committed at once: two fine, one whose mark another commit already holds,
+    // given five units committed at once: two fine, one whose event the group's ledger already holds,
     // one whose update cannot apply, one the file refuses half-way
     const outcomes = await Promise.allSettled([
-      store.commit({projections: [{collection: 'docs', id: 'a', update: {$inc: {n: 1}}, eventId: 'e1'}], events: [derived], marks: [{scope: 'handled:g', keys: ['e1'], exclusive: true}]}),
-      store.commit({projections: [{collection: 'docs', id: 'b', update: {$inc: {n: 1}}, eventId: 'e2'}], marks: [{scope: 'handled:g', keys: ['taken'], exclusive: true}]}),
+      store.commit({projections: [{collection: 'docs', id: 'a', update: {$inc: {n: 1}}, eventId: 'e1'}], events: [derived], handled: [{group: 'g', event_id: 'e1', handled_at: '2026-12-01T00:00:00.000Z', attempts: 1}]}),
+      store.commit({projections: [{collection: 'docs', id: 'b', update: {$inc: {n: 1}}, eventId: 'e2'}], handled: [{group: 'g', event_id: 'taken', handled_at: '2026-12-01T00:00:00.000Z', attempts: 1}]}),
       store.commit({projections: [{collection: 'docs', id: 'text', update: {$inc: {n: 1}}, eventId: 'e3'}, {collection: 'docs', id: 'c', update: {$set: {n: 3}}}]}),
       store.commit({projections: [{collection: 'docs', id: 'a', update: {$inc: {n: 10}}, eventId: 'e4'}], handled: [{group: 'g', event_id: 'e4', handled_at: '2026-12-01T00:00:00.000Z', attempts: 1}]}),
       store.commit({projections: [{collection: 'docs', id: 'd', update: {$set: {n: 4}}}], handled: [{group: 'boom', event_id: 'e5', handled_at: '2026-12-01T00:00:00.000Z', attempts: 1}]}),
@@ -400,7 +401,7 @@ describe('SqliteStore: bad files give one clear UserError', () => {
     expect(String((outcomes[4] as PromiseRejectedResult).reason)).toContain('boom')
     expect(await store.projections.get('docs', 'd')).toBeNull()
     expect(await store.projections.get('docs', 'text')).toMatchObject({n: 'not a number'})
-    expect(await store.idempotency.hasMany('handled:g', ['e1', 'e2', 'taken'])).toEqual(new Set(['e1', 'taken']))
+    expect(await store.handled.completed('g', ['e1', 'e2', 'e4', 'taken'])).toEqual(new Set(['e1', 'e4', 'taken']))
     expect(await store.events.get(derived.event_id)).toEqual(derived)
     expect((await store.handled.of(['e4'])).map((r) => r.group)).toEqual(['g'])
   })

@@ -8,6 +8,7 @@
  */
 import {createSqliteStore, type SqliteStore} from '../../src/adapters/sqlite/index.js'
 import type {EventEnvelope} from '../../src/core/envelope.js'
+import {CommitConflictError} from '../../src/core/errors.js'
 
 const env = (name: string): string => {
   const value = process.env[name]
@@ -118,21 +119,28 @@ async function main(): Promise<unknown> {
           ...Array.from({length: shared}, (_, k) => `unit-shared-${k}`),
         ]
         let inserted = 0
+        let conflicts = 0
         for (const [i, unit] of units.entries()) {
           checkDeadline()
           if (i === Math.floor(units.length / 2)) await barrier(store, mode)
-          const result = await store.commit({
+          const unitOfWork = {
             projections: [
               {collection: 'units', id: 'total', update: {$inc: {n: 1}}, eventId: unit},
               {collection: 'units', id: unit, update: {$inc: {n: 1}, $set: {by: name}}, eventId: unit},
               {collection: 'units', id: 'total', update: {$inc: {n: 1}}, eventId: unit}, // same unit again: skipped
             ],
             events: [event(`derived-${unit}`)],
-            marks: [{scope: 'handled:g', keys: [unit], ttlMs: 600_000}],
+            handled: [{group: 'g', event_id: unit, handled_at: new Date().toISOString(), attempts: 1}],
+          }
+          // Another process committed a shared unit first: refused whole, as the consumer's ledger sees it.
+          const result = await store.commit(unitOfWork).catch((error: unknown) => {
+            if (error instanceof CommitConflictError) return null
+            throw error
           })
-          inserted += result.inserted
+          if (result) inserted += result.inserted
+          else conflicts++
         }
-        return {inserted, units: units.length}
+        return {inserted, conflicts, units: units.length}
       }
 
       default:

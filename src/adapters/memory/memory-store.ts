@@ -27,7 +27,7 @@ import type {
   StoreWrites,
 } from '../../core/ports.js'
 import {copyData} from '../../core/copy.js'
-import {CommitConflictError} from '../../core/errors.js'
+import {handledConflict} from '../../core/errors.js'
 import {compileTypeGlobs} from '../../core/glob.js'
 import {APPLIED_FIELD, APPLIED_LIMIT, applyUpdate, compareValues, getPath, matchesFilter, type Doc} from '../../core/projection-update.js'
 
@@ -301,17 +301,13 @@ export class MemoryStore implements Store {
 
   /**
    * All or nothing: every projection write is first computed on a staged copy (an update that
-   * throws leaves the store untouched), then the staged documents, events and marks go in at once.
+   * throws leaves the store untouched), then the staged documents, events and handled records go in at once.
    */
   async commit(writes: StoreWrites): Promise<CommitResult> {
     this.check()
-    for (const {scope, keys, exclusive} of writes.marks ?? []) {
-      const held = exclusive ? keys.filter((key) => this.keys.has(scope, key)) : []
-      if (held.length > 0) throw new CommitConflictError(scope, held)
-    }
     const handled = writes.handled ?? []
     const taken = handled.filter((r) => !r.again && this.handledRecords.has(handledKey(r.event_id, r.group)))
-    if (taken.length > 0) throw new CommitConflictError(`handled:${taken[0]!.group}`, taken.map((r) => r.event_id))
+    if (taken.length > 0) throw handledConflict(taken)
     const staged = new Map<string, {collection: string; id: string; doc: Doc; applied: string[]}>()
     for (const {collection, id, update, eventId} of writes.projections ?? []) {
       rejectBookkeeping(update)
@@ -342,7 +338,6 @@ export class MemoryStore implements Store {
     // derived event announced once per identity (an achievement) is emitted again and again, and
     // the canonical comparison of each was 3% of the in-process engine's time.
     const {inserted} = writes.events?.length ? this.append(writes.events, false) : {inserted: 0}
-    for (const {scope, keys, ttlMs} of writes.marks ?? []) this.keys.mark(scope, keys, ttlMs)
     for (const {group, event_id, handled_at, attempts} of handled) this.handledRecords.set(handledKey(event_id, group), {group, event_id, handled_at, attempts})
     return {inserted}
   }

@@ -44,7 +44,7 @@ import type {
 import {typeGlobsToRegExpSource} from '../../core/glob.js'
 import {APPLIED_FIELD, APPLIED_LIMIT} from '../../core/projection-update.js'
 import {UserError, maskUrl} from '../../errors.js'
-import {CommitConflictError} from '../../core/errors.js'
+import {handledConflict} from '../../core/errors.js'
 
 export type MongoStoreTarget = {url: string; database: string} | {client: MongoClient; database: string}
 
@@ -373,28 +373,25 @@ export class MongoStore implements Store {
   }
 
   /**
-   * In order: projections, then events, then marks and handled records (the group's ledger). A
+   * In order: projections, then events, then handled records (the group's ledger). A
    * crash part way leaves effects without their record (the redelivery is guarded per document by
    * applyOnce), never a record without its effects.
    */
   async commit(writes: StoreWrites): Promise<CommitResult> {
-    // Without transactions these looks and the writes below are not atomic: best effort.
-    for (const {scope, keys, exclusive} of writes.marks ?? []) {
-      const held = exclusive && keys.length > 0 ? await this.idempotency.hasMany(scope, keys) : new Set<string>()
-      if (held.size > 0) throw new CommitConflictError(scope, [...held])
-    }
+    // Without transactions this look and the writes below are not atomic: best effort.
     const handled = writes.handled ?? []
-    for (const group of new Set(handled.filter((r) => !r.again).map((r) => r.group))) {
-      const ids = handled.filter((r) => !r.again && r.group === group).map((r) => r.event_id)
-      const taken = await this.handled.completed(group, ids)
-      if (taken.size > 0) throw new CommitConflictError(`handled:${group}`, [...taken])
+    const first = handled.filter((r) => !r.again)
+    if (first.length > 0) {
+      const ids = new Set(first.map((r) => handledId(r.event_id, r.group)))
+      const held = new Set((await this.handledCollection.find({_id: {$in: [...ids]}}, {projection: {_id: 1}}).toArray()).map((doc) => doc._id))
+      const taken = first.filter((r) => held.has(handledId(r.event_id, r.group)))
+      if (taken.length > 0) throw handledConflict(taken)
     }
     for (const {collection, id, update, eventId} of writes.projections ?? []) {
       if (eventId === undefined) await this.projections.update(collection, id, update)
       else await this.applyOnce(collection, id, eventId, update)
     }
     const {inserted} = writes.events?.length ? await this.append(writes.events) : {inserted: 0}
-    for (const {scope, keys, ttlMs} of writes.marks ?? []) await this.idempotency.markMany(scope, keys, ttlMs)
     if (handled.length > 0) await this.writeHandled(handled.map(({group, event_id, handled_at, attempts}) => ({group, event_id, handled_at, attempts})))
     return {inserted}
   }

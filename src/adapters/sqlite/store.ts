@@ -57,7 +57,7 @@ import {typeGlobToRegExpSource} from '../../core/glob.js'
 import {appliedCount, appliedList, fingerprint, holds, MIGRATION_FUNCTION, NO_APPLIED, withApplied, type Fingerprint} from './applied.js'
 import {APPLIED_FIELD, APPLIED_LIMIT, applyUpdate, compareValues, getPath, matchesFilter, type Doc} from '../../core/projection-update.js'
 import {UserError} from '../../errors.js'
-import {CommitConflictError} from '../../core/errors.js'
+import {handledConflict} from '../../core/errors.js'
 
 export interface SqliteStoreOptions {
   /** A file path, or ':memory:' (private to this store). The directory must exist. */
@@ -402,14 +402,12 @@ interface Mark {
   scope: string
   keys: string
   ttlMs?: number
-  exclusive?: boolean
 }
 
 /** One commit() call's writes, as they go into the file. */
 interface UnitRows {
   projections: NonNullable<StoreWrites['projections']>
   rows: readonly EventRow[]
-  marks: readonly Mark[]
   handled: readonly HandledWrite[]
 }
 
@@ -601,27 +599,20 @@ export class SqliteStore implements Store {
     this.writeTx = immediate(db, <T>(fn: () => T): T => fn()) as <T>(fn: () => T) => T
     this.recordHandled = db.prepare('INSERT OR REPLACE INTO handled (event_id, group_name, handled_at, attempts) VALUES (?, ?, ?, ?)')
     this.insertHandled = db.prepare('INSERT INTO handled (event_id, group_name, handled_at, attempts) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING')
-    this.commitUnit = ({projections, rows, marks, handled}: UnitRows): CommitResult => {
-      // Inside the write lock: no other process can mark them between this look and the commit.
-      for (const mark of marks) {
-        if (!mark.exclusive) continue
-        const held = this.hasKeys.all(mark.scope, mark.keys, this.now()) as string[]
-        if (held.length > 0) throw new CommitConflictError(mark.scope, held)
-      }
-      // The group's ledger: a record already there is another consumer's completion (the throw
-      // rolls this unit back), unless this is a replay, which replaces it.
+    this.commitUnit = ({projections, rows, handled}: UnitRows): CommitResult => {
+      // The group's ledger, inside the write lock: a record already there is another consumer's
+      // completion (the throw rolls this unit back), unless this is a replay, which replaces it.
       const taken: HandledWrite[] = []
       for (const r of handled) {
         if (r.again) this.recordHandled.run(r.event_id, r.group, r.handled_at, r.attempts)
         else if (this.insertHandled.run(r.event_id, r.group, r.handled_at, r.attempts).changes === 0) taken.push(r)
       }
-      if (taken.length > 0) throw new CommitConflictError(`handled:${taken[0]!.group}`, taken.map((r) => r.event_id))
+      if (taken.length > 0) throw handledConflict(taken)
       const staged = new Map<string, StagedDoc>()
       for (const {collection, id, update, eventId} of projections) this.stage(staged, collection, id, update, eventId ?? null)
       this.flush(staged)
       let inserted = 0
       for (const row of rows) if (this.insertRow(row)) inserted++
-      for (const mark of marks) this.mark(mark)
       return {inserted}
     }
     // Inside a transaction, better-sqlite3 runs a transaction function as a SAVEPOINT: a write that
@@ -859,21 +850,19 @@ export class SqliteStore implements Store {
   /**
    * One IMMEDIATE transaction: the handled records (the group's ledger, refusing a unit another
    * consumer completed first), projections in order (applyOnce where an eventId is given, seeing
-   * what earlier writes of the unit applied), then the events into the outbox, then the marks. Any
-   * throw rolls the whole unit back.
+   * what earlier writes of the unit applied), then the events into the outbox. Any throw rolls the
+   * whole unit back.
    */
   async commit(writes: StoreWrites): Promise<CommitResult> {
     const projections = writes.projections ?? []
     for (const {update} of projections) rejectBookkeeping(update)
     const rows = writes.events?.length ? writes.events.map(eventRow) : []
-    const marks: Mark[] = []
-    for (const {scope, keys, ttlMs, exclusive} of writes.marks ?? []) if (keys.length > 0) marks.push({scope, keys: JSON.stringify(keys), ttlMs, exclusive})
     const handled = writes.handled ?? []
-    if (projections.length === 0 && rows.length === 0 && marks.length === 0 && handled.length === 0) {
+    if (projections.length === 0 && rows.length === 0 && handled.length === 0) {
       this.check()
       return {inserted: 0}
     }
-    const unit = {projections, rows, marks, handled}
+    const unit = {projections, rows, handled}
     return this.queued(() => this.commitUnit(unit))
   }
 
