@@ -1,7 +1,7 @@
 /**
  * The SQLite store's hot paths on a temp file (WAL, synchronous=NORMAL), one process:
  *   append (batches of 1 and of 100), outbox claim + markPublished (100 at a time), applyOnce on one
- *   hot document and on many, commit of a consumer-sized unit, idempotency markMany/hasMany, query.
+ *   hot document and on many, commit of a consumer-sized unit, the ledger's completed(), query.
  * Prints a table on stderr and one JSON result line on stdout. No asserts: it measures.
  *
  *   npm run bench:one -- bench/sqlite-store.ts [--events 20000] [--path DIR]
@@ -88,12 +88,12 @@ try {
       })
     }
   })
-  const keyBatches = Math.max(1, Math.floor(applies / 64))
-  await measure('idempotency markMany, 64 keys per call', 'keys', keyBatches * 64, async () => {
-    for (let b = 0; b < keyBatches; b++) await store.idempotency.markMany('k', Array.from({length: 64}, (_, i) => `k-${b}-${i}`), 600_000)
-  })
-  await measure('idempotency hasMany, 64 keys per call', 'keys', keyBatches * 64, async () => {
-    for (let b = 0; b < keyBatches; b++) await store.idempotency.hasMany('k', Array.from({length: 64}, (_, i) => `k-${b}-${i}`))
+  // The group's ledger, read once per fetched batch: half of each batch's ids were handled above.
+  await measure('handled.completed, 64 ids per call', 'ids', units * 64, async () => {
+    for (let u = 0; u < units; u++) {
+      const held = await store.handled.completed('bench', Array.from({length: 64}, (_, i) => `c-${u}-${i}`))
+      if (held.size !== 32) throw new Error(`the ledger held ${held.size} of 32`)
+    }
   })
 } finally {
   await store.close()

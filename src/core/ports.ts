@@ -296,18 +296,6 @@ export interface PublishedEvent {
   publishedAt: number
 }
 
-/** Seed 002's IdempotencyKeyStore, with an atomic claim. */
-export interface IdempotencyStore {
-  /** True when the key was newly claimed, false when it was already there. */
-  claim(scope: string, key: string, ttlMs?: number): Promise<boolean>
-  has(scope: string, key: string): Promise<boolean>
-  release(scope: string, key: string): Promise<void>
-  /** Which of `keys` are held (claimed or marked, not expired), in one round trip. */
-  hasMany(scope: string, keys: readonly string[]): Promise<Set<string>>
-  /** Holds every key for `ttlMs` from now, new or already held (the expiry moves), in one round trip. */
-  markMany(scope: string, keys: readonly string[], ttlMs?: number): Promise<void>
-}
-
 /** Update operators, a portable subset of MongoDB's. Dotted paths address nested fields. */
 export interface ProjectionUpdate {
   $set?: Record<string, unknown>
@@ -435,7 +423,6 @@ export interface Store {
   readonly transactional: boolean
   readonly events: EventStore
   readonly outbox: Outbox
-  readonly idempotency: IdempotencyStore
   readonly projections: ProjectionStore
   readonly dlq: DlqStore
   readonly handled: HandledLog

@@ -301,7 +301,6 @@ export class PendingUnits<T> {
       transactional: store.transactional,
       events: store.events,
       outbox: store.outbox,
-      idempotency: store.idempotency,
       dlq: store.dlq,
       handled: store.handled,
       projections,

@@ -325,59 +325,6 @@ export function storeContract(name: string, factory: StoreFactory): void {
       })
     })
 
-    // -------------------------------------------------------------------------- idempotency
-    describe('idempotency', () => {
-      it('claim is atomic; has; release', async () => {
-        const key = uniqueName('k')
-        expect(await store.idempotency.has('scope-a', key)).toBe(false)
-        expect(await store.idempotency.claim('scope-a', key)).toBe(true)
-        expect(await store.idempotency.claim('scope-a', key)).toBe(false)
-        expect(await store.idempotency.has('scope-a', key)).toBe(true)
-        expect(await store.idempotency.has('scope-b', key)).toBe(false)
-        expect(await store.idempotency.claim('scope-b', key)).toBe(true)
-        await store.idempotency.release('scope-a', key)
-        expect(await store.idempotency.has('scope-a', key)).toBe(false)
-        expect(await store.idempotency.claim('scope-a', key)).toBe(true)
-      })
-
-      it('concurrent claims of one key: exactly one wins', async () => {
-        const key = uniqueName('k')
-        const results = await Promise.all(Array.from({length: 10}, () => store.idempotency.claim('s', key)))
-        expect(results.filter(Boolean)).toHaveLength(1)
-      })
-
-      it('a claim with a ttl expires', async () => {
-        const key = uniqueName('k')
-        expect(await store.idempotency.claim('s', key, 300)).toBe(true)
-        await until(async () => !(await store.idempotency.has('s', key)), {message: 'the key expires'})
-        expect(await store.idempotency.claim('s', key, 60_000)).toBe(true)
-        expect(await store.idempotency.claim('s', key, 60_000)).toBe(false)
-      })
-
-      it('markMany holds keys per scope; hasMany answers for a batch; claimed keys count as held', async () => {
-        const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((k) => uniqueName(k))
-        expect(await store.idempotency.hasMany('m', [a, b, c])).toEqual(new Set())
-        await store.idempotency.markMany('m', [a, b], 60_000)
-        await store.idempotency.markMany('m', [b], 60_000) // again: still held, no error
-        expect(await store.idempotency.claim('m', d)).toBe(true)
-        expect(await store.idempotency.hasMany('m', [a, b, c, d])).toEqual(new Set([a, b, d]))
-        expect(await store.idempotency.hasMany('other', [a, b, d])).toEqual(new Set())
-        expect(await store.idempotency.has('m', a)).toBe(true)
-        expect(await store.idempotency.claim('m', a)).toBe(false)
-        await store.idempotency.markMany('m', [], 1_000)
-        expect(await store.idempotency.hasMany('m', [])).toEqual(new Set())
-      })
-
-      it('marked keys expire after their ttl, and marking again moves the expiry', async () => {
-        const [short, renewed] = [uniqueName('short'), uniqueName('renewed')]
-        await store.idempotency.markMany('t', [short, renewed], 300)
-        await store.idempotency.markMany('t', [renewed], 60_000)
-        await until(async () => !(await store.idempotency.hasMany('t', [short])).has(short), {message: 'the short key expires'})
-        expect(await store.idempotency.hasMany('t', [short, renewed])).toEqual(new Set([renewed]))
-        expect(await store.idempotency.claim('t', short, 60_000)).toBe(true)
-      })
-    })
-
     // -------------------------------------------------------------------------- projections
     describe('projections', () => {
       it('update upserts; get returns the document or null', async () => {

@@ -110,7 +110,7 @@ describe('consumer runner: the happy path', () => {
   })
 })
 
-describe('consumer runner: idempotency', () => {
+describe('consumer runner: duplicates', () => {
   it('handles a duplicate delivery (same event twice on the bus) once', async () => {
     // given the same envelope published twice (at-least-once transport)
     const group = serviceName()

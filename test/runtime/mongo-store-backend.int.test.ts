@@ -11,7 +11,6 @@
  * - with duplicate-key write errors in an unordered insertMany its inserted count is wrong, so
  *   append() counts inserted = sent - duplicates instead of trusting it;
  * - no sessions, so no retryable writes and no transactions (the Store needs neither);
- * - the TTL monitor is not relied on: idempotency expiry is checked on read on every server.
  */
 import {randomUUID} from 'node:crypto'
 import {createServer} from 'node:net'
@@ -57,7 +56,7 @@ describe.skipIf(url === null)(`MongoStore backend-only (${inject('mongoServer') 
     await admin?.close()
   })
 
-  it('creates the indexes its queries use, including the partial outbox index and the TTL index', async () => {
+  it('creates the indexes its queries use, including the partial outbox index', async () => {
     const database = newDatabase()
     stores.push(await createMongoStore({url: url!, database}))
     const db = admin.db(database)
@@ -70,9 +69,6 @@ describe.skipIf(url === null)(`MongoStore backend-only (${inject('mongoServer') 
     expect(byName.get('correlation_seq')?.key).toEqual({correlation_id: 1, seq: 1})
     expect(byName.get('outbox')?.key).toEqual({published: 1, seq: 1})
     expect(byName.get('outbox')?.partialFilterExpression).toEqual({published: false})
-    const ttl = (await db.collection('idempotency').listIndexes().toArray()).find((index) => index.name === 'ttl')
-    expect(ttl?.key).toEqual({expires_at: 1})
-    expect(ttl?.expireAfterSeconds).toBe(0)
     const dlq = (await db.collection('dlq').listIndexes().toArray()).map((index) => index.name).sort()
     expect(dlq).toEqual(['_id_', 'group_seq', 'seq', 'type_seq'])
     // Creating a second store on the same database is fine (same index definitions).

@@ -198,14 +198,15 @@ describe('SqliteStore: several processes on one file', () => {
 })
 
 describe('SqliteStore: the file', () => {
-  it('keeps everything across close and reopen (events, outbox leases, keys, projections and their guards, dlq)', async () => {
+  it('keeps everything across close and reopen (events, outbox leases, handled records, projections and their guards, dlq)', async () => {
     const events = Array.from({length: 5}, () => makeEvent())
     const first = await open()
     expect(first.migrationsRun).toEqual(Array.from({length: SQLITE_SCHEMA_VERSION}, (_, i) => i + 1))
     await first.events.append(events)
     await first.outbox.markPublished([events[0].event_id])
     expect((await first.outbox.claim({owner: 'a', limit: 2, leaseMs: 60_000})).map((e) => e.event_id)).toEqual([events[1].event_id, events[2].event_id])
-    await first.idempotency.markMany('handled:g', ['k1', 'k2'])
+    const handledAt = new Date().toISOString()
+    await first.commit({handled: [events[0], events[1]].map((e) => ({group: 'g', event_id: e.event_id, handled_at: handledAt, attempts: 1}))})
     await first.projections.applyOnce('c', 'd', 'e1', {$inc: {n: 1}})
     const record = makeDlqRecord()
     await first.dlq.add(record)
@@ -218,7 +219,7 @@ describe('SqliteStore: the file', () => {
     expect(await second.outbox.pending()).toBe(4)
     // The lease outlived the process that took it.
     expect((await second.outbox.claim({owner: 'b', limit: 10, leaseMs: 60_000})).map((e) => e.event_id)).toEqual([events[3].event_id, events[4].event_id])
-    expect(await second.idempotency.hasMany('handled:g', ['k1', 'k2', 'k3'])).toEqual(new Set(['k1', 'k2']))
+    expect(await second.handled.completed('g', events.slice(0, 3).map((e) => e.event_id))).toEqual(new Set([events[0].event_id, events[1].event_id]))
     expect(await second.projections.applyOnce('c', 'd', 'e1', {$inc: {n: 1}})).toBe(false)
     expect(await second.projections.get('c', 'd')).toEqual({_id: 'd', n: 1})
     expect(await second.dlq.get(record.id)).toEqual(record)
@@ -264,21 +265,6 @@ describe('SqliteStore: the file', () => {
     expect(new Set(applied).size).toBe(256)
   })
 
-  it('expired idempotency keys are swept while keys are marked (the ledger does not grow forever)', async () => {
-    let now = 1_000_000
-    const file = join(dir, 'store.db')
-    const store = await createSqliteStore({path: file, now: () => now})
-    stores.push(store)
-    await store.idempotency.markMany('handled:g', Array.from({length: 6_000}, (_, i) => `old-${i}`), 1_000)
-    await store.idempotency.markMany('handled:g', ['forever'])
-    now += 60_000
-    // Marking enough keys triggers a bounded sweep of the expired ones, in the marking transaction.
-    await store.idempotency.markMany('handled:g', Array.from({length: 6_000}, (_, i) => `new-${i}`), 1_000)
-    const db = rawDb(file, {readonly: true})
-    const left = db.prepare("SELECT count(*) FROM idempotency WHERE key LIKE 'old-%'").pluck().get() as number
-    expect(left).toBeLessThanOrEqual(1_000) // one sweep deletes up to 5,000
-    expect(await store.idempotency.hasMany('handled:g', ['old-1', 'forever', 'new-1'])).toEqual(new Set(['forever', 'new-1']))
-  })
 })
 
 describe('SqliteStore: bad files give one clear UserError', () => {

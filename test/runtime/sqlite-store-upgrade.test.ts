@@ -1,6 +1,7 @@
 /**
- * A store file written by the tektree before the outbox's quarantine and published_at (schema 1)
- * opens with them added: its events, outbox and published marks are kept as they were.
+ * Store files written by earlier tektrees open migrated: a schema 1 file gets the outbox's
+ * quarantine and published_at, a schema 4 file's applied lists become fingerprints, a schema 5
+ * file loses its idempotency keys; what they hold otherwise is kept.
  */
 import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -60,7 +61,7 @@ describe('SqliteStore: a schema 4 file', () => {
 
     const store = await createSqliteStore({path: file})
     try {
-      expect(store.migrationsRun).toEqual([5])
+      expect(store.migrationsRun).toEqual([5, 6])
       expect(await store.projections.isApplied('c', 'held', 'odd "id"')).toBe(true)
       expect(await store.projections.applyOnce('c', 'held', 'e1', {$inc: {n: 1}})).toBe(false)
       expect(await store.projections.applyOnce('c', 'held', 'e2', {$inc: {n: 1}})).toBe(true)
@@ -91,5 +92,31 @@ describe('SqliteStore: a schema 4 file', () => {
       ['late', 16, 2],
       ['mangled', 8, 1],
     ])
+  })
+})
+
+describe('SqliteStore: a schema 5 file', () => {
+  it('drops the idempotency keys (the handled records are the ledger) and keeps the rest', async () => {
+    const file = join(dir, 'store5.db')
+    const event = makeEvent()
+    const db = new Database(file)
+    db.function('tektree_applied_fingerprints', (value: unknown) => value)
+    for (const migration of MIGRATIONS.slice(0, 5)) db.exec(migration)
+    db.pragma('user_version = 5')
+    db.prepare("INSERT INTO idempotency (scope, key, expires_at) VALUES ('handled:g', 'k', NULL)").run()
+    db.prepare("INSERT INTO handled (event_id, group_name, handled_at, attempts) VALUES (?, 'g', '2026-12-01T00:00:00.000Z', 1)").run(event.event_id)
+    db.close()
+
+    const store = await createSqliteStore({path: file})
+    try {
+      expect(store.migrationsRun).toEqual([6])
+      expect(await store.handled.completed('g', [event.event_id])).toEqual(new Set([event.event_id]))
+    } finally {
+      await store.close()
+    }
+    const after = new Database(file, {readonly: true})
+    const tables = after.prepare("SELECT name FROM sqlite_schema WHERE name LIKE 'idempotency%'").pluck().all()
+    after.close()
+    expect(tables).toEqual([])
   })
 })

@@ -15,7 +15,6 @@ import type {
   HandledRecord,
   EventQuery,
   EventStore,
-  IdempotencyStore,
   Outbox,
   ProjectionDoc,
   ProjectionStore,
@@ -55,7 +54,6 @@ export class MemoryStore implements Store {
   readonly transactional = true
   readonly events: EventStore
   readonly outbox: Outbox
-  readonly idempotency: IdempotencyStore
   readonly projections: ProjectionStore
   readonly dlq: DlqStore
   readonly handled: HandledLog
@@ -75,7 +73,6 @@ export class MemoryStore implements Store {
   private readonly removed = new Set<number>()
   // Outbox: unpublished event ids in append order (Map keeps insertion order) with their lease.
   private readonly unpublished = new Map<string, {position: number; leaseUntil: number; owner: string | null}>()
-  private readonly keys: IdempotencyKeys
   private readonly collections = new Map<string, Map<string, Doc>>()
   /** applyOnce bookkeeping per collection and document, beside the documents (never in them). */
   private readonly appliedIds = new Map<string, Map<string, RecentIds>>()
@@ -88,7 +85,6 @@ export class MemoryStore implements Store {
   constructor(options: MemoryStoreOptions = {}) {
     this.now = options.now ?? Date.now
     this.chunkSize = options.queryChunkSize ?? 256
-    this.keys = new IdempotencyKeys(this.now)
     this.events = {
       append: async (events) => this.append(events),
       get: async (eventId) => {
@@ -191,30 +187,6 @@ export class MemoryStore implements Store {
         this.unpublished.clear()
         for (const [id, entry] of all) this.unpublished.set(id, entry)
         return back.length
-      },
-    }
-    this.idempotency = {
-      claim: async (scope, key, ttlMs) => {
-        this.check()
-        return this.keys.claim(scope, key, ttlMs)
-      },
-      has: async (scope, key) => {
-        this.check()
-        return this.keys.has(scope, key)
-      },
-      release: async (scope, key) => {
-        this.check()
-        this.keys.release(scope, key)
-      },
-      hasMany: async (scope, keys) => {
-        this.check()
-        const held = new Set<string>()
-        for (const key of keys) if (this.keys.has(scope, key)) held.add(key)
-        return held
-      },
-      markMany: async (scope, keys, ttlMs) => {
-        this.check()
-        this.keys.mark(scope, keys, ttlMs)
       },
     }
     this.projections = {
@@ -525,52 +497,6 @@ export class MemoryStore implements Store {
     return true
   }
 }
-
-/**
- * Idempotency keys with expiry, one map per scope (a consumer group's ledger holds a key per
- * handled event for its window, so entries stay small: the key string itself and a small integer).
- * Expired keys are swept when a scope's map has doubled since its last sweep: amortized O(1).
- */
-class IdempotencyKeys {
-  private readonly scopes = new Map<string, {keys: Map<string, number>; sweepAt: number}>()
-  /** Expiries are kept relative to this, so they stay small integers; NEVER for no expiry. */
-  private readonly epoch: number
-  constructor(private readonly now: () => number) {
-    this.epoch = now()
-  }
-
-  has(scope: string, key: string): boolean {
-    const expires = this.scopes.get(scope)?.keys.get(key)
-    return expires !== undefined && (expires === NEVER || expires > this.now() - this.epoch)
-  }
-
-  claim(scope: string, key: string, ttlMs?: number): boolean {
-    if (this.has(scope, key)) return false
-    this.mark(scope, [key], ttlMs)
-    return true
-  }
-
-  mark(scope: string, keys: readonly string[], ttlMs?: number): void {
-    let entry = this.scopes.get(scope)
-    if (!entry) {
-      entry = {keys: new Map(), sweepAt: 4_096}
-      this.scopes.set(scope, entry)
-    }
-    const expires = ttlMs === undefined ? NEVER : Math.max(1, this.now() - this.epoch + ttlMs)
-    for (const key of keys) entry.keys.set(key, expires)
-    if (entry.keys.size >= entry.sweepAt) {
-      const now = this.now() - this.epoch
-      for (const [key, at] of entry.keys) if (at !== NEVER && at <= now) entry.keys.delete(key)
-      entry.sweepAt = Math.max(4_096, entry.keys.size * 2)
-    }
-  }
-
-  release(scope: string, key: string): void {
-    this.scopes.get(scope)?.keys.delete(key)
-  }
-}
-
-const NEVER = -1
 
 /**
  * The last `capacity` ids, as the MongoDB adapter's `_applied` array keeps them, with O(1) lookup:

@@ -7,8 +7,6 @@
  *   document IS the outbox entry: `published: false` and an expired lease are set by the same insert,
  *   so "event stored" and "event queued for publishing" can never disagree. Internal fields (`seq`,
  *   `appended_at`, `ts_ms`, `published`, `lease_*`) are projected away: readers get the envelope.
- * - `idempotency`: `{_id: scope:key, expires_at}` with a TTL index; expiry is also checked on read
- *   (the TTL monitor runs once a minute, and mongo-java-server has none).
  * - `proj_<name>`: projection documents; updates are sent as MongoDB update operators. applyOnce
  *   keeps the last APPLIED_LIMIT event ids in `_applied`, guarded in the same single-document write.
  * - `dlq`: dead-letter records by id.
@@ -29,7 +27,6 @@ import type {
   HandledRecord,
   EventQuery,
   EventStore,
-  IdempotencyStore,
   Outbox,
   ProjectionDoc,
   ProjectionStore,
@@ -74,14 +71,6 @@ interface EventDoc extends EventEnvelope {
   lease_until: number
   lease_owner: string | null
   lease_token: string | null
-}
-
-interface IdempotencyDoc {
-  _id: string
-  scope: string
-  key: string
-  claimed_at: Date
-  expires_at: Date | null
 }
 
 type DlqDoc = DlqRecord & {_id: string; _seq: number}
@@ -137,7 +126,6 @@ export class MongoStore implements Store {
   readonly transactional = false
   readonly events: EventStore
   readonly outbox: Outbox
-  readonly idempotency: IdempotencyStore
   readonly projections: ProjectionStore
   readonly dlq: DlqStore
   readonly handled: HandledLog
@@ -145,7 +133,6 @@ export class MongoStore implements Store {
   readonly db: Db
 
   private readonly eventsCollection: Collection<EventDoc>
-  private readonly idempotencyCollection: Collection<IdempotencyDoc>
   private readonly dlqCollection: Collection<DlqDoc>
   private readonly now: () => number
   private readonly batchSize: number
@@ -160,7 +147,6 @@ export class MongoStore implements Store {
   ) {
     this.db = client.db(database)
     this.eventsCollection = this.db.collection<EventDoc>('events')
-    this.idempotencyCollection = this.db.collection<IdempotencyDoc>('idempotency')
     this.dlqCollection = this.db.collection<DlqDoc>('dlq')
     this.handledCollection = this.db.collection<HandledRecord & {_id: string}>('handled')
     this.now = options.now ?? Date.now
@@ -254,44 +240,6 @@ export class MongoStore implements Store {
         return result.modifiedCount
       },
     }
-    this.idempotency = {
-      claim: (scope, key, ttlMs) => this.claimKey(scope, key, ttlMs),
-      has: async (scope, key) => {
-        const doc = await this.idempotencyCollection.findOne(
-          {_id: idempotencyId(scope, key), $or: [{expires_at: null}, {expires_at: {$gt: new Date(this.now())}}]},
-          {projection: {_id: 1}},
-        )
-        return doc !== null
-      },
-      release: async (scope, key) => {
-        await this.idempotencyCollection.deleteOne({_id: idempotencyId(scope, key)})
-      },
-      hasMany: async (scope, keys) => {
-        if (keys.length === 0) return new Set()
-        const docs = await this.idempotencyCollection
-          .find(
-            {_id: {$in: keys.map((key) => idempotencyId(scope, key))}, $or: [{expires_at: null}, {expires_at: {$gt: new Date(this.now())}}]},
-            {projection: {key: 1}},
-          )
-          .toArray()
-        return new Set(docs.map((doc) => doc.key))
-      },
-      markMany: async (scope, keys, ttlMs) => {
-        if (keys.length === 0) return
-        const now = new Date(this.now())
-        const expires_at = ttlMs === undefined ? null : new Date(now.getTime() + ttlMs)
-        await this.idempotencyCollection.bulkWrite(
-          keys.map((key) => ({
-            updateOne: {
-              filter: {_id: idempotencyId(scope, key)},
-              update: {$set: {expires_at}, $setOnInsert: {scope, key, claimed_at: now}},
-              upsert: true,
-            },
-          })),
-          {ordered: false},
-        )
-      },
-    }
     this.projections = {
       get: async (collection, id) =>
         (await this.projection(collection).findOne({_id: id}, {projection: {[APPLIED_FIELD]: 0}})) as ProjectionDoc | null,
@@ -363,7 +311,6 @@ export class MongoStore implements Store {
       // The outbox: only unpublished events are indexed, so the index stays as small as the backlog.
       {key: {published: 1, seq: 1}, name: 'outbox', partialFilterExpression: {published: false}},
     ])
-    await this.idempotencyCollection.createIndexes([{key: {expires_at: 1}, name: 'ttl', expireAfterSeconds: 0}])
     await this.handledCollection.createIndexes([{key: {event_id: 1}, name: 'event_id'}])
     await this.dlqCollection.createIndexes([
       {key: {_seq: 1}, name: 'seq'},
@@ -535,31 +482,6 @@ export class MongoStore implements Store {
     return docs as EventEnvelope[]
   }
 
-  // ----------------------------------------------------------------------------- idempotency
-
-  private async claimKey(scope: string, key: string, ttlMs?: number): Promise<boolean> {
-    const _id = idempotencyId(scope, key)
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const now = this.now()
-      const expires_at = ttlMs === undefined ? null : new Date(now + ttlMs)
-      try {
-        await this.idempotencyCollection.insertOne({_id, scope, key, claimed_at: new Date(now), expires_at})
-        return true
-      } catch (error) {
-        if (!isDuplicateKey(error)) throw error
-      }
-      // Taken: take it over only if it has expired (a ttl of null never expires; {$lte} skips null).
-      const takeover = await this.idempotencyCollection.updateOne(
-        {_id, expires_at: {$lte: new Date(now)}},
-        {$set: {claimed_at: new Date(now), expires_at}},
-      )
-      if (takeover.matchedCount === 1) return true
-      // Not expired, or deleted in between (release / TTL monitor): then the insert is tried again.
-      if ((await this.idempotencyCollection.countDocuments({_id}, {limit: 1})) === 1) return false
-    }
-    return false
-  }
-
   // ----------------------------------------------------------------------------- projections
 
   private projection(name: string): Collection<ProjDoc> {
@@ -702,11 +624,6 @@ function dlqFilter(filter: {group?: string; type?: string}): Filter<DlqDoc> {
   if (filter.group !== undefined) out.group = filter.group
   if (filter.type !== undefined) out.event_type = filter.type
   return out
-}
-
-/** `scope` is escaped so a ":" in it cannot make two different (scope, key) pairs collide. */
-function idempotencyId(scope: string, key: string): string {
-  return `${encodeURIComponent(scope)}:${key}`
 }
 
 function bulkWriteErrors(error: unknown): Array<{index: number; code: number}> | null {

@@ -18,8 +18,6 @@
  * - `events`: one row per event AND its outbox entry (published, lease_until, lease_owner), so an
  *   event is stored and queued for publishing by the same insert. `seq` (INTEGER PRIMARY KEY) is the
  *   append order across every process (the write lock serializes appends).
- * - `idempotency`: (scope, key) with expires_at (null = never); expired keys are swept a bounded
- *   batch at a time while marking.
  * - `projections`: (collection, id) -> the document as JSON, and beside it (never in it) the last
  *   APPLIED_LIMIT event ids applyOnce applied to it, as 8-byte fingerprints in a BLOB (applied.ts).
  * - `dlq`: records by id, in dead-letter order.
@@ -42,7 +40,6 @@ import type {
   HandledWrite,
   EventQuery,
   EventStore,
-  IdempotencyStore,
   Outbox,
   ProjectionDoc,
   ProjectionStore,
@@ -149,14 +146,16 @@ export const MIGRATIONS: readonly string[] = [
   `
   UPDATE projections SET applied = ${MIGRATION_FUNCTION}(applied);
   `,
+  // 6: the idempotency keys go: the handled records became the groups' ledger (schema 5's code
+  // no longer wrote them), and nothing else used them.
+  `
+  DROP TABLE idempotency;
+  `,
 ]
 
 /** The user_version this code writes and understands. */
 export const SQLITE_SCHEMA_VERSION = MIGRATIONS.length
 
-/** Expired idempotency keys deleted per sweep, and how many marked keys trigger one. */
-const SWEEP_BATCH = 5_000
-const SWEEP_EVERY_KEYS = 5_000
 /** Dynamic statements (query shapes) kept prepared. */
 const STATEMENT_CACHE_LIMIT = 200
 
@@ -398,12 +397,6 @@ interface StagedDoc {
   dirty: boolean
 }
 
-interface Mark {
-  scope: string
-  keys: string
-  ttlMs?: number
-}
-
 /** One commit() call's writes, as they go into the file. */
 interface UnitRows {
   projections: NonNullable<StoreWrites['projections']>
@@ -424,7 +417,6 @@ export class SqliteStore implements Store {
   readonly transactional = true
   readonly events: EventStore
   readonly outbox: Outbox
-  readonly idempotency: IdempotencyStore
   readonly projections: ProjectionStore
   readonly dlq: DlqStore
   readonly handled: HandledLog
@@ -439,7 +431,6 @@ export class SqliteStore implements Store {
   private readonly busyTimeoutMs: number
   private readonly statements = new Map<string, Statement>()
   private readonly regexps = new Map<string, RegExp>()
-  private keysSinceSweep = 0
 
   // Prepared once: these are the hot paths.
   private readonly insertEvent: Statement
@@ -452,12 +443,6 @@ export class SqliteStore implements Store {
   private readonly selectQuarantined: Statement
   private readonly countQuarantined: Statement
   private readonly releaseEvents: Statement
-  private readonly claimKey: Statement
-  private readonly hasKey: Statement
-  private readonly hasKeys: Statement
-  private readonly markKeys: Statement
-  private readonly releaseKey: Statement
-  private readonly sweepKeys: Statement
   private readonly selectProjection: Statement
   private readonly selectDoc: Statement
   private readonly selectApplied: Statement
@@ -540,26 +525,6 @@ export class SqliteStore implements Store {
     this.countQuarantined = db.prepare('SELECT count(*) FROM events WHERE published = 2').pluck()
     this.releaseEvents = db.prepare(
       'UPDATE events SET published = 0, lease_until = 0, lease_owner = NULL, quarantine = NULL WHERE event_id IN (SELECT value FROM json_each(?)) AND published = 2',
-    )
-
-    // Inserts, or takes over an expired key; `changes` is 0 when the key is held.
-    this.claimKey = db.prepare(
-      `INSERT INTO idempotency (scope, key, expires_at) VALUES (?, ?, ?)
-       ON CONFLICT (scope, key) DO UPDATE SET expires_at = excluded.expires_at
-       WHERE idempotency.expires_at IS NOT NULL AND idempotency.expires_at <= ?`,
-    )
-    this.hasKey = db.prepare('SELECT 1 FROM idempotency WHERE scope = ? AND key = ? AND (expires_at IS NULL OR expires_at > ?)').pluck()
-    this.hasKeys = db
-      .prepare('SELECT key FROM idempotency WHERE scope = ? AND key IN (SELECT value FROM json_each(?)) AND (expires_at IS NULL OR expires_at > ?)')
-      .pluck()
-    // "WHERE true" is SQLite's required disambiguation between INSERT ... SELECT and its ON CONFLICT.
-    this.markKeys = db.prepare(
-      `INSERT INTO idempotency (scope, key, expires_at) SELECT ?, value, ? FROM json_each(?) WHERE true
-       ON CONFLICT (scope, key) DO UPDATE SET expires_at = excluded.expires_at`,
-    )
-    this.releaseKey = db.prepare('DELETE FROM idempotency WHERE scope = ? AND key = ?')
-    this.sweepKeys = db.prepare(
-      'DELETE FROM idempotency WHERE (scope, key) IN (SELECT scope, key FROM idempotency WHERE expires_at <= ? LIMIT ?)',
     )
 
     this.selectProjection = db.prepare('SELECT doc, applied FROM projections WHERE collection = ? AND id = ?').raw()
@@ -744,32 +709,6 @@ export class SqliteStore implements Store {
         }
         const ids = JSON.stringify(eventIds)
         return this.run(() => this.writeTx(() => this.releaseEvents.run(ids).changes))
-      },
-    }
-    this.idempotency = {
-      claim: (scope, key, ttlMs) =>
-        this.run(() =>
-          this.writeTx(() => {
-            const now = this.now()
-            return this.claimKey.run(scope, key, expiresAt(now, ttlMs), now).changes > 0
-          }),
-        ),
-      has: (scope, key) => this.run(() => this.hasKey.get(scope, key, this.now()) !== undefined),
-      release: async (scope, key) => {
-        await this.run(() => this.writeTx(() => this.releaseKey.run(scope, key)))
-      },
-      hasMany: async (scope, keys) => {
-        if (keys.length === 0) {
-          this.check()
-          return new Set<string>()
-        }
-        const list = JSON.stringify(keys)
-        return this.run(() => new Set(this.hasKeys.all(scope, list, this.now()) as string[]))
-      },
-      markMany: async (scope, keys, ttlMs) => {
-        if (keys.length === 0) return this.check()
-        const mark: Mark = {scope, keys: JSON.stringify(keys), ttlMs}
-        await this.run(() => this.writeTx(() => this.mark(mark)))
       },
     }
     this.projections = {
@@ -1012,19 +951,6 @@ export class SqliteStore implements Store {
     return this.statement(`SELECT count(*) FROM (SELECT 1 FROM events WHERE ${where} LIMIT ?)`, 'pluck').get(...params, query.limit) as number
   }
 
-  // ----------------------------------------------------------------------------- idempotency
-
-  /** Inside a write transaction. Sweeps a bounded batch of expired keys now and then. */
-  private mark({scope, keys, ttlMs}: Mark): void {
-    const now = this.now()
-    const changes = this.markKeys.run(scope, expiresAt(now, ttlMs), keys).changes
-    this.keysSinceSweep += changes
-    if (this.keysSinceSweep >= SWEEP_EVERY_KEYS) {
-      this.keysSinceSweep = 0
-      this.sweepKeys.run(now, SWEEP_BATCH)
-    }
-  }
-
   // ----------------------------------------------------------------------------- projections
 
   /** Inside a write transaction: one document, read-modify-write. */
@@ -1146,10 +1072,6 @@ function eventRow(event: EventEnvelope): EventRow {
     correlation: typeof event.correlation_id === 'string' ? event.correlation_id : null,
     json: JSON.stringify(event),
   }
-}
-
-function expiresAt(now: number, ttlMs: number | undefined): number | null {
-  return ttlMs === undefined ? null : now + ttlMs
 }
 
 function toMs(value: string | number): number {
