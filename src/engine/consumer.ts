@@ -526,7 +526,14 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       const deliveries: Delivery[] = []
       // A copy that waited on its event's commit is acked only if that commit went in; otherwise it
       // is left to come back (the bus redelivers it) and be handled then.
-      for (const item of unit.others) if (item.awaiting === undefined || seen.has(item.awaiting)) deliveries.push(item.delivery)
+      let waitedDuplicates = 0
+      for (const item of unit.others) {
+        if (item.awaiting === undefined) deliveries.push(item.delivery)
+        else if (seen.has(item.awaiting)) {
+          deliveries.push(item.delivery)
+          waitedDuplicates++
+        }
+      }
       for (const segment of committed) deliveries.push(segment.completion.delivery)
       // Acked or not, the bus may hand any of them out again from here on.
       const items = [...unit.others, ...unit.segments.map((segment) => segment.completion)]
@@ -537,6 +544,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       try {
         await subscription.ack(deliveries)
         stats.acked += deliveries.length
+        stats.duplicates += waitedDuplicates
       } catch (error) {
         // Unacked deliveries come back after the visibility timeout; the ledger (committed with
         // their effects) makes them duplicates. Nothing is lost.
@@ -716,7 +724,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       if (pending.isHandled(event.event_id)) {
         // Its completion is not committed yet: this copy is acked only if that commit succeeds. Acked
         // regardless, it would be lost with a failed commit (the same entry, redelivered meanwhile).
-        stats.duplicates++
+        // Counted as a duplicate when it is acked.
         item.awaiting = event.event_id
         ack(item)
         return null

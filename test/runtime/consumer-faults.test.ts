@@ -89,6 +89,30 @@ describe('consumer runner under faults', () => {
     expect(handle.stats().handled).toBeGreaterThanOrEqual(1)
   })
 
+  it('a copy that waited on a commit that failed is not counted as a duplicate (it was not acked)', async () => {
+    // given the same event twice on the bus, and the first completion's commit hanging and then
+    // failing, so that the second copy waits on that commit
+    const group = serviceName()
+    const event = h.event('user.registered')
+    await h.send([event, event])
+    failFirstCommitAfter(400)
+    const handle = h.start(
+      {
+        name: group,
+        consumes: ['user.registered'],
+        async handle(e, ctx) {
+          await ctx.store.projections.applyOnce('registrations', 'all', e.event_id, {$inc: {n: 1}})
+        },
+      },
+      {visibilityTimeoutMs: 60},
+    )
+    await until(async () => expect((await h.store.projections.get('registrations', 'all'))?.n).toBe(1), 10_000)
+    await until(async () => expect(await pendingOf(group)).toBe(0))
+    // then of the two copies acked, one completed the event and one was a duplicate; the copy left
+    // unacked when the commit failed was not counted
+    expect(handle.stats()).toMatchObject({acked: 2, duplicates: 1})
+  })
+
   it('after a failed commit, a later event of the same aggregate waits for the failed one: the sequence guard does not take that for stale', async () => {
     // given two events of one aggregate, the first one's commit failing after a while (the store
     // locked), the second completed meanwhile into the next unit (found by the long store-lock chaos run)
