@@ -40,6 +40,7 @@ import type {Bus, Clock, Delivery, DlqRecord, Leaderboards, Store, Subscription}
 import type {Publisher} from './publisher.js'
 import type {Runtime} from '../core/runtime.js'
 import {directTopic, directTopicSpec, FIRST_FAILURE_HEADER, isForced, PRIOR_ATTEMPTS_HEADER, REDRIVE_HEADER, REPLAY_HEADER} from './direct.js'
+import {HeldBehindFailures} from './held-behind-failures.js'
 import {PendingUnits, unitWrites, WriteSet, type Segment, type Unit} from './unit-of-work.js'
 
 export interface HandlerContext {
@@ -255,71 +256,6 @@ const storeUnavailable = (error: unknown) => (error as {code?: unknown} | null)?
 /** The lane of a delivery: one partition key of one topic, handled in order. */
 const laneKeyOf = (delivery: Delivery) => `${delivery.topic}\u0000${delivery.key}`
 
-/** See `behindFailures` in startConsumer. */
-class HeldBehindFailures<T> {
-  private readonly failed = new Map<string, {ids: Set<string>; since: number}>()
-
-  constructor(
-    private readonly keyOf: (completion: T) => string,
-    private readonly holdMs: number,
-    private readonly now: () => number = Date.now,
-  ) {}
-
-  /** The segments that may be committed now, in order: those of no failed key, the failed events
-   *  themselves, and what follows them once every failed event of its key is among those before it. */
-  ready<S extends {eventId: string; completion: T}>(segments: readonly S[]): S[] {
-    if (this.failed.size === 0) return [...segments]
-    const out: S[] = []
-    const redone = new Map<string, Set<string>>()
-    for (const segment of segments) {
-      const key = this.keyOf(segment.completion)
-      const entry = this.live(key)
-      if (!entry) {
-        out.push(segment)
-        continue
-      }
-      let done = redone.get(key)
-      if (!done) redone.set(key, (done = new Set()))
-      if (entry.ids.has(segment.eventId)) {
-        done.add(segment.eventId)
-        out.push(segment)
-      } else if ([...entry.ids].every((id) => done!.has(id))) out.push(segment)
-    }
-    return out
-  }
-
-  /** After a commit of `tried`: what went in clears its key, what did not holds it. */
-  settle<S extends {eventId: string; completion: T}>(tried: readonly S[], committed: readonly S[]): void {
-    const inStore = new Set(committed)
-    for (const segment of tried) {
-      const key = this.keyOf(segment.completion)
-      if (inStore.has(segment)) this.forget(key, segment.eventId)
-      else {
-        const entry = this.live(key) ?? {ids: new Set<string>(), since: this.now()}
-        entry.ids.add(segment.eventId)
-        this.failed.set(key, entry)
-      }
-    }
-  }
-
-  /** The event is done with here (committed, dead-lettered, or found completed). */
-  forget(key: string, eventId: string): void {
-    const entry = this.failed.get(key)
-    if (!entry) return
-    entry.ids.delete(eventId)
-    if (entry.ids.size === 0) this.failed.delete(key)
-  }
-
-  private live(key: string) {
-    const entry = this.failed.get(key)
-    if (entry && this.now() - entry.since > this.holdMs) {
-      this.failed.delete(key)
-      return undefined
-    }
-    return entry
-  }
-}
-
 interface HeldDelivery {
   delivery: Delivery
   /** When it was received, or last extended (ms). */
@@ -463,14 +399,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     for (const segment of segments) merged.absorb(segment.writes)
     return unitWrites(merged, segments)
   }
-  /**
-   * Keys whose events' commit failed (the store locked or down past its timeout): those events come
-   * back from the bus, and until they are committed a later event of the same key must not be,
-   * or it would overtake them and the sequence guard would then take them for stale (their effects
-   * lost). The later ones are left unacked and come back behind them. Bounded in time: an event that
-   * never comes back here (its partition moved, it was dead-lettered) holds its key up for a few
-   * visibility timeouts at most.
-   */
+  /** Later events of a key whose commit failed wait behind it (held-behind-failures.ts). */
   const behindFailures = new HeldBehindFailures<Item>((item) => laneKeyOf(item.delivery), visibilityTimeoutMs * 4)
   const unblock = (delivery: Delivery, eventId: string) => behindFailures.forget(laneKeyOf(delivery), eventId)
 
@@ -492,8 +421,12 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     // took the partition while this one was paused or slow) is done: acked, its writes dropped,
     // never applied twice.
     const committed: Segment<Item>[] = []
+    const refusedKeys = new Set<string>()
     for (const segment of segments) {
       if (crashed) break
+      // Behind a refused event of its key, an event is not tried: it would overtake that one.
+      const key = laneKeyOf(segment.completion.delivery)
+      if (refusedKeys.has(key)) continue
       try {
         const {inserted} = await store.commit(unitWrites(segment.writes, [segment]))
         if (inserted > 0) publisher.kick()
@@ -505,6 +438,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
           continue
         }
         notify({type: 'store_error', phase: 'commit', error, eventId: segment.eventId})
+        refusedKeys.add(key)
       }
     }
     return committed

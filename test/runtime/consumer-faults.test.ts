@@ -139,6 +139,34 @@ describe('consumer runner under faults', () => {
     expect(await h.store.dlq.count({group})).toBe(0)
   })
 
+  it('a later event of the aggregate waits for as long as the failed one keeps failing here, not a fixed time from its first failure', async () => {
+    // given two events of one aggregate and the first one's commit refused for far longer than the
+    // hold's bound (4 visibility timeouts), each redelivery failing again
+    const group = serviceName()
+    const key = '9b2f4a10-5c1e-4d7a-9f00-00000000000b'
+    const first = h.event('user.profile.updated', {key})
+    const second = h.event('user.profile.updated', {key})
+    await h.send([first, second])
+    const commit = h.store.commit.bind(h.store)
+    const committed: string[] = []
+    const refuseUntil = Date.now() + 1_500
+    h.store.commit = async (writes) => {
+      const ids = (writes.handled ?? []).map((r) => r.event_id)
+      if (ids.includes(first.event_id) && Date.now() < refuseUntil) throw new Error('The store file stayed locked by another process')
+      const result = await commit(writes)
+      committed.push(...ids)
+      return result
+    }
+    h.start(
+      {name: group, consumes: ['user.profile.updated'], async handle() {}},
+      {visibilityTimeoutMs: 50, retryDelaysMs: Array.from({length: 200}, () => 1)},
+    )
+    // then the second goes in only after the first
+    await until(() => expect(committed).toContain(second.event_id), 10_000)
+    expect(committed.indexOf(first.event_id)).toBeGreaterThanOrEqual(0)
+    expect(committed.indexOf(first.event_id)).toBeLessThan(committed.indexOf(second.event_id))
+  })
+
   it('does not ack when the DLQ write fails; the redelivery dead-letters it once', async () => {
     const group = serviceName()
     const add = h.store.dlq.add.bind(h.store.dlq)
