@@ -31,6 +31,29 @@ const failFirstCommitAfter = (ms: number) => {
   }
 }
 
+/** A registrations counter fed `events`, its first commit hanging 400 ms and then failing. */
+const registrationsWithFailingCommit = async (events: EventEnvelope[]) => {
+  const group = serviceName()
+  await h.send(events)
+  failFirstCommitAfter(400)
+  const handle = h.start(
+    {
+      name: group,
+      consumes: ['user.registered'],
+      async handle(e, ctx) {
+        await ctx.store.projections.applyOnce('registrations', 'all', e.event_id, {$inc: {n: 1}})
+      },
+    },
+    {visibilityTimeoutMs: 60},
+  )
+  return Object.assign(handle, {group})
+}
+/** The event was counted once, and the group has nothing pending. */
+const registered = async (group: string) => {
+  await until(async () => expect((await h.store.projections.get('registrations', 'all'))?.n).toBe(1), 10_000)
+  await until(async () => expect(await pendingOf(group)).toBe(0))
+}
+
 /** Deterministic "random" in [0, 1) from a string. */
 const unit = (text: string) => createHash('sha1').update(text).digest().readUInt32BE(0) / 2 ** 32
 
@@ -69,45 +92,19 @@ describe('consumer runner under faults', () => {
     // given a commit that hangs past the visibility timeout and then fails (the store's file locked
     // by another process for longer than the busy timeout), so that the bus hands the event back
     // while its first completion is still being committed (found by the long store-lock chaos run)
-    const group = serviceName()
     const event = h.event('user.registered')
-    await h.send([event])
-    failFirstCommitAfter(400)
-    const handle = h.start(
-      {
-        name: group,
-        consumes: ['user.registered'],
-        async handle(e, ctx) {
-          await ctx.store.projections.applyOnce('registrations', 'all', e.event_id, {$inc: {n: 1}})
-        },
-      },
-      {visibilityTimeoutMs: 60},
-    )
+    const handle = await registrationsWithFailingCommit([event])
     // then the event is applied once after all, and acked
-    await until(async () => expect((await h.store.projections.get('registrations', 'all'))?.n).toBe(1), 10_000)
-    await until(async () => expect(await pendingOf(group)).toBe(0))
+    await registered(handle.group)
     expect(handle.stats().handled).toBeGreaterThanOrEqual(1)
   })
 
   it('a copy that waited on a commit that failed is not counted as a duplicate (it was not acked)', async () => {
     // given the same event twice on the bus, and the first completion's commit hanging and then
     // failing, so that the second copy waits on that commit
-    const group = serviceName()
     const event = h.event('user.registered')
-    await h.send([event, event])
-    failFirstCommitAfter(400)
-    const handle = h.start(
-      {
-        name: group,
-        consumes: ['user.registered'],
-        async handle(e, ctx) {
-          await ctx.store.projections.applyOnce('registrations', 'all', e.event_id, {$inc: {n: 1}})
-        },
-      },
-      {visibilityTimeoutMs: 60},
-    )
-    await until(async () => expect((await h.store.projections.get('registrations', 'all'))?.n).toBe(1), 10_000)
-    await until(async () => expect(await pendingOf(group)).toBe(0))
+    const handle = await registrationsWithFailingCommit([event, event])
+    await registered(handle.group)
     // then of the two copies acked, one completed the event and one was a duplicate; the copy left
     // unacked when the commit failed was not counted
     expect(handle.stats()).toMatchObject({acked: 2, duplicates: 1})
