@@ -329,9 +329,9 @@ export class MongoStore implements Store {
     const handled = writes.handled ?? []
     const first = handled.filter((r) => !r.again)
     if (first.length > 0) {
-      const ids = new Set(first.map((r) => handledId(r.event_id, r.group)))
-      const held = new Set((await this.handledCollection.find({_id: {$in: [...ids]}}, {projection: {_id: 1}}).toArray()).map((doc) => doc._id))
-      const taken = first.filter((r) => held.has(handledId(r.event_id, r.group)))
+      // A unit is one group's: its ledger answers for all of them in one query.
+      const held = await this.handled.completed(first[0]!.group, first.map((r) => r.event_id))
+      const taken = first.filter((r) => held.has(r.event_id))
       if (taken.length > 0) throw handledConflict(taken)
     }
     for (const {collection, id, update, eventId} of writes.projections ?? []) {
