@@ -174,10 +174,11 @@ export async function createSqliteStore(options: SqliteStoreOptions): Promise<Sq
   } catch (error) {
     throw openError(file, error, 0)
   }
-  let migrated: number[]
+  // Outside the retried open: a try that ran some migrations and then met the lock keeps them.
+  const migrated: number[] = []
   const started = Date.now()
   try {
-    migrated = await retryWhileBusy(() => openSchema(db, file, memory), busyTimeoutMs, () => false)
+    await retryWhileBusy(() => openSchema(db, file, memory, migrated), busyTimeoutMs, () => false)
   } catch (error) {
     db.close()
     throw openError(file, error, Date.now() - started)
@@ -211,7 +212,8 @@ function preflight(file: string): void {
  * migrations, each in its own IMMEDIATE transaction that re-reads the version, so two processes
  * opening a fresh file never both migrate.
  */
-function openSchema(db: Db, file: string, memory: boolean): number[] {
+/** Opens the schema, migrating it where it is behind; each migration it runs goes into `migrated`. */
+function openSchema(db: Db, file: string, memory: boolean, migrated: number[]): void {
   // One read transaction: the version and the tables must come from the same snapshot (another
   // process may commit the first migration in between two separate reads).
   const version = db
@@ -227,8 +229,7 @@ function openSchema(db: Db, file: string, memory: boolean): number[] {
   db.function(MIGRATION_FUNCTION, {deterministic: true}, (applied: unknown) => appliedList(applied))
   // The savepoints of a group commit keep their statement journals in memory, not in temp files.
   db.pragma('temp_store = MEMORY')
-  const migrated: number[] = []
-  if (version === SQLITE_SCHEMA_VERSION) return migrated
+  if (version === SQLITE_SCHEMA_VERSION) return
   for (let target = 1; target <= SQLITE_SCHEMA_VERSION; target++) {
     const ran = db
       .transaction(() => {
@@ -243,7 +244,6 @@ function openSchema(db: Db, file: string, memory: boolean): number[] {
       .immediate()
     if (ran) migrated.push(target)
   }
-  return migrated
 }
 
 function userVersion(db: Db): number {
