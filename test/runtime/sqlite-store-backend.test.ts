@@ -225,6 +225,22 @@ describe('SqliteStore: the file', () => {
     expect(await second.dlq.get(record.id)).toEqual(record)
   })
 
+  it("an event removed from the end of the log takes its outbox state along: the seq SQLite gives the next append starts clean", async () => {
+    const store = await open()
+    const [kept, published, waiting] = [makeEvent(), makeEvent(), makeEvent()]
+    await store.events.append([kept, published])
+    await store.outbox.markPublished([published.event_id])
+    expect(await store.events.remove([published.event_id])).toBe(1)
+    await store.events.append([waiting])
+    const listed = []
+    for await (const p of store.outbox.published()) listed.push(p.event.event_id)
+    expect(listed).toEqual([])
+    expect((await store.outbox.claim({owner: 'a', limit: 10, leaseMs: 60_000})).map((e) => e.event_id)).toEqual([kept.event_id, waiting.event_id])
+    expect(await store.events.remove([waiting.event_id])).toBe(1)
+    expect((await store.events.append([published])).inserted).toBe(1)
+    expect(await store.outbox.pending()).toBe(2)
+  })
+
   it('a ":memory:" store is private to itself', async () => {
     const a = await open({path: ':memory:'})
     const b = await open({path: ':memory:'})

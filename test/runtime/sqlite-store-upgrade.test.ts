@@ -1,7 +1,8 @@
 /**
  * Store files written by earlier tektrees open migrated: a schema 1 file gets the outbox's
  * quarantine and published_at, a schema 4 file's applied lists become fingerprints, a schema 5
- * file loses its idempotency keys; what they hold otherwise is kept.
+ * file loses its idempotency keys, a schema 6 file's outbox moves out of the events' rows; what
+ * they hold otherwise is kept.
  */
 import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -61,7 +62,7 @@ describe('SqliteStore: a schema 4 file', () => {
 
     const store = await createSqliteStore({path: file})
     try {
-      expect(store.migrationsRun).toEqual([5, 6])
+      expect(store.migrationsRun).toEqual([5, 6, 7])
       expect(await store.projections.isApplied('c', 'held', 'odd "id"')).toBe(true)
       expect(await store.projections.applyOnce('c', 'held', 'e1', {$inc: {n: 1}})).toBe(false)
       expect(await store.projections.applyOnce('c', 'held', 'e2', {$inc: {n: 1}})).toBe(true)
@@ -109,7 +110,7 @@ describe('SqliteStore: a schema 5 file', () => {
 
     const store = await createSqliteStore({path: file})
     try {
-      expect(store.migrationsRun).toEqual([6])
+      expect(store.migrationsRun).toEqual([6, 7])
       expect(await store.handled.completed('g', [event.event_id])).toEqual(new Set([event.event_id]))
     } finally {
       await store.close()
@@ -118,5 +119,57 @@ describe('SqliteStore: a schema 5 file', () => {
     const tables = after.prepare("SELECT name FROM sqlite_schema WHERE name LIKE 'idempotency%'").pluck().all()
     after.close()
     expect(tables).toEqual([])
+  })
+})
+
+describe('SqliteStore: a schema 6 file', () => {
+  it("moves each event's outbox state (to publish, leased, published at, quarantined) into the outbox tables", async () => {
+    const file = join(dir, 'store6.db')
+    const [published, quarantined, leased, waiting] = [makeEvent(), makeEvent(), makeEvent(), makeEvent()]
+    const db = new Database(file)
+    db.function('tektree_applied_fingerprints', (value: unknown) => value)
+    for (const migration of MIGRATIONS.slice(0, 6)) db.exec(migration)
+    db.pragma('user_version = 6')
+    const insert = db.prepare(
+      `INSERT INTO events (event_id, event_type, ts_ms, aggregate_id, correlation_id, envelope, published, published_at, lease_until, lease_owner, quarantine)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
+    const reason = {event_id: quarantined.event_id, error: {error: {code: 'X', message: 'x', details: {}}}, attempts: 3, first_failure_at: 'a', last_failure_at: 'b', quarantined_at: 'c'}
+    const leaseUntil = Date.now() + 60_000
+    for (const [event, state, at, until, owner, why] of [
+      [published, 1, 1234, 0, null, null],
+      [quarantined, 2, null, 0, null, JSON.stringify(reason)],
+      [leased, 0, null, leaseUntil, 'other-relay', null],
+      [waiting, 0, null, 0, null, null],
+    ] as const) {
+      insert.run(event.event_id, event.event_type, Date.parse(event.timestamp), event.metadata.aggregate_id, event.correlation_id, JSON.stringify(event), state, at, until, owner, why)
+    }
+    db.close()
+
+    const store = await createSqliteStore({path: file})
+    try {
+      expect(store.migrationsRun).toEqual([7])
+      expect(await store.events.count()).toBe(4)
+      expect(await store.outbox.pending()).toBe(2)
+      // The lease another relay held survives the move: only the free event is claimed.
+      expect((await store.outbox.claim({owner: 'me', limit: 10, leaseMs: 1_000})).map((e) => e.event_id)).toEqual([waiting.event_id])
+      const listed = []
+      for await (const p of store.outbox.published()) listed.push(p)
+      expect(listed).toEqual([{event: published, publishedAt: 1234}])
+      expect(await store.outbox.quarantined()).toEqual([{...reason, event_type: quarantined.event_type, envelope: quarantined}])
+      const records = await store.events.records([published.event_id, waiting.event_id])
+      expect(records.map((r) => [r.event.event_id, r.published_at])).toEqual([
+        [published.event_id, 1234],
+        [waiting.event_id, null],
+      ])
+      expect(await store.outbox.release([quarantined.event_id])).toBe(1)
+      expect(await store.outbox.pending()).toBe(3)
+    } finally {
+      await store.close()
+    }
+    const after = new Database(file, {readonly: true})
+    const indexes = after.prepare("SELECT name FROM sqlite_schema WHERE name IN ('events_outbox', 'events_quarantined')").pluck().all()
+    after.close()
+    expect(indexes).toEqual([])
   })
 })

@@ -15,16 +15,17 @@
  * for in one turn of the event loop share one transaction, each in its own savepoint (queued()).
  *
  * Tables (schema version in `PRAGMA user_version`, migrations below):
- * - `events`: one row per event AND its outbox entry (published, lease_until, lease_owner), so an
- *   event is stored and queued for publishing by the same insert. `seq` (INTEGER PRIMARY KEY) is the
- *   append order across every process (the write lock serializes appends).
+ * - `events`: one row per event. `seq` (INTEGER PRIMARY KEY) is the append order across every
+ *   process (the write lock serializes appends). Its columns published, lease_until, lease_owner,
+ *   published_at and quarantine are schema 6's outbox, unused since schema 7.
+ * - `outbox`: (seq, aggregate_id, lease) of each event still to publish, inserted with the event in
+ *   the same transaction; `published`: seq -> when it was marked published (ms); `quarantine`: seq
+ *   -> why the relay gave up on it (JSON). An event is in exactly one of the three.
  * - `projections`: (collection, id) -> the document as JSON, and beside it (never in it) the last
  *   APPLIED_LIMIT event ids applyOnce applied to it, as 8-byte fingerprints in a BLOB (applied.ts).
  * - `dlq`: records by id, in dead-letter order.
  * - `handled`: (event_id, group) -> when the group completed the event and after how many attempts;
  *   also the group's ledger (an event it holds is a duplicate for that group), kept with the event.
- * - `events.published`: 0 in the outbox, 1 published (at `published_at`, ms), 2 quarantined (the relay gave up on it; the
- *   reason in `events.quarantine`).
  */
 import {statSync} from 'node:fs'
 import {dirname, resolve} from 'node:path'
@@ -150,6 +151,25 @@ export const MIGRATIONS: readonly string[] = [
   // no longer wrote them), and nothing else used them.
   `
   DROP TABLE idempotency;
+  `,
+  // 7: the outbox leaves the event's row for narrow tables of its own. Claiming and marking an
+  // event rewrote its ~1 KB row twice (WAL frames for a page per few events); now they touch a
+  // small row in a table as small as the backlog. events.published, lease_until, lease_owner,
+  // published_at and quarantine are no longer read or written (dropping them would rewrite the log).
+  `
+  CREATE TABLE outbox (
+    seq          INTEGER PRIMARY KEY,
+    aggregate_id TEXT,
+    lease_until  INTEGER NOT NULL DEFAULT 0,
+    lease_owner  TEXT
+  );
+  CREATE TABLE published (seq INTEGER PRIMARY KEY, at INTEGER NOT NULL);
+  CREATE TABLE quarantine (seq INTEGER PRIMARY KEY, reason TEXT NOT NULL);
+  INSERT INTO outbox SELECT seq, aggregate_id, lease_until, lease_owner FROM events WHERE published = 0;
+  INSERT INTO published SELECT seq, ifnull(published_at, 0) FROM events WHERE published = 1;
+  INSERT INTO quarantine SELECT seq, ifnull(quarantine, '{}') FROM events WHERE published = 2;
+  DROP INDEX events_outbox;
+  DROP INDEX events_quarantined;
   `,
 ]
 
@@ -436,13 +456,17 @@ export class SqliteStore implements Store {
   private readonly insertEvent: Statement
   private readonly selectEnvelope: Statement
   private readonly maxSeq: Statement
+  private readonly queueEvent: Statement
   private readonly claimEvents: Statement
-  private readonly publish: Statement
+  private readonly selectClaimed: Statement
+  private readonly unqueue: Statement
+  private readonly recordPublished: Statement
   private readonly countPending: Statement
-  private readonly quarantineEvent: Statement
+  private readonly recordQuarantine: Statement
   private readonly selectQuarantined: Statement
   private readonly countQuarantined: Statement
-  private readonly releaseEvents: Statement
+  private readonly unquarantine: Statement
+  private readonly requeue: Statement
   private readonly selectProjection: Statement
   private readonly selectDoc: Statement
   private readonly selectApplied: Statement
@@ -501,31 +525,30 @@ export class SqliteStore implements Store {
     // reach the bus before the earlier ones that relay is publishing. Both scans are pinned to the
     // outbox's partial index: left to itself the planner walked the whole table for NOT IN
     // (simulate --scenario ci: publish p95 14 -> 139-189 ms).
+    this.queueEvent = db.prepare('INSERT INTO outbox (seq, aggregate_id) VALUES (?, ?)')
     this.claimEvents = db
       .prepare(
-        `UPDATE events SET lease_until = @until, lease_owner = @owner
+        `UPDATE outbox SET lease_until = @until, lease_owner = @owner
          WHERE seq IN (
-           SELECT seq FROM events INDEXED BY events_outbox WHERE published = 0 AND lease_until <= @now
+           SELECT seq FROM outbox WHERE lease_until <= @now
              AND (aggregate_id IS NULL OR aggregate_id NOT IN (
-               SELECT aggregate_id FROM events INDEXED BY events_outbox
-               WHERE published = 0 AND lease_until > @now AND lease_owner IS NOT @owner AND aggregate_id IS NOT NULL))
+               SELECT aggregate_id FROM outbox
+               WHERE lease_until > @now AND lease_owner IS NOT @owner AND aggregate_id IS NOT NULL))
            ORDER BY seq LIMIT @limit)
-         RETURNING seq, envelope`,
+         RETURNING seq`,
       )
-      .raw()
-    // json_each takes a whole id list as one parameter: no variable limit, one prepared statement.
-    this.publish = db.prepare(
-      'UPDATE events SET published = 1, published_at = ?, lease_until = 0, lease_owner = NULL WHERE event_id IN (SELECT value FROM json_each(?)) AND published = 0',
-    )
-    this.countPending = db.prepare('SELECT count(*) FROM events WHERE published = 0').pluck()
-    this.quarantineEvent = db.prepare(
-      'UPDATE events SET published = 2, lease_until = 0, lease_owner = NULL, quarantine = ? WHERE event_id = ? AND published = 0',
-    )
-    this.selectQuarantined = db.prepare('SELECT envelope, quarantine FROM events WHERE published = 2 ORDER BY seq LIMIT ?').raw()
-    this.countQuarantined = db.prepare('SELECT count(*) FROM events WHERE published = 2').pluck()
-    this.releaseEvents = db.prepare(
-      'UPDATE events SET published = 0, lease_until = 0, lease_owner = NULL, quarantine = NULL WHERE event_id IN (SELECT value FROM json_each(?)) AND published = 2',
-    )
+      .pluck()
+    // json_each takes a whole list as one parameter: no variable limit, one prepared statement.
+    this.selectClaimed = db.prepare('SELECT envelope FROM events WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq').pluck()
+    const seqsOf = 'SELECT seq FROM events WHERE event_id IN (SELECT value FROM json_each(?))'
+    this.unqueue = db.prepare(`DELETE FROM outbox WHERE seq IN (${seqsOf}) RETURNING seq`).pluck()
+    this.recordPublished = db.prepare('INSERT INTO published (seq, at) SELECT value, ? FROM json_each(?)')
+    this.countPending = db.prepare('SELECT count(*) FROM outbox').pluck()
+    this.recordQuarantine = db.prepare('INSERT INTO quarantine (seq, reason) VALUES (?, ?)')
+    this.selectQuarantined = db.prepare('SELECT e.envelope, q.reason FROM quarantine q JOIN events e ON e.seq = q.seq ORDER BY q.seq LIMIT ?').raw()
+    this.countQuarantined = db.prepare('SELECT count(*) FROM quarantine').pluck()
+    this.unquarantine = db.prepare(`DELETE FROM quarantine WHERE seq IN (${seqsOf}) RETURNING seq`).pluck()
+    this.requeue = db.prepare('INSERT INTO outbox (seq, aggregate_id) SELECT seq, aggregate_id FROM events WHERE seq IN (SELECT value FROM json_each(?))')
 
     this.selectProjection = db.prepare('SELECT doc, applied FROM projections WHERE collection = ? AND id = ?').raw()
     this.selectDoc = db.prepare('SELECT doc FROM projections WHERE collection = ? AND id = ?').pluck()
@@ -557,9 +580,9 @@ export class SqliteStore implements Store {
     }
     this.claimRows = (owner: string, limit: number, leaseMs: number) => {
       const now = this.now()
-      const rows = this.claimEvents.all({until: now + leaseMs, owner, now, limit}) as Array<[number, string]>
-      rows.sort((a, b) => a[0] - b[0])
-      return rows.map((row) => JSON.parse(row[1]) as EventEnvelope)
+      const seqs = this.claimEvents.all({until: now + leaseMs, owner, now, limit}) as number[]
+      if (seqs.length === 0) return []
+      return (this.selectClaimed.all(JSON.stringify(seqs)) as string[]).map((json) => JSON.parse(json) as EventEnvelope)
     }
     this.writeTx = immediate(db, <T>(fn: () => T): T => fn()) as <T>(fn: () => T) => T
     this.recordHandled = db.prepare('INSERT OR REPLACE INTO handled (event_id, group_name, handled_at, attempts) VALUES (?, ?, ?, ?)')
@@ -597,20 +620,28 @@ export class SqliteStore implements Store {
 
     const selectHandled = db.prepare('SELECT event_id, group_name, handled_at, attempts FROM handled WHERE event_id IN (SELECT value FROM json_each(?))')
     const selectCompleted = db.prepare('SELECT event_id FROM handled WHERE group_name = ? AND event_id IN (SELECT value FROM json_each(?))').pluck()
-    const selectRecords = db.prepare('SELECT event_id, envelope, published, published_at FROM events WHERE event_id IN (SELECT value FROM json_each(?)) ORDER BY seq').raw()
+    const selectRecords = db
+      .prepare(
+        'SELECT e.event_id, e.envelope, p.at FROM events e LEFT JOIN published p ON p.seq = e.seq WHERE e.event_id IN (SELECT value FROM json_each(?)) ORDER BY e.seq',
+      )
+      .raw()
     const deleteEvents = db.prepare('DELETE FROM events WHERE event_id IN (SELECT value FROM json_each(?))')
     const deleteHandled = db.prepare('DELETE FROM handled WHERE event_id IN (SELECT value FROM json_each(?))')
-    // Published from the start: a restored event never enters the outbox's partial index.
-    const insertPublished = db.prepare(
-      'INSERT INTO events (event_id, event_type, ts_ms, aggregate_id, correlation_id, envelope, published, published_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?) ON CONFLICT (event_id) DO NOTHING',
+    // Before the events go: a seq freed at the end of the log is given to the next append.
+    const deleteStates = ['outbox', 'published', 'quarantine'].map((table) =>
+      db.prepare(`DELETE FROM ${table} WHERE seq IN (SELECT seq FROM events WHERE event_id IN (SELECT value FROM json_each(?)))`),
     )
+    const insertPublishedAt = db.prepare('INSERT INTO published (seq, at) VALUES (?, ?)')
     this.restoreTx = immediate(db, (rows: ReadonlyArray<{row: EventRow; published_at: number | null; handled: readonly HandledRecord[]}>) => {
       let inserted = 0
       const duplicates: string[] = []
       const conflicts: string[] = []
       const now = this.now()
       for (const {row, published_at, handled} of rows) {
-        if (insertPublished.run(row.id, row.type, row.ts, row.aggregate, row.correlation, row.json, published_at ?? now).changes > 0) {
+        // Published from the start: a restored event never enters the outbox.
+        const insert = this.insertEvent.run(row.id, row.type, row.ts, row.aggregate, row.correlation, row.json)
+        if (insert.changes > 0) {
+          insertPublishedAt.run(insert.lastInsertRowid, published_at ?? now)
           inserted++
           for (const r of handled) this.recordHandled.run(r.event_id, r.group, r.handled_at, r.attempts)
         } else if (sameEnvelope(JSON.parse(this.selectEnvelope.get(row.id) as string), JSON.parse(row.json))) duplicates.push(row.id)
@@ -644,8 +675,8 @@ export class SqliteStore implements Store {
           this.db
             .transaction(() => {
               const out = new Map<string, StoredEventRecord>()
-              for (const [id, json, published, at] of selectRecords.all(list) as Array<[string, string, number, number | null]>) {
-                out.set(id, {event: JSON.parse(json) as EventEnvelope, published_at: published === 1 ? (at ?? 0) : null, handled: []})
+              for (const [id, json, at] of selectRecords.all(list) as Array<[string, string, number | null]>) {
+                out.set(id, {event: JSON.parse(json) as EventEnvelope, published_at: at, handled: []})
               }
               for (const r of selectHandled.all(list) as HandledRow[]) out.get(r.event_id)?.handled.push(handledRecord(r))
               return [...out.values()]
@@ -659,6 +690,7 @@ export class SqliteStore implements Store {
         return this.run(() =>
           this.writeTx(() => {
             deleteHandled.run(list)
+            for (const statement of deleteStates) statement.run(list)
             return deleteEvents.run(list).changes
           }),
         )
@@ -680,7 +712,10 @@ export class SqliteStore implements Store {
       markPublished: async (eventIds) => {
         if (eventIds.length === 0) return this.check()
         const ids = JSON.stringify(eventIds)
-        await this.queued(() => this.publish.run(this.now(), ids))
+        await this.queued(() => {
+          const seqs = this.unqueue.all(ids) as number[]
+          if (seqs.length > 0) this.recordPublished.run(this.now(), JSON.stringify(seqs))
+        })
       },
       published: (options = {}) => this.published(options.sinceMs ?? 0),
       pending: () => this.run(() => this.countPending.get() as number),
@@ -690,8 +725,16 @@ export class SqliteStore implements Store {
           return 0
         }
         const at = new Date(this.now()).toISOString()
-        const rows = entries.map((entry) => [JSON.stringify({...entry, quarantined_at: at}), entry.event_id] as const)
-        return this.run(() => this.writeTx(() => rows.reduce((n, [json, id]) => n + this.quarantineEvent.run(json, id).changes, 0)))
+        const rows = entries.map((entry) => [JSON.stringify({...entry, quarantined_at: at}), JSON.stringify([entry.event_id])] as const)
+        return this.run(() =>
+          this.writeTx(() =>
+            rows.reduce((n, [json, ids]) => {
+              // Only an event still in the outbox: a published or already quarantined one stays.
+              for (const seq of this.unqueue.all(ids) as number[]) n += this.recordQuarantine.run(seq, json).changes
+              return n
+            }, 0),
+          ),
+        )
       },
       quarantined: (filter = {}) =>
         this.run(() => {
@@ -708,7 +751,12 @@ export class SqliteStore implements Store {
           return 0
         }
         const ids = JSON.stringify(eventIds)
-        return this.run(() => this.writeTx(() => this.releaseEvents.run(ids).changes))
+        return this.run(() =>
+          this.writeTx(() => {
+            const seqs = this.unquarantine.all(ids) as number[]
+            return seqs.length === 0 ? 0 : this.requeue.run(JSON.stringify(seqs)).changes
+          }),
+        )
       },
     }
     this.projections = {
@@ -893,8 +941,12 @@ export class SqliteStore implements Store {
 
   // ---------------------------------------------------------------------------------- events
 
+  /** An event and its outbox entry; false when its id is already in the log. */
   private insertRow(row: EventRow): boolean {
-    return this.insertEvent.run(row.id, row.type, row.ts, row.aggregate, row.correlation, row.json).changes > 0
+    const insert = this.insertEvent.run(row.id, row.type, row.ts, row.aggregate, row.correlation, row.json)
+    if (insert.changes === 0) return false
+    this.queueEvent.run(insert.lastInsertRowid, row.aggregate)
+    return true
   }
 
   /**
@@ -929,7 +981,7 @@ export class SqliteStore implements Store {
   private async *published(sinceMs: number): AsyncGenerator<PublishedEvent> {
     this.check()
     const page = this.statement(
-      'SELECT seq, envelope, ifnull(published_at, 0) FROM events WHERE published = 1 AND ifnull(published_at, 0) >= ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?',
+      'SELECT p.seq, e.envelope, p.at FROM published p JOIN events e ON e.seq = p.seq WHERE p.at >= ? AND p.seq > ? AND p.seq <= ? ORDER BY p.seq LIMIT ?',
       'raw',
     )
     const max = await this.run(() => this.maxSeq.get() as number)
