@@ -2,7 +2,7 @@
  * The Leaderboards contract against RedisLeaderboards, plus what only this backend has: the key
  * layout (negated scores) and the time-bounded guard set.
  */
-import {afterEach, describe, expect, inject, it} from 'vitest'
+import {afterEach, describe, expect, inject, it, vi} from 'vitest'
 import {Redis} from 'ioredis'
 import {leaderboardsContract} from '../contracts/leaderboards.contract.js'
 import {uniqueName, until} from '../contracts/helpers.js'
@@ -71,6 +71,44 @@ describe.skipIf(!redisUrl)(`RedisLeaderboards (${redisUrl ? 'redis-server' : `sk
         expect(await withAdmin((admin) => admin.zscore(applied, 'm\u0000old-0'))).toBeNull()
       } finally {
         await lb.close()
+      }
+    })
+
+    it('increments asked for together go as one pipeline; each keeps its own guard and answer, also when the server lost its scripts', async () => {
+      const prefix = uniqueName('t')
+      prefixes.push(prefix)
+      const lb = await createRedisLeaderboards({url: redisUrl!, prefix})
+      const calls = () => [lb.incrementOnce('a', 'm', 5, 'e1'), lb.incrementOnce('b', 'm', 7, 'e1'), lb.incrementOnce('a', 'm', 5, 'e1'), lb.incrementOnce('a', 'n', 1, 'e2')]
+      try {
+        await withAdmin((admin) => admin.script('FLUSH'))
+        expect(await Promise.all(calls())).toEqual([5, 7, null, 1])
+        expect(await Promise.all(calls())).toEqual([null, null, null, null])
+        await withAdmin((admin) => admin.script('FLUSH'))
+        expect(await Promise.all([lb.incrementOnce('a', 'm', 2, 'e3'), lb.incrementOnce('b', 'm', 3, 'e3')])).toEqual([7, 10])
+        expect(await lb.top('a', 2)).toEqual([
+          {member: 'm', score: 7, rank: 1},
+          {member: 'n', score: 1, rank: 2},
+        ])
+      } finally {
+        await lb.close()
+      }
+    })
+
+    it('sends the increments of one synchronous stretch as one pipeline, and a lone one as it is', async () => {
+      const client = new Redis(redisUrl!)
+      const prefix = uniqueName('t')
+      prefixes.push(prefix)
+      const lb = await createRedisLeaderboards({client, prefix})
+      const pipelines = vi.spyOn(client, 'pipeline')
+      const direct = vi.spyOn(client, 'evalsha')
+      try {
+        await Promise.all([lb.incrementOnce('a', 'm', 1, 'e1'), lb.incrementOnce('b', 'm', 1, 'e1'), lb.incrementOnce('c', 'm', 1, 'e1')])
+        expect([pipelines.mock.calls.length, direct.mock.calls.length]).toEqual([1, 0])
+        await lb.incrementOnce('a', 'm', 1, 'e2')
+        expect([pipelines.mock.calls.length, direct.mock.calls.length]).toEqual([1, 1])
+      } finally {
+        await lb.close()
+        client.disconnect()
       }
     })
 

@@ -12,6 +12,7 @@
  *   One set per board (not a key per event) keeps drop(board) a single DEL with no SCAN.
  * - `tektree:lb:boards` lists board names for boards().
  */
+import type {Redis} from 'ioredis'
 import type {LeaderboardEntry, Leaderboards} from '../../core/ports.js'
 import {connectRedis, LuaScript, type RedisConnection, type RedisTarget} from './connection.js'
 
@@ -37,6 +38,13 @@ redis.call('SADD', KEYS[3], ARGV[5])
 return redis.call('ZINCRBY', KEYS[1], ARGV[2], ARGV[1])
 `)
 
+interface PendingIncrement {
+  keys: string[]
+  args: Array<string | number>
+  resolve: (result: unknown) => void
+  reject: (error: unknown) => void
+}
+
 /** -x without producing -0. */
 const unnegate = (stored: string | number): number => 0 - Number(stored)
 
@@ -45,6 +53,7 @@ export class RedisLeaderboards implements Leaderboards {
   private readonly prefix: string
   private readonly guardTtlMs: number
   private closed = false
+  private increments: PendingIncrement[] = []
 
   constructor(
     private readonly connection: RedisConnection,
@@ -74,12 +83,44 @@ export class RedisLeaderboards implements Leaderboards {
 
   async incrementOnce(board: string, member: string, delta: number, eventId: string): Promise<number | null> {
     if (!Number.isFinite(delta)) throw new Error(`delta must be a finite number, got ${delta}`)
-    const result = await INCREMENT_ONCE.run(
-      this.client,
-      [this.boardKey(board), this.appliedKey(board), this.boardsKey],
-      [member, String(0 - delta), `${member}\u0000${eventId}`, this.guardTtlMs, board],
-    )
+    const client = this.client
+    const result = await new Promise<unknown>((resolve, reject) => {
+      this.increments.push({
+        keys: [this.boardKey(board), this.appliedKey(board), this.boardsKey],
+        args: [member, String(0 - delta), `${member}\u0000${eventId}`, this.guardTtlMs, board],
+        resolve,
+        reject,
+      })
+      if (this.increments.length === 1) queueMicrotask(() => this.sendIncrements(client))
+    })
     return result === null || result === undefined ? null : unnegate(result as string)
+  }
+
+  /**
+   * The increments asked for in one synchronous stretch (a handler awarding several boards at once)
+   * go to Redis as one pipeline: one socket write and one round trip instead of one each.
+   */
+  private sendIncrements(client: Redis): void {
+    const batch = this.increments
+    this.increments = []
+    if (batch.length === 1) {
+      const [{keys, args, resolve, reject}] = batch
+      INCREMENT_ONCE.run(client, keys, args).then(resolve, reject)
+      return
+    }
+    const pipeline = client.pipeline()
+    for (const {keys, args} of batch) pipeline.evalsha(INCREMENT_ONCE.sha, keys.length, ...keys, ...args)
+    pipeline.exec().then(
+      (results) =>
+        batch.forEach((call, i) => {
+          const [error, value] = results?.[i] ?? [new Error('Redis returned no reply for a leaderboard increment'), null]
+          // A server that lost its scripts (restarted): this one call again, loading the script.
+          if (error?.message.startsWith('NOSCRIPT')) INCREMENT_ONCE.run(client, call.keys, call.args).then(call.resolve, call.reject)
+          else if (error) call.reject(error)
+          else call.resolve(value)
+        }),
+      (error: unknown) => batch.forEach((call) => call.reject(error)),
+    )
   }
 
   async top(board: string, n: number): Promise<LeaderboardEntry[]> {

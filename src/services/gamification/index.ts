@@ -116,7 +116,8 @@ async function award(deps: Deps, ctx: HandlerContext, event: EventEnvelope, user
   const area = str(event.payload, 'area_id')
   const boards = [ALL_TIME_BOARD, weeklyBoard(isoWeek(event.timestamp))]
   if (area) boards.push(areaBoard(area))
-  for (const board of boards) await leaderboards.incrementOnce(board, user, amount, event.event_id)
+  // Together: one round trip for every board (the Redis adapter pipelines them).
+  await Promise.all(boards.map((board) => leaderboards.incrementOnce(board, user, amount, event.event_id)))
 
   const profile = toProfile(await store.projections.get(PROFILES, user))!
   ctx.emit('gamification.xp.earned', {
@@ -191,12 +192,18 @@ function announceAchievement(ctx: HandlerContext, user: string, achievement: Gam
 async function announceBoards(deps: Deps, ctx: HandlerContext, event: EventEnvelope, boards: string[]): Promise<void> {
   const {throttle_ms: throttle, top} = deps.rules.leaderboards
   const at = Date.parse(event.timestamp)
+  const due: Array<{board: string; window: number}> = []
   for (const board of boards) {
     const window = throttle > 0 ? Math.floor(at / throttle) : at
     if (deps.lastWindow.get(board) === window) continue
     deps.lastWindow.set(board, window)
     if (deps.lastWindow.size > 10_000) deps.lastWindow.delete(deps.lastWindow.keys().next().value!)
-    const entries = await ctx.leaderboards.top(board, top)
+    due.push({board, window})
+  }
+  // Read together, announced in the boards' order.
+  const tops = await Promise.all(due.map(({board}) => ctx.leaderboards.top(board, top)))
+  for (const [i, {board, window}] of due.entries()) {
+    const entries = tops[i]
     ctx.emit(
       'gamification.leaderboard.updated',
       {
