@@ -32,6 +32,11 @@ if (positionals.length !== 1) {
   console.error('Give one .cpuprofile file: node --import tsx bench/cpuprofile.ts FILE.cpuprofile [--top N] [--callers NAME]')
   process.exit(2)
 }
+// Piped into `head`: stop quietly when the reader has gone.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0)
+  throw error
+})
 const profile = JSON.parse(readFileSync(positionals[0], 'utf8')) as Profile
 const top = Number(values.top)
 const byId = new Map(profile.nodes.map((node) => [node.id, node]))
