@@ -74,7 +74,7 @@ describe.skipIf(!redisUrl)(`RedisLeaderboards (${redisUrl ? 'redis-server' : `sk
       }
     })
 
-    it('increments asked for together go as one pipeline; each keeps its own guard and answer, also when the server lost its scripts', async () => {
+    it('increments asked for together keep each its own guard and answer, also when the server lost its scripts', async () => {
       const prefix = uniqueName('t')
       prefixes.push(prefix)
       const lb = await createRedisLeaderboards({url: redisUrl!, prefix})

@@ -182,11 +182,30 @@ export class LuaScript {
     try {
       return await client.evalsha(this.sha, keys.length, ...keys, ...args)
     } catch (error) {
-      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error
+      if (!isNoScript(error)) throw error
       return client.eval(this.source, keys.length, ...keys, ...args)
     }
   }
+
+  /**
+   * Several calls as one pipeline (one socket write, one round trip); one answer per call, in
+   * order. A call the server answers NOSCRIPT (it lost its scripts) is run again on its own.
+   */
+  runAll(client: Redis, calls: ReadonlyArray<{keys: readonly string[]; args: ReadonlyArray<string | number>}>): Array<Promise<unknown>> {
+    if (calls.length === 1) return [this.run(client, calls[0].keys, calls[0].args)]
+    const pipeline = client.pipeline()
+    for (const {keys, args} of calls) pipeline.evalsha(this.sha, keys.length, ...keys, ...args)
+    const replies = pipeline.exec()
+    return calls.map(async ({keys, args}, i) => {
+      const [error, value] = (await replies)?.[i] ?? [new Error('Redis returned no reply for a script call'), null]
+      if (isNoScript(error)) return this.run(client, keys, args)
+      if (error) throw error
+      return value
+    })
+  }
 }
+
+const isNoScript = (error: unknown) => error instanceof Error && error.message.startsWith('NOSCRIPT')
 
 /** Deletes every key matching `pattern` (SCAN + UNLINK, bounded batches). Tests and `drop`. */
 export async function deleteKeys(client: Redis, pattern: string): Promise<number> {

@@ -103,24 +103,7 @@ export class RedisLeaderboards implements Leaderboards {
   private sendIncrements(client: Redis): void {
     const batch = this.increments
     this.increments = []
-    if (batch.length === 1) {
-      const [{keys, args, resolve, reject}] = batch
-      INCREMENT_ONCE.run(client, keys, args).then(resolve, reject)
-      return
-    }
-    const pipeline = client.pipeline()
-    for (const {keys, args} of batch) pipeline.evalsha(INCREMENT_ONCE.sha, keys.length, ...keys, ...args)
-    pipeline.exec().then(
-      (results) =>
-        batch.forEach((call, i) => {
-          const [error, value] = results?.[i] ?? [new Error('Redis returned no reply for a leaderboard increment'), null]
-          // A server that lost its scripts (restarted): this one call again, loading the script.
-          if (error?.message.startsWith('NOSCRIPT')) INCREMENT_ONCE.run(client, call.keys, call.args).then(call.resolve, call.reject)
-          else if (error) call.reject(error)
-          else call.resolve(value)
-        }),
-      (error: unknown) => batch.forEach((call) => call.reject(error)),
-    )
+    INCREMENT_ONCE.runAll(client, batch).forEach((answer, i) => answer.then(batch[i].resolve, batch[i].reject))
   }
 
   async top(board: string, n: number): Promise<LeaderboardEntry[]> {

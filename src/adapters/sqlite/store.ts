@@ -520,11 +520,10 @@ export class SqliteStore implements Store {
     )
     this.selectEnvelope = db.prepare('SELECT envelope FROM events WHERE event_id = ?').pluck()
     this.maxSeq = db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck()
-    // One statement picks and leases; RETURNING order is unspecified, so rows are sorted by seq after.
-    // An aggregate another relay holds a live lease on is skipped whole: its later events must not
-    // reach the bus before the earlier ones that relay is publishing. Both scans are pinned to the
-    // outbox's partial index: left to itself the planner walked the whole table for NOT IN
-    // (simulate --scenario ci: publish p95 14 -> 139-189 ms).
+    // One statement picks and leases; RETURNING order is unspecified, so the envelopes are read
+    // by seq after (selectClaimed). An aggregate another relay holds a live lease on is skipped
+    // whole: its later events must not reach the bus before the earlier ones that relay is
+    // publishing. Both scans read only `outbox`, which is as small as the backlog.
     this.queueEvent = db.prepare('INSERT INTO outbox (seq, aggregate_id) VALUES (?, ?)')
     this.claimEvents = db
       .prepare(
