@@ -58,6 +58,22 @@ export class CommitConflictError extends RuntimeError {
   }
 }
 
+/**
+ * A commit's expected versions (StoreWrites.expect) did not hold: another process wrote a document
+ * the unit's handlers read, after they read it. Nothing of the unit was applied; handled again, the
+ * events read the document as it is now.
+ */
+export class StaleReadError extends RuntimeError {
+  constructor(readonly documents: ReadonlyArray<{collection: string; id: string; expected: number; found: number}>) {
+    const first = documents[0]!
+    super(`${first.collection}/${first.id} changed after this unit read it (version ${first.found}, expected ${first.expected}): nothing of it was applied`, {
+      code: 'STALE_READ',
+      details: {documents: documents.slice(0, 10)},
+    })
+    this.name = 'StaleReadError'
+  }
+}
+
 /** The conflict of a unit whose handled records `taken` were held already (a unit is one group's). */
 export function handledConflict(taken: ReadonlyArray<{group: string; event_id: string}>): CommitConflictError {
   return new CommitConflictError(`handled:${taken[0]!.group}`, taken.map((r) => r.event_id))

@@ -311,6 +311,20 @@ export interface ProjectionUpdate {
 
 export type ProjectionDoc = {_id: string} & Record<string, unknown>
 
+/** A document as read for a decision, with the version a commit can expect (StoreWrites.expect). */
+export interface VersionedDoc {
+  doc: ProjectionDoc | null
+  /** 0 when the document does not exist. */
+  version: number
+}
+
+/** A commit's condition: the document is still at `version` (nobody else wrote it since it was read). */
+export interface ExpectedVersion {
+  collection: string
+  id: string
+  version: number
+}
+
 export interface ProjectionStore {
   get(collection: string, id: string): Promise<ProjectionDoc | null>
   /** Equality filter on top-level or dotted fields; sort by one field. */
@@ -331,6 +345,12 @@ export interface ProjectionStore {
   isApplied(collection: string, id: string, eventId: string): Promise<boolean>
   /** Removes every document of a collection (tests, replay from scratch). */
   drop(collection: string): Promise<void>
+  /**
+   * get() with the document's version: every commit() that names the document, and every update()
+   * or applyOnce() of it, adds one, whether or not a guard skipped the change. Offered by the
+   * stores whose commit() checks StoreWrites.expect (the transactional ones).
+   */
+  getVersioned?(collection: string, id: string): Promise<VersionedDoc>
 }
 
 export interface DlqRecord {
@@ -383,6 +403,13 @@ export interface StoreWrites {
    * handled again on purpose) replaces the record.
    */
   handled?: readonly HandledWrite[]
+  /**
+   * Optimistic concurrency (Marten's, EventStoreDB's expected version): the commit applies nothing
+   * and rejects with StaleReadError when a document is no longer at the version given. A handler
+   * decided from what it read (a threshold crossed, a level reached); another process that wrote
+   * the document meanwhile made that decision stale. Checked by a store that offers getVersioned.
+   */
+  expect?: readonly ExpectedVersion[]
 }
 
 /** A group completed an event: when, after how many attempts. */

@@ -31,7 +31,7 @@ import {hostname} from 'node:os'
 import type {Catalog, CatalogEvent} from '../catalog/types.js'
 import type {EventValidator} from '../catalog/validate.js'
 import {errorContract, type ErrorContract, type EventEnvelope} from '../core/envelope.js'
-import {CommitConflictError, isAbortError, isNonRetryable, NonRetryableError} from '../core/errors.js'
+import {CommitConflictError, isAbortError, isNonRetryable, NonRetryableError, StaleReadError} from '../core/errors.js'
 import {derivedEventId} from '../core/event-id.js'
 import {pause} from '../core/pause.js'
 import {compileTypeGlobs} from '../core/glob.js'
@@ -41,7 +41,7 @@ import type {Publisher} from './publisher.js'
 import type {Runtime} from '../core/runtime.js'
 import {directTopic, directTopicSpec, FIRST_FAILURE_HEADER, isForced, PRIOR_ATTEMPTS_HEADER, REDRIVE_HEADER, REPLAY_HEADER} from './direct.js'
 import {HeldBehindFailures} from './held-behind-failures.js'
-import {PendingUnits, unitWrites, WriteSet, type Segment, type Unit} from './unit-of-work.js'
+import {docKey, PendingUnits, WriteSet, type Segment, type Unit} from './unit-of-work.js'
 
 export interface HandlerContext {
   readonly event: EventEnvelope
@@ -137,6 +137,12 @@ export interface ConsumerStats {
   deadLettered: number
   /** Handler attempts that threw. */
   failures: number
+  /**
+   * Events left out of a commit because another process wrote a document they read after they read
+   * it (StaleReadError), or held back behind one that was: unacked, handled again when the bus
+   * redelivers them.
+   */
+  staleReads: number
   busErrors: number
   /** Lanes running a handler now. */
   inFlight: number
@@ -188,6 +194,28 @@ interface Item {
   awaiting?: string
   /** Its commit or ack is in the next flushes: held until they are over. */
   flushing?: boolean
+}
+
+/**
+ * Events of a unit left out of its commit, and what must stay out with them: a later event of the
+ * same key (it would overtake them), and an event that read a document they wrote (it decided from
+ * a write that is not in the store).
+ */
+class Refusals {
+  private readonly keys = new Set<string>()
+  private readonly docs = new Set<string>()
+
+  add(segment: Segment<Item>, key: string): void {
+    this.keys.add(key)
+    for (const write of segment.writes.projections) this.docs.add(docKey(write.collection, write.id))
+  }
+
+  /** Whether the segment stays out behind one refused before it (it is then refused too). */
+  holdsBack(segment: Segment<Item>, key: string): boolean {
+    const behind = this.keys.has(key) || (this.docs.size > 0 && segment.writes.reads.some((read) => this.docs.has(read.key)))
+    if (behind) this.add(segment, key)
+    return behind
+  }
 }
 
 interface Lane {
@@ -315,6 +343,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     retried: 0,
     deadLettered: 0,
     failures: 0,
+    staleReads: 0,
     busErrors: 0,
     inFlight: 0,
     parked: 0,
@@ -394,10 +423,16 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
   /** Reads outside any attempt (the sequence guard) see the uncommitted writes too. */
   const committedView = pending.view(store, new WriteSet())
   let flushing: Promise<void> | null = null
-  const writesOf = (segments: readonly Segment<Item>[]) => {
+  const mergedWrites = (segments: readonly Segment<Item>[]) => {
     const merged = new WriteSet()
     for (const segment of segments) merged.absorb(segment.writes)
-    return unitWrites(merged, segments)
+    return merged
+  }
+  /** One Store.commit of `writes` (with `segments`' records and the versions its reads expect). */
+  const commitWrites = async (writes: WriteSet, segments: readonly Segment<Item>[]): Promise<void> => {
+    const {inserted} = await store.commit(pending.storeWrites(writes, segments))
+    pending.committed(writes)
+    if (inserted > 0) publisher.kick()
   }
   /** Later events of a key whose commit failed wait behind it (held-behind-failures.ts). */
   const behindFailures = new HeldBehindFailures<Item>((item) => laneKeyOf(item.delivery), visibilityTimeoutMs * 4)
@@ -406,30 +441,38 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
   /** The segments that are in the store: all of them, or those that went in one by one. */
   const commitUnit = async (unit: Unit<Item>, segments: readonly Segment<Item>[]): Promise<Segment<Item>[]> => {
     try {
-      const {inserted} = await store.commit(segments.length === unit.segments.length ? unit.toStoreWrites() : writesOf(segments))
-      if (inserted > 0) publisher.kick()
+      await commitWrites(segments.length === unit.segments.length ? unit : mergedWrites(segments), segments)
       return [...segments]
     } catch (error) {
-      notify({type: 'store_error', phase: 'commit', error, eventId: null})
-      // A conflict is never about the whole unit: sort its events out one by one. A store that
-      // stayed locked is about none of them: one by one, each would wait out the lock again.
-      if (!(error instanceof CommitConflictError) && (segments.length === 1 || crashed || storeUnavailable(error))) return []
+      if (error instanceof StaleReadError) {
+        // Those that read what another process wrote since wait for the bus to bring them again
+        // (with what follows them); the others go in together, as they would have.
+        const kept = withoutStaleReads(segments, error)
+        stats.staleReads += segments.length - kept.length
+        if (kept.length === 0) return []
+        if (kept.length < segments.length) return commitUnit(unit, kept)
+        // None of them expected what the store found (a commit of this process in between): one by one.
+      } else {
+        notify({type: 'store_error', phase: 'commit', error, eventId: null})
+        // A conflict is never about the whole unit: sort its events out one by one. A store that
+        // stayed locked is about none of them: one by one, each would wait out the lock again.
+        if (!(error instanceof CommitConflictError) && (segments.length === 1 || crashed || storeUnavailable(error))) return []
+      }
     }
     // One event's writes may be what the store refuses: commit them one by one, so that the others
     // go in. A refused one stays unacked; the bus redelivers it and its delivery count leads it to
     // the DLQ once its attempts are spent. One another consumer of the group completed first (it
     // took the partition while this one was paused or slow) is done: acked, its writes dropped,
-    // never applied twice.
+    // never applied twice. One that read a document another process wrote since (a stale read) is
+    // refused: handled again, it reads the document as it is.
     const committed: Segment<Item>[] = []
-    const refusedKeys = new Set<string>()
+    const refused = new Refusals()
     for (const segment of segments) {
       if (crashed) break
-      // Behind a refused event of its key, an event is not tried: it would overtake that one.
       const key = laneKeyOf(segment.completion.delivery)
-      if (refusedKeys.has(key)) continue
+      if (refused.holdsBack(segment, key)) continue
       try {
-        const {inserted} = await store.commit(unitWrites(segment.writes, [segment]))
-        if (inserted > 0) publisher.kick()
+        await commitWrites(segment.writes, [segment])
         committed.push(segment)
       } catch (error) {
         if (error instanceof CommitConflictError) {
@@ -437,11 +480,30 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
           committed.push(segment)
           continue
         }
-        notify({type: 'store_error', phase: 'commit', error, eventId: segment.eventId})
-        refusedKeys.add(key)
+        if (error instanceof StaleReadError) stats.staleReads++
+        else notify({type: 'store_error', phase: 'commit', error, eventId: segment.eventId})
+        refused.add(segment, key)
       }
     }
     return committed
+  }
+  /** `segments` less those whose reads `error` found stale and those held back behind them. */
+  const withoutStaleReads = (segments: readonly Segment<Item>[], error: StaleReadError): Segment<Item>[] => {
+    const found = new Map<string, number>()
+    for (const document of error.documents) found.set(docKey(document.collection, document.id), document.found)
+    const refused = new Refusals()
+    const kept: Segment<Item>[] = []
+    for (const segment of segments) {
+      const key = laneKeyOf(segment.completion.delivery)
+      if (refused.holdsBack(segment, key)) continue
+      const stale = segment.writes.reads.some((read) => {
+        const version = found.get(read.key)
+        return version !== undefined && pending.isStale(read, version)
+      })
+      if (stale) refused.add(segment, key)
+      else kept.push(segment)
+    }
+    return kept
   }
 
   const flush = async (): Promise<void> => {

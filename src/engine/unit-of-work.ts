@@ -10,10 +10,16 @@
  * an event sees what earlier events of this runner wrote, committed or not. find() and count() see
  * committed documents only (no handler decides from them). On a store without transactions the
  * view is the store itself: writes apply at once, each under its own guard.
+ *
+ * What another process writes is not in the layers: two processes of a group can each read a
+ * profile without the other's increment and both miss the threshold they cross together. So an
+ * attempt's reads are versioned, and its commit expects each document it read to have moved on by
+ * this process's commits only (StoreWrites.expect): otherwise the store refuses it (StaleReadError)
+ * and the events are handled again, reading the document as it is now.
  */
 import type {EventEnvelope} from '../core/envelope.js'
 import {APPLIED_FIELD, applyUpdate} from '../core/projection-update.js'
-import type {HandledRecord, ProjectionDoc, ProjectionStore, ProjectionUpdate, Store, StoreWrites} from '../core/ports.js'
+import type {ExpectedVersion, HandledRecord, ProjectionDoc, ProjectionStore, ProjectionUpdate, Store, StoreWrites} from '../core/ports.js'
 
 export interface ProjectionWrite {
   collection: string
@@ -24,12 +30,23 @@ export interface ProjectionWrite {
 }
 
 /** A document's key in a WriteSet's index: made once per read, not once per layer searched. */
-const docKey = (collection: string, id: string) => `${collection}\u0000${id}`
+export const docKey = (collection: string, id: string) => `${collection}\u0000${id}`
+
+/** A document an attempt read from the store: the version it read, and this process's commits of it then. */
+export interface DocRead {
+  collection: string
+  id: string
+  key: string
+  version: number
+  localCommits: number
+}
 
 /** Projection writes in order, indexed by document, and derived events. */
 export class WriteSet {
   readonly projections: ProjectionWrite[] = []
   readonly events: EventEnvelope[] = []
+  /** The documents the attempts of this set read from the store, first read of each per attempt. */
+  readonly reads: DocRead[] = []
   private readonly byDoc = new Map<string, ProjectionWrite[]>()
 
   add(write: ProjectionWrite): void {
@@ -60,8 +77,57 @@ export class WriteSet {
   absorb(other: WriteSet): void {
     for (const write of other.projections) this.add(write)
     for (const event of other.events) this.events.push(event)
+    for (const read of other.reads) this.reads.push(read)
+  }
+
+  /** Whether an attempt of this set read the document of `key` already (its first read is the one expected). */
+  hasRead(key: string): boolean {
+    for (const read of this.reads) if (read.key === key) return true
+    return false
   }
 }
+
+/**
+ * This process's commits per document through one store, counted while an attempt's read of it
+ * waits for its commit: the version a commit expects is the version read plus these. Counts are
+ * taken only once a commit has resolved, so they can fall short (a refused commit: a needless
+ * retry) but never run ahead, which would hide another process's write.
+ */
+class LocalCommits {
+  private readonly docs = new Map<string, {count: number; readers: number}>()
+
+  /** A read of the document begins: the count to compare with at commit. */
+  read(key: string): number {
+    let entry = this.docs.get(key)
+    if (!entry) this.docs.set(key, (entry = {count: 0, readers: 0}))
+    entry.readers++
+    return entry.count
+  }
+
+  release(reads: readonly DocRead[]): void {
+    for (const {key} of reads) {
+      const entry = this.docs.get(key)
+      if (entry && --entry.readers <= 0) this.docs.delete(key)
+    }
+  }
+
+  /** A commit of these writes went in: one more for each document it named (the store counts so). */
+  committed(writes: readonly ProjectionWrite[]): void {
+    const named = new Set<string>()
+    for (const {collection, id} of writes) named.add(docKey(collection, id))
+    for (const key of named) {
+      const entry = this.docs.get(key)
+      if (entry) entry.count++
+    }
+  }
+
+  expected(read: DocRead): ExpectedVersion {
+    const since = (this.docs.get(read.key)?.count ?? read.localCommits) - read.localCommits
+    return {collection: read.collection, id: read.id, version: read.version + since}
+  }
+}
+
+const localCommitsByStore = new WeakMap<Store, LocalCommits>()
 
 /** One successful attempt's share of a unit: committed alone when the whole unit cannot be. */
 export interface Segment<T> {
@@ -172,9 +238,13 @@ export class PendingUnits<T> {
    */
   private readonly running = new Set<WriteSet>()
   private readonly siblings: Siblings
+  private readonly localCommits: LocalCommits
 
   /** Joins the other runners of `group` on `store` in this process; leave() when the runner ends. */
   constructor(store: Store, group: string) {
+    let local = localCommitsByStore.get(store)
+    if (!local) localCommitsByStore.set(store, (local = new LocalCommits()))
+    this.localCommits = local
     let byGroup = siblingsByStore.get(store)
     if (!byGroup) siblingsByStore.set(store, (byGroup = new Map()))
     let siblings = byGroup.get(group)
@@ -197,7 +267,7 @@ export class PendingUnits<T> {
 
   /** The attempt failed: its writes are dropped (its retry writes them again). */
   abandon(writes: WriteSet): void {
-    this.running.delete(writes)
+    if (this.running.delete(writes)) this.localCommits.release(writes.reads)
   }
 
   /** Merges a successful attempt's writes into the open unit. */
@@ -238,17 +308,39 @@ export class PendingUnits<T> {
   settle(unit: Unit<T>): void {
     const index = this.committing.indexOf(unit)
     if (index >= 0) this.committing.splice(index, 1)
+    this.localCommits.release(unit.reads)
     for (const segment of unit.segments) this.inFlight.delete(segment.eventId)
     this.siblings.settled()
   }
 
   /** Drops everything (a crash: nothing more is committed). */
   discard(): void {
+    for (const set of [this.open, ...this.committing, ...this.running]) this.localCommits.release(set.reads)
     this.open = new Unit<T>()
     this.committing.length = 0
     this.inFlight.clear()
     this.running.clear()
     this.siblings.settled()
+  }
+
+  /**
+   * What a Store.commit of `writes` carries: its writes, the handled records of `segments`, and the
+   * versions its reads expect now. Call committed() as soon as it has gone in.
+   */
+  storeWrites(writes: WriteSet, segments: readonly Segment<T>[]): StoreWrites {
+    const out = unitWrites(writes, segments)
+    if (writes.reads.length > 0) out.expect = writes.reads.map((read) => this.localCommits.expected(read))
+    return out
+  }
+
+  /** Whether `read` expects `found` (the version a refused commit found) no longer. */
+  isStale(read: DocRead, found: number): boolean {
+    return this.localCommits.expected(read).version !== found
+  }
+
+  /** A commit of `writes` went in (this process's commits are not another's writes). */
+  committed(writes: WriteSet): void {
+    if (writes.hasProjectionWrites) this.localCommits.committed(writes.projections)
   }
 
   /** Appends this runner's uncommitted writes, oldest first; true when `own` is among them. */
@@ -309,19 +401,37 @@ export class PendingUnits<T> {
     }
   }
 
+  /** The document, its version kept in `own` for the commit to expect. */
+  private async readVersioned(store: Store, own: WriteSet, collection: string, id: string, key: string): Promise<ProjectionDoc | null> {
+    const read: DocRead = {collection, id, key, version: 0, localCommits: this.localCommits.read(key)}
+    try {
+      const found = await store.projections.getVersioned!(collection, id)
+      read.version = found.version
+      // Dropped meanwhile (a crash discards every buffer): nothing would commit or release it.
+      if (!this.running.has(own)) this.localCommits.release([read])
+      else own.reads.push(read)
+      return found.doc
+    } catch (error) {
+      this.localCommits.release([read])
+      throw error
+    }
+  }
+
   /** A unit being committed may be in the store or not yet: a read waits until none is. */
   private async read(store: Store, own: WriteSet, collection: string, id: string): Promise<ProjectionDoc | null> {
     const siblings = this.siblings
     while (siblings.committing) await siblings.nextSettle()
+    const key = docKey(collection, id)
+    // An attempt's first read of a document is versioned: its commit expects no other process's write since.
+    const versioned = store.projections.getVersioned !== undefined && this.running.has(own) && !own.hasRead(key)
     let base: ProjectionDoc | null
     siblings.reading++
     try {
-      base = await store.projections.get(collection, id)
+      base = versioned ? await this.readVersioned(store, own, collection, id, key) : await store.projections.get(collection, id)
     } finally {
       siblings.doneReading()
     }
     let doc: Record<string, unknown> | null = base
-    const key = docKey(collection, id)
     for (const layer of siblings.layers(own)) {
       for (const write of layer.writesFor(key) ?? []) {
         doc = applyUpdate(doc, write.update, {isInsert: doc === null})

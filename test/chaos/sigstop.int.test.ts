@@ -13,7 +13,7 @@
  * CI: 5 stops over 4,000 events. `npm run chaos`: TEKTREE_CHAOS_ROUNDS stops, TEKTREE_CHAOS_EVENTS.
  */
 import {afterAll, beforeAll, describe, expect, inject, it} from 'vitest'
-import {type ChaosSystem, describeCheck, eventCount, openChaosSystem, recordResult, rounds, sleep} from '../support/chaos/harness.js'
+import {type ChaosSystem, describeCheck, eventCount, openChaosSystem, recordResult, rounds, sleep, staleReads} from '../support/chaos/harness.js'
 
 const available = inject('redisUrl') !== null
 const STOPS = rounds(5)
@@ -64,7 +64,7 @@ describe.skipIf(!available)(`SIGSTOP of a consumer past its visibility timeout (
       events: EVENTS,
       checks: check,
       durationMs: Date.now() - started,
-      notes: [`${stoppedBusy} of ${STOPS} stops hit a process with work pending`],
+      notes: [`${stoppedBusy} of ${STOPS} stops hit a process with work pending`, `${staleReads(processes)} commits refused as stale reads, handled again`],
     })
     expect(check.ok, `${describeCheck(check)}\n${timeline.join('\n')}`).toBe(true)
     expect(stoppedBusy, 'stops that hit the services with work pending').toBeGreaterThan(STOPS / 2)

@@ -577,6 +577,66 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect(await store.commit({})).toEqual({inserted: 0})
       })
 
+      it('getVersioned: a document is at 0 until written; every write that names it adds one, a guarded skip too', async (context) => {
+        const versioned = store.projections.getVersioned?.bind(store.projections)
+        if (!versioned) return context.skip('this store offers no versioned reads (commit() does not check expect)')
+        expect(await versioned('c_version', 'u')).toEqual({doc: null, version: 0})
+        await store.projections.update('c_version', 'u', {$set: {xp: 1}})
+        expect(await versioned('c_version', 'u')).toEqual({doc: {_id: 'u', xp: 1}, version: 1})
+        await store.projections.applyOnce('c_version', 'u', 'e1', {$inc: {xp: 1}})
+        expect(await store.projections.applyOnce('c_version', 'u', 'e1', {$inc: {xp: 1}})).toBe(false)
+        expect((await versioned('c_version', 'u')).version).toBe(3)
+        // One commit is one more for each document it names, however many writes, applied or skipped.
+        await store.commit({
+          projections: [
+            {collection: 'c_version', id: 'u', update: {$inc: {xp: 1}}, eventId: 'e2'},
+            {collection: 'c_version', id: 'u', update: {$inc: {xp: 1}}, eventId: 'e1'},
+            {collection: 'c_version', id: 'v', update: {$set: {xp: 9}}},
+          ],
+        })
+        expect(await versioned('c_version', 'u')).toEqual({doc: {_id: 'u', xp: 3}, version: 4})
+        expect((await versioned('c_version', 'v')).version).toBe(1)
+        await store.commit({projections: [{collection: 'c_version', id: 'u', update: {$inc: {xp: 1}}, eventId: 'e1'}]})
+        expect((await versioned('c_version', 'u')).version).toBe(5)
+        await store.projections.drop('c_version')
+        expect(await versioned('c_version', 'u')).toEqual({doc: null, version: 0})
+      })
+
+      it('a commit expecting a version a document is no longer at applies nothing and says STALE_READ', async (context) => {
+        const versioned = store.projections.getVersioned?.bind(store.projections)
+        if (!versioned) return context.skip('this store offers no versioned reads (commit() does not check expect)')
+        await store.projections.update('c_stale', 'u', {$set: {likes: 9}})
+        const {version} = await versioned('c_stale', 'u')
+        // given another process wrote the document after this unit read it
+        await store.projections.update('c_stale', 'u', {$inc: {likes: 1}})
+        const derived = makeEvent()
+        const unit = {
+          projections: [
+            {collection: 'c_stale', id: 'u', update: {$inc: {likes: 1}}, eventId: 'e1'},
+            {collection: 'c_stale', id: 'w', update: {$set: {n: 1}}},
+          ],
+          events: [derived],
+          handled: [{group: 'g', event_id: 'e1', handled_at: at(1), attempts: 1}],
+          expect: [
+            {collection: 'c_stale', id: 'u', version},
+            {collection: 'c_stale', id: 'never', version: 0},
+          ],
+        }
+        const error = await store.commit(unit).then(
+          () => null,
+          (e: unknown) => e,
+        )
+        expect(error).toMatchObject({code: 'STALE_READ', details: {documents: [{collection: 'c_stale', id: 'u', expected: version, found: version + 1}]}})
+        expect(await store.projections.get('c_stale', 'u')).toEqual({_id: 'u', likes: 10})
+        expect(await store.projections.get('c_stale', 'w')).toBeNull()
+        expect(await store.events.get(derived.event_id)).toBeNull()
+        expect(await store.handled.completed('g', ['e1'])).toEqual(new Set())
+        // expecting the version it is at now, the same unit goes in (a missing document is at 0)
+        const now = await versioned('c_stale', 'u')
+        expect(await store.commit({...unit, expect: [{collection: 'c_stale', id: 'u', version: now.version}, {collection: 'c_stale', id: 'never', version: 0}]})).toEqual({inserted: 1})
+        expect(await store.projections.get('c_stale', 'u')).toEqual({_id: 'u', likes: 11})
+      })
+
       it('when transactional, a unit with one failing write applies none of it', async (context) => {
         if (!store.transactional) return context.skip('this store commits write by write (transactional = false)')
         await store.projections.update('c_commit', 'u1', {$set: {xp: 1}})

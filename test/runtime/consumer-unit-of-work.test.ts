@@ -3,6 +3,7 @@
  * it derives and the group's ledger mark reach the store in one commit, after the handler
  * succeeded and before the ack; and attempts are counted from the bus's delivery count.
  */
+import {randomUUID} from 'node:crypto'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import type {ProjectionStore, StoreWrites} from '../../src/core/ports.js'
 import {PendingUnits} from '../../src/engine/unit-of-work.js'
@@ -199,6 +200,91 @@ describe('consumer runner: one unit of work per commit', () => {
     expect(handle.stats().duplicates).toBe(1)
   })
 
+  it('a unit whose read another process wrote after it is refused (STALE_READ); handled again, the event reads what is there and decides from it', async () => {
+    // Found by test/chaos/sigstop.int.test.ts: two processes of gamification each added a like to
+    // one profile without seeing the other's, so neither saw the 10th and the quest was never paid.
+    const group = serviceName()
+    const event = h.event('user.registered')
+    await h.send([event])
+    const seen: number[] = []
+    const handle = h.start(
+      {
+        name: group,
+        consumes: ['user.registered'],
+        async handle(e, ctx) {
+          await ctx.store.projections.applyOnce('uow_stale', 'u', e.event_id, {$inc: {likes: 1}})
+          const likes = Number((await ctx.store.projections.get('uow_stale', 'u'))?.likes)
+          seen.push(likes)
+          // given another process adds its like after this attempt read the profile (once)
+          if (seen.length === 1) await h.store.projections.update('uow_stale', 'u', {$inc: {likes: 1}})
+          if (likes >= 2) await ctx.store.projections.applyOnce('uow_stale', 'u', 'quest', {$set: {quest: true}})
+        },
+      },
+      {visibilityTimeoutMs: 50},
+    )
+    // then the first commit is refused, the redelivery reads both likes and pays the quest
+    await until(() => expect(handle.stats().acked).toBe(1), 10_000)
+    expect(seen).toEqual([1, 2])
+    expect(await h.store.projections.get('uow_stale', 'u')).toEqual({_id: 'u', likes: 2, quest: true})
+    expect(handle.stats().staleReads).toBe(1)
+    expect(await h.store.handled.completed(group, [event.event_id])).toEqual(new Set([event.event_id]))
+    // a stale read is a retry, not a store failure
+    expect(h.events.filter((e) => e.type === 'store_error')).toEqual([])
+  })
+
+  it('only the events whose reads went stale are left out; the rest of the unit goes in, in one commit', async () => {
+    const group = serviceName()
+    const [stale, fresh] = [h.event('user.registered', {key: randomUUID()}), h.event('user.registered', {key: randomUUID()})]
+    const commits = interceptCommit(h, (writes, commit) => commit(writes))
+    await h.send([stale, fresh])
+    let bothRead!: () => void
+    const reads = new Promise<void>((resolve) => (bothRead = resolve))
+    let attempts = 0
+    const handle = h.start(
+      {
+        name: group,
+        consumes: ['user.registered'],
+        async handle(e, ctx) {
+          const doc = e.event_id === stale.event_id ? 'x' : 'y'
+          await ctx.store.projections.applyOnce('uow_part', doc, e.event_id, {$inc: {n: 1}})
+          await ctx.store.projections.get('uow_part', doc)
+          // both in one unit: each waits for the other's read; then another process writes x
+          if (++attempts === 2) {
+            await h.store.projections.update('uow_part', 'x', {$inc: {n: 10}})
+            bothRead()
+          }
+          await reads
+        },
+      },
+      {visibilityTimeoutMs: 50, concurrency: 2},
+    )
+    await until(() => expect(handle.stats().acked).toBe(2), 10_000)
+    const withRecords = commits.filter((w) => (w.handled?.length ?? 0) > 0).map((w) => w.handled!.map((r) => r.event_id))
+    // the unit (refused), the fresh event alone, then the stale one handled again
+    expect(withRecords).toEqual([expect.arrayContaining([stale.event_id, fresh.event_id]), [fresh.event_id], [stale.event_id]])
+    expect(handle.stats().staleReads).toBe(1)
+    expect(await h.store.projections.get('uow_part', 'x')).toEqual({_id: 'x', n: 11})
+    expect(await h.store.projections.get('uow_part', 'y')).toEqual({_id: 'y', n: 1})
+  })
+
+  it('runners of this process committing between a read and its commit are not another process: no refusal', async () => {
+    const group = serviceName()
+    const events = Array.from({length: 20}, () => h.event('user.registered'))
+    await h.send(events)
+    const handle = h.start({
+      name: group,
+      consumes: ['user.registered'],
+      async handle(e, ctx) {
+        await ctx.store.projections.applyOnce('uow_local', 'u', e.event_id, {$inc: {n: 1}})
+        await ctx.store.projections.get('uow_local', 'u')
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 5))
+      },
+    })
+    await until(() => expect(handle.stats().acked).toBe(20), 10_000)
+    expect(await h.store.projections.get('uow_local', 'u')).toEqual({_id: 'u', n: 20})
+    expect(handle.stats().staleReads).toBe(0)
+  })
+
   it('on a store without transactions, writes go straight to the store; derived events and handled records follow in the commit', async () => {
     const group = serviceName()
     ;(h.store as {transactional: boolean}).transactional = false
@@ -301,12 +387,18 @@ describe('reads and commits never overlap', () => {
     const gate = new Promise<void>((resolve) => (answer = resolve))
     const store = Object.create(h.store) as typeof h.store
     let reads = 0
+    // An attempt's first read of a document is versioned; a read outside one is not: both wait.
     ;(store as {projections: ProjectionStore}).projections = {
       ...h.store.projections,
       get: async (collection: string, id: string) => {
         reads++
         await gate
         return h.store.projections.get(collection, id)
+      },
+      getVersioned: async (collection: string, id: string) => {
+        reads++
+        await gate
+        return h.store.projections.getVersioned!(collection, id)
       },
     }
     const reading = units.view(store, units.begin()).projections.get('uow_overlap', 'u')

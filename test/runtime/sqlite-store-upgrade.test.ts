@@ -1,8 +1,8 @@
 /**
  * Store files written by earlier tektrees open migrated: a schema 1 file gets the outbox's
  * quarantine and published_at, a schema 4 file's applied lists become fingerprints, a schema 5
- * file loses its idempotency keys, a schema 6 file's outbox moves out of the events' rows; what
- * they hold otherwise is kept.
+ * file loses its idempotency keys, a schema 6 file's outbox moves out of the events' rows, a
+ * schema 7 file's documents get a version; what they hold otherwise is kept.
  */
 import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
@@ -62,7 +62,7 @@ describe('SqliteStore: a schema 4 file', () => {
 
     const store = await createSqliteStore({path: file})
     try {
-      expect(store.migrationsRun).toEqual([5, 6, 7])
+      expect(store.migrationsRun).toEqual([5, 6, 7, 8])
       expect(await store.projections.isApplied('c', 'held', 'odd "id"')).toBe(true)
       expect(await store.projections.applyOnce('c', 'held', 'e1', {$inc: {n: 1}})).toBe(false)
       expect(await store.projections.applyOnce('c', 'held', 'e2', {$inc: {n: 1}})).toBe(true)
@@ -110,7 +110,7 @@ describe('SqliteStore: a schema 5 file', () => {
 
     const store = await createSqliteStore({path: file})
     try {
-      expect(store.migrationsRun).toEqual([6, 7])
+      expect(store.migrationsRun).toEqual([6, 7, 8])
       expect(await store.handled.completed('g', [event.event_id])).toEqual(new Set([event.event_id]))
     } finally {
       await store.close()
@@ -148,7 +148,7 @@ describe('SqliteStore: a schema 6 file', () => {
 
     const store = await createSqliteStore({path: file})
     try {
-      expect(store.migrationsRun).toEqual([7])
+      expect(store.migrationsRun).toEqual([7, 8])
       expect(await store.events.count()).toBe(4)
       expect(await store.outbox.pending()).toBe(2)
       // The lease another relay held survives the move: only the free event is claimed.
@@ -171,5 +171,27 @@ describe('SqliteStore: a schema 6 file', () => {
     const indexes = after.prepare("SELECT name FROM sqlite_schema WHERE name IN ('events_outbox', 'events_quarantined')").pluck().all()
     after.close()
     expect(indexes).toEqual([])
+  })
+})
+
+describe('SqliteStore: a schema 7 file', () => {
+  it('keeps its documents, each at version 0; the next write of one takes it to 1', async () => {
+    const file = join(dir, 'store7.db')
+    const db = new Database(file)
+    db.function('tektree_applied_fingerprints', (value: unknown) => value)
+    for (const migration of MIGRATIONS.slice(0, 7)) db.exec(migration)
+    db.pragma('user_version = 7')
+    db.prepare("INSERT INTO projections (collection, id, doc) VALUES ('profiles', 'u', ?)").run(JSON.stringify({_id: 'u', xp: 5}))
+    db.close()
+
+    const store = await createSqliteStore({path: file})
+    try {
+      expect(store.migrationsRun).toEqual([8])
+      expect(await store.projections.getVersioned!('profiles', 'u')).toEqual({doc: {_id: 'u', xp: 5}, version: 0})
+      await store.commit({projections: [{collection: 'profiles', id: 'u', update: {$inc: {xp: 1}}}], expect: [{collection: 'profiles', id: 'u', version: 0}]})
+      expect(await store.projections.getVersioned!('profiles', 'u')).toEqual({doc: {_id: 'u', xp: 6}, version: 1})
+    } finally {
+      await store.close()
+    }
   })
 })

@@ -74,8 +74,8 @@ const host = startServices({
   },
 })
 const ticker = setInterval(() => {
-  const handled = host.stats().reduce((n, s) => n + s.handled, 0)
-  say({handled})
+  const stats = host.stats()
+  say({handled: stats.reduce((n, s) => n + s.handled, 0), staleReads: stats.reduce((n, s) => n + s.staleReads, 0)})
 }, 1_000)
 const stop = async () => {
   clearInterval(ticker)

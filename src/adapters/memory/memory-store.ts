@@ -26,7 +26,7 @@ import type {
   StoreWrites,
 } from '../../core/ports.js'
 import {copyData} from '../../core/copy.js'
-import {handledConflict} from '../../core/errors.js'
+import {handledConflict, StaleReadError} from '../../core/errors.js'
 import {compileTypeGlobs} from '../../core/glob.js'
 import {APPLIED_FIELD, APPLIED_LIMIT, applyUpdate, compareValues, getPath, matchesFilter, type Doc} from '../../core/projection-update.js'
 
@@ -76,6 +76,8 @@ export class MemoryStore implements Store {
   private readonly collections = new Map<string, Map<string, Doc>>()
   /** applyOnce bookkeeping per collection and document, beside the documents (never in them). */
   private readonly appliedIds = new Map<string, Map<string, RecentIds>>()
+  /** Per collection, per document: its version (ProjectionStore.getVersioned). */
+  private readonly versions = new Map<string, Map<string, number>>()
   private readonly dlqRecords = new Map<string, DlqRecord>()
   /** When each published event (by log position) was marked published. */
   private readonly publishedAt = new Map<number, number>()
@@ -195,6 +197,11 @@ export class MemoryStore implements Store {
         const doc = this.collections.get(collection)?.get(id)
         return doc ? publicDoc(doc) : null
       },
+      getVersioned: async (collection, id) => {
+        this.check()
+        const doc = this.collections.get(collection)?.get(id)
+        return {doc: doc ? publicDoc(doc) : null, version: doc ? (this.versions.get(collection)?.get(id) ?? 0) : 0}
+      },
       find: async (collection, filter, options) => this.find(collection, filter, options),
       count: async (collection, filter) => {
         this.check()
@@ -218,6 +225,7 @@ export class MemoryStore implements Store {
         this.check()
         this.collections.delete(collection)
         this.appliedIds.delete(collection)
+        this.versions.delete(collection)
       },
     }
     this.handled = {
@@ -280,10 +288,13 @@ export class MemoryStore implements Store {
     const handled = writes.handled ?? []
     const taken = handled.filter((r) => !r.again && this.handledRecords.has(handledKey(r.event_id, r.group)))
     if (taken.length > 0) throw handledConflict(taken)
+    this.checkVersions(writes.expect ?? [])
     const staged = new Map<string, {collection: string; id: string; doc: Doc; applied: string[]}>()
+    const named = new Map<string, {collection: string; id: string}>()
     for (const {collection, id, update, eventId} of writes.projections ?? []) {
       rejectBookkeeping(update)
       const key = `${collection}\u0000${id}`
+      named.set(key, {collection, id})
       let entry = staged.get(key)
       if (eventId !== undefined && (entry?.applied.includes(eventId) || this.appliedIds.get(collection)?.get(id)?.has(eventId))) continue
       const existing = entry ? entry.doc : (this.collections.get(collection)?.get(id) ?? null)
@@ -306,6 +317,7 @@ export class MemoryStore implements Store {
       if (!recent) byDoc.set(id, (recent = new RecentIds(APPLIED_LIMIT)))
       for (const eventId of applied) recent.add(eventId)
     }
+    for (const {collection, id} of named.values()) this.bumpVersion(collection, id)
     // Only `inserted` is reported here, so a known id is skipped without comparing envelopes: a
     // derived event announced once per identity (an achievement) is emitted again and again, and
     // the canonical comparison of each was 3% of the in-process engine's time.
@@ -467,6 +479,21 @@ export class MemoryStore implements Store {
   }
 
   /** One atomic document write; with an eventId, guarded by the document's last applied ids. */
+  private bumpVersion(collection: string, id: string): void {
+    let byDoc = this.versions.get(collection)
+    if (!byDoc) this.versions.set(collection, (byDoc = new Map()))
+    byDoc.set(id, (byDoc.get(id) ?? 0) + 1)
+  }
+
+  private checkVersions(expect: NonNullable<StoreWrites['expect']>): void {
+    const stale: Array<{collection: string; id: string; expected: number; found: number}> = []
+    for (const {collection, id, version} of expect) {
+      const found = this.collections.get(collection)?.has(id) ? (this.versions.get(collection)?.get(id) ?? 0) : 0
+      if (found !== version) stale.push({collection, id, expected: version, found})
+    }
+    if (stale.length > 0) throw new StaleReadError(stale)
+  }
+
   private write(collection: string, id: string, update: ProjectionUpdate, eventId: string | null): boolean {
     rejectBookkeeping(update)
     let docs = this.collections.get(collection)
@@ -482,7 +509,10 @@ export class MemoryStore implements Store {
         this.appliedIds.set(collection, byDoc)
       }
       recent = byDoc.get(id)
-      if (recent?.has(eventId)) return false
+      if (recent?.has(eventId)) {
+        this.bumpVersion(collection, id)
+        return false
+      }
       if (!recent) {
         recent = new RecentIds(APPLIED_LIMIT)
         byDoc.set(id, recent)
@@ -492,6 +522,7 @@ export class MemoryStore implements Store {
     const next = applyUpdate(existing, update, {isInsert: existing === null})
     next._id = id
     docs.set(id, next)
+    this.bumpVersion(collection, id)
     // After applyUpdate: an update that throws must not count as applied.
     recent?.add(eventId!)
     return true

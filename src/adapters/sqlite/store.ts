@@ -22,7 +22,8 @@
  *   the same transaction; `published`: seq -> when it was marked published (ms); `quarantine`: seq
  *   -> why the relay gave up on it (JSON). An event is in exactly one of the three.
  * - `projections`: (collection, id) -> the document as JSON, and beside it (never in it) the last
- *   APPLIED_LIMIT event ids applyOnce applied to it, as 8-byte fingerprints in a BLOB (applied.ts).
+ *   APPLIED_LIMIT event ids applyOnce applied to it, as 8-byte fingerprints in a BLOB (applied.ts),
+ *   and its version (the writes that named it: a commit's expected versions are checked on it).
  * - `dlq`: records by id, in dead-letter order.
  * - `handled`: (event_id, group) -> when the group completed the event and after how many attempts;
  *   also the group's ledger (an event it holds is a duplicate for that group), kept with the event.
@@ -55,7 +56,7 @@ import {typeGlobToRegExpSource} from '../../core/glob.js'
 import {appliedCount, appliedList, fingerprint, holds, MIGRATION_FUNCTION, NO_APPLIED, withApplied, type Fingerprint} from './applied.js'
 import {APPLIED_FIELD, APPLIED_LIMIT, applyUpdate, compareValues, getPath, matchesFilter, type Doc} from '../../core/projection-update.js'
 import {UserError} from '../../errors.js'
-import {handledConflict} from '../../core/errors.js'
+import {handledConflict, StaleReadError} from '../../core/errors.js'
 
 export interface SqliteStoreOptions {
   /** A file path, or ':memory:' (private to this store). The directory must exist. */
@@ -170,6 +171,10 @@ export const MIGRATIONS: readonly string[] = [
   INSERT INTO quarantine SELECT seq, ifnull(quarantine, '{}') FROM events WHERE published = 2;
   DROP INDEX events_outbox;
   DROP INDEX events_quarantined;
+  `,
+  // 8: each document's version, for the expected versions of a commit (StoreWrites.expect).
+  `
+  ALTER TABLE projections ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
   `,
 ]
 
@@ -422,6 +427,7 @@ interface UnitRows {
   projections: NonNullable<StoreWrites['projections']>
   rows: readonly EventRow[]
   handled: readonly HandledWrite[]
+  expect: NonNullable<StoreWrites['expect']>
 }
 
 type WriteOutcome = {result: unknown} | {error: unknown}
@@ -469,6 +475,9 @@ export class SqliteStore implements Store {
   private readonly requeue: Statement
   private readonly selectProjection: Statement
   private readonly selectDoc: Statement
+  private readonly selectVersioned: Statement
+  private readonly selectVersion: Statement
+  private readonly bumpVersion: Statement
   private readonly selectApplied: Statement
   private readonly selectDocs: Statement
   private readonly countDocs: Statement
@@ -551,11 +560,14 @@ export class SqliteStore implements Store {
 
     this.selectProjection = db.prepare('SELECT doc, applied FROM projections WHERE collection = ? AND id = ?').raw()
     this.selectDoc = db.prepare('SELECT doc FROM projections WHERE collection = ? AND id = ?').pluck()
+    this.selectVersioned = db.prepare('SELECT doc, version FROM projections WHERE collection = ? AND id = ?').raw()
+    this.selectVersion = db.prepare('SELECT version FROM projections WHERE collection = ? AND id = ?').pluck()
+    this.bumpVersion = db.prepare('UPDATE projections SET version = version + 1 WHERE collection = ? AND id = ?')
     this.selectApplied = db.prepare('SELECT applied FROM projections WHERE collection = ? AND id = ?').pluck()
     this.selectDocs = db.prepare('SELECT doc FROM projections WHERE collection = ?').pluck()
     this.countDocs = db.prepare('SELECT count(*) FROM projections WHERE collection = ?').pluck()
-    this.insertProjection = db.prepare('INSERT INTO projections (collection, id, doc, applied, applied_count) VALUES (?, ?, ?, ?, ?)')
-    this.updateProjection = db.prepare('UPDATE projections SET doc = ?, applied = ?, applied_count = ? WHERE collection = ? AND id = ?')
+    this.insertProjection = db.prepare('INSERT INTO projections (collection, id, doc, applied, applied_count, version) VALUES (?, ?, ?, ?, ?, 1)')
+    this.updateProjection = db.prepare('UPDATE projections SET doc = ?, applied = ?, applied_count = ?, version = version + 1 WHERE collection = ? AND id = ?')
     this.dropCollection = db.prepare('DELETE FROM projections WHERE collection = ?')
 
     // A replaced record keeps its seq, so list() stays in dead-letter order.
@@ -586,7 +598,9 @@ export class SqliteStore implements Store {
     this.writeTx = immediate(db, <T>(fn: () => T): T => fn()) as <T>(fn: () => T) => T
     this.recordHandled = db.prepare('INSERT OR REPLACE INTO handled (event_id, group_name, handled_at, attempts) VALUES (?, ?, ?, ?)')
     this.insertHandled = db.prepare('INSERT INTO handled (event_id, group_name, handled_at, attempts) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING')
-    this.commitUnit = ({projections, rows, handled}: UnitRows): CommitResult => {
+    this.commitUnit = ({projections, rows, handled, expect}: UnitRows): CommitResult => {
+      // Inside the write lock: no other process writes between this check and the unit's writes.
+      this.checkVersions(expect)
       // The group's ledger, inside the write lock: a record already there is another consumer's
       // completion (the throw rolls this unit back), unless this is a replay, which replaces it.
       const taken: HandledWrite[] = []
@@ -764,6 +778,11 @@ export class SqliteStore implements Store {
           const json = this.selectDoc.get(collection, id) as string | undefined
           return json === undefined ? null : (JSON.parse(json) as ProjectionDoc)
         }),
+      getVersioned: (collection, id) =>
+        this.run(() => {
+          const row = this.selectVersioned.get(collection, id) as [string, number] | undefined
+          return row === undefined ? {doc: null, version: 0} : {doc: JSON.parse(row[0]) as ProjectionDoc, version: row[1]}
+        }),
       find: (collection, filter, findOptions) => this.run(() => this.find(collection, filter, findOptions)),
       count: (collection, filter) =>
         this.run(() => {
@@ -844,11 +863,12 @@ export class SqliteStore implements Store {
     for (const {update} of projections) rejectBookkeeping(update)
     const rows = writes.events?.length ? writes.events.map(eventRow) : []
     const handled = writes.handled ?? []
-    if (projections.length === 0 && rows.length === 0 && handled.length === 0) {
+    const expect = writes.expect ?? []
+    if (projections.length === 0 && rows.length === 0 && handled.length === 0 && expect.length === 0) {
       this.check()
       return {inserted: 0}
     }
-    const unit = {projections, rows, handled}
+    const unit = {projections, rows, handled, expect}
     return this.queued(() => this.commitUnit(unit))
   }
 
@@ -1034,15 +1054,29 @@ export class SqliteStore implements Store {
     return true
   }
 
+  /** Inside a write transaction: refuses the unit (StaleReadError) when a document moved on. */
+  private checkVersions(expect: NonNullable<StoreWrites['expect']>): void {
+    let stale: Array<{collection: string; id: string; expected: number; found: number}> | null = null
+    for (const {collection, id, version} of expect) {
+      const found = (this.selectVersion.get(collection, id) as number | undefined) ?? 0
+      if (found !== version) (stale ??= []).push({collection, id, expected: version, found})
+    }
+    if (stale) throw new StaleReadError(stale)
+  }
+
   /** An event's guard is read before its handler writes and again for each document it writes: one hash. */
   private fingerprintOf(eventId: string): Fingerprint {
     if (this.lastPrint?.eventId !== eventId) this.lastPrint = {eventId, print: fingerprint(eventId)}
     return this.lastPrint.print
   }
 
+  /** Every staged document gets one version more, changed or not (a guard may have skipped it). */
   private flush(staged: Map<string, StagedDoc>): void {
     for (const entry of staged.values()) {
-      if (!entry.dirty) continue
+      if (!entry.dirty) {
+        if (entry.exists) this.bumpVersion.run(entry.collection, entry.id)
+        continue
+      }
       const json = JSON.stringify(entry.doc)
       // Derivable from the list, and still written: a tektree of schema 4 that has the file open
       // reads it.

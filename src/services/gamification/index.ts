@@ -134,9 +134,11 @@ async function award(deps: Deps, ctx: HandlerContext, event: EventEnvelope, user
 
 /**
  * Quests, then levels (a reward may cross one), then counter achievements: every one the profile has
- * reached and not recorded, whichever counter this event moved. Two processes of the group can each
- * read the other's increment too late to see a threshold crossed; the next event of the user then
- * pays and announces it (a test kills and stops processes to check it).
+ * reached and not recorded, whichever counter this event moved. Two processes of the group that
+ * each read the profile without the other's increment would both miss a threshold they cross
+ * together: on a transactional store the later commit is refused as a stale read and its event
+ * decides again (unit-of-work.ts); on a standalone mongod the next event of the user pays and
+ * announces it (test/chaos/sigstop checks the first).
  */
 async function thresholds(deps: Deps, ctx: HandlerContext, event: EventEnvelope, user: string, profile: GamificationProfile, applied: boolean): Promise<void> {
   const {rules} = deps

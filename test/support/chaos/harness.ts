@@ -92,6 +92,21 @@ export function recordResult(result: ScenarioResult): void {
   if (file) appendFileSync(file, `${JSON.stringify({...result, at: new Date().toISOString()})}\n`)
 }
 
+/** Commits the children's runners saw refused as stale reads (each child's last stats line). */
+export function staleReads(children: readonly ServicesChild[]): number {
+  let total = 0
+  for (const {lines} of children) {
+    for (let i = lines.length - 1; i >= 0; i--) {
+      const count = lines[i]!.staleReads
+      if (typeof count === 'number') {
+        total += count
+        break
+      }
+    }
+  }
+  return total
+}
+
 export interface ServicesChild {
   readonly child: ChildProcess
   readonly pid: number
