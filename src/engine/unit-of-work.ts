@@ -180,6 +180,11 @@ class Siblings {
    * the layers, never in both (a double count) nor in neither.
    */
   reading = 0
+  /**
+   * Units taken for a commit and not yet settled, a runner's that left included: a runner that
+   * crashed mid-commit has left, and its commit may still go in.
+   */
+  commits = 0
   private settleWaiters: Array<() => void> = []
   private readWaiters: Array<() => void> = []
 
@@ -205,8 +210,7 @@ class Siblings {
   }
 
   get committing(): boolean {
-    for (const member of this.members) if (member.isCommitting) return true
-    return false
+    return this.commits > 0
   }
 
   /**
@@ -291,33 +295,43 @@ export class PendingUnits<T> {
     return this.open.empty
   }
 
-  get isCommitting(): boolean {
-    return this.committing.length > 0
-  }
-
-  /** The open unit, to commit now (once no read of the store is under way); a fresh one takes its place. */
+  /**
+   * The open unit, to commit now (once no read of the store is under way, and no other unit of the
+   * group: the versions a commit expects count this process's commits before it, so none may be
+   * under way beside it); a fresh one takes its place.
+   */
   async take(): Promise<Unit<T>> {
-    await this.siblings.noReads()
+    const siblings = this.siblings
+    for (;;) {
+      await siblings.noReads()
+      if (siblings.commits === 0) break
+      await siblings.nextSettle()
+    }
     const unit = this.open
     this.open = new Unit<T>()
     this.committing.push(unit)
+    this.siblings.commits++
     return unit
   }
 
-  /** The unit is committed, or given up: either way its writes are no longer pending here. */
+  /** The unit from take() is committed, or given up: either way its writes are no longer pending here. */
   settle(unit: Unit<T>): void {
     const index = this.committing.indexOf(unit)
     if (index >= 0) this.committing.splice(index, 1)
+    this.siblings.commits--
     this.localCommits.release(unit.reads)
     for (const segment of unit.segments) this.inFlight.delete(segment.eventId)
     this.siblings.settled()
   }
 
-  /** Drops everything (a crash: nothing more is committed). */
+  /**
+   * Drops everything not yet being committed (a crash: nothing more is taken). A commit under way
+   * may still go in: its unit stays until the flush settles it, and until then the group's reads
+   * wait for it, as for any commit.
+   */
   discard(): void {
-    for (const set of [this.open, ...this.committing, ...this.running]) this.localCommits.release(set.reads)
+    for (const set of [this.open, ...this.running]) this.localCommits.release(set.reads)
     this.open = new Unit<T>()
-    this.committing.length = 0
     this.inFlight.clear()
     this.running.clear()
     this.siblings.settled()

@@ -421,3 +421,60 @@ describe('reads and commits never overlap', () => {
     expect((await next)?.n).toBe(1)
   })
 })
+
+describe('a runner that crashed mid-commit', () => {
+  it("its commit may still go in: the group's reads wait for it, and then read it from the store", async () => {
+    const crashed = new PendingUnits<string>(h.store, 'g-crashed')
+    const writes = crashed.begin()
+    await crashed.view(h.store, writes).projections.applyOnce('uow_crashed', 'u', 'e1', {$inc: {n: 1}})
+    crashed.complete('e1', writes, 'ack', handledRecord('g-crashed', 'e1'))
+    // given a runner whose unit is being committed when it crashes (and leaves the group)
+    const unit = await crashed.take()
+    crashed.discard()
+    crashed.leave()
+    // when its replacement reads the document
+    const replacement = new PendingUnits<string>(h.store, 'g-crashed')
+    let answered = false
+    const reading = replacement
+      .view(h.store, replacement.begin())
+      .projections.get('uow_crashed', 'u')
+      .then((doc) => ((answered = true), doc))
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    // then it waits for that commit, and reads what it put in the store
+    expect(answered).toBe(false)
+    await h.store.commit(unit.toStoreWrites())
+    crashed.settle(unit)
+    expect((await reading)?.n).toBe(1)
+  })
+})
+
+describe('the versions a commit expects', () => {
+  it("count this process's commits before it: two runners of a group commit in turn, and neither takes the other for another process", async () => {
+    const a = new PendingUnits<string>(h.store, 'g-turns')
+    const b = new PendingUnits<string>(h.store, 'g-turns')
+    await h.store.projections.update('uow_turns', 'u', {$set: {n: 0}})
+    // given an attempt of a that read the document, and one of b that wrote it
+    const readA = a.begin()
+    await a.view(h.store, readA).projections.applyOnce('uow_turns', 'u', 'e1', {$inc: {n: 1}})
+    await a.view(h.store, readA).projections.get('uow_turns', 'u')
+    a.complete('e1', readA, 'ack-e1', handledRecord('g-turns', 'e1'))
+    const writeB = b.begin()
+    await b.view(h.store, writeB).projections.applyOnce('uow_turns', 'u', 'e2', {$inc: {n: 1}})
+    b.complete('e2', writeB, 'ack-e2', handledRecord('g-turns', 'e2'))
+    // when b's unit is being committed, a's waits to be taken
+    const unitB = await b.take()
+    let taken = false
+    const takingA = a.take().then((unit) => ((taken = true), unit))
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(taken).toBe(false)
+    const writesB = b.storeWrites(unitB, unitB.segments)
+    await h.store.commit(writesB)
+    b.committed(unitB)
+    b.settle(unitB)
+    // then a's commit, taken after, expects the version b's commit left: it goes in
+    const unitA = await takingA
+    await h.store.commit(a.storeWrites(unitA, unitA.segments))
+    a.settle(unitA)
+    expect(await h.store.projections.get('uow_turns', 'u')).toEqual({_id: 'u', n: 2})
+  })
+})
