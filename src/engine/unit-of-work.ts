@@ -149,10 +149,6 @@ export class Unit<T> extends WriteSet {
   get empty(): boolean {
     return this.segments.length === 0 && this.others.length === 0
   }
-
-  toStoreWrites(): StoreWrites {
-    return unitWrites(this, this.segments)
-  }
 }
 
 /**
@@ -160,7 +156,7 @@ export class Unit<T> extends WriteSet {
  * event another consumer of the group completed first is refused (CommitConflictError). Except a
  * replayed event's: it was completed before, and handling it again is what was asked.
  */
-export function unitWrites<T>(writes: WriteSet, segments: readonly Segment<T>[]): StoreWrites {
+function unitWrites<T>(writes: WriteSet, segments: readonly Segment<T>[]): StoreWrites {
   return {
     projections: writes.projections,
     events: writes.events,
@@ -343,7 +339,14 @@ export class PendingUnits<T> {
    */
   storeWrites(writes: WriteSet, segments: readonly Segment<T>[]): StoreWrites {
     const out = unitWrites(writes, segments)
-    if (writes.reads.length > 0) out.expect = writes.reads.map((read) => this.localCommits.expected(read))
+    if (writes.reads.length === 0) return out
+    // Many events of a unit read the same document (a hot profile): each version is checked once.
+    const expect = new Map<string, ExpectedVersion>()
+    for (const read of writes.reads) {
+      const expected = this.localCommits.expected(read)
+      expect.set(`${read.key}\u0000${expected.version}`, expected)
+    }
+    out.expect = [...expect.values()]
     return out
   }
 

@@ -369,7 +369,8 @@ describe('uncommitted writes as the runners of a group read them', () => {
     expect((await b.view(h.store, b.begin()).projections.get('uow_sib', 'u'))?.xp).toBe(107)
     // and once b commits, the store has exactly what it committed
     const unit = await b.take()
-    await h.store.commit(unit.toStoreWrites())
+    await h.store.commit(b.storeWrites(unit, unit.segments))
+    b.committed(unit)
     b.settle(unit)
     expect((await h.store.projections.get('uow_sib', 'u'))?.xp).toBe(107)
     expect((await b.view(h.store, b.begin()).projections.get('uow_sib', 'u'))?.xp).toBe(107)
@@ -411,7 +412,8 @@ describe('reads and commits never overlap', () => {
     expect((await reading)?.n).toBe(1)
     const unit = await taking
     // and while that unit is being committed, a new read waits for it to settle
-    await h.store.commit(unit.toStoreWrites())
+    await h.store.commit(units.storeWrites(unit, unit.segments))
+    units.committed(unit)
     const before = reads
     const next = units.view(store, units.begin()).projections.get('uow_overlap', 'u')
     await new Promise((resolve) => setTimeout(resolve, 20))
@@ -442,7 +444,8 @@ describe('a runner that crashed mid-commit', () => {
     await new Promise((resolve) => setTimeout(resolve, 20))
     // then it waits for that commit, and reads what it put in the store
     expect(answered).toBe(false)
-    await h.store.commit(unit.toStoreWrites())
+    await h.store.commit(crashed.storeWrites(unit, unit.segments))
+    crashed.committed(unit)
     crashed.settle(unit)
     expect((await reading)?.n).toBe(1)
   })
