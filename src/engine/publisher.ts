@@ -4,12 +4,11 @@
  * ones to the event store; the store writes the outbox entry with the event (seed 002's outbox, no
  * dual write), and the outbox relay moves them to the bus. Nothing here talks to the bus.
  */
-import {randomUUID} from 'node:crypto'
 import type {Catalog, CatalogEvent} from '../catalog/types.js'
 import type {EventValidator} from '../catalog/validate.js'
 import {errorContract, sameEnvelope, type ErrorContract, type EventEnvelope, type EventMetadata} from '../core/envelope.js'
 import {RuntimeError} from '../core/errors.js'
-import {newTraceId} from '../core/event-id.js'
+import {newEventId, newTraceId} from '../core/event-id.js'
 import type {RuntimeMetrics} from '../core/metrics.js'
 import type {Clock, Store} from '../core/ports.js'
 
@@ -24,7 +23,7 @@ export interface DraftOptions {
   /** ISO string or ms; default: now (publisher clock). */
   timestamp?: string | number
   metadata?: EventMetadata
-  /** Default: a fresh UUID v4. Deterministic ids (derived events, seeded runs) come in here. */
+  /** Default: a new time-ordered id (core/event-id.ts). Deterministic ids (derived events, seeded runs) come in here. */
   eventId?: string
 }
 
@@ -106,7 +105,7 @@ export function createPublisher(options: PublisherOptions): Publisher {
         details: {event_type: type},
       })
     }
-    const eventId = draftOptions.eventId ?? randomUUID()
+    const eventId = draftOptions.eventId ?? newEventId()
     const metadata: EventMetadata = {...draftOptions.metadata}
     const aggregateId = aggregateIdOf(definition, payload)
     if (metadata.aggregate_id === undefined && aggregateId !== undefined) metadata.aggregate_id = aggregateId

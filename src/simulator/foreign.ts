@@ -6,7 +6,7 @@
 import {base, en, Faker} from '@faker-js/faker'
 import type {Catalog, JsonSchema} from '../catalog/types.js'
 import type {DraftSource, SimDraft} from './journeys.js'
-import {createRandom, runKey, runKeyedUuid} from './random.js'
+import {createRandom, runKey, SeededEventIds} from './random.js'
 
 export type PayloadGeneratorFactory = (schema: JsonSchema) => (faker: Faker) => Record<string, unknown>
 
@@ -20,14 +20,14 @@ export function createForeignSource(options: {catalog: Catalog; seed: number | n
   const counts: Record<string, number> = Object.fromEntries(types.map((t) => [t.type, 0]))
   const seeded = options.seed !== null
   // As in the journeys: a seeded run's event ids are keyed by the run, so runs do not collide.
-  const key = options.runId ? runKey(options.runId) : null
+  const eventIds = new SeededEventIds(options.runId ? runKey(options.runId) : null, 1)
   return {
     next(n: number): SimDraft[] {
       const out: SimDraft[] = []
       for (let i = 0; i < n; i++) {
         const t = types[random.int(types.length)]
         counts[t.type]++
-        out.push({type: t.type, payload: t.generate(faker), correlationId: random.uuid(), eventId: seeded ? runKeyedUuid(random, key, true) : null})
+        out.push({type: t.type, payload: t.generate(faker), correlationId: random.uuid(), eventId: seeded ? eventIds.next(random) : null})
       }
       return out
     },

@@ -6,7 +6,7 @@
 import {base, en, Faker} from '@faker-js/faker'
 import {JOURNEY_STEPS, type JourneyStep} from './scenario.js'
 import {type ContentRef, type ContentType, Population, type Tier, TIERS} from './population.js'
-import {createRandom, type Random, runKey, runKeyedUuid, type RunKey, WeightedPicker} from './random.js'
+import {createRandom, type Random, runKey, runKeyedUuid, type RunKey, SeededEventIds, WeightedPicker} from './random.js'
 
 export interface SimDraft {
   type: string
@@ -65,6 +65,7 @@ export class Journeys implements DraftSource {
   /** Under --seed, event ids come from the PRNG too (keyed by the run), so a run repeats exactly. */
   private readonly seeded: boolean
   private readonly runKey: RunKey | null
+  private readonly eventIds: SeededEventIds
 
   constructor(options: JourneyOptions) {
     this.random = createRandom(options.seed)
@@ -76,6 +77,7 @@ export class Journeys implements DraftSource {
     this.now = options.now
     this.seeded = options.seed !== null
     this.runKey = options.runId ? runKey(options.runId) : null
+    this.eventIds = new SeededEventIds(this.runKey, 0)
     for (const step of JOURNEY_STEPS) this.stepCounts[step] = 0
   }
 
@@ -110,7 +112,7 @@ export class Journeys implements DraftSource {
 
   private draft(type: string, actor: number, payload: Record<string, unknown>): SimDraft {
     if (!this.seeded) return {type, payload, correlationId: this.population.journeyId(actor), eventId: null, traceId: null}
-    const eventId = runKeyedUuid(this.random, this.runKey, true)
+    const eventId = this.eventIds.next(this.random)
     return {type, payload, correlationId: this.population.journeyId(actor), eventId, traceId: runKeyedUuid(this.random, this.runKey, true).replace(/-/g, '')}
   }
 

@@ -3,6 +3,7 @@
  * repeats exactly; without a seed the state comes from crypto and ids are crypto-random.
  */
 import {hash, randomBytes, randomUUID} from 'node:crypto'
+import {orderedEventId} from '../core/event-id.js'
 
 export interface Random {
   /** [0, 1) */
@@ -106,6 +107,35 @@ export function runKeyedUuid(random: Random, key: RunKey | null, seeded: boolean
   if (!seeded) return random.uuid()
   if (key === null) return uuidFromWords(random.u32(), random.u32(), random.u32(), random.u32())
   return uuidFromWords(random.u32() ^ key[0], random.u32() ^ key[1], random.u32() ^ key[2], random.u32() ^ key[3])
+}
+
+/**
+ * A seeded run's event ids, ordered as new ids are (core/event-id.ts) but by a counter instead of
+ * the time, so that the same seed and run id repeat them exactly: 16 bits from the run's key and
+ * the source (journeys, foreign events: two sources of one run never share a prefix), a 32-bit
+ * count, then 56 bits of the PRNG's draws XORed with the run's key. Each id takes the same four
+ * draws random.uuid() takes, so the rest of the run is what it was with random ids.
+ */
+export class SeededEventIds {
+  private count = 0
+  private readonly high: number
+  private readonly key: RunKey
+
+  constructor(key: RunKey | null, source: number) {
+    this.key = key ?? [0, 0, 0, 0]
+    this.high = ((this.key[0] >>> 16) ^ mix32(source + 1)) & 0xffff
+  }
+
+  next(random: Random): string {
+    random.u32()
+    random.u32()
+    const c = random.u32() ^ this.key[2]
+    const d = random.u32() ^ this.key[3]
+    const count = this.count
+    this.count = (count + 1) >>> 0
+    const prefix = hex32(this.high).slice(4) + hex32(count)
+    return orderedEventId(prefix, hex32(c).slice(2) + hex32(d))
+  }
 }
 
 /** Weighted choice over a fixed set, by cumulative weights (binary search). */

@@ -4,7 +4,7 @@ import {describe, expect, it} from 'vitest'
 import {createValidator} from '../../src/catalog/validate.js'
 import {VirtualClock} from '../../src/core/clock.js'
 import {RuntimeError} from '../../src/core/errors.js'
-import {derivedEventId} from '../../src/core/event-id.js'
+import {derivedEventId, isOrderedEventId, newEventId} from '../../src/core/event-id.js'
 import {createMemoryStore} from '../../src/adapters/memory/index.js'
 import {createPublisher} from '../../src/engine/publisher.js'
 import {START, tektreeCatalog} from './consumer-harness.js'
@@ -163,5 +163,49 @@ describe('derivedEventId', () => {
   it('never changes between versions: an event redelivered after an upgrade re-emits the same ids', () => {
     expect(derivedEventId('0b7d1c2e-3f4a-4b5c-8d6e-7f8091a2b3c4', 'gamification', 'gamification.xp.earned', 0)).toBe('369b072d-fc3a-4af4-8c7a-25d0f41aee0b')
     expect(derivedEventId('identity:level:u1:5', 'gamification', 'gamification.level.up', 0)).toBe('2fcdb0ea-dafe-4d25-8ebb-6d8ba2dea192')
+  })
+
+  it("an ordered cause's derived ids take its prefix: deterministic, v4-shaped, ordered", () => {
+    const cause = newEventId(Date.UTC(2026, 11, 2))
+    const ids = [0, 1, 2].map((n) => derivedEventId(cause, 'notification', 'notification.sent', n))
+    for (const id of ids) {
+      expect(id).toMatch(new RegExp(UUID_V4_PATTERN))
+      expect(isOrderedEventId(id)).toBe(true)
+      expect(id.slice(0, 13)).toBe(cause.slice(0, 13))
+    }
+    expect(new Set(ids).size).toBe(3)
+    expect(derivedEventId(cause, 'notification', 'notification.sent', 1)).toBe(ids[1])
+    // A later cause's derived ids sort after an earlier cause's (the index takes them at its edge).
+    const later = derivedEventId(newEventId(Date.UTC(2026, 11, 2) + 1), 'notification', 'notification.sent', 0)
+    expect(ids.every((id) => id < later)).toBe(true)
+    expect(derivedEventId('01a2f1e0-9c00-4ec7-b7aa-0123456789ab', 'gamification', 'gamification.xp.earned', 0)).toBe('01a2f1e0-9c00-4ec7-b785-74ab204e3c06')
+  })
+})
+
+describe('newEventId', () => {
+  it('is v4-shaped, marked as ordered, and sorts by the millisecond it was made', () => {
+    const start = Date.UTC(2026, 11, 2, 3, 0, 0)
+    const ids = Array.from({length: 2_000}, (_, i) => newEventId(start + i))
+    for (const id of ids) expect(id).toMatch(new RegExp(UUID_V4_PATTERN))
+    expect(ids.every(isOrderedEventId)).toBe(true)
+    expect([...ids].sort()).toEqual(ids)
+    expect(ids[0].slice(0, 13)).toBe(`${start.toString(16).padStart(12, '0').slice(0, 8)}-${start.toString(16).padStart(12, '0').slice(8)}`)
+  })
+
+  it('ids made in one millisecond stay distinct (56 random bits each)', () => {
+    const ids = Array.from({length: 100_000}, () => newEventId(1_800_000_000_000))
+    expect(new Set(ids).size).toBe(ids.length)
+  })
+
+  it('a random v4 id is not taken for an ordered one (its mark is 18 fixed bits)', () => {
+    expect(isOrderedEventId('0b7d1c2e-3f4a-4b5c-8d6e-7f8091a2b3c4')).toBe(false)
+    expect(isOrderedEventId('0b7d1c2e-3f4a-4ec7-a7e6-7f8091a2b3c4')).toBe(false)
+    expect(isOrderedEventId('identity:level:u1:5')).toBe(false)
+  })
+
+  it("is the publisher's default id", async () => {
+    const {catalog, publisher} = await setup()
+    const payload = exampleEvent(catalog, 'user.registered', {seed: 3}).payload
+    expect(isOrderedEventId(publisher.draft('user.registered', payload).event_id)).toBe(true)
   })
 })

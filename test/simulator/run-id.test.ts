@@ -6,7 +6,8 @@
 import {describe, expect, it} from 'vitest'
 import {createJourneys} from '../../src/simulator/journeys.js'
 import {JOURNEY_STEPS, type JourneyStep} from '../../src/simulator/scenario.js'
-import {createRandom, runKey, runKeyedUuid} from '../../src/simulator/random.js'
+import {isOrderedEventId} from '../../src/core/event-id.js'
+import {createRandom, runKey, runKeyedUuid, SeededEventIds} from '../../src/simulator/random.js'
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 const all = Object.fromEntries(JOURNEY_STEPS.map((s) => [s, 1])) as Record<JourneyStep, number>
@@ -43,5 +44,27 @@ describe('run-keyed event ids', () => {
     const keyed = createRandom(21)
     expect(runKeyedUuid(keyed, null, true)).toBe(plain.uuid())
     expect(runKey('a')).not.toEqual(runKey('b'))
+  })
+
+  it('ids are ordered (core/event-id.ts) by the count within a run: they sort as they were made', () => {
+    const ids = drafts('run-4', 3000).map((d) => d.eventId!)
+    expect(ids.every(isOrderedEventId)).toBe(true)
+    expect([...ids].sort()).toEqual(ids)
+  })
+
+  it("two sources of one run (journeys, foreign events) never share a prefix, so never an id", () => {
+    const key = runKey('run-5')
+    const journeys = new SeededEventIds(key, 0)
+    const foreign = new SeededEventIds(key, 1)
+    const a = createRandom(5)
+    const b = createRandom(5)
+    const x = Array.from({length: 100}, () => journeys.next(a))
+    const y = Array.from({length: 100}, () => foreign.next(b))
+    expect(x[0].slice(0, 4)).not.toBe(y[0].slice(0, 4))
+    expect(x.some((id) => y.includes(id))).toBe(false)
+    // The same draws as random.uuid() (four per id): the PRNG is where it would have been.
+    const plain = createRandom(5)
+    for (let i = 0; i < 100; i++) plain.uuid()
+    expect(a.u32()).toBe(plain.u32())
   })
 })
