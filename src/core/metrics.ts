@@ -22,8 +22,10 @@ export interface MetricsSnapshot {
   acked: Record<string, Record<string, number>>
   retried: Record<string, Record<string, number>>
   deadLettered: Record<string, Record<string, number>>
+  /** Deliveries whose commit was refused as a stale read (STALE_READ): the bus brings them again. */
+  staleReads: Record<string, Record<string, number>>
   /** Totals across types and groups. */
-  totals: {published: number; delivered: number; acked: number; retried: number; deadLettered: number}
+  totals: {published: number; delivered: number; acked: number; retried: number; deadLettered: number; staleReads: number}
   publishLatencyMs: LatencySummary
   deliveryLatencyMs: LatencySummary
   /** Per group, the last polled bus stats. */
@@ -42,6 +44,7 @@ export interface MetricsDelta {
   acked: Record<string, Record<string, number>>
   retried: Record<string, Record<string, number>>
   deadLettered: Record<string, Record<string, number>>
+  staleReads: Record<string, Record<string, number>>
   publishLatency: string | null
   deliveryLatency: string | null
 }
@@ -61,6 +64,11 @@ export interface RuntimeMetrics {
   acked(group: string, eventType: string, count: number, latencyMs?: number): void
   retried(group: string, eventType: string): void
   deadLettered(group: string, eventType: string): void
+  /**
+   * A handled event left out of its commit: a document it read had been written by another
+   * process since (optimistic concurrency); it is handled again when the bus redelivers it.
+   */
+  staleRead(group: string, eventType: string): void
   groupStats(group: string, stats: {lag: number; pending: number; oldestPendingAgeMs: number | null}): void
   snapshot(): MetricsSnapshot
   /**

@@ -448,7 +448,8 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
         // Those that read what another process wrote since wait for the bus to bring them again
         // (with what follows them); the others go in together, as they would have.
         const kept = withoutStaleReads(segments, error)
-        stats.staleReads += segments.length - kept.length
+        const keptSet = new Set(kept)
+        countStaleReads(segments.filter((segment) => !keptSet.has(segment)))
         if (kept.length === 0) return []
         if (kept.length < segments.length) return commitUnit(unit, kept)
         // None of them expected what the store found (a commit of this process in between): one by one.
@@ -480,12 +481,16 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
           committed.push(segment)
           continue
         }
-        if (error instanceof StaleReadError) stats.staleReads++
+        if (error instanceof StaleReadError) countStaleReads([segment])
         else notify({type: 'store_error', phase: 'commit', error, eventId: segment.eventId})
         refused.add(segment, key)
       }
     }
     return committed
+  }
+  const countStaleReads = (refused: readonly Segment<Item>[]) => {
+    stats.staleReads += refused.length
+    if (metrics) for (const {completion} of refused) metrics.staleRead(group, completion.event!.event_type)
   }
   /** `segments` less those whose reads `error` found stale and those held back behind them. */
   const withoutStaleReads = (segments: readonly Segment<Item>[], error: StaleReadError): Segment<Item>[] => {

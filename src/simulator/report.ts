@@ -75,7 +75,12 @@ export interface SimulationReport {
     consumerCrashes: number
   }
   latency: {publish: LatencySummary; delivery: LatencySummary}
-  deliveries: {delivered: number; acked: number; retried: number; deadLettered: number}
+  /**
+   * staleReads: handled deliveries left out of their commit because a document they read had been
+   * written by another process since (STALE_READ); the bus brought them again. Only ever with two
+   * or more processes of one group on one store.
+   */
+  deliveries: {delivered: number; acked: number; retried: number; deadLettered: number; staleReads: number}
   dlq: number
   retries: number
   maxBacklog: number
@@ -155,7 +160,7 @@ export function renderSummary(report: SimulationReport, style: Style = createSty
     ['Events', `${n(report.events.simulated)} simulated + ${n(report.events.derived)} derived = ${n(report.events.total)}${report.events.rejected ? `, ${n(report.events.rejected)} rejected` : ''}`],
     ['Publish latency', lat(report.latency.publish)],
     ['Delivery latency', lat(report.latency.delivery)],
-    ['Deliveries', `${n(report.deliveries.delivered)} delivered, ${n(report.deliveries.acked)} acked, ${n(report.retries)} retries, ${report.dlq > 0 ? style.bad(`${n(report.dlq)} to DLQ`) : `${n(report.dlq)} to DLQ`}`],
+    ['Deliveries', `${n(report.deliveries.delivered)} delivered, ${n(report.deliveries.acked)} acked, ${n(report.retries)} retries, ${report.dlq > 0 ? style.bad(`${n(report.dlq)} to DLQ`) : `${n(report.dlq)} to DLQ`}${report.deliveries.staleReads > 0 ? `, ${n(report.deliveries.staleReads)} stale reads handled again` : ''}`],
     ['Max backlog', `${n(report.maxBacklog)}${report.servicesFellBehind ? `  ${style.bad('SERVICES FELL BEHIND')} (the backlog kept growing during generation)` : ''}`],
   )
   const f = report.faults

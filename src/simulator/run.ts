@@ -653,7 +653,7 @@ async function simulate(
       publish: snap.publishLatencyMs.count > 0 ? snap.publishLatencyMs : emptyLatency(),
       delivery: snap.deliveryLatencyMs.count > 0 ? snap.deliveryLatencyMs : emptyLatency(),
     },
-    deliveries: {delivered: delta('delivered'), acked: delta('acked'), retried: delta('retried'), deadLettered: delta('deadLettered')},
+    deliveries: {delivered: delta('delivered'), acked: delta('acked'), retried: delta('retried'), deadLettered: delta('deadLettered'), staleReads: delta('staleReads')},
     dlq: dlqAfter - dlqBefore,
     retries: delta('retried'),
     maxBacklog: maxBacklogSeen,

@@ -227,6 +227,8 @@ describe('consumer runner: one unit of work per commit', () => {
     expect(seen).toEqual([1, 2])
     expect(await h.store.projections.get('uow_stale', 'u')).toEqual({_id: 'u', likes: 2, quest: true})
     expect(handle.stats().staleReads).toBe(1)
+    // and the run's metrics count it (the simulate report, Prometheus)
+    expect(h.metrics.snapshot().staleReads[group]).toEqual({'user.registered': 1})
     expect(await h.store.handled.completed(group, [event.event_id])).toEqual(new Set([event.event_id]))
     // a stale read is a retry, not a store failure
     expect(h.events.filter((e) => e.type === 'store_error')).toEqual([])

@@ -16,6 +16,7 @@ describe('createMetrics', () => {
     metrics.retried('gamification', 'user.registered')
     metrics.retried('gamification', 'user.registered')
     metrics.deadLettered('gamification', 'user.registered')
+    metrics.staleRead('gamification', 'social.content.liked')
     metrics.groupStats('gamification', {lag: 7, pending: 2, oldestPendingAgeMs: 1500})
 
     const s = metrics.snapshot()
@@ -25,8 +26,22 @@ describe('createMetrics', () => {
     expect(s.acked).toEqual({gamification: {'user.registered': 4}, notification: {'social.content.liked': 1}})
     expect(s.retried).toEqual({gamification: {'user.registered': 2}})
     expect(s.deadLettered).toEqual({gamification: {'user.registered': 1}})
-    expect(s.totals).toEqual({published: 6, delivered: 5, acked: 5, retried: 2, deadLettered: 1})
+    expect(s.staleReads).toEqual({gamification: {'social.content.liked': 1}})
+    expect(s.totals).toEqual({published: 6, delivered: 5, acked: 5, retried: 2, deadLettered: 1, staleReads: 1})
     expect(s.groups).toEqual({gamification: {lag: 7, pending: 2, oldestPendingAgeMs: 1500}})
+  })
+
+  it("a worker's delta carries every counter to the parent's metrics, stale reads too", () => {
+    const worker = createMetrics()
+    worker.retried('gamification', 'user.registered')
+    worker.staleRead('gamification', 'social.content.liked')
+    worker.staleRead('payment', 'social.content.liked')
+    const parent = createMetrics()
+    parent.staleRead('gamification', 'social.content.liked')
+    parent.merge(worker.takeDelta())
+    expect(parent.snapshot().staleReads).toEqual({gamification: {'social.content.liked': 2}, payment: {'social.content.liked': 1}})
+    expect(parent.snapshot().totals).toMatchObject({retried: 1, staleReads: 3})
+    expect(worker.snapshot().totals.staleReads).toBe(0)
   })
 
   it('computes latency percentiles, max and mean from the histograms', () => {
@@ -130,6 +145,8 @@ describe('startPrometheusExporter', () => {
     metrics.acked('gamification', 'user.registered', 3, 10)
     metrics.retried('gamification', 'user.registered')
     metrics.deadLettered('gamification', 'user.registered')
+    metrics.staleRead('gamification', 'social.content.liked')
+    metrics.staleRead('gamification', 'social.content.liked')
     metrics.groupStats('gamification', {lag: 12, pending: 5, oldestPendingAgeMs: 100})
     exporter = await startPrometheusExporter(metrics, {port: 0})
     expect(exporter.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/)
@@ -143,6 +160,7 @@ describe('startPrometheusExporter', () => {
     expect(text).toContain('tektree_event_processed_total{group="gamification",event_type="user.registered"} 3')
     expect(text).toContain('tektree_event_failed_total{group="gamification",event_type="user.registered"} 2')
     expect(text).toContain('tektree_event_dead_lettered_total{group="gamification",event_type="user.registered"} 1')
+    expect(text).toContain('tektree_event_stale_reads_total{group="gamification",event_type="social.content.liked"} 2')
     expect(text).toContain('tektree_consumer_lag{group="gamification"} 12')
     expect(text).toContain('tektree_consumer_pending{group="gamification"} 5')
     expect(text).toMatch(/tektree_delivery_latency_ms\{quantile="0\.5"\} 10(\.\d+)?\n/)

@@ -24,7 +24,7 @@ function report(overrides: Partial<SimulationReport> = {}): SimulationReport {
     events: {simulated: 2000, derived: 2100, total: 4100, rejected: 0, duplicatesRefused: 0, byType: {'user.registered': 300, 'gamification.xp.earned': 900}, steps: {}},
     faults: {poison: 3, duplicates: 10, reordered: 5, transientFailures: 2, permanentFailures: 1, consumerCrashes: 1},
     latency: {publish: {count: 10, p50: 1, p95: 4, p99: 8, max: 9, mean: 2}, delivery: emptyLatency()},
-    deliveries: {delivered: 1000, acked: 990, retried: 4, deadLettered: 5},
+    deliveries: {delivered: 1000, acked: 990, retried: 4, deadLettered: 5, staleReads: 0},
     dlq: 5,
     retries: 4,
     maxBacklog: 120,
@@ -69,6 +69,12 @@ describe('report', () => {
     expect(text).toMatch(/gamification\.xp\.earned/)
     expect(text).not.toMatch(/SERVICES FELL BEHIND/)
     expect(renderSummary(report({maxBacklog: 90_000, servicesFellBehind: true}))).toMatch(/90,000 +SERVICES FELL BEHIND/)
+  })
+
+  it('counts stale reads among the deliveries when there were any (two processes of a group)', () => {
+    expect(flat(renderSummary(report()))).not.toMatch(/stale/)
+    const text = flat(renderSummary(report({deliveries: {delivered: 1000, acked: 990, retried: 4, deadLettered: 5, staleReads: 12}})))
+    expect(text).toMatch(/5 to DLQ, 12 stale reads handled again/)
   })
 
   it('says how much of the plan was not generated, and whether backpressure or the generator was why', () => {

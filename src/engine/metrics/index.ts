@@ -109,6 +109,7 @@ export class Metrics implements RuntimeMetrics {
   private ackedCounts: GroupCounts = Object.create(null)
   private retriedCounts: GroupCounts = Object.create(null)
   private deadLetteredCounts: GroupCounts = Object.create(null)
+  private staleReadCounts: GroupCounts = Object.create(null)
   private groupStatsByName: Record<string, GroupStat> = Object.create(null)
   private readonly publishLatency = newHistogram()
   private readonly deliveryLatency = newHistogram()
@@ -145,6 +146,10 @@ export class Metrics implements RuntimeMetrics {
     addIn(this.deadLetteredCounts, group, eventType, 1)
   }
 
+  staleRead(group: string, eventType: string): void {
+    addIn(this.staleReadCounts, group, eventType, 1)
+  }
+
   groupStats(group: string, stats: GroupStat): void {
     this.groupStatsByName[group] = {lag: stats.lag, pending: stats.pending, oldestPendingAgeMs: stats.oldestPendingAgeMs}
   }
@@ -159,12 +164,14 @@ export class Metrics implements RuntimeMetrics {
       acked: copyGroups(this.ackedCounts),
       retried: copyGroups(this.retriedCounts),
       deadLettered: copyGroups(this.deadLetteredCounts),
+      staleReads: copyGroups(this.staleReadCounts),
       totals: {
         published: sum(this.publishedCounts),
         delivered: sumGroups(this.deliveredCounts),
         acked: sumGroups(this.ackedCounts),
         retried: sumGroups(this.retriedCounts),
         deadLettered: sumGroups(this.deadLetteredCounts),
+        staleReads: sumGroups(this.staleReadCounts),
       },
       publishLatencyMs: summarize(this.publishLatency),
       deliveryLatencyMs: summarize(this.deliveryLatency),
@@ -179,6 +186,7 @@ export class Metrics implements RuntimeMetrics {
       acked: this.ackedCounts,
       retried: this.retriedCounts,
       deadLettered: this.deadLetteredCounts,
+      staleReads: this.staleReadCounts,
       publishLatency: encode(this.publishLatency),
       deliveryLatency: encode(this.deliveryLatency),
     }
@@ -192,6 +200,7 @@ export class Metrics implements RuntimeMetrics {
     mergeGroups(this.ackedCounts, delta.acked)
     mergeGroups(this.retriedCounts, delta.retried)
     mergeGroups(this.deadLetteredCounts, delta.deadLettered)
+    mergeGroups(this.staleReadCounts, delta.staleReads)
     // Decoded once, added to the cumulative histogram and, when one is kept, to the interval's.
     for (const [encoded, into, interval] of [
       [delta.publishLatency, this.publishLatency, this.interval?.publish],
@@ -221,6 +230,7 @@ export class Metrics implements RuntimeMetrics {
     this.ackedCounts = Object.create(null)
     this.retriedCounts = Object.create(null)
     this.deadLetteredCounts = Object.create(null)
+    this.staleReadCounts = Object.create(null)
     this.groupStatsByName = Object.create(null)
     this.publishLatency.reset()
     this.deliveryLatency.reset()

@@ -70,6 +70,11 @@ export function createPrometheusRegistry(metrics: RuntimeMetrics, current: () =>
     (s) => [s.retried, s.deadLettered],
   )
   perGroupCounter('tektree_event_dead_lettered_total', 'Events moved to the dead-letter queue.', (s) => [s.deadLettered])
+  perGroupCounter(
+    'tektree_event_stale_reads_total',
+    'Handled events left out of their commit because a document they read was written by another process since (STALE_READ); the bus brings them again.',
+    (s) => [s.staleReads],
+  )
 
   const groupGauge = (name: string, help: string, pick: (g: MetricsSnapshot['groups'][string]) => number) =>
     new Gauge({
