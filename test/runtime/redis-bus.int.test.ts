@@ -30,7 +30,7 @@ describe.skipIf(!redisUrl)(`RedisBus (${redisUrl ? 'redis-server' : `skipped: ${
   )
 
   describe('lag', () => {
-    it("is counted, not taken from XINFO GROUPS, when Redis's entries-read is short (as after an AOF replay)", async () => {
+    it("is not what XINFO GROUPS says when Redis's entries-read is short (as after an AOF replay), but what waits", async () => {
       const prefix = uniqueName('t')
       const bus = await createRedisBus({url: redisUrl!, prefix, sessionTimeoutMs: 1_000})
       const redis = new Redis(redisUrl!)
