@@ -11,10 +11,14 @@
  * - outbox/row vs outbox/table: append + claim + mark published, the outbox as columns of the
  *   event's row (today) or as a narrow table of its own;
  * - handled/id vs handled/seq: a group's handled records (two per event, a few batches behind the
- *   appends) keyed by the random event id (today) or by the event's seq.
+ *   appends) keyed by a random v4 event id or by the event's seq;
+ * - index/ordered-id and handled/ordered-id: the same with the ids tektree makes since session 17
+ *   (src/core/event-id.ts: v4-shaped, ordered by time).
+ * --only NAME,NAME runs the variants whose names start with one of them.
  * No asserts: it measures. A table on stderr, one JSON line on stdout.
  */
 import {randomUUID} from 'node:crypto'
+import {newEventId} from '../src/core/event-id.js'
 import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
@@ -28,6 +32,7 @@ const {values} = parseArgs({
     prefill: {type: 'string', default: '300000'},
     rounds: {type: 'string', default: '2'},
     path: {type: 'string'},
+    only: {type: 'string'},
   },
 })
 const events = Number(values.events)
@@ -58,8 +63,9 @@ interface Row {
 }
 
 /** A 1 KB event of one of 10,000 aggregates and 10,000 journeys, as the simulator writes them. */
+let makeId: () => string = randomUUID
 function row(): Row {
-  const id = randomUUID()
+  const id = makeId()
   const aggregate = `user-${Math.floor(Math.random() * 10_000)}`
   const correlation = `journey-${Math.floor(Math.random() * 10_000)}`
   const envelope = {event_id: id, event_type: TYPES[Math.floor(Math.random() * TYPES.length)], payload: {text: 'x'.repeat(800)}, metadata: {aggregate_id: aggregate}, correlation_id: correlation}
@@ -174,8 +180,19 @@ const variants: Record<string, () => number> = {
       relay()
     })
   },
+  'index/ordered-id': () => withIds(newEventId, variants['index/none']!),
   'handled/id': () => handled('event_id TEXT'),
   'handled/seq': () => handled('seq INTEGER'),
+  'handled/ordered-id': () => withIds(newEventId, () => handled('event_id TEXT')),
+}
+
+function withIds(ids: () => string, run: () => number): number {
+  makeId = ids
+  try {
+    return run()
+  } finally {
+    makeId = randomUUID
+  }
 }
 
 const GROUPS = ['gamification', 'notification', 'search', 'analytics', 'realtime', 'user', 'payment', 'email', 'cache']
@@ -210,6 +227,7 @@ const results = new Map<string, number[]>()
 try {
   for (let round = 0; round < rounds; round++) {
     for (const [name, run] of Object.entries(variants)) {
+      if (values.only && !values.only.split(',').some((prefix) => name.startsWith(prefix))) continue
       const us = run()
       results.set(name, [...(results.get(name) ?? []), us])
       process.stderr.write(`round ${round + 1}: ${name} ${us.toFixed(1)} us/event\n`)
