@@ -231,6 +231,9 @@ export class RedisBus implements Bus {
 
   private readonly onClose = () => {
     this.epoch++
+    // The server may have restarted (and replayed its AOF): what was learned of its lag counters
+    // no longer holds. Until relearned, lags are Redis's own figures, which only overstate.
+    this.lagOverstatement.clear()
   }
 
   get client(): Redis {
@@ -438,7 +441,7 @@ export class RedisBus implements Bus {
    * the stream's newest entry has a lag of 0, and what Redis says then is its overstatement: kept
    * (per stream and group) and taken off what it says later, as both counters then move in step.
    * Never below 1 while the group has not read the newest entry, so nothing (a drain) takes a lag
-   * for 0 that is not. Counting the entries instead costs Redis an XRANGE of the whole lag on
+   * for 0 that is not; forgotten on a lost connection (the server may have restarted). Counting the entries instead costs Redis an XRANGE of the whole lag on
    * every sample: at saturation that took a fifth of the rate. Where Redis gives no figure (after
    * deletions) the entries are counted, in Redis, a page at a time.
    */
