@@ -441,9 +441,10 @@ export class RedisBus implements Bus {
    * the stream's newest entry has a lag of 0, and what Redis says then is its overstatement: kept
    * (per stream and group) and taken off what it says later, as both counters then move in step.
    * Never below 1 while the group has not read the newest entry, so nothing (a drain) takes a lag
-   * for 0 that is not; forgotten on a lost connection (the server may have restarted). Counting the entries instead costs Redis an XRANGE of the whole lag on
-   * every sample: at saturation that took a fifth of the rate. Where Redis gives no figure (after
-   * deletions) the entries are counted, in Redis, a page at a time.
+   * for 0 that is not; forgotten on a lost connection (the server may have restarted). Counting
+   * the entries instead costs Redis an XRANGE of the whole lag on every sample: at saturation that
+   * took a fifth of the rate. Where Redis gives no figure (after deletions) the entries are
+   * counted, in Redis, a page at a time.
    */
   private async lagOf(stream: string, group: string, info: Record<string, unknown>): Promise<number> {
     const last = String(info['last-delivered-id'] ?? '0-0')
