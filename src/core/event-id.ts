@@ -5,8 +5,9 @@
  * is: their first 48 bits order them (the time in ms; in a seeded run, a counter), and 18 fixed
  * bits after the version nibble mark them as ordered. The store's indexes by event id (the log's
  * own, the groups' handled records) then take each new id near their right edge instead of on a
- * random leaf, and a commit writes a few pages instead of a page per event (BENCHMARKS.md, section
- * 9, session 17). 56 bits stay random (or hashed) per prefix: as unique as a v4 for this purpose.
+ * random leaf: at a long run's depth those writes cost a quarter to a half of what they did
+ * (BENCHMARKS.md, section 9, session 17). 56 bits stay random (or hashed) per prefix: as unique as
+ * a v4 for this purpose.
  *
  * Derived events' ids are deterministic: a handler that runs again for the same event (a retry, a
  * redelivery, another consumer after a crash, a replay) must emit the SAME event ids, so the
