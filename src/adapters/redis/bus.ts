@@ -437,12 +437,17 @@ export class RedisBus implements Bus {
    * less the group's entries-read, and redis-server 7.0 leaves entries-read short when it replays
    * its AOF on a restart: a group that had read everything was seen reporting a lag of 1,764 (and
    * one of 62,000), and under load a backlog of 20,000 that was not there held simulate's
-   * generator back. Short only ever overstates, so a 0 is taken as it is. A group that has read
-   * the stream's newest entry has a lag of 0, and what Redis says then is its overstatement: kept
-   * (per stream and group) and taken off what it says later, as both counters then move in step.
+   * generator back. Short only ever overstates, so a 0 is taken as it is. Otherwise the
+   * overstatement is learned once per stream and group, and taken off what Redis says later, as
+   * both counters then move in step:
+   * - a group that has read the stream's newest entry has a lag of 0, so what Redis says then is
+   *   its overstatement, exactly;
+   * - seen first behind, its lag is counted once (a one-shot `tektree lag` has no other chance):
+   *   entries appended during the count make it larger, so what it learns never overstates the
+   *   overstatement.
    * Never below 1 while the group has not read the newest entry, so nothing (a drain) takes a lag
    * for 0 that is not; forgotten on a lost connection (the server may have restarted). Counting
-   * the entries instead costs Redis an XRANGE of the whole lag on every sample: at saturation that
+   * on every sample instead cost Redis an XRANGE of the whole lag each time: at saturation that
    * took a fifth of the rate. Where Redis gives no figure (after deletions) the entries are
    * counted, in Redis, a page at a time.
    */
@@ -450,27 +455,32 @@ export class RedisBus implements Bus {
     const last = String(info['last-delivered-id'] ?? '0-0')
     const reported = info.lag === null || info.lag === undefined ? null : Number(info.lag)
     if (reported === 0) return 0
-    if (reported === null) return this.countAfter(stream, last)
+    if (reported === null) return (await this.countAfter(stream, last)).count
     const newest = (await this.client.call('XREVRANGE', stream, '+', '-', 'COUNT', '1')) as StreamEntry[]
     const key = `${stream}\u0000${group}`
     if (newest.length === 0 || compareIds(newest[0][0], last) <= 0) {
       this.lagOverstatement.set(key, reported)
       return 0
     }
-    return Math.max(1, reported - (this.lagOverstatement.get(key) ?? 0))
+    const learned = this.lagOverstatement.get(key)
+    if (learned !== undefined) return Math.max(1, reported - learned)
+    const counted = await this.countAfter(stream, last)
+    // Past the pages counted, nothing is learned: Redis's figure stands until the group catches up.
+    this.lagOverstatement.set(key, counted.complete ? Math.max(0, reported - counted.count) : 0)
+    return counted.complete ? Math.max(1, Math.min(reported, counted.count)) : reported
   }
 
-  /** Entries after `id`, counted in Redis (COUNT_AFTER), up to LAG_PAGES pages. */
-  private async countAfter(stream: string, id: string): Promise<number> {
+  /** Entries after `id`, counted in Redis (COUNT_AFTER), up to LAG_PAGES pages (complete: all of them). */
+  private async countAfter(stream: string, id: string): Promise<{count: number; complete: boolean}> {
     let count = 0
     let cursor = id
     for (let page = 0; page < LAG_PAGES; page++) {
       const [n, last] = (await COUNT_AFTER.run(this.client, [stream], [cursor, LAG_PAGE])) as [number, string]
       count += Number(n)
-      if (Number(n) < LAG_PAGE) break
+      if (Number(n) < LAG_PAGE) return {count, complete: true}
       cursor = String(last)
     }
-    return count
+    return {count, complete: false}
   }
 
   /** Runs commands in one pipeline; with `tolerate`, a failed command yields null instead of throwing. */
