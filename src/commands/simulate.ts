@@ -35,6 +35,7 @@ Exit codes: 0 all assertions hold, 1 an assertion failed, the drain did not fini
     seed: Flags.integer({summary: 'Seed: the same seed gives the same events (apart from timestamps).'}),
     population: Flags.integer({summary: 'Number of simulated users.'}),
     report: Flags.string({summary: 'Write the JSON report to this file.'}),
+    warmup: Flags.string({summary: "Leave the first part of generation (e.g. 10s) out of the latencies reported and asserted; replaces the scenario's warmup (0s = none)."}),
     assert: Flags.string({char: 'a', summary: 'A threshold like "delivery_p95<100ms" (repeatable; adds to the scenario\'s).', multiple: true}),
     verify: Flags.boolean({summary: 'After draining, recompute the projections from the event log and compare.', default: false}),
     'drain-timeout': Flags.string({summary: 'Longest wait for the backlog to empty after generation.', default: '30s'}),
@@ -58,6 +59,7 @@ Exit codes: 0 all assertions hold, 1 an assertion failed, the drain did not fini
       seed: flags.seed,
       population: flags.population,
       assert: flags.assert,
+      warmup: flags.warmup,
     })
     parseThresholds(scenario.assert) // a bad threshold fails now (exit 2), before any traffic
     let drainTimeoutMs: number

@@ -55,6 +55,13 @@ export interface IntervalHistograms {
   deliveryLatency: string | null
 }
 
+export interface LatencyWindow {
+  /** What was recorded since the window opened (or until it was closed). */
+  summary(): {publishLatencyMs: LatencySummary; deliveryLatencyMs: LatencySummary}
+  /** Stops recording into it; summary() still answers. */
+  close(): void
+}
+
 export interface RuntimeMetrics {
   /** Events accepted by the bus (per event type). */
   published(eventType: string, count: number, latencyMs?: number): void
@@ -85,5 +92,10 @@ export interface RuntimeMetrics {
    * the interval histograms starts with the first call, so a process that never shares pays nothing.
    */
   takeInterval(): IntervalHistograms
+  /**
+   * Latencies recorded (or merged) from now on, kept beside the cumulative ones until closed: the
+   * part of a run measured after its warm-up. Any number may be open at once.
+   */
+  openWindow(): LatencyWindow
   reset(): void
 }

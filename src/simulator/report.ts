@@ -74,7 +74,18 @@ export interface SimulationReport {
     permanentFailures: number
     consumerCrashes: number
   }
-  latency: {publish: LatencySummary; delivery: LatencySummary}
+  /**
+   * publish and delivery: what the assertions judge. With a warm-up the run got past, those after
+   * it (warmupMs), and the whole run's in wholeRun; a run that ended inside its warm-up gives the
+   * whole run's and warmupNotOver.
+   */
+  latency: {
+    publish: LatencySummary
+    delivery: LatencySummary
+    warmupMs: number
+    wholeRun?: {publish: LatencySummary; delivery: LatencySummary}
+    warmupNotOver?: number
+  }
   /**
    * staleReads: handled deliveries left out of their commit because a document they read had been
    * written by another process since (STALE_READ); the bus brought them again. Only ever with two
@@ -117,6 +128,8 @@ export function assertionValues(report: SimulationReport): Record<AssertMetric, 
 
 const ms = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(2)} s` : `${v.toFixed(v < 10 ? 2 : 1)} ms`)
 const n = (v: number) => Math.round(v).toLocaleString('en-US')
+/** A span set in whole seconds reads as such: "10 s", not "10.00 s". */
+const seconds = (v: number) => (v % 1000 === 0 ? `${n(v / 1000)} s` : ms(v))
 
 export function emptyLatency(): LatencySummary {
   return {count: 0, p50: 0, p95: 0, p99: 0, max: 0, mean: 0}
@@ -160,6 +173,15 @@ export function renderSummary(report: SimulationReport, style: Style = createSty
     ['Events', `${n(report.events.simulated)} simulated + ${n(report.events.derived)} derived = ${n(report.events.total)}${report.events.rejected ? `, ${n(report.events.rejected)} rejected` : ''}`],
     ['Publish latency', lat(report.latency.publish)],
     ['Delivery latency', lat(report.latency.delivery)],
+  )
+  const {wholeRun, warmupMs, warmupNotOver} = report.latency
+  if (wholeRun) {
+    rows.push([
+      'Warm-up',
+      `the first ${seconds(warmupMs)} left out of the latencies above; with it, p95 publish ${ms(wholeRun.publish.p95)}, delivery ${ms(wholeRun.delivery.p95)}`,
+    ])
+  } else if (warmupNotOver) rows.push(['Warm-up', style.warn(`not over (${seconds(warmupNotOver)}): the latencies above are the whole run's`)])
+  rows.push(
     ['Deliveries', `${n(report.deliveries.delivered)} delivered, ${n(report.deliveries.acked)} acked, ${n(report.retries)} retries, ${report.dlq > 0 ? style.bad(`${n(report.dlq)} to DLQ`) : `${n(report.dlq)} to DLQ`}${report.deliveries.staleReads > 0 ? `, ${n(report.deliveries.staleReads)} stale reads handled again` : ''}`],
     ['Max backlog', `${n(report.maxBacklog)}${report.servicesFellBehind ? `  ${style.bad('SERVICES FELL BEHIND')} (the backlog kept growing during generation)` : ''}`],
   )

@@ -10,6 +10,7 @@ import {performance} from 'node:perf_hooks'
 import {setImmediate as nextTurn} from 'node:timers/promises'
 import type {EventEnvelope} from '../core/envelope.js'
 import type {Runtime} from '../core/runtime.js'
+import type {LatencyWindow, MetricsSnapshot} from '../core/metrics.js'
 import {evaluateThresholds, needsVerify, parseThresholds} from './assertions.js'
 import {openEngine, type ConsumerHandle, type SimEngine} from './engine.js'
 import {makePoison, reorderInPlace, draftKey, sampleCount, withFailures, type FailureCounters} from './faults.js'
@@ -432,6 +433,10 @@ async function simulate(
   backlogBefore = (await sampleBacklog()) ?? 0
   pacer.start()
   const generationStart = performance.now()
+  // The warm-up's latencies stay in the whole run's figures, not in those reported and asserted.
+  const measured: {window: LatencyWindow | null} = {window: null}
+  const warmupTimer = scenario.warmupMs > 0 ? setTimeout(() => (measured.window = runtime.metrics.openWindow()), scenario.warmupMs) : null
+  warmupTimer?.unref()
   const poisonTopics = [...new Set(services.flatMap((s) => s.consumes.map((t) => catalog.get(t)?.topic).filter((t): t is string => Boolean(t))))]
   const poisonTypes = services.flatMap((s) => s.consumes).filter((t) => catalog.get(t))
   // A run asked for more than the machine carries still ends on time: at the planned end (and a
@@ -523,6 +528,7 @@ async function simulate(
     }
   }
   const generationMs = performance.now() - generationStart
+  if (warmupTimer) clearTimeout(warmupTimer)
   crashing = false
   const interrupted = Boolean(signal?.aborted)
   // Due but never sent: shed while held back, or still owed when the planned time was up.
@@ -596,6 +602,8 @@ async function simulate(
 
   // --- the report
   const snap = runtime.metrics.snapshot()
+  const afterWarmup = measured.window?.summary() ?? null
+  measured.window?.close()
   const eventsAfter = await runtime.store.events.count()
   const dlqAfter = await runtime.store.dlq.count()
   const storedNew = eventsAfter - eventsBefore
@@ -649,10 +657,7 @@ async function simulate(
       permanentFailures: failures.permanent,
       consumerCrashes: crashes,
     },
-    latency: {
-      publish: snap.publishLatencyMs.count > 0 ? snap.publishLatencyMs : emptyLatency(),
-      delivery: snap.deliveryLatencyMs.count > 0 ? snap.deliveryLatencyMs : emptyLatency(),
-    },
+    latency: reportedLatency(snap, afterWarmup, scenario.warmupMs),
     deliveries: {delivered: delta('delivered'), acked: delta('acked'), retried: delta('retried'), deadLettered: delta('deadLettered'), staleReads: delta('staleReads')},
     dlq: dlqAfter - dlqBefore,
     retries: delta('retried'),
@@ -664,4 +669,21 @@ async function simulate(
   }
   report.assertions = evaluateThresholds(thresholds, assertionValues(report))
   return report
+}
+
+/**
+ * The latencies a report gives and its assertions judge: those after the warm-up when the run had
+ * one and got past it, with the whole run's beside them; else the whole run's.
+ */
+function reportedLatency(
+  whole: Pick<MetricsSnapshot, 'publishLatencyMs' | 'deliveryLatencyMs'>,
+  afterWarmup: Pick<MetricsSnapshot, 'publishLatencyMs' | 'deliveryLatencyMs'> | null,
+  warmupMs: number,
+): SimulationReport['latency'] {
+  const of = (figures: Pick<MetricsSnapshot, 'publishLatencyMs' | 'deliveryLatencyMs'>) => ({
+    publish: figures.publishLatencyMs.count > 0 ? figures.publishLatencyMs : emptyLatency(),
+    delivery: figures.deliveryLatencyMs.count > 0 ? figures.deliveryLatencyMs : emptyLatency(),
+  })
+  if (afterWarmup === null) return {...of(whole), warmupMs: 0, ...(warmupMs > 0 ? {warmupNotOver: warmupMs} : {})}
+  return {...of(afterWarmup), warmupMs, wholeRun: of(whole)}
 }

@@ -76,6 +76,11 @@ export interface Scenario {
   durationMs: number | null
   /** Stop after this many simulated events; null = no cap. */
   events: number | null
+  /**
+   * The first milliseconds of generation, left out of the latencies the report gives and the
+   * assertions judge (JIT compilation, cold caches): 0 = none.
+   */
+  warmupMs: number
   faults: FaultSpec
   clock: {speed: number}
   services: 'all' | string[]
@@ -136,6 +141,7 @@ export const SCENARIO_SCHEMA = {
     },
     duration: {type: 'string', pattern: DURATION},
     events: {type: 'integer', minimum: 1},
+    warmup: {type: 'string', pattern: DURATION},
     faults: {
       type: 'object',
       additionalProperties: false,
@@ -270,7 +276,7 @@ export function parseScenario(raw: unknown, source: string): Scenario {
   if (!JOURNEY_STEPS.some((s) => journeys[s] > 0)) throw bad(source, 'journeys must give at least one step a weight > 0')
   if (journeys.register <= 0) throw bad(source, 'journeys.register must be > 0 (users register before anything else)')
   const faults = data.faults ?? {}
-  return {
+  const scenario: Scenario = {
     name: data.name,
     description: data.description ?? '',
     source,
@@ -280,6 +286,7 @@ export function parseScenario(raw: unknown, source: string): Scenario {
     rate: {start: data.rate.start ?? 0, stages},
     durationMs: data.duration ? parseDuration(data.duration) : null,
     events: data.events ?? null,
+    warmupMs: data.warmup ? parseDuration(data.warmup) : 0,
     faults: {
       poisonPct: faults.poison_pct ?? 0,
       duplicatePct: faults.duplicate_pct ?? 0,
@@ -293,6 +300,16 @@ export function parseScenario(raw: unknown, source: string): Scenario {
     consumers: data.consumers ?? 1,
     assert: data.assert ?? [],
   }
+  const tooLong = warmupTooLong(scenario)
+  if (tooLong) throw bad(source, `warmup ${tooLong}`)
+  return scenario
+}
+
+/** Why the scenario's warm-up cannot be left out of its run, or null when it can. */
+function warmupTooLong(scenario: Scenario): string | null {
+  const planned = plannedDurationMs(scenario)
+  if (scenario.warmupMs === 0 || planned === null || scenario.warmupMs < planned) return null
+  return `(${formatDuration(scenario.warmupMs)}) must be shorter than the run (${formatDuration(planned)}): nothing would be measured`
 }
 
 /** fixtures/scenarios of the installed package: works from src/ (tsx) and from dist/. */
@@ -356,6 +373,8 @@ export interface ScenarioOverrides {
   seed?: number
   population?: number
   assert?: string[]
+  /** Replaces the scenario's warm-up ("0s" = none). */
+  warmup?: string
 }
 
 /** Flags win over the file. --rate replaces the stages with one steady stage. */
@@ -392,6 +411,18 @@ export function applyOverrides(scenario: Scenario, o: ScenarioOverrides): Scenar
     out.population = {...out.population, users: o.population}
   }
   if (o.assert && o.assert.length > 0) out.assert = [...out.assert, ...o.assert]
+  if (o.warmup !== undefined) {
+    try {
+      out.warmupMs = parseDuration(o.warmup)
+    } catch (error) {
+      throw flagError('warmup', (error as Error).message)
+    }
+  }
+  const tooLong = warmupTooLong(out)
+  if (tooLong) {
+    const hint = o.warmup !== undefined ? 'Give a shorter --warmup or a longer --duration.' : 'Give a longer --duration, or --warmup 0s to measure the whole run.'
+    throw new UserError(`The warm-up ${tooLong}.`, {code: 'INVALID_FLAG', hint})
+  }
   return out
 }
 

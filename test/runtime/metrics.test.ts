@@ -44,6 +44,26 @@ describe('createMetrics', () => {
     expect(worker.snapshot().totals.staleReads).toBe(0)
   })
 
+  it('a window holds the latencies recorded or merged while it is open, beside the cumulative ones', () => {
+    const metrics = createMetrics()
+    metrics.acked('g', 't', 1, 500) // before: the warm-up
+    const window = metrics.openWindow()
+    metrics.acked('g', 't', 1, 10)
+    metrics.published('t', 4, 2)
+    const worker = createMetrics()
+    worker.acked('g', 't', 1, 20)
+    metrics.merge(worker.takeDelta())
+    window.close()
+    metrics.acked('g', 't', 1, 900) // after it closed
+    const inWindow = window.summary()
+    expect(inWindow.deliveryLatencyMs.count).toBe(2)
+    near(inWindow.deliveryLatencyMs.max, 20)
+    expect(inWindow.publishLatencyMs.count).toBe(4)
+    const whole = metrics.snapshot()
+    expect(whole.deliveryLatencyMs.count).toBe(4)
+    near(whole.deliveryLatencyMs.max, 900)
+  })
+
   it('computes latency percentiles, max and mean from the histograms', () => {
     const metrics = createMetrics()
     for (let ms = 1; ms <= 100; ms++) metrics.acked('g', 't', 1, ms)

@@ -23,7 +23,7 @@ function report(overrides: Partial<SimulationReport> = {}): SimulationReport {
     rate: {target: 500, achieved: 498, achievedTotal: 900, fellBehind: false, tolerance: 0.02, behindAtTimes: false, heldBackMs: 0, notGenerated: 0, maxBacklog: 5000},
     events: {simulated: 2000, derived: 2100, total: 4100, rejected: 0, duplicatesRefused: 0, byType: {'user.registered': 300, 'gamification.xp.earned': 900}, steps: {}},
     faults: {poison: 3, duplicates: 10, reordered: 5, transientFailures: 2, permanentFailures: 1, consumerCrashes: 1},
-    latency: {publish: {count: 10, p50: 1, p95: 4, p99: 8, max: 9, mean: 2}, delivery: emptyLatency()},
+    latency: {publish: {count: 10, p50: 1, p95: 4, p99: 8, max: 9, mean: 2}, delivery: emptyLatency(), warmupMs: 0},
     deliveries: {delivered: 1000, acked: 990, retried: 4, deadLettered: 5, staleReads: 0},
     dlq: 5,
     retries: 4,
@@ -69,6 +69,17 @@ describe('report', () => {
     expect(text).toMatch(/gamification\.xp\.earned/)
     expect(text).not.toMatch(/SERVICES FELL BEHIND/)
     expect(renderSummary(report({maxBacklog: 90_000, servicesFellBehind: true}))).toMatch(/90,000 +SERVICES FELL BEHIND/)
+  })
+
+  it('says what a warm-up left out of the latencies, and when a run ended inside it', () => {
+    expect(flat(renderSummary(report()))).not.toMatch(/Warm-up/)
+    const warmLatency = {publish: {count: 10, p50: 1, p95: 4, p99: 8, max: 9, mean: 2}, delivery: {count: 10, p50: 2, p95: 30, p99: 40, max: 50, mean: 3}}
+    const wholeRun = {publish: {...warmLatency.publish, p95: 39}, delivery: {...warmLatency.delivery, p95: 139}}
+    const text = renderSummary(report({latency: {...warmLatency, warmupMs: 10_000, wholeRun}}))
+    expect(flat(text)).toMatch(/Warm-up +the first 10 s left out of the latencies above; with it, p95 publish 39\.0 ms, delivery 139\.0 ms/)
+    for (const line of text.split('\n')) expect(line.length).toBeLessThanOrEqual(80)
+    const notOver = flat(renderSummary(report({latency: {...warmLatency, warmupMs: 0, warmupNotOver: 10_000}})))
+    expect(notOver).toMatch(/Warm-up +not over \(10 s\): the latencies above are the whole run's/)
   })
 
   it('counts stale reads among the deliveries when there were any (two processes of a group)', () => {
@@ -184,7 +195,7 @@ describe('fits 80x24 (issue 12, item 14)', () => {
     services: ['gamification', 'payment', 'notification', 'search', 'cache', 'analytics', 'realtime', 'user', 'email'],
     workers: 2,
     events: {simulated: 8550, derived: 22_394, total: 30_944, rejected: 0, duplicatesRefused: 0, byType: Object.fromEntries(catalogTypes), steps: {}},
-    latency: {publish: {count: 10, p50: 1.2, p95: 14, p99: 35, max: 1200, mean: 2}, delivery: {count: 10, p50: 2, p95: 33, p99: 65, max: 1800, mean: 3}},
+    latency: {publish: {count: 10, p50: 1.2, p95: 14, p99: 35, max: 1200, mean: 2}, delivery: {count: 10, p50: 2, p95: 33, p99: 65, max: 1800, mean: 3}, warmupMs: 0},
     verify: {checked: 120_000, differences: 0, sample: []},
     errors: ['bus_error (read): Connection is closed. '.repeat(4)],
     assertions: ['errors == 0', 'dlq == 0', 'max_backlog < 5000', 'verify_differences == 0'].map((threshold) => ({threshold, metric: 'dlq' as const, actual: 0, ok: true})),

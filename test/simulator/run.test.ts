@@ -9,6 +9,7 @@ import {openRuntime} from '../../src/adapters/open.js'
 import {VirtualClock} from '../../src/core/clock.js'
 import type {Runtime} from '../../src/core/runtime.js'
 import {runSimulation} from '../../src/simulator/run.js'
+import {assertionValues} from '../../src/simulator/report.js'
 import {JOURNEY_STEPS, parseScenario, type JourneyStep, type Scenario} from '../../src/simulator/scenario.js'
 import type {SimService} from '../../src/simulator/services-bridge.js'
 
@@ -105,6 +106,25 @@ describe('runSimulation on the in-process engine', () => {
     expect(await effects()).toBe(400)
     expect(report.latency.publish.count).toBeGreaterThan(0)
     expect(report.servicesFellBehind).toBe(false)
+  })
+
+  it('a warm-up keeps its latencies out of those reported and asserted, and the whole run\'s stay beside them', async () => {
+    const runtime = await inProcess()
+    const {service} = countingService(runtime)
+    const warm = scenario({events: undefined, rate: {shape: 'step', stages: [{duration: '1500ms', target: 200}]}, warmup: '700ms'})
+    const report = await runSimulation({scenario: warm, runtime, services: [service]})
+    expect(report.latency.warmupMs).toBe(700)
+    const whole = report.latency.wholeRun!
+    // about half the run was generated after the warm-up: its publishes alone are measured
+    expect(report.latency.publish.count).toBeGreaterThan(0)
+    expect(report.latency.publish.count).toBeLessThan(whole.publish.count * 0.75)
+    expect(report.latency.delivery.count).toBeLessThan(whole.delivery.count)
+    expect(assertionValues(report).publish_p95).toBe(report.latency.publish.p95)
+    // a run that ends inside its warm-up says so, and gives the whole run's figures
+    const cut = await runSimulation({scenario: scenario({events: 50, warmup: '1h'}), runtime, services: [service]})
+    expect(cut.latency).toMatchObject({warmupMs: 0, warmupNotOver: 3_600_000})
+    expect(cut.latency.wholeRun).toBeUndefined()
+    expect(cut.latency.publish.count).toBeGreaterThan(0)
   })
 
   it('services that cannot keep up are reported as falling behind, though the generator kept its rate', {timeout: 60_000}, async () => {

@@ -96,6 +96,26 @@ describe('scenario files', () => {
     expect(() => applyOverrides(s, {duration: 'x'})).toThrow(UserError)
   })
 
+  it('a warm-up is read from the file or --warmup, and must leave part of the run to measure', () => {
+    expect(parseScenario(minimal, 'a.yaml').warmupMs).toBe(0)
+    const warm = parseScenario({...minimal, rate: {stages: [{duration: '20s', target: 10}]}, warmup: '5s'}, 'a.yaml')
+    expect(warm.warmupMs).toBe(5000)
+    expect(applyOverrides(warm, {warmup: '0s'}).warmupMs).toBe(0)
+    expect(applyOverrides(warm, {warmup: '2s'}).warmupMs).toBe(2000)
+    // a run capped by events alone has no planned length to compare with
+    expect(applyOverrides(warm, {events: 100, warmup: '1h'}).warmupMs).toBe(3_600_000)
+    expect(errorOf(() => parseScenario({...minimal, warmup: '1s'}, 'b.yaml')).message).toBe(
+      'b.yaml: warmup (1s) must be shorter than the run (1s): nothing would be measured',
+    )
+    expect(errorOf(() => parseScenario({...minimal, warmup: 'soon'}, 'c.yaml')).message).toMatch(/^c\.yaml: warmup must be a duration/)
+    // a shorter --duration than the file's warm-up says which flags fix it
+    const short = errorOf(() => applyOverrides(warm, {duration: '5s'}))
+    expect(short.message).toBe('The warm-up (5s) must be shorter than the run (5s): nothing would be measured.')
+    expect(short.hint).toMatch(/--warmup 0s/)
+    expect(errorOf(() => applyOverrides(warm, {warmup: '30s'})).hint).toBe('Give a shorter --warmup or a longer --duration.')
+    expect(errorOf(() => applyOverrides(warm, {warmup: 'x'})).message).toMatch(/^--warmup "x" is not a duration/)
+  })
+
   it('parses durations', () => {
     expect(parseDuration('500ms')).toBe(500)
     expect(parseDuration('1.5s')).toBe(1500)

@@ -8,9 +8,9 @@
  */
 import {EventEmitter} from 'node:events'
 import {build, decodeFromCompressedBase64, encodeIntoCompressedBase64, type Histogram} from 'hdr-histogram-js'
-import type {IntervalHistograms, LatencySummary, MetricsDelta, MetricsSnapshot, RuntimeMetrics} from '../../core/metrics.js'
+import type {IntervalHistograms, LatencySummary, LatencyWindow, MetricsDelta, MetricsSnapshot, RuntimeMetrics} from '../../core/metrics.js'
 
-export type {IntervalHistograms, LatencySummary, MetricsDelta, MetricsSnapshot, RuntimeMetrics}
+export type {IntervalHistograms, LatencySummary, LatencyWindow, MetricsDelta, MetricsSnapshot, RuntimeMetrics}
 
 /** Histograms hold microseconds: 1 us .. 1 h at 3 significant digits. */
 const LOWEST_US = 1
@@ -115,6 +115,8 @@ export class Metrics implements RuntimeMetrics {
   private readonly deliveryLatency = newHistogram()
   /** Since the last takeInterval(); null until the first call (then recorded beside the cumulative ones). */
   private interval: {publish: Histogram; delivery: Histogram} | null = null
+  /** Open windows (openWindow), recorded beside the cumulative histograms. */
+  private windows: Array<{publish: Histogram; delivery: Histogram}> = []
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -123,6 +125,7 @@ export class Metrics implements RuntimeMetrics {
     if (latencyMs !== undefined) {
       record(this.publishLatency, latencyMs, count)
       if (this.interval) record(this.interval.publish, latencyMs, count)
+      for (const window of this.windows) record(window.publish, latencyMs, count)
     }
   }
 
@@ -135,6 +138,7 @@ export class Metrics implements RuntimeMetrics {
     if (latencyMs !== undefined) {
       record(this.deliveryLatency, latencyMs, count)
       if (this.interval) record(this.interval.delivery, latencyMs, count)
+      for (const window of this.windows) record(window.delivery, latencyMs, count)
     }
   }
 
@@ -202,14 +206,26 @@ export class Metrics implements RuntimeMetrics {
     mergeGroups(this.deadLetteredCounts, delta.deadLettered)
     mergeGroups(this.staleReadCounts, delta.staleReads)
     // Decoded once, added to the cumulative histogram and, when one is kept, to the interval's.
-    for (const [encoded, into, interval] of [
-      [delta.publishLatency, this.publishLatency, this.interval?.publish],
-      [delta.deliveryLatency, this.deliveryLatency, this.interval?.delivery],
+    for (const [encoded, into, interval, kind] of [
+      [delta.publishLatency, this.publishLatency, this.interval?.publish, 'publish'],
+      [delta.deliveryLatency, this.deliveryLatency, this.interval?.delivery, 'delivery'],
     ] as const) {
       if (encoded === null) continue
       const decoded = decodeFromCompressedBase64(encoded, 32)
       into.add(decoded)
       interval?.add(decoded)
+      for (const window of this.windows) window[kind].add(decoded)
+    }
+  }
+
+  openWindow(): LatencyWindow {
+    const window = {publish: newHistogram(), delivery: newHistogram()}
+    this.windows.push(window)
+    return {
+      summary: () => ({publishLatencyMs: summarize(window.publish), deliveryLatencyMs: summarize(window.delivery)}),
+      close: () => {
+        this.windows = this.windows.filter((w) => w !== window)
+      },
     }
   }
 
