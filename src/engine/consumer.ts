@@ -174,6 +174,13 @@ export const DEFAULT_RETRY_DELAYS_MS: readonly number[] = [0, 10_000, 60_000]
 
 const MAX_BUS_BACKOFF_MS = 2_000
 const EMPTY_SET: ReadonlySet<string> = new Set()
+
+/** What the group's ledger said of a batch: the ids it holds, among those it was asked about. */
+interface LedgerAnswer {
+  completed: ReadonlySet<string>
+  asked: ReadonlySet<string>
+}
+const NOTHING_ASKED: LedgerAnswer = {completed: EMPTY_SET, asked: EMPTY_SET}
 let instanceSeq = 0
 
 /** One delivery's journey through the runner. */
@@ -190,6 +197,8 @@ interface Item {
   delivered: boolean
   /** The event id the group's ledger already holds for this delivery's header (checked against the body). */
   ledgerId?: string
+  /** The header's event id, when the group's ledger was read for it and did not hold it. */
+  notInLedger?: string
   /** A copy of an event whose completion was not committed yet: acked only once that is. */
   awaiting?: string
   /** Its commit or ack is in the next flushes: held until they are over. */
@@ -784,7 +793,9 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       definition,
       attempt: item.attempt,
       group,
-      store: pending.view(store, writes),
+      // An event the ledger was just asked about, and did not hold, was applied nowhere by this group:
+      // its own applyOnce guards need no read of the store (a replay or retry may be, and reads).
+      store: pending.view(store, writes, item.notInLedger === event.event_id && !isForced(delivery.headers) ? event.event_id : undefined),
       leaderboards,
       clock,
       emit(type, payload, emitOptions) {
@@ -935,7 +946,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     }
   }
 
-  const dispatch = (delivery: Delivery, ledgerIds: ReadonlySet<string>) => {
+  const dispatch = (delivery: Delivery, ledger: LedgerAnswer) => {
     const id = heldId(delivery)
     if (held.has(id)) {
       stats.ignoredRedeliveries++
@@ -954,7 +965,15 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     // Earlier deliveries that were never acked count as attempts (Delivery.deliveryCount, which the
     // bus keeps): an event that kills its consumer every time still reaches the DLQ.
     const attempts = Math.max(0, (delivery.deliveryCount || 1) - 1)
-    lane.queue.push({delivery, attempt: attempts, checked: false, delivered: false, ledgerId: headerId !== undefined && ledgerIds.has(headerId) ? headerId : undefined})
+    const inLedger = headerId !== undefined && ledger.completed.has(headerId)
+    lane.queue.push({
+      delivery,
+      attempt: attempts,
+      checked: false,
+      delivered: false,
+      ledgerId: inLedger ? headerId : undefined,
+      notInLedger: headerId !== undefined && !inLedger && ledger.asked.has(headerId) ? headerId : undefined,
+    })
     if (!lane.active) {
       void runLane(lane).catch(() => {
         // runLane handles its own errors; nothing reaches here but a bug in the runner itself.
@@ -963,7 +982,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
   }
 
   /** The batch's event ids (from the relay's headers) that the group's ledger holds: one store call. */
-  const completedBefore = async (deliveries: readonly Delivery[]): Promise<ReadonlySet<string>> => {
+  const completedBefore = async (deliveries: readonly Delivery[]): Promise<LedgerAnswer> => {
     const ids: string[] = []
     for (const delivery of deliveries) {
       const id = delivery.headers?.event_id
@@ -976,13 +995,13 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       if (definition && !accepts(definition)) continue
       ids.push(id)
     }
-    if (ids.length === 0) return EMPTY_SET
+    if (ids.length === 0) return NOTHING_ASKED
     try {
-      return await store.handled.completed(group, ids)
+      return {completed: await store.handled.completed(group, ids), asked: new Set(ids)}
     } catch (error) {
       // Unreadable: handle them; the handlers' guards still hold.
       notify({type: 'store_error', phase: 'ledger', error, eventId: null})
-      return EMPTY_SET
+      return NOTHING_ASKED
     }
   }
 
@@ -1034,9 +1053,9 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
         continue
       }
       if (crashed) break
-      const ledgerIds = await completedBefore(deliveries)
+      const ledger = await completedBefore(deliveries)
       if (crashed) break
-      for (const delivery of deliveries) dispatch(delivery, ledgerIds)
+      for (const delivery of deliveries) dispatch(delivery, ledger)
     }
   }
 

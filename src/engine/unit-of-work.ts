@@ -48,6 +48,11 @@ export class WriteSet {
   /** The documents the attempts of this set read from the store, first read of each per attempt. */
   readonly reads: DocRead[] = []
   private readonly byDoc = new Map<string, ProjectionWrite[]>()
+  /**
+   * The applyOnce guard ids of each document's writes. A hot document (a day's analytics counter)
+   * takes hundreds of guarded writes in one unit, each asking whether the unit holds its guard.
+   */
+  private readonly guardsByDoc = new Map<string, Set<string>>()
 
   add(write: ProjectionWrite): void {
     this.projections.push(write)
@@ -55,6 +60,10 @@ export class WriteSet {
     const list = this.byDoc.get(key)
     if (list) list.push(write)
     else this.byDoc.set(key, [write])
+    if (write.eventId === undefined) return
+    const guards = this.guardsByDoc.get(key)
+    if (guards) guards.add(write.eventId)
+    else this.guardsByDoc.set(key, new Set([write.eventId]))
   }
 
   /** This set's writes to the document of `key` (docKey), in order. */
@@ -64,10 +73,7 @@ export class WriteSet {
 
   /** Whether an applyOnce of `eventId` on the document of `key` is already here. */
   holds(key: string, eventId: string): boolean {
-    const writes = this.byDoc.get(key)
-    if (!writes) return false
-    for (const write of writes) if (write.eventId === eventId) return true
-    return false
+    return this.guardsByDoc.get(key)?.has(eventId) ?? false
   }
 
   get hasProjectionWrites(): boolean {
@@ -371,9 +377,13 @@ export class PendingUnits<T> {
   /**
    * The store as a handler attempt sees it: the store, then every uncommitted write of this
    * group's runners here (its own among them). `own` (from begin(); a fresh WriteSet for a
-   * read-only view) takes its writes.
+   * read-only view) takes its writes. `notApplied`: an event id the group's ledger was asked about
+   * just before this attempt and did not hold, so no document holds it from this group either (a
+   * unit's applied marks and its ledger records commit together): applyOnce under it skips the
+   * store's guard. Should another consumer complete it meanwhile, this unit's ledger record is
+   * refused at commit, and the event's writes are dropped whole.
    */
-  view(store: Store, own: WriteSet): Store {
+  view(store: Store, own: WriteSet, notApplied?: string): Store {
     // Without transactions (a standalone mongod) a unit cannot be atomic anyway: writes go straight
     // to the store, each guarded on its own, where every process sees them at once; the unit then
     // carries the derived events and the handled records only.
@@ -394,12 +404,15 @@ export class PendingUnits<T> {
       applyOnce: async (collection, id, eventId, update) => {
         checkPaths(update)
         if (heldHere(collection, id, eventId)) return false
-        // A duplicate that got past the runner's checks (another consumer of the group completed it
-        // meanwhile): the store's guard answers, and the handler learns its write was applied.
-        if (await store.projections.isApplied(collection, id, eventId)) return false
-        // Asked again after the wait: a sibling may have taken the same guard meanwhile, and both
-        // counting it (in what they read back) would cross a threshold that was never crossed.
-        if (heldHere(collection, id, eventId)) return false
+        if (eventId !== notApplied) {
+          // A duplicate that got past the runner's checks (another consumer of the group completed
+          // it meanwhile), or a guard id of another event's: the store's guard answers, and the
+          // handler learns its write was applied.
+          if (await store.projections.isApplied(collection, id, eventId)) return false
+          // Asked again after the wait: a sibling may have taken the same guard meanwhile, and both
+          // counting it (in what they read back) would cross a threshold that was never crossed.
+          if (heldHere(collection, id, eventId)) return false
+        }
         own.add({collection, id, update, eventId})
         return true
       },

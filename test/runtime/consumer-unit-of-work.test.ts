@@ -6,6 +6,7 @@
 import {randomUUID} from 'node:crypto'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import type {ProjectionStore, StoreWrites} from '../../src/core/ports.js'
+import {REPLAY_HEADER} from '../../src/engine/direct.js'
 import {PendingUnits} from '../../src/engine/unit-of-work.js'
 import {createHarness, serviceName, until, type Harness} from './consumer-harness.js'
 
@@ -57,6 +58,47 @@ describe('consumer runner: one unit of work per commit', () => {
     expect(applied.sort()).toEqual([false, true])
     expect(readBack).toEqual([50, 50])
     await until(async () => expect((await h.store.projections.get('uow_reward', 'user-1'))?.xp).toBe(50))
+  })
+
+  it("an event the ledger has just said is new takes its own applyOnce guards without reading the store's; another id's guard and a replay read it", async () => {
+    const group = serviceName()
+    const asked: string[] = []
+    const projections = h.store.projections as {isApplied: ProjectionStore['isApplied']}
+    const isApplied = projections.isApplied.bind(h.store.projections)
+    projections.isApplied = async (collection, id, eventId) => {
+      asked.push(eventId)
+      return isApplied(collection, id, eventId)
+    }
+    const fresh = h.event('user.registered')
+    const replayed = h.event('user.registered')
+    // given a replayed event applied before (its mark is in the document)
+    await h.store.commit({
+      projections: [{collection: 'uow_guard', id: 'doc', update: {$inc: {n: 1}}, eventId: replayed.event_id}],
+      handled: [handledRecord(group, replayed.event_id)],
+    })
+    const applied = new Map<string, boolean[]>()
+    const handle = h.start({
+      name: group,
+      consumes: ['user.registered'],
+      async handle(e, ctx) {
+        const results = [
+          await ctx.store.projections.applyOnce('uow_guard', 'doc', e.event_id, {$inc: {n: 1}}),
+          await ctx.store.projections.applyOnce('uow_guard', 'doc', `quest:${e.event_id}`, {$inc: {quests: 1}}),
+        ]
+        applied.set(e.event_id, results)
+      },
+    })
+    await h.send([fresh])
+    await h.sendRaw(h.catalog.get('user.registered')!.topic, JSON.stringify(replayed), {event_id: replayed.event_id, event_type: 'user.registered', [REPLAY_HEADER]: '1'})
+    await until(() => expect(handle.stats().acked).toBe(2))
+    // then the fresh event's own guard was not asked of the store, the quest's guard was; the
+    // replay asked both, and its own guard held
+    expect(asked.filter((id) => id === fresh.event_id)).toEqual([])
+    expect(asked).toContain(`quest:${fresh.event_id}`)
+    expect(asked).toContain(replayed.event_id)
+    expect(applied.get(fresh.event_id)).toEqual([true, true])
+    expect(applied.get(replayed.event_id)).toEqual([false, true])
+    await until(async () => expect(await h.store.projections.get('uow_guard', 'doc')).toMatchObject({n: 2, quests: 2}))
   })
 
   it("a handler's writes, derived events and ledger mark go to the store in one commit", async () => {
