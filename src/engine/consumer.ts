@@ -184,6 +184,34 @@ const NOTHING_ASKED: LedgerAnswer = {completed: EMPTY_SET, asked: EMPTY_SET}
 let instanceSeq = 0
 
 /** One delivery's journey through the runner. */
+/**
+ * Deliveries the bus counts that were no attempt of their event: it was handled, and left unacked
+ * for the bus to bring again because its commit read a document another process wrote meanwhile
+ * (STALE_READ) or because it waited behind another event's failure. Two processes of a group on
+ * one hot document refuse each other's units again and again, and counted, those refusals sent
+ * events that never failed to the DLQ (DELIVERY_ATTEMPTS_EXHAUSTED). Kept in this process only: a
+ * crash loses them, and its deliveries count as attempts again, as they should. At most
+ * MAX_FREE_DELIVERIES per event, so that two processes refusing each other for ever still end.
+ */
+class FreeDeliveries {
+  private readonly counts = new Map<string, number>()
+
+  leftBack(eventId: string): void {
+    if (this.counts.size >= MAX_TRACKED_FREE && !this.counts.has(eventId)) this.counts.clear()
+    this.counts.set(eventId, Math.min(MAX_FREE_DELIVERIES, (this.counts.get(eventId) ?? 0) + 1))
+  }
+
+  of(eventId: string): number {
+    return this.counts.get(eventId) ?? 0
+  }
+
+  forget(eventId: string): void {
+    this.counts.delete(eventId)
+  }
+}
+const MAX_FREE_DELIVERIES = 16
+const MAX_TRACKED_FREE = 10_000
+
 interface Item {
   delivery: Delivery
   /** Parsed and validated once, kept across retries. */
@@ -443,6 +471,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     pending.committed(writes)
     if (inserted > 0) publisher.kick()
   }
+  const freeDeliveries = new FreeDeliveries()
   /** Later events of a key whose commit failed wait behind it (held-behind-failures.ts). */
   const behindFailures = new HeldBehindFailures<Item>((item) => laneKeyOf(item.delivery), visibilityTimeoutMs * 4)
   const unblock = (delivery: Delivery, eventId: string) => behindFailures.forget(laneKeyOf(delivery), eventId)
@@ -480,7 +509,10 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     for (const segment of segments) {
       if (crashed) break
       const key = laneKeyOf(segment.completion.delivery)
-      if (refused.holdsBack(segment, key)) continue
+      if (refused.holdsBack(segment, key)) {
+        freeDeliveries.leftBack(segment.eventId)
+        continue
+      }
       try {
         await commitWrites(segment.writes, [segment])
         committed.push(segment)
@@ -499,6 +531,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
   }
   const countStaleReads = (refused: readonly Segment<Item>[]) => {
     stats.staleReads += refused.length
+    for (const {eventId} of refused) freeDeliveries.leftBack(eventId)
     if (metrics) for (const {completion} of refused) metrics.staleRead(group, completion.event!.event_type)
   }
   /** `segments` less those whose reads `error` found stale and those held back behind them. */
@@ -532,7 +565,15 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       if (!crashed) behindFailures.settle(ready, committed)
       pending.settle(unit)
       if (crashed) return
-      for (const segment of committed) seen.add(segment.eventId)
+      if (ready.length < unit.segments.length) {
+        // Held behind another event's failure: not tried, so not this event's attempt.
+        const tried = new Set(ready)
+        for (const segment of unit.segments) if (!tried.has(segment)) freeDeliveries.leftBack(segment.eventId)
+      }
+      for (const segment of committed) {
+        seen.add(segment.eventId)
+        freeDeliveries.forget(segment.eventId)
+      }
       const deliveries: Delivery[] = []
       // A copy that waited on its event's commit is acked only if that commit went in; otherwise it
       // is left to come back (the bus redelivers it) and be handled then.
@@ -665,7 +706,10 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       envelope: event,
     }
     await store.dlq.add(record)
-    if (eventId) unblock(delivery, eventId)
+    if (eventId) {
+      unblock(delivery, eventId)
+      freeDeliveries.forget(eventId)
+    }
     stats.deadLettered++
     metrics?.deadLettered(group, eventType ?? 'unknown')
     notify({type: 'dead_lettered', record})
@@ -964,7 +1008,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     const headerId = delivery.headers?.event_id
     // Earlier deliveries that were never acked count as attempts (Delivery.deliveryCount, which the
     // bus keeps): an event that kills its consumer every time still reaches the DLQ.
-    const attempts = Math.max(0, (delivery.deliveryCount || 1) - 1)
+    const attempts = Math.max(0, (delivery.deliveryCount || 1) - 1 - (headerId === undefined ? 0 : freeDeliveries.of(headerId)))
     const inLedger = headerId !== undefined && ledger.completed.has(headerId)
     lane.queue.push({
       delivery,

@@ -276,6 +276,36 @@ describe('consumer runner: one unit of work per commit', () => {
     expect(h.events.filter((e) => e.type === 'store_error')).toEqual([])
   })
 
+  it('refused for stale reads more often than its retry budget, an event that never failed is still handled, not dead-lettered', async () => {
+    // Found running `simulate` beside `tektree services`: two processes of gamification refused
+    // each other's units on a hot profile, and an event whose handler never failed reached the DLQ
+    // (DELIVERY_ATTEMPTS_EXHAUSTED, "delivered 5 times").
+    const group = serviceName()
+    const event = h.event('user.registered')
+    await h.send([event])
+    let attempts = 0
+    const handle = h.start(
+      {
+        name: group,
+        consumes: ['user.registered'],
+        async handle(e, ctx) {
+          attempts++
+          await ctx.store.projections.get('uow_contended', 'u')
+          // given another process writes the document after each of the first 6 attempts read it
+          if (attempts <= 6) await h.store.projections.update('uow_contended', 'u', {$inc: {theirs: 1}})
+          await ctx.store.projections.applyOnce('uow_contended', 'u', e.event_id, {$inc: {ours: 1}})
+        },
+      },
+      {visibilityTimeoutMs: 50},
+    )
+    // then the 7th attempt goes in: 6 refusals are not 6 of its 4 attempts
+    await until(() => expect(handle.stats().acked).toBe(1), 15_000)
+    expect(attempts).toBe(7)
+    expect(handle.stats().staleReads).toBe(6)
+    expect(await h.store.dlq.count({group})).toBe(0)
+    expect(await h.store.projections.get('uow_contended', 'u')).toEqual({_id: 'u', theirs: 6, ours: 1})
+  })
+
   it('only the events whose reads went stale are left out; the rest of the unit goes in, in one commit', async () => {
     const group = serviceName()
     const [stale, fresh] = [h.event('user.registered', {key: randomUUID()}), h.event('user.registered', {key: randomUUID()})]
