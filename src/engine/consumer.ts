@@ -183,7 +183,6 @@ interface LedgerAnswer {
 const NOTHING_ASKED: LedgerAnswer = {completed: EMPTY_SET, asked: EMPTY_SET}
 let instanceSeq = 0
 
-/** One delivery's journey through the runner. */
 /**
  * Deliveries the bus counts that were no attempt of their event: it was handled, and left unacked
  * for the bus to bring again because its commit read a document another process wrote meanwhile
@@ -212,6 +211,7 @@ class FreeDeliveries {
 const MAX_FREE_DELIVERIES = 16
 const MAX_TRACKED_FREE = 10_000
 
+/** One delivery's journey through the runner. */
 interface Item {
   delivery: Delivery
   /** Parsed and validated once, kept across retries. */
