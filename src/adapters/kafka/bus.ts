@@ -1184,18 +1184,6 @@ class KafkaSubscription implements Subscription {
     }
   }
 
-  async release(deliveries: readonly Delivery[]): Promise<void> {
-    this.bus.check()
-    let released = false
-    for (const d of deliveries) {
-      const pending = this.parts.get(tpKey(d.topic, d.partition))?.pending.get(Number(d.id))
-      if (!pending) continue
-      pending.deliveredAt = Number.NEGATIVE_INFINITY
-      released = true
-    }
-    if (released) this.wake?.()
-  }
-
   close(): Promise<void> {
     this.closing ??= this.closeNow()
     return this.closing
