@@ -115,9 +115,9 @@ describe('runSimulation on the in-process engine', () => {
     const report = await runSimulation({scenario: warm, runtime, services: [service]})
     expect(report.latency.warmupMs).toBe(700)
     const whole = report.latency.wholeRun!
-    // about half the run was generated after the warm-up: its publishes alone are measured
+    // the run went on past the warm-up: the publishes after it alone are measured
     expect(report.latency.publish.count).toBeGreaterThan(0)
-    expect(report.latency.publish.count).toBeLessThan(whole.publish.count * 0.75)
+    expect(report.latency.publish.count).toBeLessThan(whole.publish.count)
     expect(report.latency.delivery.count).toBeLessThan(whole.delivery.count)
     expect(assertionValues(report).publish_p95).toBe(report.latency.publish.p95)
     // a run that ends inside its warm-up says so, and gives the whole run's figures

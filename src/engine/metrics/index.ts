@@ -17,6 +17,7 @@ const LOWEST_US = 1
 const HIGHEST_US = 3_600_000_000
 
 type Counts = Record<string, number>
+type LatencyPair = {publish: Histogram; delivery: Histogram}
 type GroupCounts = Record<string, Counts>
 type GroupStat = {lag: number; pending: number; oldestPendingAgeMs: number | null}
 
@@ -38,6 +39,8 @@ function record(histogram: Histogram, latencyMs: number, count: number): void {
   if (count === 1) histogram.recordValue(us)
   else histogram.recordValueWithCount(us, count)
 }
+
+const newPair = (): LatencyPair => ({publish: newHistogram(), delivery: newHistogram()})
 
 const round3 = (value: number): number => Math.round(value * 1000) / 1000
 
@@ -113,10 +116,10 @@ export class Metrics implements RuntimeMetrics {
   private groupStatsByName: Record<string, GroupStat> = Object.create(null)
   private readonly publishLatency = newHistogram()
   private readonly deliveryLatency = newHistogram()
-  /** Since the last takeInterval(); null until the first call (then recorded beside the cumulative ones). */
-  private interval: {publish: Histogram; delivery: Histogram} | null = null
-  /** Open windows (openWindow), recorded beside the cumulative histograms. */
-  private windows: Array<{publish: Histogram; delivery: Histogram}> = []
+  /** Since the last takeInterval(); null until the first call (then one of `beside`). */
+  private interval: LatencyPair | null = null
+  /** Recorded beside the cumulative histograms: the interval's, once shared, and open windows. */
+  private beside: LatencyPair[] = []
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -124,8 +127,7 @@ export class Metrics implements RuntimeMetrics {
     add(this.publishedCounts, eventType, count)
     if (latencyMs !== undefined) {
       record(this.publishLatency, latencyMs, count)
-      if (this.interval) record(this.interval.publish, latencyMs, count)
-      for (const window of this.windows) record(window.publish, latencyMs, count)
+      for (const pair of this.beside) record(pair.publish, latencyMs, count)
     }
   }
 
@@ -137,8 +139,7 @@ export class Metrics implements RuntimeMetrics {
     addIn(this.ackedCounts, group, eventType, count)
     if (latencyMs !== undefined) {
       record(this.deliveryLatency, latencyMs, count)
-      if (this.interval) record(this.interval.delivery, latencyMs, count)
-      for (const window of this.windows) record(window.delivery, latencyMs, count)
+      for (const pair of this.beside) record(pair.delivery, latencyMs, count)
     }
   }
 
@@ -205,33 +206,33 @@ export class Metrics implements RuntimeMetrics {
     mergeGroups(this.retriedCounts, delta.retried)
     mergeGroups(this.deadLetteredCounts, delta.deadLettered)
     mergeGroups(this.staleReadCounts, delta.staleReads)
-    // Decoded once, added to the cumulative histogram and, when one is kept, to the interval's.
-    for (const [encoded, into, interval, kind] of [
-      [delta.publishLatency, this.publishLatency, this.interval?.publish, 'publish'],
-      [delta.deliveryLatency, this.deliveryLatency, this.interval?.delivery, 'delivery'],
+    // Decoded once, added to the cumulative histogram and to those kept beside it.
+    for (const [encoded, into, kind] of [
+      [delta.publishLatency, this.publishLatency, 'publish'],
+      [delta.deliveryLatency, this.deliveryLatency, 'delivery'],
     ] as const) {
       if (encoded === null) continue
       const decoded = decodeFromCompressedBase64(encoded, 32)
       into.add(decoded)
-      interval?.add(decoded)
-      for (const window of this.windows) window[kind].add(decoded)
+      for (const pair of this.beside) pair[kind].add(decoded)
     }
   }
 
   openWindow(): LatencyWindow {
-    const window = {publish: newHistogram(), delivery: newHistogram()}
-    this.windows.push(window)
+    const window = newPair()
+    this.beside.push(window)
     return {
       summary: () => ({publishLatencyMs: summarize(window.publish), deliveryLatencyMs: summarize(window.delivery)}),
       close: () => {
-        this.windows = this.windows.filter((w) => w !== window)
+        this.beside = this.beside.filter((pair) => pair !== window)
       },
     }
   }
 
   takeInterval(): IntervalHistograms {
     if (!this.interval) {
-      this.interval = {publish: newHistogram(), delivery: newHistogram()}
+      this.interval = newPair()
+      this.beside.push(this.interval)
       return {publishLatency: null, deliveryLatency: null}
     }
     const out = {publishLatency: encode(this.interval.publish), deliveryLatency: encode(this.interval.delivery)}
