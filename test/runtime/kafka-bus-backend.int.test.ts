@@ -143,6 +143,42 @@ describe.skipIf(!kafkaUrl)(`KafkaBus backend (${kafkaUrl ? 'kafka broker' : `ski
     expect(warnings.filter((w) => w.includes('MaxListeners'))).toEqual([])
   }, 60_000)
 
+  it('an ack whose commit the broker refused (a rebalance, a restart) is committed again: the group does not stay behind on a quiet partition', async () => {
+    const bus = await openBus()
+    const topic = uniqueName('topic')
+    const group = uniqueName('g')
+    await bus.ensureTopics([{name: topic, partitions: 1}])
+    await bus.publish(Array.from({length: 4}, (_, n) => message(topic, n)))
+    const sub = await bus.subscribe({group, consumer: 'refused', topics: [topic], batchSize: 10, blockMs: 100, visibilityTimeoutMs: 60_000})
+    cleanups.push(() => sub.close())
+    const got = await consumeUntil(sub, (all) => all.length >= 4, {ack: false})
+    await (sub as unknown as {flushCommits: () => Promise<void>}).flushCommits()
+    // given a broker that refuses the next two commits, as it does while the group rebalances (a
+    // commit of the old generation) and when the consumer is not initialized again yet after a
+    // broker restart: the moments are not reproducible with a real rebalance, so the refusal is
+    // made in kafkajs's consumer (what the broker answers, the error kafkajs raises)
+    const consumer = (sub as unknown as {consumer: {commitOffsets: (offsets: unknown) => Promise<void>}}).consumer
+    const commitOffsets = consumer.commitOffsets.bind(consumer)
+    const refusals = [
+      Object.assign(new Error('The group is rebalancing, so a rejoin is needed'), {type: 'REBALANCE_IN_PROGRESS', retriable: false}),
+      new Error('Consumer group was not initialized, consumer#run must be called first'),
+    ]
+    consumer.commitOffsets = async (offsets) => {
+      const refusal = refusals.shift()
+      if (refusal) throw refusal
+      return commitOffsets(offsets)
+    }
+    // when the consumer acks everything it took, and nothing more arrives on the partition
+    await sub.ack(got.slice(0, 2))
+    await sub.ack(got.slice(2))
+    expect(refusals).toEqual([])
+    // then what was acked reaches the broker once it accepts commits again (it stayed at 0, for good)
+    await until(async () => (await committedOffsets(group, topic))[0] === 4, {timeoutMs: 10_000, message: 'the acked offsets committed'})
+    const [stats] = await bus.stats({group, topic})
+    expect(stats.pending).toBe(0)
+    expect(stats.lag).toBe(0)
+  }, 60_000)
+
   it('stats() agrees with kafka-consumer-groups --describe: offsets, lag and owners', async () => {
     const bus = await openBus(3_000)
     const topic = uniqueName('topic')

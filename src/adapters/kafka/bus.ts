@@ -810,6 +810,12 @@ class KafkaSubscription implements Subscription {
   private commitTicket = 0
   private committedTicket = 0
   private commitError?: Error
+  /**
+   * Partitions whose last commit failed. Their acks are already off `pending` and kafkajs
+   * re-fetches only from the broker's commit, what we drop as acked: nothing would commit them
+   * again on a quiet partition, and the group would stay behind (pending) for good.
+   */
+  private readonly unconfirmed = new Set<string>()
   private closing?: Promise<void>
 
   constructor(
@@ -949,9 +955,13 @@ class KafkaSubscription implements Subscription {
     return n
   }
 
-  /** Like Kafka's max.poll.interval.ms: an owner that neither polls nor beats leaves the group. */
+  /**
+   * The watchdog's tick. Makes again the commits that failed; and, like Kafka's
+   * max.poll.interval.ms, takes an owner that neither polls nor beats out of the group.
+   */
   private async checkAlive(): Promise<void> {
     if (this.closed || this.expired) return
+    if (this.unconfirmed.size > 0 && !this.pumping && this.consumer) this.scheduleCommit([...this.unconfirmed]).catch(() => undefined)
     if (Date.now() - this.lastActivity <= this.bus.sessionTimeoutMs) return
     this.expired = true
     const consumer = this.consumer
@@ -1129,7 +1139,10 @@ class KafkaSubscription implements Subscription {
     const offsets: Array<{topic: string; partition: number; offset: string; metadata: string}> = []
     for (const key of keys) {
       const part = this.parts.get(key)
-      if (!part) continue
+      if (!part) {
+        this.unconfirmed.delete(key) // its new owner commits it
+        continue
+      }
       let oldest: number | null = null
       const counts: Record<string, number> = {}
       for (const [offset, p] of part.pending) {
@@ -1143,7 +1156,10 @@ class KafkaSubscription implements Subscription {
     if (offsets.length === 0) return
     try {
       await retrying(() => consumer.commitOffsets(offsets))
+      for (const o of offsets) this.unconfirmed.delete(tpKey(o.topic, o.partition))
     } catch (error) {
+      // Made again by the watchdog (checkAlive) until it goes through or the partition is not ours.
+      for (const o of offsets) this.unconfirmed.add(tpKey(o.topic, o.partition))
       // A rebalance under way: the partitions may be another consumer's now; what was not
       // committed is delivered again by whoever owns them (at least once).
       if (this.closed || this.consumer !== consumer) return
