@@ -86,6 +86,12 @@ export interface Subscription {
    */
   extend(deliveries: readonly Delivery[]): Promise<void>
   /**
+   * Done with these for now, unacked: they are delivered again (and counted) as soon as this
+   * consumer fetches, not after their visibility timeout (SQS's ChangeMessageVisibility to 0, a
+   * nack). Deliveries this consumer no longer holds are left alone.
+   */
+  release(deliveries: readonly Delivery[]): Promise<void>
+  /**
    * Keeps this consumer's membership and partitions while it does not fetch (Kafka's paused poll):
    * a consumer holding a full buffer still owns what it holds. One that neither fetches nor beats
    * for the session timeout is taken for dead and loses its partitions.

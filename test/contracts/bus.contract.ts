@@ -311,6 +311,22 @@ export function busContract(name: string, factory: BusFactory, options: BusContr
       await sub.ack(again)
     }, 60_000)
 
+    it('release() hands held deliveries out again at once, in order and counted, long before their visibility timeout', async () => {
+      const topic = uniqueName('topic')
+      await bus.ensureTopics([{name: topic, partitions: 2}])
+      await bus.publish(messages(topic, 'k', 3))
+      const sub = await subscribe({group: uniqueName('g'), topics: [topic], visibilityTimeoutMs: 60_000})
+      const first = await consumeUntil(sub, (all) => all.length >= 3, {ack: false})
+      // given two of three held deliveries released (their consumer is done with them for now)
+      await sub.release(first.slice(0, 2))
+      // then they come again at once, as their second delivery, in log order
+      const again = await consumeUntil(sub, (all) => all.length >= 2, {ack: false, timeoutMs: 10_000})
+      expect(again.map((d) => [d.id, d.deliveryCount])).toEqual(first.slice(0, 2).map((d) => [d.id, 2]))
+      // and the third stays held
+      expect(await sub.next()).toEqual([])
+      await sub.ack([...again, first[2]!])
+    }, 60_000)
+
     it("extend() by a consumer that lost its partition leaves the new owner's deliveries alone", async () => {
       // given an owner that took three entries and stopped polling (paused past its lease)
       const {topic, group, sub: paused, held} = await heldByOneOwner(3, 'paused')

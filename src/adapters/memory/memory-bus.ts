@@ -704,6 +704,29 @@ class MemorySubscription implements Subscription {
     }
   }
 
+  async release(deliveries: readonly Delivery[]): Promise<void> {
+    if (this.bus.isClosed) throw closedBusError()
+    const byPart = new Map<GroupPartition, Set<string>>()
+    for (const delivery of deliveries) {
+      const part = this.group.topics.get(delivery.topic)?.parts[delivery.partition]
+      const pending = part?.pending.get(delivery.id)
+      if (!pending || pending.consumer !== this.member.name) continue
+      pending.deliveredAt = Number.NEGATIVE_INFINITY
+      let ids = byPart.get(part!)
+      if (!ids) byPart.set(part!, (ids = new Set()))
+      ids.add(delivery.id)
+    }
+    // To the front of the map, in log order: poll() takes the due ones from the front.
+    for (const [part, ids] of byPart) {
+      const released = [...part.pending.values()].filter((p) => ids.has(p.entry.id)).sort((a, b) => a.entry.seq - b.entry.seq)
+      const rest = [...part.pending.entries()].filter(([id]) => !ids.has(id))
+      part.pending.clear()
+      for (const p of released) part.pending.set(p.entry.id, p)
+      for (const [id, p] of rest) part.pending.set(id, p)
+    }
+    if (byPart.size > 0) this.wake()
+  }
+
   async close(): Promise<void> {
     if (this.closed) return
     this.abandon()

@@ -80,6 +80,22 @@ end
 return touched
 `)
 
+/**
+ * Makes the given entries pending under this consumer look idle for ARGV[3] ms (its visibility
+ * timeout), without counting a delivery (XCLAIM IDLE JUSTID): the next claim takes them.
+ */
+const MAKE_DUE = new LuaScript(`
+local touched = 0
+for i = 4, #ARGV do
+  local row = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)[1]
+  if row and row[2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'IDLE', ARGV[3], 'JUSTID')
+    touched = touched + 1
+  end
+end
+return touched
+`)
+
 /** For each lease key: 1 renewed (already ours), 2 newly acquired, 0 held by someone else. */
 const ACQUIRE = new LuaScript(`
 local out = {}
@@ -984,6 +1000,15 @@ class RedisSubscription implements Subscription {
     if (deliveries.length === 0) return
     this.bus.check()
     await Promise.all([...this.idsByStream(deliveries)].map(([stream, ids]) => EXTEND.run(this.client, [stream], [this.group, this.consumer, ...ids])))
+  }
+
+  async release(deliveries: readonly Delivery[]): Promise<void> {
+    if (deliveries.length === 0) return
+    this.bus.check()
+    const idle = String(this.visibilityTimeoutMs)
+    await Promise.all([...this.idsByStream(deliveries)].map(([stream, ids]) => MAKE_DUE.run(this.client, [stream], [this.group, this.consumer, idle, ...ids])))
+    // Claimed on the next fetch, not the next period's.
+    this.nextClaim = 0
   }
 
   async close(): Promise<void> {
