@@ -88,7 +88,8 @@ export interface Subscription {
   /**
    * Done with these for now, unacked: they are delivered again (and counted) as soon as this
    * consumer fetches, not after their visibility timeout (SQS's ChangeMessageVisibility to 0, a
-   * nack). Deliveries this consumer no longer holds are left alone.
+   * nack). Deliveries this consumer no longer holds, or holds as a later delivery (a copy
+   * handed out again meanwhile, `deliveryCount` higher), are left alone.
    */
   release(deliveries: readonly Delivery[]): Promise<void>
   /**

@@ -324,6 +324,9 @@ export function busContract(name: string, factory: BusFactory, options: BusContr
       expect(again.map((d) => [d.id, d.deliveryCount])).toEqual(first.slice(0, 2).map((d) => [d.id, 2]))
       // and the third stays held
       expect(await sub.next()).toEqual([])
+      // and releasing the first deliveries again leaves their later ones, held now, alone
+      await sub.release(first.slice(0, 2))
+      expect(await sub.next()).toEqual([])
       await sub.ack([...again, first[2]!])
     }, 60_000)
 

@@ -1206,7 +1206,7 @@ class KafkaSubscription implements Subscription {
     let released = false
     for (const d of deliveries) {
       const pending = this.parts.get(tpKey(d.topic, d.partition))?.pending.get(Number(d.id))
-      if (!pending) continue
+      if (!pending || pending.delivery.deliveryCount !== d.deliveryCount) continue
       pending.released = true
       released = true
     }

@@ -710,7 +710,7 @@ class MemorySubscription implements Subscription {
     for (const delivery of deliveries) {
       const part = this.group.topics.get(delivery.topic)?.parts[delivery.partition]
       const pending = part?.pending.get(delivery.id)
-      if (!pending || pending.consumer !== this.member.name) continue
+      if (!pending || pending.consumer !== this.member.name || pending.count !== delivery.deliveryCount) continue
       pending.deliveredAt = Number.NEGATIVE_INFINITY
       let ids = byPart.get(part!)
       if (!ids) byPart.set(part!, (ids = new Set()))

@@ -81,14 +81,15 @@ return touched
 `)
 
 /**
- * Makes the given entries pending under this consumer look idle for ARGV[3] ms (its visibility
- * timeout), without counting a delivery (XCLAIM IDLE JUSTID): the next claim takes them.
+ * Makes the given entries (ARGV from 4: id, then the delivery count it was handed out with)
+ * pending under this consumer look idle for ARGV[3] ms (its visibility timeout), without counting a
+ * delivery (XCLAIM IDLE JUSTID): the next claim takes them. One delivered again since is left alone.
  */
 const MAKE_DUE = new LuaScript(`
 local touched = 0
-for i = 4, #ARGV do
+for i = 4, #ARGV, 2 do
   local row = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)[1]
-  if row and row[2] == ARGV[2] then
+  if row and row[2] == ARGV[2] and row[4] == tonumber(ARGV[i + 1]) then
     redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'IDLE', ARGV[3], 'JUSTID')
     touched = touched + 1
   end
@@ -1006,7 +1007,14 @@ class RedisSubscription implements Subscription {
     if (deliveries.length === 0) return
     this.bus.check()
     const idle = String(this.visibilityTimeoutMs)
-    await Promise.all([...this.idsByStream(deliveries)].map(([stream, ids]) => MAKE_DUE.run(this.client, [stream], [this.group, this.consumer, idle, ...ids])))
+    const byStream = new Map<string, string[]>()
+    for (const d of deliveries) {
+      const stream = this.bus.streamKey(d.topic, d.partition)
+      const args = byStream.get(stream)
+      if (args) args.push(d.id, String(d.deliveryCount))
+      else byStream.set(stream, [d.id, String(d.deliveryCount)])
+    }
+    await Promise.all([...byStream].map(([stream, args]) => MAKE_DUE.run(this.client, [stream], [this.group, this.consumer, idle, ...args])))
     // Claimed on the next fetch, not the next period's.
     this.nextClaim = 0
   }
