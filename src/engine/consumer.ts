@@ -472,16 +472,19 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     if (inserted > 0) publisher.kick()
   }
   const freeDeliveries = new FreeDeliveries()
+  /** Later events of a key whose commit failed wait behind it (held-behind-failures.ts). */
+  const behindFailures = new HeldBehindFailures<Item>((item) => laneKeyOf(item.delivery), visibilityTimeoutMs * 4)
   /**
-   * Deliveries refused as stale reads in the flush under way (with those held behind them in their
-   * unit): released once it is over, so that the bus hands them out again at once instead of after
-   * the visibility timeout (30 s in `tektree services`).
+   * Deliveries left unacked that should come again at once, not after their visibility timeout
+   * (30 s in `tektree services`): those the flush under way refused as stale reads (with those held
+   * behind them in their unit), and those held behind a key whose failed events are all in now.
    */
-  let staleToRelease: Delivery[] = []
-  const releaseStale = async (): Promise<void> => {
-    if (staleToRelease.length === 0) return
-    const deliveries = staleToRelease
-    staleToRelease = []
+  let toRelease: Delivery[] = []
+  const releaseLeftBack = async (): Promise<void> => {
+    for (const item of behindFailures.cleared()) toRelease.push(item.delivery)
+    if (toRelease.length === 0) return
+    const deliveries = toRelease
+    toRelease = []
     if (crashed || !subscription) return
     try {
       await subscription.release(deliveries)
@@ -491,8 +494,6 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       notify({type: 'bus_error', phase: 'release', error})
     }
   }
-  /** Later events of a key whose commit failed wait behind it (held-behind-failures.ts). */
-  const behindFailures = new HeldBehindFailures<Item>((item) => laneKeyOf(item.delivery), visibilityTimeoutMs * 4)
   const unblock = (delivery: Delivery, eventId: string) => behindFailures.forget(laneKeyOf(delivery), eventId)
 
   /** The segments that are in the store: all of them, or those that went in one by one. */
@@ -552,7 +553,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     stats.staleReads += refused.length
     for (const {eventId, completion} of refused) {
       freeDeliveries.leftBack(eventId)
-      staleToRelease.push(completion.delivery)
+      toRelease.push(completion.delivery)
     }
     if (metrics) for (const {completion} of refused) metrics.staleRead(group, completion.event!.event_type)
   }
@@ -590,7 +591,11 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       if (ready.length < unit.segments.length) {
         // Held behind another event's failure: not tried, so not this event's attempt.
         const tried = new Set(ready)
-        for (const segment of unit.segments) if (!tried.has(segment)) freeDeliveries.leftBack(segment.eventId)
+        for (const segment of unit.segments) {
+          if (tried.has(segment)) continue
+          freeDeliveries.leftBack(segment.eventId)
+          behindFailures.heldBack(segment.completion)
+        }
       }
       for (const segment of committed) {
         seen.add(segment.eventId)
@@ -612,7 +617,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       const items = [...unit.others, ...unit.segments.map((segment) => segment.completion)]
       if (deliveries.length === 0) {
         unhold(items)
-        await releaseStale()
+        await releaseLeftBack()
         continue
       }
       try {
@@ -625,11 +630,11 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
         stats.busErrors++
         notify({type: 'bus_error', phase: 'ack', error})
         unhold(items)
-        await releaseStale()
+        await releaseLeftBack()
         continue
       }
       unhold(items)
-      await releaseStale()
+      await releaseLeftBack()
       await clearRetried(committed)
       if (!metrics) continue
       const now = Date.now()

@@ -2,13 +2,16 @@
  * Keys whose events' commit failed (the store locked or down past its timeout). Those events come
  * back from the bus, and until they are committed a later event of the same key must not be, or it
  * would overtake them and the sequence guard would then take them for stale (their effects lost).
- * The consumer runner leaves the later ones unacked; they come back behind them. Bounded in time:
- * a key is held for `holdMs` after its last failure here, so an event that never comes back (its
- * partition moved) does not hold it up for ever.
+ * The consumer runner leaves the later ones unacked; once every failed event of their key is
+ * committed it hands them back to the bus (cleared()), so they come again at once rather than after
+ * their visibility timeout. Bounded in time: a key is held for `holdMs` after its last failure
+ * here, so an event that never comes back (its partition moved) does not hold it up for ever.
  */
 export class HeldBehindFailures<T> {
   /** Per key: the events whose commit failed, and when one last did. */
-  private readonly failed = new Map<string, {ids: Set<string>; since: number}>()
+  private readonly failed = new Map<string, {ids: Set<string>; since: number; behind: T[]}>()
+  /** Held behind events that are all committed now: to be handed back to the bus. */
+  private released: T[] = []
 
   constructor(
     private readonly keyOf: (completion: T) => string,
@@ -52,7 +55,7 @@ export class HeldBehindFailures<T> {
       if (inStore.has(segment)) this.forget(key, segment.eventId)
       else {
         // Each failure renews the hold: a key stays held while its events keep failing here.
-        const entry = this.live(key) ?? {ids: new Set<string>(), since: 0}
+        const entry = this.live(key) ?? {ids: new Set<string>(), since: 0, behind: []}
         entry.ids.add(segment.eventId)
         entry.since = this.now()
         this.failed.set(key, entry)
@@ -60,12 +63,31 @@ export class HeldBehindFailures<T> {
     }
   }
 
+  /**
+   * `completion` was left out by ready(): handed back once its key is clear (cleared()), at once if
+   * it is already (what it waited for went in with it, in the same unit, after it).
+   */
+  heldBack(completion: T): void {
+    const entry = this.live(this.keyOf(completion))
+    if (entry) entry.behind.push(completion)
+    else this.released.push(completion)
+  }
+
   /** The event is done with here (committed, dead-lettered, or found completed). */
   forget(key: string, eventId: string): void {
     const entry = this.failed.get(key)
     if (!entry) return
     entry.ids.delete(eventId)
-    if (entry.ids.size === 0) this.failed.delete(key)
+    if (entry.ids.size > 0) return
+    this.failed.delete(key)
+    for (const completion of entry.behind) this.released.push(completion)
+  }
+
+  /** What was held back behind keys that are clear now (each once). */
+  cleared(): T[] {
+    const out = this.released
+    this.released = []
+    return out
   }
 
   private live(key: string) {

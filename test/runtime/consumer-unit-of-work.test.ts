@@ -307,6 +307,36 @@ describe('consumer runner: one unit of work per commit', () => {
     expect(await h.store.projections.get('uow_contended', 'u')).toEqual({_id: 'u', theirs: 6, ours: 1})
   })
 
+  it("a later event of a stale read's key, held behind it in a later unit, comes again at once once the refused one is in, and after it", async () => {
+    const group = serviceName()
+    const key = randomUUID()
+    const [first, second] = [h.event('user.registered', {key}), h.event('user.registered', {key})]
+    await h.send([first, second])
+    const attempts: string[] = []
+    const handle = h.start(
+      {
+        name: group,
+        consumes: ['user.registered'],
+        async handle(e, ctx) {
+          attempts.push(e.event_id)
+          await ctx.store.projections.get('uow_follow', 'u')
+          const tries = attempts.filter((id) => id === e.event_id).length
+          // given another process writes the document after the first event's first attempt read it
+          if (e.event_id === first.event_id && tries === 1) await h.store.projections.update('uow_follow', 'u', {$inc: {theirs: 1}})
+          // and the second is handled only once that attempt's unit was refused (a unit of its own)
+          if (e.event_id === second.event_id && tries === 1) await until(() => expect(handle.stats().staleReads).toBe(1), 5_000)
+          await ctx.store.projections.applyOnce('uow_follow', 'u', e.event_id, {$push: {order: {each: [e.event_id]}}})
+        },
+      },
+      {visibilityTimeoutMs: 60_000},
+    )
+    // then both are in long before the minute of their visibility timeout, in their key's order
+    await until(() => expect(handle.stats().acked).toBe(2), 10_000)
+    expect(attempts).toEqual([first.event_id, second.event_id, first.event_id, second.event_id])
+    expect(await h.store.projections.get('uow_follow', 'u')).toEqual({_id: 'u', theirs: 1, order: [first.event_id, second.event_id]})
+    expect(handle.stats().staleReads).toBe(1)
+  })
+
   it('only the events whose reads went stale are left out; the rest of the unit goes in, in one commit', async () => {
     const group = serviceName()
     const [stale, fresh] = [h.event('user.registered', {key: randomUUID()}), h.event('user.registered', {key: randomUUID()})]

@@ -48,4 +48,21 @@ describe('HeldBehindFailures', () => {
     advance(50) // 110 ms after the last: it never came back here
     expect(ids(held.ready([later]))).toEqual(['later'])
   })
+
+  it('hands back what it held once every failed event of its key is in, each once; one held on a clear key at once', () => {
+    const {held} = setup()
+    const [a, b, later, other] = [segment('k', 'a'), segment('k', 'b'), segment('k', 'later'), segment('o', 'other')]
+    held.settle([a, b], [])
+    held.heldBack('k')
+    expect(held.cleared()).toEqual([])
+    held.settle([a], [a])
+    expect(held.cleared()).toEqual([]) // b is not in yet
+    held.forget('k', 'b')
+    expect(held.cleared()).toEqual(['k'])
+    expect(held.cleared()).toEqual([])
+    // held behind an event that went in with it, after it, in the same unit: its key is clear now
+    held.heldBack(later.completion)
+    held.heldBack(other.completion)
+    expect(held.cleared()).toEqual(['k', 'o'])
+  })
 })
