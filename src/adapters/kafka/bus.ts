@@ -812,9 +812,16 @@ class KafkaSubscription implements Subscription {
   private committedTicket = 0
   private commitError?: Error
   /**
-   * Partitions whose last commit failed. Their acks are already off `pending` and kafkajs
-   * re-fetches only from the broker's commit, what we drop as acked: nothing would commit them
-   * again on a quiet partition, and the group would stay behind (pending) for good.
+   * Commits the broker answered (kafkajs's COMMIT_OFFSETS event). kafkajs's commitOffsets() also
+   * resolves when it sent nothing: while the consumer restarts after a crash (a broker restart) it
+   * returns at once, so a commit counts as made only when this moved during it.
+   */
+  private commitsAnswered = 0
+  /**
+   * Partitions whose last commit failed or was not sent (commitsAnswered). Their acks are already
+   * off `pending` and kafkajs re-fetches only from the broker's commit, what we drop as acked:
+   * nothing would commit them again on a quiet partition, and the group would stay behind
+   * (pending, or lag when what was delivered was not committed) for good.
    */
   private readonly unconfirmed = new Set<string>()
   private closing?: Promise<void>
@@ -854,6 +861,9 @@ class KafkaSubscription implements Subscription {
       if (this.consumer !== consumer) return
       this.assign(event.payload.memberAssignment as Record<string, number[]>)
       this.joined?.resolve()
+    })
+    consumer.on(consumer.events.COMMIT_OFFSETS, () => {
+      if (this.consumer === consumer) this.commitsAnswered++
     })
     consumer.on(consumer.events.CRASH, (event) => {
       if (this.consumer !== consumer) return
@@ -1155,9 +1165,14 @@ class KafkaSubscription implements Subscription {
       offsets.push({topic: part.topic, partition: part.partition, offset: String(part.committed), metadata: JSON.stringify(meta)})
     }
     if (offsets.length === 0) return
+    const answered = this.commitsAnswered
     try {
       await retrying(() => consumer.commitOffsets(offsets))
-      for (const o of offsets) this.unconfirmed.delete(tpKey(o.topic, o.partition))
+      const made = this.commitsAnswered > answered
+      for (const o of offsets) {
+        if (made) this.unconfirmed.delete(tpKey(o.topic, o.partition))
+        else this.unconfirmed.add(tpKey(o.topic, o.partition))
+      }
     } catch (error) {
       // Made again by the watchdog (checkAlive) until it goes through or the partition is not ours.
       for (const o of offsets) this.unconfirmed.add(tpKey(o.topic, o.partition))
