@@ -70,6 +70,31 @@ describe('consumer runner: the happy path', () => {
     expect(await pendingOf(group)).toBe(0)
   })
 
+  it('acks a type it does not handle at once, not behind a retry of an event of the same key', async () => {
+    const group = serviceName()
+    const key = randomUUID()
+    // given an event it handles that fails once and waits a minute for its retry, and after it,
+    // of the same key, a type the group does not handle
+    const liked = h.event('social.content.liked', {key})
+    const followed = h.event('social.user.followed', {key})
+    await h.send([liked, followed])
+    let attempts = 0
+    const handle = h.start(
+      {
+        name: group,
+        consumes: ['social.content.liked'],
+        async handle() {
+          if (++attempts === 1) throw new Error('transient')
+        },
+      },
+      {retryDelaysMs: [60_000]},
+    )
+    // then the other type is acked while the first waits (it was queued behind the retry, a minute)
+    await until(() => expect(handle.stats()).toMatchObject({acked: 1, skipped: 1, parked: 1}))
+    expect(attempts).toBe(1)
+    expect(await pendingOf(group)).toBe(1)
+  })
+
   it("asks the group's ledger only about the types it handles", async () => {
     const group = serviceName()
     const asked: string[] = []
