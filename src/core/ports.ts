@@ -486,4 +486,11 @@ export interface Leaderboards {
   boards(): Promise<string[]>
   drop(board: string): Promise<void>
   close(): Promise<void>
+  /**
+   * Only leaderboards kept in the store's projections (for a bus without sorted sets): the same
+   * boards over `projections`, a consumer's unit of work on that store, so that its increments
+   * commit with the unit, once, with the group's ledger, instead of applying at once under a guard
+   * that remembers a member's last events only.
+   */
+  within?(projections: ProjectionStore): Leaderboards
 }

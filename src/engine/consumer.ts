@@ -58,7 +58,8 @@ export interface HandlerContext {
   readonly store: Store
   /**
    * The leaderboards as they are: increments apply at once, each under its own guard (outside the
-   * unit of work: an attempt that is later dead-lettered keeps what it added to a board).
+   * unit of work: an attempt that is later dead-lettered keeps what it added to a board). Kept in a
+   * transactional store (a Kafka bus), they go into the unit of work with the store's writes.
    */
   readonly leaderboards: Leaderboards
   readonly clock: Clock
@@ -349,6 +350,8 @@ function priorAttempts(delivery: Delivery): number {
 export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, options: ConsumerOptions = {}): ConsumerHandle {
   const parts = 'runtime' in deps ? deps.runtime : deps
   const {bus, store, leaderboards, clock} = parts
+  // Leaderboards kept in this store score with the unit of work (ports.ts, Leaderboards.within).
+  const boardsInUnit = store.transactional && typeof leaderboards.within === 'function'
   const metrics: RuntimeMetrics | undefined = parts.metrics
   const {catalog, validator, publisher} = deps
   const group = service.name
@@ -860,6 +863,9 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       metrics?.delivered(group, event.event_type, 1)
     }
     const writes = pending.begin()
+    // An event the ledger was just asked about, and did not hold, was applied nowhere by this group:
+    // its own applyOnce guards need no read of the store (a replay or retry may be, and reads).
+    const view = pending.view(store, writes, item.notInLedger === event.event_id && !isForced(delivery.headers) ? event.event_id : undefined)
     const emitted: EventEnvelope[] = []
     const perType = new Map<string, number>()
     const ctx: HandlerContext = {
@@ -867,10 +873,8 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       definition,
       attempt: item.attempt,
       group,
-      // An event the ledger was just asked about, and did not hold, was applied nowhere by this group:
-      // its own applyOnce guards need no read of the store (a replay or retry may be, and reads).
-      store: pending.view(store, writes, item.notInLedger === event.event_id && !isForced(delivery.headers) ? event.event_id : undefined),
-      leaderboards,
+      store: view,
+      leaderboards: boardsInUnit ? leaderboards.within!(view.projections) : leaderboards,
       clock,
       emit(type, payload, emitOptions) {
         const target = catalog.get(type)

@@ -8,6 +8,8 @@ import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import type {ProjectionStore, StoreWrites} from '../../src/core/ports.js'
 import {REPLAY_HEADER} from '../../src/engine/direct.js'
 import {PendingUnits} from '../../src/engine/unit-of-work.js'
+import {startConsumer} from '../../src/engine/consumer.js'
+import {createStoreLeaderboards} from '../../src/adapters/store-leaderboards/index.js'
 import {createHarness, serviceName, until, type Harness} from './consumer-harness.js'
 
 let h: Harness
@@ -335,6 +337,45 @@ describe('consumer runner: one unit of work per commit', () => {
     expect(attempts).toEqual([first.event_id, second.event_id, first.event_id, second.event_id])
     expect(await h.store.projections.get('uow_follow', 'u')).toEqual({_id: 'u', theirs: 1, order: [first.event_id, second.event_id]})
     expect(handle.stats().staleReads).toBe(1)
+  })
+
+  it("leaderboards kept in the store (a Kafka bus) score in the unit: a refused unit's increment is not kept, and its event scores once however many others came between", async () => {
+    // Found running simulate beside `tektree services` on Kafka (RELIABILITY.md finding 22): the
+    // busiest user's score too high, as a refused unit's increment stayed and the board's guard
+    // (its member's last 256 events) had forgotten it when the event was handled again.
+    const group = serviceName()
+    const boards = createStoreLeaderboards(h.store.projections)
+    const event = h.event('user.registered')
+    await h.send([event])
+    let attempts = 0
+    const handle = startConsumer(
+      {bus: h.bus, store: h.store, leaderboards: boards, clock: h.clock, catalog: h.catalog, validator: h.validator, publisher: h.publisher},
+      {
+        name: group,
+        consumes: ['user.registered'],
+        async handle(e, ctx) {
+          attempts++
+          await ctx.leaderboards.incrementOnce('all-time', 'u', 10, e.event_id)
+          await ctx.store.projections.get('uow_board_profile', 'u')
+          if (attempts === 1) {
+            // given another process writes what this attempt read (its unit is refused), and 300
+            // other events score the same member before this one is handled again
+            await h.store.projections.update('uow_board_profile', 'u', {$inc: {theirs: 1}})
+            for (let i = 0; i < 300; i++) await boards.incrementOnce('all-time', 'u', 1, `other-${i}`)
+          }
+        },
+      },
+      {consumer: `c-${randomUUID()}`, blockMs: 20, visibilityTimeoutMs: 60_000},
+    )
+    try {
+      await until(() => expect(handle.stats().acked).toBe(1), 10_000)
+      // then the event scored once, with its unit
+      expect(attempts).toBe(2)
+      expect(handle.stats().staleReads).toBe(1)
+      expect(await boards.score('all-time', 'u')).toBe(310)
+    } finally {
+      await handle.stop()
+    }
   })
 
   it('only the events whose reads went stale are left out; the rest of the unit goes in, in one commit', async () => {

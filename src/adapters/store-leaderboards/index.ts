@@ -6,7 +6,10 @@
  *
  * incrementOnce is the store's applyOnce: the guard and the change are one atomic document write,
  * so a redelivered event never scores twice. The guard remembers a member's last 256 events on a
- * board (the store's window), where Redis keeps its guard keys for their TTL. top() and rank() sort
+ * board (the store's window), where Redis keeps its guard keys for their TTL. A consumer scores
+ * through within(): its unit of work's view, so its increments commit with the unit and the
+ * group's ledger, exactly once (RELIABILITY.md finding 22: outside the unit, a refused unit's
+ * increment stayed, and a busy member's guard had forgotten it when the event came again). top() and rank() sort
  * the board in this process (score descending, then member): fine for tektree's boards (thousands
  * of members), not for millions.
  */
@@ -34,6 +37,10 @@ export class StoreLeaderboards implements Leaderboards {
 
   private collection(board: string): string {
     return `${BOARD_PREFIX}${board}`
+  }
+
+  within(projections: ProjectionStore): StoreLeaderboards {
+    return new StoreLeaderboards(projections)
   }
 
   async incrementOnce(board: string, member: string, delta: number, eventId: string): Promise<number | null> {
