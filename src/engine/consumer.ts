@@ -762,15 +762,9 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
    */
   const attempt = async (item: Item): Promise<number | null | 'lost'> => {
     const delivery = item.delivery
-    // 1. Another type on a subscribed topic: decided from the header, without parsing.
+    // 1. Another type on a subscribed topic was told apart by its header at fetch (skipOthers); one
+    // whose header names no type of the catalog is found out here, once parsed.
     if (!item.event) {
-      const headerType = delivery.headers?.event_type
-      const headerDefinition = headerType ? catalog.get(headerType) : undefined
-      if (headerDefinition && !accepts(headerDefinition)) {
-        stats.skipped++
-        ack(item)
-        return null
-      }
       // 2. Parse and validate once: a poison pill goes straight to the DLQ.
       const result = validator.validateJson(delivery.value)
       if (!result.ok) {
@@ -1065,7 +1059,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
    * The deliveries of types this group handles. The others (its topics carry other groups' types
    * too: an event reaches 2.6 groups, 1.7 of which handle it) are told apart by their header and
    * acked at once, together, without a lane, a unit or a flush: nothing orders them, as the group
-   * never handles them. One held here (a copy of what a lane has) is left to its lane.
+   * never handles them.
    */
   const skipOthers = (deliveries: Delivery[]): Delivery[] => {
     const wanted: Delivery[] = []
@@ -1073,7 +1067,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     for (const delivery of deliveries) {
       const type = delivery.headers?.event_type
       const definition = type ? catalog.get(type) : undefined
-      if (definition && !accepts(definition) && !held.has(heldId(delivery))) others.push(delivery)
+      if (definition && !accepts(definition)) others.push(delivery)
       else wanted.push(delivery)
     }
     if (others.length === 0 || !subscription) return deliveries
@@ -1094,7 +1088,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     return wanted
   }
 
-  /** The batch's event ids (from the relay's headers) that the group's ledger holds: one store call. */
+  /** The batch's event ids (from the relay's headers) that the group's ledger holds: one store call (after skipOthers). */
   const completedBefore = async (deliveries: readonly Delivery[]): Promise<LedgerAnswer> => {
     const ids: string[] = []
     for (const delivery of deliveries) {
@@ -1102,10 +1096,6 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       // Redeliveries of deliveries held here are asked about too (dispatch ignores them): they are
       // rare, and leaving them out cost a second transport-id string per delivery.
       if (typeof id !== 'string' || seen.has(id)) continue
-      // Another type on a subscribed topic is skipped from its header: nothing to look up.
-      const type = delivery.headers?.event_type
-      const definition = type ? catalog.get(type) : undefined
-      if (definition && !accepts(definition)) continue
       ids.push(id)
     }
     if (ids.length === 0) return NOTHING_ASKED

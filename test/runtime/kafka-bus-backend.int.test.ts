@@ -180,6 +180,8 @@ describe.skipIf(!kafkaUrl)(`KafkaBus backend (${kafkaUrl ? 'kafka broker' : `ski
     expect(refusals).toEqual([])
     // then what was acked reaches the broker once it accepts commits again (it stayed at 0, for good)
     await until(async () => (await committedOffsets(group, topic))[0] === 4, {timeoutMs: 10_000, message: 'the acked offsets committed'})
+    // and, the broker's answer seen, nothing is left to commit again (no commit on every tick)
+    await until(() => (sub as unknown as {unconfirmed: Set<string>}).unconfirmed.size === 0, {timeoutMs: 5_000, message: 'no commit left unconfirmed'})
     const [stats] = await bus.stats({group, topic})
     expect(stats.pending).toBe(0)
     expect(stats.lag).toBe(0)

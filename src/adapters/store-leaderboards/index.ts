@@ -9,9 +9,9 @@
  * board (the store's window), where Redis keeps its guard keys for their TTL. A consumer scores
  * through within(): its unit of work's view, so its increments commit with the unit and the
  * group's ledger, exactly once (RELIABILITY.md finding 22: outside the unit, a refused unit's
- * increment stayed, and a busy member's guard had forgotten it when the event came again). top() and rank() sort
- * the board in this process (score descending, then member): fine for tektree's boards (thousands
- * of members), not for millions.
+ * increment stayed, and a busy member's guard had forgotten it when the event came again).
+ * top() and rank() sort the board in this process (score descending, then member): fine for
+ * tektree's boards (thousands of members), not for millions.
  */
 import type {LeaderboardEntry, Leaderboards, ProjectionDoc, ProjectionStore} from '../../core/ports.js'
 
