@@ -135,6 +135,27 @@ const cut = (text: string, width: number) => (text.length <= width ? text : `${t
 const count = (n: number) => (n < 1e6 ? String(n) : n < 1e9 ? `${(n / 1e6).toFixed(1)}M` : `${(n / 1e9).toFixed(1)}G`)
 const rate = (n: number | null) => (n === null ? '-' : n >= 100 ? String(Math.round(n)) : n.toFixed(1))
 
+/**
+ * Each group's line: its consumers over all its topics. One topic's row can name none while the
+ * group runs (redis-server lists a consumer on a stream only once a read there returned entries).
+ */
+function groupHeaders(rows: readonly LagRow[]): Map<string, string> {
+  const seen = new Map<string, {names: Set<string>; idleMs: number | null}>()
+  for (const row of rows) {
+    if (row.partition !== null) continue
+    let group = seen.get(row.group)
+    if (!group) seen.set(row.group, (group = {names: new Set(), idleMs: null}))
+    for (const name of row.consumers) group.names.add(name)
+    if (row.idleMs !== null) group.idleMs = Math.min(group.idleMs ?? row.idleMs, row.idleMs)
+  }
+  const headers = new Map<string, string>()
+  for (const [name, {names, idleMs}] of seen) {
+    const idle = idleMs === null ? '' : `, least idle ${formatAge(idleMs)}`
+    headers.set(name, `${name} (${names.size} consumer${names.size === 1 ? '' : 's'}${idle})`)
+  }
+  return headers
+}
+
 /** 80 columns: a line per group (its consumers), then a row per topic (and partition). */
 export function renderLag(rows: readonly LagRow[], style: Pick<Style, 'ok' | 'warn' | 'bold'> = PLAIN): string[] {
   if (rows.length === 0) return ['No consumer group has read from this bus yet.']
@@ -146,12 +167,12 @@ export function renderLag(rows: readonly LagRow[], style: Pick<Style, 'ok' | 'wa
       .join(' ')
       .trimEnd()
   const out = [line(COLUMNS.map(([name]) => name))]
+  const headers = groupHeaders(rows)
   let group: string | null = null
   for (const row of rows) {
     if (row.group !== group) {
       group = row.group
-      const idle = row.idleMs === null ? '' : `, least idle ${formatAge(row.idleMs)}`
-      out.push(style.bold(cut(`${row.group} (${row.consumers.length} consumer${row.consumers.length === 1 ? '' : 's'}${idle})`, 79)))
+      out.push(style.bold(cut(headers.get(row.group)!, 79)))
     }
     const name = row.partition === null ? `  ${row.topic}` : `    p${row.partition} ${row.consumers[0] ?? '(no owner)'}`
     out.push(

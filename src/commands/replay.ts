@@ -12,9 +12,9 @@ export default class Replay extends BaseCommand<typeof Replay> {
 
 --shadow runs one group's handlers over the whole log into a scratch copy of its projections (in this process) and prints where the result differs from the live state, field by field, committing nothing; with --rules DIR it answers "what would these rules change?".
 
---from-scratch rebuilds a group: it drops the group's projections (and, for gamification, the leaderboards), then replays every event the group consumes; \`tektree verify\` then checks the result. Stop the load first: live events and replayed ones are not ordered against each other.
+--from-scratch rebuilds a group: it drops the group's projections (and, for gamification, the leaderboards), then replays every event the group consumes; \`tektree verify\` then checks the result. Live events and replayed ones would not be ordered against each other, so it first waits up to 30 s for the groups to go quiet (no backlog, nothing arriving, an empty outbox) and, while a load goes on, refuses and drops nothing.
 
-Exit codes: 0 sent (or, with --shadow, no difference), 1 not confirmed or differences found, 2 bad usage, 130 interrupted.`
+Exit codes: 0 sent (or, with --shadow, no difference), 1 not confirmed or differences found, 2 bad usage or the groups not quiet, 130 interrupted.`
   static override enableJsonFlag = true
   static override examples = [
     '<%= config.bin %> <%= command.id %> --group search --type "knowledge.*" --dry-run',
@@ -53,7 +53,7 @@ Exit codes: 0 sent (or, with --shadow, no difference), 1 not confirmed or differ
       ...(this.flags.aggregate ? {aggregateId: this.flags.aggregate} : {}),
       ...(this.flags.correlation ? {correlationId: this.flags.correlation} : {}),
     }
-    const [{loadCatalog}, {replayGroups}, {replay}] = await Promise.all([import('../catalog/load.js'), import('../services/replay-groups.js'), import('../ops/replay.js')])
+    const [{loadCatalog}, {replayGroups}, {replay, describeBusy}] = await Promise.all([import('../catalog/load.js'), import('../services/replay-groups.js'), import('../ops/replay.js')])
     const catalog = await loadCatalog(this.flags.catalog)
     const groups = replayGroups(catalog, this.flags.group)
     const dryRun = this.flags['dry-run']
@@ -66,6 +66,7 @@ Exit codes: 0 sent (or, with --shadow, no difference), 1 not confirmed or differ
     const onSigint = () => stop.abort()
     process.once('SIGINT', onSigint)
     const progress = process.stderr.isTTY && !this.jsonEnabled()
+    let waiting = false
     try {
       if (runtime.describe().bus.origin === 'in-process') process.stderr.write('The bus is in this process only: no service elsewhere will receive the replay (start `tektree up`, or give --bus-url).\n')
       const result = await replay({
@@ -77,7 +78,19 @@ Exit codes: 0 sent (or, with --shadow, no difference), 1 not confirmed or differ
         dryRun,
         ratePerSec: this.flags.rate,
         signal: stop.signal,
-        onProgress: progress ? ({read, sent}) => process.stderr.write(`\rread ${read}, sent ${sent}`) : undefined,
+        onProgress: progress ? ({read, sent}) => process.stderr.write(`\rread ${read}, sent ${sent}\u001B[K`) : undefined,
+        quiet: {
+          onWait: progress
+            ? (state) => {
+                waiting = true
+                process.stderr.write(`\r${cutLine(`waiting for quiet: ${describeBusy(state)}`)}\u001B[K`)
+              }
+            : undefined,
+        },
+      }).catch((error: unknown) => {
+        // The refusal's message starts a line of its own, not after the waiting line.
+        if (waiting) process.stderr.write('\n')
+        throw error
       })
       if (progress) process.stderr.write('\n')
       if (!this.jsonEnabled()) this.render(result, dryRun)
@@ -147,3 +160,5 @@ Exit codes: 0 sent (or, with --shadow, no difference), 1 not confirmed or differ
     if (!dryRun && result.sent > 0) this.log('The groups handle them as their services run; `tektree lag` shows the progress.')
   }
 }
+
+const cutLine = (text: string) => (text.length <= 79 ? text : `${text.slice(0, 78)}…`)

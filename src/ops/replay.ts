@@ -4,14 +4,16 @@
  * group sees them. Replayed events are handled whatever the group's records say it has handled;
  * the handlers' own guards still apply each event to a document once. `fromScratch` drops the
  * group's projections (and, for gamification, the leaderboards) first and replays every event it
- * consumes, in store order: the group's state is rebuilt from the log.
+ * consumes, in store order: the group's state is rebuilt from the log. It does so only once the
+ * groups are quiet (untilQuiet), as Kafka's reset tools wait for an inactive group.
  */
 import type {Catalog} from '../catalog/types.js'
-import {pauseUntil} from '../core/pause.js'
+import {pause, pauseUntil} from '../core/pause.js'
 import type {EventEnvelope} from '../core/envelope.js'
 import type {EventQuery} from '../core/ports.js'
 import type {Runtime} from '../core/runtime.js'
 import {directMessage, directTopicSpec, REPLAY_HEADER} from '../engine/direct.js'
+import {UserError} from '../errors.js'
 
 export interface ReplayGroup {
   name: string
@@ -33,6 +35,8 @@ export interface ReplayOptions {
   ratePerSec?: number
   signal?: AbortSignal
   onProgress?: (progress: {read: number; sent: number}) => void
+  /** fromScratch: how long to wait for the groups to go quiet, and how far apart to look. */
+  quiet?: {timeoutMs?: number; intervalMs?: number; onWait?: (state: Quiet) => void}
 }
 
 export interface ReplayResult {
@@ -51,7 +55,12 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
   const {runtime, catalog, groups, signal} = options
   const byGroup: Record<string, number> = Object.fromEntries(groups.map((g) => [g.name, 0]))
   const dropped = {collections: [] as string[], boards: 0}
-  if (options.fromScratch && !options.dryRun) await dropState(runtime, groups, dropped)
+  if (options.fromScratch && !options.dryRun) {
+    const state = await untilQuiet(runtime, groups.map((g) => g.name), {...options.quiet, signal})
+    if (signal?.aborted) return {read: 0, sent: 0, byGroup, dropped, interrupted: true}
+    if (!state.quiet) throw busyError(state)
+    await dropState(runtime, groups, dropped)
+  }
   if (!options.dryRun) await runtime.bus.ensureTopics(groups.map((g) => directTopicSpec(g.name)))
   const rate = options.ratePerSec && options.ratePerSec > 0 ? options.ratePerSec : null
   const started = Date.now()
@@ -100,4 +109,88 @@ async function dropState(runtime: ReplayOptions['runtime'], groups: readonly Rep
       }
     }
   }
+}
+
+/** A group still taking events: its backlog now, and what reached it between the last two looks. */
+export interface BusyGroup {
+  group: string
+  backlog: number
+  /** null where the bus cannot tell (no acked count). */
+  arrived: number | null
+}
+
+export interface Quiet {
+  quiet: boolean
+  busy: BusyGroup[]
+  /** Events appended and not yet on the bus: any group may be about to get them. */
+  outbox: number
+  intervalMs: number
+}
+
+interface Reading {
+  groups: Map<string, {backlog: number; seen: number | null}>
+  outbox: number
+}
+
+async function readGroups(runtime: Pick<Runtime, 'bus' | 'store'>, names: ReadonlySet<string>): Promise<Reading> {
+  const groups = new Map<string, {backlog: number; seen: number | null}>()
+  for (const stats of await runtime.bus.stats()) {
+    if (!names.has(stats.group)) continue
+    const known = groups.get(stats.group) ?? {backlog: 0, seen: 0}
+    known.backlog += stats.lag + stats.pending
+    // Everything the group has seen or will see: its growth between looks is what arrived.
+    known.seen = known.seen === null || stats.acked === null ? null : known.seen + stats.acked + stats.lag + stats.pending
+    groups.set(stats.group, known)
+  }
+  return {groups, outbox: await runtime.store.outbox.pending()}
+}
+
+/**
+ * Waits, up to `timeoutMs`, until the groups take nothing: no backlog on any of their topics,
+ * nothing new over one interval, an empty outbox. A rebuild drops their state and hands them the
+ * log again; events handled live meanwhile are not ordered against the replayed ones (a streak
+ * counted on the wrong day), and a replayed copy that comes more than 256 writes after its live
+ * copy passes the documents' guards and counts twice. A backlog that drains (reconcile's
+ * republished events) is waited for; a load that keeps arriving is what the answer names.
+ */
+export async function untilQuiet(
+  runtime: Pick<Runtime, 'bus' | 'store'>,
+  groups: readonly string[],
+  options: {timeoutMs?: number; intervalMs?: number; signal?: AbortSignal; onWait?: (state: Quiet) => void} = {},
+): Promise<Quiet> {
+  const intervalMs = options.intervalMs ?? 1_000
+  const deadline = Date.now() + (options.timeoutMs ?? 30_000)
+  const names = new Set(groups)
+  let before = await readGroups(runtime, names)
+  for (;;) {
+    const slept = await pause(intervalMs, options.signal)
+    const now = await readGroups(runtime, names)
+    const busy: BusyGroup[] = []
+    for (const [group, {backlog, seen}] of now.groups) {
+      // A group first seen in this look has no count to compare: its backlog speaks for it.
+      const earlier = before.groups.get(group)?.seen ?? null
+      const arrived = seen === null || earlier === null ? null : Math.max(0, seen - earlier)
+      if (backlog > 0 || (arrived ?? 0) > 0) busy.push({group, backlog, arrived})
+    }
+    const state = {quiet: busy.length === 0 && now.outbox === 0, busy, outbox: now.outbox, intervalMs}
+    if (state.quiet || !slept || Date.now() >= deadline) return state
+    options.onWait?.(state)
+    before = now
+  }
+}
+
+/** What is busy, in words: "gamification (backlog 224, 130 arrived in the last 1 s)". */
+export function describeBusy(state: Quiet): string {
+  const seconds = `${state.intervalMs / 1000} s`
+  const parts = state.busy.map((b) => `${b.group} (backlog ${b.backlog}${b.arrived ? `, ${b.arrived} arrived in the last ${seconds}` : ''})`)
+  if (state.outbox > 0) parts.push(`${state.outbox} event(s) in the outbox, not yet on the bus`)
+  return parts.join('; ')
+}
+
+function busyError(state: Quiet): UserError {
+  return new UserError(`Not rebuilt, events still coming: ${describeBusy(state)}`, {
+    code: 'GROUP_BUSY',
+    hint: 'A rebuild beside live events would apply them out of order, and some twice. Stop the load (simulate, publish, demo), let the backlog drain (tektree lag), then run this again. Nothing was dropped.',
+    details: {busy: state.busy, outbox: state.outbox},
+  })
 }

@@ -73,6 +73,29 @@ describe('lag', () => {
     expect(coloured.map(stripAnsi)).toEqual(plain)
   })
 
+  it("names a group's consumers over all its topics, not only its first topic's", () => {
+    const stats = (topic: string, consumers: Array<{name: string; idleMs: number}>) => ({
+      group: 'analytics',
+      topic,
+      lag: 0,
+      pending: 0,
+      oldestPendingAgeMs: null,
+      consumers: consumers.map((c) => ({...c, pending: 0})),
+      partitions: [],
+      acked: 0,
+    })
+    const rows = lagRows(null, {
+      at: 0,
+      groups: [
+        // The group's own retry topic, never written to: redis-server lists no consumer on it.
+        stats('tektree.direct.analytics', []),
+        stats('tektree.knowledge', [{name: 'w1', idleMs: 900}]),
+        stats('tektree.user', [{name: 'w1', idleMs: 40}, {name: 'w2', idleMs: 70}]),
+      ],
+    })
+    expect(renderLag(rows)[1]).toBe('analytics (2 consumers, least idle 40ms)')
+  })
+
   it('renders within 80 columns, long names cut', () => {
     const long = 'a-consumer-group-with-a-name-far-too-long-for-any-column'
     const rows = lagRows(null, {

@@ -6,7 +6,7 @@ import {describe, expect, it} from 'vitest'
 import {openRuntime} from '../../src/adapters/open.js'
 import {loadCatalog} from '../../src/catalog/load.js'
 import {SystemClock} from '../../src/core/clock.js'
-import {replay} from '../../src/ops/replay.js'
+import {replay, untilQuiet} from '../../src/ops/replay.js'
 import {startServices, waitForQuiet} from '../../src/services/host.js'
 import {createServices, SERVICE_COLLECTIONS} from '../../src/services/index.js'
 import {replayGroups} from '../../src/services/replay-groups.js'
@@ -30,7 +30,7 @@ describe('replay', () => {
           // a document the log does not explain: gone after the rebuild
           const [first] = SERVICE_COLLECTIONS[group.name as keyof typeof SERVICE_COLLECTIONS]
           await runtime.store.projections.update(first, 'not-from-the-log', {$set: {stray: true}})
-          const result = await replay({runtime, catalog, groups: [group], query: {}, fromScratch: true})
+          const result = await replay({runtime, catalog, groups: [group], query: {}, fromScratch: true, quiet: {intervalMs: 100}})
           expect(result.interrupted).toBe(false)
           expect(result.dropped.collections).toContain(`seq_${group.name}`)
           expect(await waitForQuiet(runtime, host, {timeoutMs: 60_000})).toBe(true)
@@ -56,6 +56,52 @@ describe('replay', () => {
       } finally {
         await host.stop()
       }
+    } finally {
+      await runtime.close()
+    }
+  })
+
+  it('rebuilds only once the group is quiet: waits out a backlog that drains, refuses one that a load keeps up, dropping nothing', {timeout: 60_000}, async () => {
+    const runtime = await openRuntime({inProcess: true})
+    const catalog = await loadCatalog()
+    try {
+      const [group] = replayGroups(catalog, ['search'])
+      const topic = 'tektree.knowledge'
+      await runtime.bus.ensureTopics([{name: topic, partitions: 2}])
+      const sub = await runtime.bus.subscribe({group: group.name, consumer: 'c1', topics: [topic], batchSize: 5, blockMs: 20})
+      const message = (i: number) => ({topic, key: `k${i % 4}`, value: '{}', headers: {}})
+      const [collection] = group.collections
+      await runtime.store.projections.update(collection, 'kept', {$set: {kept: true}})
+
+      // A load that keeps coming: refused after the wait, with the group named and nothing dropped.
+      let sent = 0
+      const load = setInterval(() => void runtime.bus.publish([message(sent++)]), 10)
+      const refused = await replay({runtime, catalog, groups: [group], query: {}, fromScratch: true, quiet: {timeoutMs: 500, intervalMs: 100}}).then(
+        () => null,
+        (error: unknown) => error as {code?: string; message: string},
+      )
+      clearInterval(load)
+      expect(refused?.code).toBe('GROUP_BUSY')
+      expect(refused?.message).toContain('search (backlog')
+      expect(await runtime.store.projections.get(collection, 'kept')).toMatchObject({kept: true})
+
+      // The backlog left, drained by a consumer meanwhile: waited for, then rebuilt.
+      const states: number[] = []
+      const drain = (async () => {
+        for (let empty = 0; empty < 5; ) {
+          const batch = await sub.next()
+          empty = batch.length === 0 ? empty + 1 : 0
+          await new Promise((resolve) => setTimeout(resolve, 30))
+          await sub.ack(batch)
+        }
+      })()
+      const result = await replay({runtime, catalog, groups: [group], query: {}, fromScratch: true, quiet: {timeoutMs: 20_000, intervalMs: 100, onWait: (state) => states.push(state.busy[0]?.backlog ?? 0)}})
+      await drain
+      expect(states.length).toBeGreaterThan(0)
+      expect(result.dropped.collections).toContain(collection)
+      expect(await runtime.store.projections.get(collection, 'kept')).toBeNull()
+      expect((await untilQuiet(runtime, [group.name], {intervalMs: 50})).quiet).toBe(true)
+      await sub.close()
     } finally {
       await runtime.close()
     }
