@@ -1,6 +1,8 @@
 /** The archive commands' folder and filters, read the same way by each. */
+import {existsSync} from 'node:fs'
 import {Flags} from '@oclif/core'
 import {join} from 'node:path'
+import type {EventEnvelope} from '../core/envelope.js'
 import type {ArchiveFilter} from '../ops/archive/index.js'
 import {parseWhen} from './dlq-flags.js'
 
@@ -21,6 +23,18 @@ export async function archiveDir(flag: string | undefined): Promise<string> {
   if (flag) return flag
   const {resolveDataDir} = await import('../embedded/discovery.js')
   return join(resolveDataDir(), 'archive')
+}
+
+/**
+ * The archived events verify counts beside the store (their effects stay in the projections): the
+ * folder given, which must hold an archive, else the data dir's when an archive run made one.
+ */
+export async function archivedEvents(flag: string | undefined): Promise<AsyncIterable<EventEnvelope> | undefined> {
+  const [dir, {MANIFEST, queryArchive}] = await Promise.all([archiveDir(flag), import('../ops/archive/index.js')])
+  if (!flag && !existsSync(join(dir, MANIFEST))) return undefined
+  return (async function* () {
+    for await (const {record} of queryArchive({dir})) yield record.event
+  })()
 }
 
 export function archiveFilterFrom(flags: {type?: string[]; aggregate?: string; user?: string; from?: string; to?: string}): ArchiveFilter {

@@ -100,6 +100,8 @@ Exit codes: 0 all assertions hold, 1 an assertion failed, the drain did not fini
           inProcess: flags['in-process'],
           catalogPath: flags.catalog,
           verify: flags.verify,
+          // Read as `tektree verify` reads it: an archive run took events whose effects stay.
+          archived: flags['in-process'] ? undefined : async () => (await import('../cli/archive-flags.js')).archivedEvents(process.env.TEKTREE_ARCHIVE_DIR || undefined),
           drainTimeoutMs,
           metricsPort: flags['metrics-port'],
           workers: flags.workers,

@@ -2,8 +2,6 @@ import {Flags} from '@oclif/core'
 import {BaseCommand, catalogFlag, runtimeFlags} from '../cli/base.js'
 import {createStyle, wrap} from '../cli/style.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
-import {existsSync} from 'node:fs'
-import {join} from 'node:path'
 import type {EventEnvelope} from '../core/envelope.js'
 import type {VerifyResult} from '../services/verify.js'
 
@@ -46,13 +44,8 @@ Exit codes: 0 no difference, 1 differences found.`
   /** The archive's events, when there is an archive to read. */
   private async archived(): Promise<AsyncIterable<EventEnvelope> | undefined> {
     if (this.flags['ignore-archive']) return undefined
-    const [{archiveDir}, {MANIFEST, queryArchive}] = await Promise.all([import('../cli/archive-flags.js'), import('../ops/archive/index.js')])
-    const dir = await archiveDir(this.flags.archive)
-    // The default folder is read only when an archive run made it; a folder given must hold one.
-    if (!this.flags.archive && !existsSync(join(dir, MANIFEST))) return undefined
-    return (async function* () {
-      for await (const {record} of queryArchive({dir})) yield record.event
-    })()
+    const {archivedEvents} = await import('../cli/archive-flags.js')
+    return archivedEvents(this.flags.archive)
   }
 
   private render(result: VerifyResult): void {

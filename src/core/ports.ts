@@ -237,10 +237,13 @@ export interface EventStore {
   /**
    * Removes events (archive, once their archive file is durable): the event, its outbox entry (or
    * quarantine) and its handled records. Ids not held are skipped; returns how many were removed.
+   * A removed event's id stays known: appending it again is a duplicate, as before the removal. An
+   * id is an idempotency key (a threshold event's, `identity`, is derived from what it announces,
+   * and is emitted again whenever that is seen again), so forgetting it would let the event in twice.
    */
   remove(eventIds: readonly string[]): Promise<number>
   /**
-   * Puts archived events back, as already published: they never enter the outbox, so the relay
+   * Puts archived events back (their ids known again as events), as already published: they never enter the outbox, so the relay
    * never sends them to the bus again. Idempotent by event_id as append is (duplicates, conflicts).
    * Their handled records come back with them; published_at is kept (null: marked published now).
    * A restored event takes a new place at the end of the append order.

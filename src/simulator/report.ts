@@ -13,6 +13,8 @@ export interface VerifySummary {
   differences: number
   /** The first few differences, as found. */
   sample: Array<{projection: string; id: string; field: string; expected: unknown; actual: unknown}>
+  /** Events the oracle read from the archive (archived out of the store), when there was one. */
+  archived?: number
 }
 
 export interface SimulationReport {
@@ -194,7 +196,8 @@ export function renderSummary(report: SimulationReport, style: Style = createSty
   }
   if (report.verify) {
     const found = `${n(report.verify.differences)} differences`
-    rows.push(['Verify', `${n(report.verify.checked)} checked, ${report.verify.differences > 0 ? style.bad(found) : found}`])
+    const archived = report.verify.archived ? ` (events from the archive too: ${n(report.verify.archived)})` : ''
+    rows.push(['Verify', `${n(report.verify.checked)} checked, ${report.verify.differences > 0 ? style.bad(found) : found}${archived}`])
   }
   if (!report.drained) rows.push(['Drain', style.warn('did not finish: some events were still in flight when the wait ended')])
   for (const error of report.errors.slice(0, 5)) rows.push(['Error', style.bad(error)])

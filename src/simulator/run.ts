@@ -36,6 +36,8 @@ export interface SimulationOptions {
   catalogPath?: string
   /** Run the projection oracle after draining (also on when an assertion needs it). */
   verify?: boolean
+  /** The events archived out of the store, which the oracle counts too (`tektree archive run`). */
+  archived?: () => Promise<AsyncIterable<EventEnvelope> | undefined>
   /** Longest wait for the backlog to empty after generation (ms). */
   drainTimeoutMs?: number
   /** After Ctrl+C, the shorter drain (ms). */
@@ -576,9 +578,9 @@ async function simulate(
   } else if (wantVerify) {
     phase = 'verifying'
     try {
-      const result = await verifyProjections({store: runtime.store, leaderboards: runtime.leaderboards, catalog})
+      const result = await verifyProjections({store: runtime.store, leaderboards: runtime.leaderboards, catalog, archived: await options.archived?.()})
       if (result === null) verifySkipped = 'not available: the TekTree services are not part of this build'
-      else verify = {checked: result.checked, differences: result.differences.length, sample: result.differences.slice(0, 10)}
+      else verify = {checked: result.checked, differences: result.differences.length, sample: result.differences.slice(0, 10), ...(result.archived ? {archived: result.archived} : {})}
     } catch (error) {
       verifySkipped = `failed: ${(error as Error).message}`
     }

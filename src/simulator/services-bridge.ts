@@ -17,14 +17,24 @@ export interface SimService {
 export interface VerifyResult {
   checked: number
   differences: Array<{projection: string; id: string; field: string; expected: unknown; actual: unknown}>
+  /** Events read from the archive, when one was given. */
+  archived?: number
 }
 
 interface ServicesModule {
   createServices(options: {only?: string[]; clock: Clock; catalog?: Catalog}): SimService[] | Promise<SimService[]>
 }
 
+interface VerifyOptions {
+  store: Store
+  leaderboards: Leaderboards
+  catalog: Catalog
+  /** Events archived out of the store: their effects stay in the projections. */
+  archived?: AsyncIterable<EventEnvelope>
+}
+
 interface VerifyModule {
-  verifyProjections(options: {store: Store; leaderboards: Leaderboards; catalog: Catalog}): Promise<VerifyResult>
+  verifyProjections(options: VerifyOptions): Promise<VerifyResult>
 }
 
 // Non-literal specifiers: the services are written separately and may be absent from a build.
@@ -57,7 +67,7 @@ export async function loadServices(options: {only?: string[]; clock: Clock; cata
 }
 
 /** Null when the oracle is not available in this build. */
-export async function verifyProjections(options: {store: Store; leaderboards: Leaderboards; catalog: Catalog}): Promise<VerifyResult | null> {
+export async function verifyProjections(options: VerifyOptions): Promise<VerifyResult | null> {
   const mod = await optionalImport<VerifyModule>(VERIFY)
   if (!mod) return null
   return await mod.verifyProjections(options)

@@ -103,6 +103,10 @@ describe('tektree archive', () => {
     // oracle has differences to report either way: what is checked is which events it read).
     const oracle = JSON.parse((await runCli(['verify', '--json', ...runtime()], {env})).stdout)
     expect(oracle).toMatchObject({events: 5, archived: 3})
+    // So does simulate --verify (it reported every archived event's effects as differences).
+    const otherStore = ['--store-url', `sqlite:${path.join(dir, 'simulated.db')}`, '--bus-url', 'memory:']
+    const simulated = await runCli(['simulate', '--scenario', 'smoke', '--events', '20', '--verify', '--json', ...otherStore], {env})
+    expect(JSON.parse(simulated.stdout).verify, simulated.stderr).toMatchObject({archived: 3})
     const storeOnly = JSON.parse((await runCli(['verify', '--json', '--ignore-archive', ...runtime()], {env})).stdout)
     expect(storeOnly.events).toBe(2)
     expect(storeOnly.archived).toBeUndefined()

@@ -739,6 +739,25 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect(await store.handled.of(ids(events))).toHaveLength(2)
       })
 
+      it("a removed event's id stays known: appended again (alone or in a commit) it is a duplicate; restore brings the event back", async () => {
+        const [kept, archived] = [makeEvent({timestamp: at(0)}), makeEvent({timestamp: at(1)})]
+        await store.events.append([kept, archived])
+        await store.outbox.markPublished(ids([kept, archived]))
+        const records = await store.events.records([archived.event_id])
+        expect(await store.events.remove([archived.event_id])).toBe(1)
+        // A threshold event announced again (its id is its identity) after the first was archived.
+        const again = {...archived, timestamp: at(50), causation_id: 'another-cause'}
+        const fresh = makeEvent({timestamp: at(51)})
+        expect(await store.events.append([again, fresh])).toEqual({inserted: 1, duplicates: [archived.event_id], conflicts: []})
+        expect(await store.commit({events: [again]})).toEqual({inserted: 0})
+        expect(await store.events.get(archived.event_id)).toBeNull()
+        expect(ids(await store.outbox.claim({owner: 'relay', limit: 10, leaseMs: 60_000}))).toEqual([fresh.event_id])
+        expect(await store.events.count()).toBe(2)
+        expect(await store.events.restore(records)).toEqual({inserted: 1, duplicates: [], conflicts: []})
+        expect(await store.events.get(archived.event_id)).toEqual(archived)
+        expect(await store.events.append([archived])).toEqual({inserted: 0, duplicates: [archived.event_id], conflicts: []})
+      })
+
       it('a restored event without a publish time is marked published now; it comes after newer events in append order', async () => {
         const old = makeEvent({timestamp: at(0)})
         const newer = makeEvent({timestamp: at(100)})

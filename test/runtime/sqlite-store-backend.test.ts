@@ -237,7 +237,8 @@ describe('SqliteStore: the file', () => {
     expect(listed).toEqual([])
     expect((await store.outbox.claim({owner: 'a', limit: 10, leaseMs: 60_000})).map((e) => e.event_id)).toEqual([kept.event_id, waiting.event_id])
     expect(await store.events.remove([waiting.event_id])).toBe(1)
-    expect((await store.events.append([published])).inserted).toBe(1)
+    // A removed id stays known (a duplicate); a new event takes the freed seq.
+    expect((await store.events.append([published, makeEvent()])).inserted).toBe(1)
     expect(await store.outbox.pending()).toBe(2)
   })
 

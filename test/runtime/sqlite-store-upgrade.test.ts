@@ -62,7 +62,7 @@ describe('SqliteStore: a schema 4 file', () => {
 
     const store = await createSqliteStore({path: file})
     try {
-      expect(store.migrationsRun).toEqual([5, 6, 7, 8])
+      expect(store.migrationsRun).toEqual([5, 6, 7, 8, 9])
       expect(await store.projections.isApplied('c', 'held', 'odd "id"')).toBe(true)
       expect(await store.projections.applyOnce('c', 'held', 'e1', {$inc: {n: 1}})).toBe(false)
       expect(await store.projections.applyOnce('c', 'held', 'e2', {$inc: {n: 1}})).toBe(true)
@@ -110,7 +110,7 @@ describe('SqliteStore: a schema 5 file', () => {
 
     const store = await createSqliteStore({path: file})
     try {
-      expect(store.migrationsRun).toEqual([6, 7, 8])
+      expect(store.migrationsRun).toEqual([6, 7, 8, 9])
       expect(await store.handled.completed('g', [event.event_id])).toEqual(new Set([event.event_id]))
     } finally {
       await store.close()
@@ -148,7 +148,7 @@ describe('SqliteStore: a schema 6 file', () => {
 
     const store = await createSqliteStore({path: file})
     try {
-      expect(store.migrationsRun).toEqual([7, 8])
+      expect(store.migrationsRun).toEqual([7, 8, 9])
       expect(await store.events.count()).toBe(4)
       expect(await store.outbox.pending()).toBe(2)
       // The lease another relay held survives the move: only the free event is claimed.
@@ -186,7 +186,7 @@ describe('SqliteStore: a schema 7 file', () => {
 
     const store = await createSqliteStore({path: file})
     try {
-      expect(store.migrationsRun).toEqual([8])
+      expect(store.migrationsRun).toEqual([8, 9])
       expect(await store.projections.getVersioned!('profiles', 'u')).toEqual({doc: {_id: 'u', xp: 5}, version: 0})
       await store.commit({projections: [{collection: 'profiles', id: 'u', update: {$inc: {xp: 1}}}], expect: [{collection: 'profiles', id: 'u', version: 0}]})
       expect(await store.projections.getVersioned!('profiles', 'u')).toEqual({doc: {_id: 'u', xp: 6}, version: 1})

@@ -130,6 +130,8 @@ export class MongoStore implements Store {
   readonly dlq: DlqStore
   readonly handled: HandledLog
   private readonly handledCollection: Collection<HandledRecord & {_id: string}>
+  /** The ids of archived events, still known to append (EventStore.remove). */
+  private readonly archivedIds: Collection<{_id: string; at?: number}>
   readonly db: Db
 
   private readonly eventsCollection: Collection<EventDoc>
@@ -149,6 +151,7 @@ export class MongoStore implements Store {
     this.eventsCollection = this.db.collection<EventDoc>('events')
     this.dlqCollection = this.db.collection<DlqDoc>('dlq')
     this.handledCollection = this.db.collection<HandledRecord & {_id: string}>('handled')
+    this.archivedIds = this.db.collection<{_id: string; at?: number}>('archived_ids')
     this.now = options.now ?? Date.now
     this.batchSize = options.batchSize ?? 1_000
 
@@ -172,8 +175,11 @@ export class MongoStore implements Store {
       },
       remove: async (eventIds) => {
         if (eventIds.length === 0) return 0
-        // Events first: a crash in between leaves handled records of no event (trace finds nothing
+        // The ids first, then the events: a crash in between leaves an id known twice over, never
+        // an event whose id was forgotten. Then handled records of no event (trace finds nothing
         // to show them on), never an event whose handling was forgotten.
+        const held = await this.eventsCollection.find({_id: {$in: [...eventIds]}}, {projection: {_id: 1}}).toArray()
+        if (held.length > 0) await this.archivedIds.bulkWrite(held.map(({_id}) => ({updateOne: {filter: {_id}, update: {$setOnInsert: {at: this.now()}}, upsert: true}})), {ordered: false})
         const {deletedCount} = await this.eventsCollection.deleteMany({_id: {$in: [...eventIds]}})
         await this.handledCollection.deleteMany({event_id: {$in: [...eventIds]}})
         return deletedCount
@@ -181,6 +187,7 @@ export class MongoStore implements Store {
       restore: async (records) => {
         if (records.length === 0) return {inserted: 0, duplicates: [], conflicts: []}
         const now = this.now()
+        await this.archivedIds.deleteMany({_id: {$in: records.map((r) => r.event.event_id)}})
         const publishedAt = new Map(records.map((r) => [r.event, r.published_at ?? now]))
         const result = await this.append(
           records.map((r) => r.event),
@@ -365,7 +372,18 @@ export class MongoStore implements Store {
   }
 
   /** `published`: restore's events go in marked published (never into the outbox). */
-  private async append(events: readonly EventEnvelope[], published?: (event: EventEnvelope) => {published: true; published_at: number}): Promise<AppendResult> {
+  private async append(all: readonly EventEnvelope[], published?: (event: EventEnvelope) => {published: true; published_at: number}): Promise<AppendResult> {
+    if (all.length === 0) return {inserted: 0, duplicates: [], conflicts: []}
+    // Archived ids are duplicates (their content is in the archive, not here to compare). Without
+    // transactions an archive run between this look and the insert can still let one in.
+    const archived = new Set((await this.archivedIds.find({_id: {$in: all.map((e) => e.event_id)}}, {projection: {_id: 1}}).toArray()).map((d) => d._id))
+    const events = archived.size === 0 ? all : all.filter((e) => !archived.has(e.event_id))
+    const result = await this.insertEvents(events, published)
+    if (archived.size > 0) result.duplicates.push(...all.filter((e) => archived.has(e.event_id)).map((e) => e.event_id))
+    return result
+  }
+
+  private async insertEvents(events: readonly EventEnvelope[], published?: (event: EventEnvelope) => {published: true; published_at: number}): Promise<AppendResult> {
     if (events.length === 0) return {inserted: 0, duplicates: [], conflicts: []}
     const appendedAt = this.now()
     const docs: EventDoc[] = events.map((event) => {

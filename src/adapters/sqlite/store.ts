@@ -27,6 +27,7 @@
  * - `dlq`: records by id, in dead-letter order.
  * - `handled`: (event_id, group) -> when the group completed the event and after how many attempts;
  *   also the group's ledger (an event it holds is a duplicate for that group), kept with the event.
+ * - `archived_ids`: the ids of events archive removed; appending one is a duplicate.
  */
 import {statSync} from 'node:fs'
 import {dirname, resolve} from 'node:path'
@@ -175,6 +176,11 @@ export const MIGRATIONS: readonly string[] = [
   // 8: each document's version, for the expected versions of a commit (StoreWrites.expect).
   `
   ALTER TABLE projections ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+  `,
+  // 9: the ids of archived events, still known to append (EventStore.remove): a threshold event's
+  // id is its identity, announced again whenever it is seen again, and got in twice once archived.
+  `
+  CREATE TABLE archived_ids (event_id TEXT PRIMARY KEY) WITHOUT ROWID;
   `,
 ]
 
@@ -461,6 +467,7 @@ export class SqliteStore implements Store {
   // Prepared once: these are the hot paths.
   private readonly insertEvent: Statement
   private readonly selectEnvelope: Statement
+  private readonly isArchived: Statement
   private readonly maxSeq: Statement
   private readonly queueEvent: Statement
   private readonly claimEvents: Statement
@@ -528,6 +535,7 @@ export class SqliteStore implements Store {
       'INSERT INTO events (event_id, event_type, ts_ms, aggregate_id, correlation_id, envelope) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING',
     )
     this.selectEnvelope = db.prepare('SELECT envelope FROM events WHERE event_id = ?').pluck()
+    this.isArchived = db.prepare('SELECT 1 FROM archived_ids WHERE event_id = ?').pluck()
     this.maxSeq = db.prepare('SELECT coalesce(max(seq), 0) FROM events').pluck()
     // One statement picks and leases; RETURNING order is unspecified, so the envelopes are read
     // by seq after (selectClaimed). An aggregate another relay holds a live lease on is skipped
@@ -584,7 +592,7 @@ export class SqliteStore implements Store {
       const conflicts: string[] = []
       for (const row of rows) {
         if (this.insertRow(row)) inserted++
-        else if (sameEnvelope(JSON.parse(this.selectEnvelope.get(row.id) as string), JSON.parse(row.json))) duplicates.push(row.id)
+        else if (this.sameAsStored(row)) duplicates.push(row.id)
         else conflicts.push(row.id)
       }
       return {inserted, duplicates, conflicts}
@@ -639,6 +647,8 @@ export class SqliteStore implements Store {
       )
       .raw()
     const deleteEvents = db.prepare('DELETE FROM events WHERE event_id IN (SELECT value FROM json_each(?))')
+    const keepArchivedIds = db.prepare('INSERT OR IGNORE INTO archived_ids (event_id) SELECT event_id FROM events WHERE event_id IN (SELECT value FROM json_each(?))')
+    const forgetArchivedId = db.prepare('DELETE FROM archived_ids WHERE event_id = ?')
     const deleteHandled = db.prepare('DELETE FROM handled WHERE event_id IN (SELECT value FROM json_each(?))')
     // Before the events go: a seq freed at the end of the log is given to the next append.
     const deleteStates = ['outbox', 'published', 'quarantine'].map((table) =>
@@ -651,6 +661,7 @@ export class SqliteStore implements Store {
       const conflicts: string[] = []
       const now = this.now()
       for (const {row, published_at, handled} of rows) {
+        forgetArchivedId.run(row.id)
         // Published from the start: a restored event never enters the outbox.
         const insert = this.insertEvent.run(row.id, row.type, row.ts, row.aggregate, row.correlation, row.json)
         if (insert.changes > 0) {
@@ -704,6 +715,7 @@ export class SqliteStore implements Store {
           this.writeTx(() => {
             deleteHandled.run(list)
             for (const statement of deleteStates) statement.run(list)
+            keepArchivedIds.run(list)
             return deleteEvents.run(list).changes
           }),
         )
@@ -960,12 +972,19 @@ export class SqliteStore implements Store {
 
   // ---------------------------------------------------------------------------------- events
 
-  /** An event and its outbox entry; false when its id is already in the log. */
+  /** An event and its outbox entry; false when its id is already in the log, or was archived. */
   private insertRow(row: EventRow): boolean {
+    if (this.isArchived.get(row.id) !== undefined) return false
     const insert = this.insertEvent.run(row.id, row.type, row.ts, row.aggregate, row.correlation, row.json)
     if (insert.changes === 0) return false
     this.queueEvent.run(insert.lastInsertRowid, row.aggregate)
     return true
+  }
+
+  /** Whether a row not inserted holds this content (an archived id's content is not here: a duplicate). */
+  private sameAsStored(row: EventRow): boolean {
+    const stored = this.selectEnvelope.get(row.id) as string | undefined
+    return stored === undefined || sameEnvelope(JSON.parse(stored), JSON.parse(row.json))
   }
 
   /**
