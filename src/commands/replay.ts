@@ -8,7 +8,7 @@ import type {ShadowResult} from '../ops/shadow.js'
 
 export default class Replay extends BaseCommand<typeof Replay> {
   static override summary = 'Sends events from the store again to one consumer group or several, and to no other.'
-  static override description = `Chooses events by type (globs), time, aggregate id or correlation id, in the order they were appended, and puts them on each named group's own topic, where the group's running services (\`tektree services\`) handle them again even though they were handled before. A document that already holds an event's effect is not changed twice.
+  static override description = `Chooses events by type (globs), time, aggregate id or correlation id, in the order they were appended, and puts them on each named group's own topic, where the group's running services (\`tektree services\`) handle them again even though they were handled before. What the group completed is not done twice: an event its ledger holds applies none of its guarded writes and emits none of its derived events again (they committed with that record), however long ago; an event it never completed is handled as new. To run the handlers over the log again (new rules, a fixed bug), use --from-scratch.
 
 --shadow runs one group's handlers over the whole log into a scratch copy of its projections (in this process) and prints where the result differs from the live state, field by field, committing nothing; with --rules DIR it answers "what would these rules change?".
 

@@ -39,9 +39,9 @@ import type {RuntimeMetrics} from '../core/metrics.js'
 import type {Bus, Clock, Delivery, DlqRecord, Leaderboards, Store, Subscription} from '../core/ports.js'
 import type {Publisher} from './publisher.js'
 import type {Runtime} from '../core/runtime.js'
-import {directTopic, directTopicSpec, FIRST_FAILURE_HEADER, isForced, PRIOR_ATTEMPTS_HEADER, REDRIVE_HEADER, REPLAY_HEADER} from './direct.js'
+import {directTopic, directTopicSpec, FIRST_FAILURE_HEADER, isForced, isReplayAgain, PRIOR_ATTEMPTS_HEADER, REDRIVE_HEADER, REPLAY_HEADER} from './direct.js'
 import {HeldBehindFailures} from './held-behind-failures.js'
-import {docKey, PendingUnits, WriteSet, type Segment, type Unit} from './unit-of-work.js'
+import {boardsWithoutGuardsOf, docKey, PendingUnits, WriteSet, type Segment, type Unit} from './unit-of-work.js'
 
 export interface HandlerContext {
   readonly event: EventEnvelope
@@ -859,7 +859,12 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
     const writes = pending.begin()
     // An event the ledger was just asked about, and did not hold, was applied nowhere by this group:
     // its own applyOnce guards need no read of the store (a replay or retry may be, and reads).
-    const view = pending.view(store, writes, item.notInLedger === event.event_id && !isForced(delivery.headers) ? event.event_id : undefined)
+    // Replayed onto live state, an event this group completed applies none of its guarded writes
+    // and emits none of its derived events again, however long ago: they committed with its ledger
+    // record (a rebuild dropped them first).
+    const completed = isReplayAgain(delivery.headers) && (item.ledgerId === event.event_id || seen.has(event.event_id)) ? event.event_id : undefined
+    const view = pending.view(store, writes, item.notInLedger === event.event_id && !isForced(delivery.headers) ? event.event_id : undefined, completed)
+    const boards = boardsInUnit ? leaderboards.within!(view.projections) : leaderboards
     const emitted: EventEnvelope[] = []
     const perType = new Map<string, number>()
     const ctx: HandlerContext = {
@@ -868,7 +873,7 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
       attempt: item.attempt,
       group,
       store: view,
-      leaderboards: boardsInUnit ? leaderboards.within!(view.projections) : leaderboards,
+      leaderboards: completed === undefined ? boards : boardsWithoutGuardsOf(boards, completed),
       clock,
       emit(type, payload, emitOptions) {
         const target = catalog.get(type)
@@ -886,7 +891,9 @@ export function startConsumer(deps: ConsumerDeps, service: ServiceDefinition, op
           timestamp: clock.now(),
           source: group,
         })
-        emitted.push(envelope)
+        // A completed event's derived events committed with its ledger record: none again (what
+        // it would emit now can differ: a fan-out to followers who came since).
+        if (completed === undefined) emitted.push(envelope)
         return envelope
       },
     }

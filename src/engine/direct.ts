@@ -12,8 +12,15 @@ export const DIRECT_PARTITIONS = 8
 
 /** The DLQ entry this delivery retries: the group removes it once it has acked the event. */
 export const REDRIVE_HEADER = 'x-tektree-redrive'
-/** Set on a replayed event: handle it even though the group's records say it was handled. */
+/**
+ * Set on a replayed event: handle it even though the group's records say it was handled. Its value
+ * says how: REPLAY_AGAIN (an event the group completed applies none of its guarded writes again,
+ * since they committed with its ledger record) or REPLAY_REBUILD (the group's projections were
+ * dropped: everything applies again).
+ */
 export const REPLAY_HEADER = 'x-tektree-replay'
+export const REPLAY_AGAIN = '1'
+export const REPLAY_REBUILD = 'rebuild'
 /** Attempts spent before (a retried DLQ entry's), so a failure again counts them all. */
 export const PRIOR_ATTEMPTS_HEADER = 'x-tektree-prior-attempts'
 export const FIRST_FAILURE_HEADER = 'x-tektree-first-failure-at'
@@ -34,4 +41,10 @@ export function directMessage(catalog: Catalog, group: string, event: EventEnvel
 /** True when the delivery asks to be handled whatever the group's records say (a retry, a replay). */
 export function isForced(headers: Readonly<Record<string, string>>): boolean {
   return headers[REDRIVE_HEADER] !== undefined || headers[REPLAY_HEADER] !== undefined
+}
+
+/** A replay onto the group's live state (not a rebuild): what the group completed is not applied again. */
+export function isReplayAgain(headers: Readonly<Record<string, string>>): boolean {
+  const value = headers[REPLAY_HEADER]
+  return value !== undefined && value !== REPLAY_REBUILD
 }

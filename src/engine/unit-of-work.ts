@@ -19,7 +19,7 @@
  */
 import type {EventEnvelope} from '../core/envelope.js'
 import {APPLIED_FIELD, applyUpdate} from '../core/projection-update.js'
-import type {ExpectedVersion, HandledRecord, ProjectionDoc, ProjectionStore, ProjectionUpdate, Store, StoreWrites} from '../core/ports.js'
+import type {ExpectedVersion, HandledRecord, Leaderboards, ProjectionDoc, ProjectionStore, ProjectionUpdate, Store, StoreWrites} from '../core/ports.js'
 
 export interface ProjectionWrite {
   collection: string
@@ -381,9 +381,16 @@ export class PendingUnits<T> {
    * just before this attempt and did not hold, so no document holds it from this group either (a
    * unit's applied marks and its ledger records commit together): applyOnce under it skips the
    * store's guard. Should another consumer complete it meanwhile, this unit's ledger record is
-   * refused at commit, and the event's writes are dropped whole.
+   * refused at commit, and the event's writes are dropped whole. `completed`: an event the group's
+   * ledger holds, replayed onto live state: its guarded writes committed with that record, so none
+   * applies again (withoutGuardsOf).
    */
-  view(store: Store, own: WriteSet, notApplied?: string): Store {
+  view(store: Store, own: WriteSet, notApplied?: string, completed?: string): Store {
+    const view = this.unitView(store, own, notApplied)
+    return completed === undefined ? view : withoutGuardsOf(view, completed)
+  }
+
+  private unitView(store: Store, own: WriteSet, notApplied?: string): Store {
     // Without transactions (a standalone mongod) a unit cannot be atomic anyway: writes go straight
     // to the store, each guarded on its own, where every process sees them at once; the unit then
     // carries the derived events and the handled records only.
@@ -481,5 +488,46 @@ function checkPaths(update: ProjectionUpdate): void {
     for (const path of Object.keys(operator ?? {})) {
       if (path === APPLIED_FIELD || path.startsWith(`${APPLIED_FIELD}.`)) throw new Error(`"${APPLIED_FIELD}" is reserved for applyOnce bookkeeping`)
     }
+  }
+}
+
+/** A guard of `eventId`'s own: the event's id, or the id and a suffix (`${id}:level`). */
+export const guardOf = (guard: string, eventId: string): boolean => guard === eventId || (guard.startsWith(eventId) && guard.charCodeAt(eventId.length) === 58)
+
+/**
+ * The store as a handler sees it when `eventId` was completed by the group before: every guarded
+ * write under a guard of the event's own is already applied (it committed with the ledger record),
+ * however many writes the document has taken since; unguarded writes and other guards go through.
+ */
+export function withoutGuardsOf(store: Store, eventId: string): Store {
+  const projections: ProjectionStore = {
+    ...store.projections,
+    applyOnce: async (collection, id, guard, update) => (guardOf(guard, eventId) ? false : store.projections.applyOnce(collection, id, guard, update)),
+    isApplied: async (collection, id, guard) => guardOf(guard, eventId) || store.projections.isApplied(collection, id, guard),
+  }
+  return {
+    kind: store.kind,
+    transactional: store.transactional,
+    events: store.events,
+    outbox: store.outbox,
+    dlq: store.dlq,
+    handled: store.handled,
+    projections,
+    commit: (writes) => store.commit(writes),
+    close: async () => undefined,
+  }
+}
+
+/** Leaderboards likewise: an increment under a guard of the completed event's own is already made. */
+export function boardsWithoutGuardsOf(leaderboards: Leaderboards, eventId: string): Leaderboards {
+  return {
+    kind: leaderboards.kind,
+    incrementOnce: (board, member, delta, guard) => (guardOf(guard, eventId) ? Promise.resolve(null) : leaderboards.incrementOnce(board, member, delta, guard)),
+    top: (board, n) => leaderboards.top(board, n),
+    score: (board, member) => leaderboards.score(board, member),
+    rank: (board, member) => leaderboards.rank(board, member),
+    boards: () => leaderboards.boards(),
+    drop: (board) => leaderboards.drop(board),
+    close: async () => undefined,
   }
 }

@@ -1,8 +1,9 @@
 /**
  * Replay: events from the store, chosen by type, time, aggregate or correlation id, sent again to
  * one consumer group or several, onto each group's own topic (engine/direct.ts) so that no other
- * group sees them. Replayed events are handled whatever the group's records say it has handled;
- * the handlers' own guards still apply each event to a document once. `fromScratch` drops the
+ * group sees them. Replayed events are handled whatever the group's records say it has handled,
+ * but an event the group completed applies none of its guarded writes again: they committed with
+ * its ledger record (a document's own guard remembers its last 256 events only). `fromScratch` drops the
  * group's projections (and, for gamification, the leaderboards) first and replays every event it
  * consumes, in store order: the group's state is rebuilt from the log. It does so only once the
  * groups are quiet (untilQuiet), as Kafka's reset tools wait for an inactive group.
@@ -12,7 +13,7 @@ import {pause, pauseUntil} from '../core/pause.js'
 import type {EventEnvelope} from '../core/envelope.js'
 import type {EventQuery} from '../core/ports.js'
 import type {Runtime} from '../core/runtime.js'
-import {directMessage, directTopicSpec, REPLAY_HEADER} from '../engine/direct.js'
+import {directMessage, directTopicSpec, REPLAY_AGAIN, REPLAY_HEADER, REPLAY_REBUILD} from '../engine/direct.js'
 import {UserError} from '../errors.js'
 
 export interface ReplayGroup {
@@ -80,7 +81,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
     read++
     for (const group of targets(groups, event)) {
       byGroup[group.name]++
-      batch.push(directMessage(catalog, group.name, event, {[REPLAY_HEADER]: '1'}))
+      batch.push(directMessage(catalog, group.name, event, {[REPLAY_HEADER]: options.fromScratch ? REPLAY_REBUILD : REPLAY_AGAIN}))
     }
     if (batch.length >= BATCH || (rate !== null && read % Math.max(1, Math.floor(rate / 10)) === 0)) {
       await flush()

@@ -6,7 +6,7 @@
 import {randomUUID} from 'node:crypto'
 import {afterEach, beforeEach, describe, expect, it} from 'vitest'
 import type {ProjectionStore, StoreWrites} from '../../src/core/ports.js'
-import {REPLAY_HEADER} from '../../src/engine/direct.js'
+import {REPLAY_AGAIN, REPLAY_HEADER, REPLAY_REBUILD} from '../../src/engine/direct.js'
 import {PendingUnits} from '../../src/engine/unit-of-work.js'
 import {startConsumer} from '../../src/engine/consumer.js'
 import {createStoreLeaderboards} from '../../src/adapters/store-leaderboards/index.js'
@@ -62,7 +62,7 @@ describe('consumer runner: one unit of work per commit', () => {
     await until(async () => expect((await h.store.projections.get('uow_reward', 'user-1'))?.xp).toBe(50))
   })
 
-  it("an event the ledger has just said is new takes its own applyOnce guards without reading the store's; another id's guard and a replay read it", async () => {
+  it("an event the ledger has just said is new takes its own applyOnce guards without reading the store's; another id's guard reads it, and a replay of a completed event takes the ledger's word for its own", async () => {
     const group = serviceName()
     const asked: string[] = []
     const projections = h.store.projections as {isApplied: ProjectionStore['isApplied']}
@@ -94,13 +94,61 @@ describe('consumer runner: one unit of work per commit', () => {
     await h.sendRaw(h.catalog.get('user.registered')!.topic, JSON.stringify(replayed), {event_id: replayed.event_id, event_type: 'user.registered', [REPLAY_HEADER]: '1'})
     await until(() => expect(handle.stats().acked).toBe(2))
     // then the fresh event's own guard was not asked of the store, the quest's guard was; the
-    // replay asked both, and its own guard held
+    // replay's own guard was answered by the ledger (the group completed it), the quest's asked
     expect(asked.filter((id) => id === fresh.event_id)).toEqual([])
     expect(asked).toContain(`quest:${fresh.event_id}`)
-    expect(asked).toContain(replayed.event_id)
+    expect(asked).not.toContain(replayed.event_id)
+    expect(asked).toContain(`quest:${replayed.event_id}`)
     expect(applied.get(fresh.event_id)).toEqual([true, true])
     expect(applied.get(replayed.event_id)).toEqual([false, true])
     await until(async () => expect(await h.store.projections.get('uow_guard', 'doc')).toMatchObject({n: 2, quests: 2}))
+  })
+
+  it('a replay of an event the group completed applies none of its own guarded writes or board increments again, however many writes came since; a rebuild applies them', async () => {
+    // Found replaying all of gamification beside `tektree services` (RELIABILITY.md finding 26): a
+    // busy profile counted again, its guard (its last 256 events) having forgotten the event.
+    const group = serviceName()
+    const event = h.event('user.registered')
+    const handle = h.start({
+      name: group,
+      consumes: ['user.registered'],
+      async handle(e, ctx) {
+        await ctx.store.projections.applyOnce('uow_replay', 'doc', e.event_id, {$inc: {n: 1}})
+        await ctx.store.projections.applyOnce('uow_replay', 'doc', `${e.event_id}:level`, {$inc: {levels: 1}})
+        await ctx.store.projections.update('uow_replay', 'doc', {$set: {last: e.event_id}})
+        await ctx.leaderboards.incrementOnce('uow-board', 'u', 5, e.event_id)
+        // a fan-out that reads the state of now
+        const followers = (await ctx.store.projections.get('uow_replay', 'followers'))?.ids as string[] | undefined
+        for (const user of followers ?? []) ctx.emit('notification.sent', {notification_id: `n-${user}`, user_id: user, channel: 'in_app', template: 't', source_event_type: 'user.registered', batched_count: 1}, {key: user})
+      },
+    })
+    try {
+      await h.send([event])
+      await until(() => expect(handle.stats().acked).toBe(1))
+      // given 300 other events' writes on the same document and board since
+      for (let i = 0; i < 300; i++) {
+        await h.store.projections.applyOnce('uow_replay', 'doc', `other-${i}`, {$inc: {others: 1}})
+        await h.leaderboards.incrementOnce('uow-board', 'u', 1, `other-${i}`)
+      }
+      await h.store.projections.update('uow_replay', 'doc', {$set: {last: 'someone-else'}})
+      await h.store.projections.update('uow_replay', 'followers', {$set: {ids: ['f1', 'f2']}})
+      const logged = await h.store.events.count()
+      const replay = (value: string) =>
+        h.sendRaw(h.catalog.get('user.registered')!.topic, JSON.stringify(event), {event_id: event.event_id, event_type: 'user.registered', [REPLAY_HEADER]: value})
+      await replay(REPLAY_AGAIN)
+      await until(() => expect(handle.stats().acked).toBe(2))
+      // then the guarded writes stayed as they were, nothing new was emitted; the unguarded write ran again
+      expect(await h.store.projections.get('uow_replay', 'doc')).toMatchObject({n: 1, levels: 1, others: 300, last: event.event_id})
+      expect(await h.leaderboards.score('uow-board', 'u')).toBe(305)
+      expect(await h.store.events.count()).toBe(logged)
+      // A rebuild dropped the group's state first: its replay applies everything again.
+      await h.store.projections.drop('uow_replay')
+      await replay(REPLAY_REBUILD)
+      await until(() => expect(handle.stats().acked).toBe(3))
+      expect(await h.store.projections.get('uow_replay', 'doc')).toMatchObject({n: 1, levels: 1, last: event.event_id})
+    } finally {
+      await handle.stop()
+    }
   })
 
   it("a handler's writes, derived events and ledger mark go to the store in one commit", async () => {
