@@ -4,8 +4,13 @@ import {Flags} from '@oclif/core'
 import {BaseCommand, catalogFlag, metricsPortFlag, runtimeFlags, UserError} from '../cli/base.js'
 import {fitLines, terminalWidth} from '../cli/style.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
+import {formatAge} from '../core/duration.js'
 import {printable} from '../core/redact.js'
+import {watchBus} from '../ops/bus-health.js'
 import type {RunnerEvent} from '../engine/consumer.js'
+
+/** How often `services` asks whether the bus answers (and half of it: how long it waits). */
+const BUS_PROBE_MS = 4_000
 
 export default class Services extends BaseCommand<typeof Services> {
   static override summary = "Run the TekTree services' consumers in the foreground until Ctrl+C."
@@ -177,6 +182,23 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
       let last = new Map<string, number>()
       let lastAt = Date.now()
       const every = screen ? 0 : this.flags['status-every'] * 1000
+      // The bus's clients wait for it and reconnect by themselves: say so while they wait.
+      const bus = runtime.describe().bus
+      const probeTopic = catalog.topics()[0]?.name
+      const health =
+        screen || !probeTopic
+          ? null
+          : watchBus(runtime.bus, {
+              topic: probeTopic,
+              everyMs: BUS_PROBE_MS,
+              timeoutMs: BUS_PROBE_MS / 2,
+              onChange: ({answering, sinceMs}) =>
+                answering
+                  ? this.say(`bus ${bus.location} answers again, after ${formatAge(Date.now() - sinceMs)}; the services go on`)
+                  : this.warn(
+                      `bus ${bus.location} not answering since ${new Date(sinceMs).toISOString().slice(11, 19)}: the services wait and reconnect by themselves${bus.origin === 'embedded' ? ' (`tektree up` starts it again on its port)' : ''}`,
+                    ),
+            })
       const timer = every > 0
         ? setInterval(() => {
             const now = Date.now()
@@ -190,7 +212,9 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
             }
             last = new Map([...byService].map(([name, s]) => [name, s.handled]))
             lastAt = now
-            this.say(`${new Date(now).toISOString().slice(11, 19)} | ${parts.join(' | ')}`)
+            const down = health?.downSince() ?? null
+            const busPart = down === null ? '' : ` | bus not answering for ${formatAge(now - down)}`
+            this.say(`${new Date(now).toISOString().slice(11, 19)}${busPart} | ${parts.join(' | ')}`)
           }, every)
         : null
 
@@ -198,6 +222,7 @@ With --ws-port the real-time service streams its pushes over WebSocket: ws://127
       screenStop.abort()
       await dashboard
       if (timer) clearInterval(timer)
+      health?.stop()
       await Promise.all([host.stop(), pool?.stop({drainTimeoutMs: 10_000})])
       const totals = [...statsByService(stats()).values()]
       this.say(`Stopped: ${totals.reduce((n, s) => n + s.handled, 0)} events handled, ${totals.reduce((n, s) => n + s.deadLettered, 0)} dead-lettered.`)

@@ -214,4 +214,32 @@ describe.skipIf(Boolean(reason))(`the CLI on one data dir (${reason ?? 'redis-se
       if (run.child.exitCode === null) signalGroup(run.child.pid!, 'SIGKILL')
     }
   })
+
+  it('services say when the bus stops answering and when it answers again (redis-server killed -9, then up)', async () => {
+    const dir = tempDir()
+    await ok(dir, ['up'])
+    const run = start(dir, ['services', '--status-every', '1', '--workers', '1'])
+    const waitFor = async (text: string, timeoutMs = 30_000) => {
+      for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(100)) {
+        const {stdout, stderr} = run.output()
+        if (`${stdout}${stderr}`.includes(text)) return
+      }
+      throw new Error(`services never said "${text}":\n${run.output().stdout}\n${run.output().stderr}`)
+    }
+    try {
+      await waitFor('Running ')
+      const {pid} = JSON.parse(readFileSync(join(dir, 'data', 'runtime.json'), 'utf8')).redis as {pid: number}
+      process.kill(pid, 'SIGKILL')
+      // Before, every status line said 0/s as if the services were idle.
+      await waitFor('not answering since')
+      await waitFor('| bus not answering for ')
+      await ok(dir, ['up'])
+      await waitFor('answers again, after ')
+      run.child.kill('SIGINT')
+      expect((await run.done).code).toBe(0)
+    } finally {
+      if (run.child.exitCode === null) run.child.kill('SIGKILL')
+      await tektree(dir, ['down', '--grace', '2'])
+    }
+  })
 })
