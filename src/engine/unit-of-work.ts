@@ -425,17 +425,7 @@ export class PendingUnits<T> {
       },
       isApplied: async (collection, id, eventId) => heldHere(collection, id, eventId) || store.projections.isApplied(collection, id, eventId),
     }
-    return {
-      kind: store.kind,
-      transactional: store.transactional,
-      events: store.events,
-      outbox: store.outbox,
-      dlq: store.dlq,
-      handled: store.handled,
-      projections,
-      commit: (writes) => store.commit(writes),
-      close: async () => undefined,
-    }
+    return withProjections(store, projections)
   }
 
   /** The document, its version kept in `own` for the commit to expect. */
@@ -505,6 +495,11 @@ export function withoutGuardsOf(store: Store, eventId: string): Store {
     applyOnce: async (collection, id, guard, update) => (guardOf(guard, eventId) ? false : store.projections.applyOnce(collection, id, guard, update)),
     isApplied: async (collection, id, guard) => guardOf(guard, eventId) || store.projections.isApplied(collection, id, guard),
   }
+  return withProjections(store, projections)
+}
+
+/** `store` seen through other projections; closing it closes nothing (the store is not its own). */
+function withProjections(store: Store, projections: ProjectionStore): Store {
   return {
     kind: store.kind,
     transactional: store.transactional,
