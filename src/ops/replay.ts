@@ -2,8 +2,9 @@
  * Replay: events from the store, chosen by type, time, aggregate or correlation id, sent again to
  * one consumer group or several, onto each group's own topic (engine/direct.ts) so that no other
  * group sees them. Replayed events are handled whatever the group's records say it has handled,
- * but an event the group completed applies none of its guarded writes again: they committed with
- * its ledger record (a document's own guard remembers its last 256 events only). `fromScratch` drops the
+ * but an event the group completed applies none of its guarded writes and emits none of its
+ * derived events again: they committed with its ledger record (a document's own guard remembers
+ * its last 256 events only). `fromScratch` drops the
  * group's projections (and, for gamification, the leaderboards) first and replays every event it
  * consumes, in store order: the group's state is rebuilt from the log. It does so only once the
  * groups are quiet (untilQuiet), as Kafka's reset tools wait for an inactive group.
