@@ -482,7 +482,7 @@ function checkPaths(update: ProjectionUpdate): void {
 }
 
 /** A guard of `eventId`'s own: the event's id, or the id and a suffix (`${id}:level`). */
-export const guardOf = (guard: string, eventId: string): boolean => guard === eventId || (guard.startsWith(eventId) && guard.charCodeAt(eventId.length) === 58)
+const guardOf = (guard: string, eventId: string): boolean => guard === eventId || (guard.startsWith(eventId) && guard.charCodeAt(eventId.length) === 58)
 
 /**
  * The store as a handler sees it when `eventId` was completed by the group before: every guarded
