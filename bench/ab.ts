@@ -6,12 +6,17 @@
  *
  *   npm run bench:one -- bench/ab.ts --base REV [--pairs 3] [--rates 1000,2500] [--seconds 15]
  *                        [--workers 2] [--env NAME=VALUE ...] [--base-env NAME=VALUE ...]
+ *                        [--target sqlite|in-process] [--alloc]
  *
  * The base is built in a worktree of its own under the system's temp directory (kept for the next
  * run; `git worktree prune` after deleting it). Both sides run this tree's bench/ harness, so a
  * harness newer than the base's sources is used against them (it must only import what the base
  * has). --env sets a variable for the candidate's runs only (an experiment behind a flag), and
  * --base-env for the base's. Starts and stops its own redis-server, flushed before every run.
+ *
+ * --target in-process compares the in-process engine instead (every thread's work on the main one),
+ * and --alloc adds the bytes allocated per event on the main thread (bench/allocation.ts), which
+ * moves least of all with the machine.
  *
  * "cpu us/event" is the figure to compare by below saturation (the same seeded work on both sides,
  * see bench/simulate.ts); latencies and rates move with the machine from one minute to the next.
@@ -34,6 +39,8 @@ const {values} = parseArgs({
     workers: {type: 'string', default: '2'},
     env: {type: 'string', multiple: true, default: []},
     'base-env': {type: 'string', multiple: true, default: []},
+    target: {type: 'string', default: 'sqlite'},
+    alloc: {type: 'boolean', default: false},
   },
 })
 if (!values.base) {
@@ -56,7 +63,7 @@ if (!existsSync(baseRoot)) {
   symlinkSync(join(here, 'node_modules'), join(baseRoot, 'node_modules'))
 }
 // The same harness on both sides.
-for (const file of ['simulate.ts', 'redis-runtime.ts', 'compiled.mjs', 'compiled-hooks.mjs']) copyFileSync(join(here, 'bench', file), join(baseRoot, 'bench', file))
+for (const file of ['simulate.ts', 'redis-runtime.ts', 'allocation.ts', 'compiled.mjs', 'compiled-hooks.mjs']) copyFileSync(join(here, 'bench', file), join(baseRoot, 'bench', file))
 for (const root of [baseRoot, here]) {
   process.stderr.write(`building ${root === here ? 'the working tree' : `${values.base} (${rev.slice(0, 12)})`}...\n`)
   execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], {cwd: root, stdio: 'inherit'})
@@ -71,6 +78,7 @@ interface Row {
   maxBacklog: number
   drained: boolean
   cpuUsPerEvent: number
+  allocPerEvent?: number
 }
 const envOf = (list: string[]) => Object.fromEntries(list.map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]))
 const sides = {
@@ -99,7 +107,7 @@ try {
       process.stderr.write(`pair ${pair + 1}/${pairs}: ${name}\n`)
       const run = spawnSync(
         process.execPath,
-        ['--import', 'tsx', '--import', './bench/compiled.mjs', 'bench/simulate.ts', '--json', '--services', 'tektree', '--targets', 'sqlite', '--redis-url', redis.url, '--workers', values.workers!, '--rates', values.rates!, '--seconds', values.seconds!],
+        ['--import', 'tsx', '--import', './bench/compiled.mjs', 'bench/simulate.ts', '--json', '--services', 'tektree', '--targets', values.target!, '--redis-url', redis.url, '--workers', values.workers!, '--rates', values.rates!, '--seconds', values.seconds!, ...(values.alloc ? ['--alloc'] : [])],
         {cwd: side.root, env: {...process.env, ...side.env}, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 16 << 20},
       )
       if (run.status !== 0) throw new Error(`the ${name}'s run failed (exit ${run.status}); run bench/simulate.ts in ${side.root} to see why`)
@@ -121,6 +129,7 @@ const metrics: Array<[string, (r: Row) => number | null, number]> = [
   ['publish p95 ms', (r) => r.publishP95, 1],
   ['delivery p95 ms', (r) => r.deliveryP95, 1],
   ['cpu us/event', (r) => r.cpuUsPerEvent, 0],
+  ...(values.alloc ? [['alloc B/event', (r: Row) => r.allocPerEvent ?? null, 0] as [string, (r: Row) => number | null, number]] : []),
 ]
 const table = new Table({head: ['rate/s', 'figure', `base ${rev.slice(0, 8)}`, 'candidate', 'ratio of medians']})
 for (const rate of values.rates!.split(',').map(Number)) {
@@ -133,4 +142,4 @@ for (const rate of values.rates!.split(',').map(Number)) {
   }
 }
 console.log(table.toString())
-console.log(`node ${process.version}, ${values.seconds}s per rate, ${values.workers} worker(s), ${values.pairs} pair(s) in alternating order`)
+console.log(`node ${process.version}, ${values.target}, ${values.seconds}s per rate, ${values.workers} worker(s), ${values.pairs} pair(s) in alternating order`)

@@ -4,7 +4,7 @@
  * simulated events/s, all events/s incl. derived, publish and delivery p95, backlog.
  *
  *   npm run bench:one -- bench/simulate.ts [--rates 500,1000,2000,5000] [--seconds 10] [--targets in-process,redis,sqlite,kafka] [--redis-url URL [--mongo-url URL | --full]] [--kafka-url kafka://HOST:PORT]
- *                             [--services tektree|sink|none] [--workers 1,2] [--max-backlog N] [--json]
+ *                             [--services tektree|sink|none] [--workers 1,2] [--max-backlog N] [--json] [--alloc]
  *
  * --services sink runs one no-op consumer group on every type, to measure the bus alone (the default
  * when the TekTree services are not part of the build). --targets sqlite is the Redis bus with a
@@ -25,6 +25,7 @@ import type {Runtime} from '../src/core/runtime.js'
 import {runSimulation} from '../src/simulator/run.js'
 import {parseScenario} from '../src/simulator/scenario.js'
 import {redisBusWithMemoryStore, busWithSqliteStore} from './redis-runtime.js'
+import {allocatedBytes} from './allocation.js'
 import {servicesAvailable, type SimService} from '../src/simulator/services-bridge.js'
 
 const {values} = parseArgs({
@@ -46,6 +47,8 @@ const {values} = parseArgs({
     consumers: {type: 'string', default: '1'},
     /** One JSON line per measured run on stdout instead of the table (bench/ab.ts reads them). */
     json: {type: 'boolean', default: false},
+    /** Also sample what is allocated on this thread (bench/allocation.ts): "alloc B/event". */
+    alloc: {type: 'boolean', default: false},
   },
 })
 
@@ -75,7 +78,7 @@ const wanted = values.targets!.split(',')
 const selected = targets.filter((t) => wanted.includes(t.key))
 const workerCounts = values.workers!.split(',').map(Number)
 const maxBacklog = Number(values['max-backlog'])
-const table = new Table({head: ['runtime', 'workers', 'target/s', 'simulated/s', 'all/s', 'publish p95', 'delivery p95', 'max backlog', 'generator behind', 'services behind', 'drained', 'cpu us/event']})
+const table = new Table({head: ['runtime', 'workers', 'target/s', 'simulated/s', 'all/s', 'publish p95', 'delivery p95', 'max backlog', 'generator behind', 'services behind', 'drained', 'cpu us/event', ...(values.alloc ? ['alloc B/event'] : [])]})
 for (const target of selected) for (const workers of target.key === 'sqlite' || target.key === 'kafka' ? workerCounts : [1]) {
   // A short unrecorded run first: the first measured rate would otherwise pay for JIT warm-up.
   for (const [rate, warmUp] of [[rates[0], true] as const, ...rates.map((r) => [r, false] as const)]) {
@@ -93,16 +96,20 @@ for (const target of selected) for (const workers of target.key === 'sqlite' || 
     const runtime = target.runtime ? await target.runtime() : undefined
     const cpuBefore = process.cpuUsage()
     const redisBefore = await redisCpuMs(values['redis-url'], target.key)
-    const report = await runSimulation(
-      {scenario, runtime, redisUrl: target.redisUrl, mongoUrl: target.mongoUrl, inProcess: target.inProcess, drainTimeoutMs: 60_000, services, workers, maxBacklog},
-      {onProgress: (p) => process.stderr.write(`\r${target.name} x${workers} ${rate}/s${warmUp ? ' (warm-up)' : ''}: sent ${p.sent} lag ${p.backlog}${p.heldBack ? ' held back' : ''}   `)},
-    )
+    const simulate = () =>
+      runSimulation(
+        {scenario, runtime, redisUrl: target.redisUrl, mongoUrl: target.mongoUrl, inProcess: target.inProcess, drainTimeoutMs: 60_000, services, workers, maxBacklog},
+        {onProgress: (p) => process.stderr.write(`\r${target.name} x${workers} ${rate}/s${warmUp ? ' (warm-up)' : ''}: sent ${p.sent} lag ${p.backlog}${p.heldBack ? ' held back' : ''}   `)},
+      )
+    const sampled = values.alloc && !warmUp ? await allocatedBytes(simulate) : {result: await simulate(), bytes: null}
+    const report = sampled.result
     const cpu = process.cpuUsage(cpuBefore)
     const redisMs = (await redisCpuMs(values['redis-url'], target.key)) - redisBefore
     await runtime?.close()
     process.stderr.write('\n')
     if (warmUp) continue
     const cpuUsPerEvent = ((cpu.user + cpu.system) / 1000 + redisMs) * 1000 / Math.max(1, report.events.total)
+    const allocPerEvent = sampled.bytes === null ? null : sampled.bytes / Math.max(1, report.events.total)
     if (values.json) {
       console.log(
         JSON.stringify({
@@ -116,6 +123,7 @@ for (const target of selected) for (const workers of target.key === 'sqlite' || 
           maxBacklog: report.maxBacklog,
           drained: report.drained,
           cpuUsPerEvent,
+          ...(allocPerEvent === null ? {} : {allocPerEvent}),
         }),
       )
       continue
@@ -133,6 +141,7 @@ for (const target of selected) for (const workers of target.key === 'sqlite' || 
       report.servicesFellBehind ? 'yes' : 'no',
       report.drained ? 'yes' : `no (${report.drainMs} ms)`,
       cpuUsPerEvent.toFixed(0),
+      ...(allocPerEvent === null ? [] : [allocPerEvent.toFixed(0)]),
     ])
   }
 }

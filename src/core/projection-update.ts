@@ -73,24 +73,109 @@ export function compareValues(a: unknown, b: unknown): number {
  * $setOnInsert, $set, $unset, $inc, $max, $min, $addToSet, $push.
  */
 export function applyUpdate(doc: Doc | null, update: ProjectionUpdate, options: {isInsert: boolean}): Doc {
-  // Copy on write along each updated path: the objects on the way to a changed field are copied
-  // (shallow), everything else is shared with `doc`. Stored documents are never mutated in place and
-  // reads get copies, so sharing is safe; deep-copying whole documents (or whole top-level fields)
-  // made every write cost the size of what it touched, which showed in profiles.
-  const result: Doc = doc === null ? {} : {...doc}
-  const owned = new WeakSet<object>([result])
+  const draft = new DocDraft(doc)
+  draft.apply(update, options.isInsert)
+  return draft.doc!
+}
+
+/**
+ * Several updates of one document in a row (a commit's writes to a hot document, a read through a
+ * unit's uncommitted writes), as applyUpdate would apply them one after the other, but copying the
+ * document once instead of once per update. Copy on write along each updated path: the objects on
+ * the way to a changed field are copied (shallow), everything else is shared with the document
+ * given, which is never mutated. `owned`: the document is the caller's own throughout (freshly
+ * parsed), so it is changed in place and nothing is copied. After apply() throws, the draft is
+ * partly applied: the caller drops it.
+ */
+export class DocDraft {
+  private current: Doc | null
+  /** The objects of `current` that are the draft's own to change; null: only `current` itself. */
+  private owned: WeakSet<object> | null = null
+  private copied: boolean
+
+  constructor(
+    doc: Doc | null,
+    private readonly deep: {owned: boolean} = {owned: false},
+  ) {
+    this.current = doc
+    this.copied = deep.owned
+  }
+
+  /** The document as the updates so far leave it (null when there is none and none was applied). */
+  get doc(): Doc | null {
+    return this.current
+  }
+
+  apply(update: ProjectionUpdate, isInsert: boolean = this.current === null): void {
+    if (!this.copied || this.current === null) {
+      this.current = this.current === null ? {} : {...this.current}
+      this.copied = true
+    }
+    // for-in over each operator present: a write names two or three of eight, and iterating the
+    // others' entries allocated on every write.
+    const {$setOnInsert, $set, $unset, $inc, $max, $min, $addToSet, $push} = update
+    const result = this.current
+    if (isInsert && $setOnInsert) for (const path in $setOnInsert) this.set(path, copyData($setOnInsert[path]))
+    if ($set) for (const path in $set) this.set(path, copyData($set[path]))
+    if ($unset) {
+      for (const path in $unset) {
+        const parts = split(path)
+        const parent = this.parentOf(path, parts, false)
+        if (parent) delete parent[parts[parts.length - 1]]
+      }
+    }
+    if ($inc) {
+      for (const path in $inc) {
+        const current = getPath(result, path)
+        if (current !== undefined && current !== null && typeof current !== 'number') {
+          throw new Error(`$inc on non-numeric field "${path}"`)
+        }
+        this.set(path, ((current as number | undefined) ?? 0) + $inc[path])
+      }
+    }
+    if ($max) {
+      for (const path in $max) {
+        const current = getPath(result, path)
+        if (current === undefined || compareValues($max[path], current) > 0) this.set(path, copyData($max[path]))
+      }
+    }
+    if ($min) {
+      for (const path in $min) {
+        const current = getPath(result, path)
+        if (current === undefined || compareValues($min[path], current) < 0) this.set(path, copyData($min[path]))
+      }
+    }
+    if ($addToSet) {
+      for (const path in $addToSet) {
+        const value = $addToSet[path]
+        const current = getPath(result, path)
+        if (current !== undefined && !Array.isArray(current)) throw new Error(`$addToSet on non-array field "${path}"`)
+        const list = (current as unknown[] | undefined) ?? []
+        // A new array: the old one may be shared with the document given.
+        if (!list.some((item) => deepEqual(item, value))) this.set(path, [...list, copyData(value)])
+      }
+    }
+    if ($push) for (const path in $push) this.set(path, pushed(getPath(result, path), path, $push[path]))
+  }
+
+  private set(path: string, value: unknown): void {
+    const parts = split(path)
+    this.parentOf(path, parts, true)![parts[parts.length - 1]] = value
+  }
 
   /** The object holding the path's last field, copying shared objects on the way (and creating missing ones). */
-  const parentOf = (path: string, parts: string[], create: boolean): Doc | undefined => {
-    let current = result
+  private parentOf(path: string, parts: string[], create: boolean): Doc | undefined {
+    let current = this.current!
     for (let i = 0; i < parts.length - 1; i++) {
+      // Only dotted paths copy nested objects, and most paths are one field: made when first needed.
+      const owned = this.deep.owned ? null : (this.owned ??= new WeakSet<object>([current]))
       let next = current[parts[i]]
       if (next === undefined || next === null) {
         if (!create) return undefined
         next = {}
-        owned.add(next as Doc)
+        owned?.add(next as Doc)
       } else if (isPlainObject(next)) {
-        if (!owned.has(next)) {
+        if (owned && !owned.has(next)) {
           next = {...next}
           owned.add(next as Doc)
         }
@@ -104,50 +189,26 @@ export function applyUpdate(doc: Doc | null, update: ProjectionUpdate, options: 
     }
     return current
   }
-  const set = (path: string, value: unknown) => {
-    const parts = split(path)
-    parentOf(path, parts, true)![parts[parts.length - 1]] = value
-  }
+}
 
-  if (options.isInsert && update.$setOnInsert) {
-    for (const [path, value] of Object.entries(update.$setOnInsert)) set(path, copyData(value))
+/**
+ * A new array (the old one may be shared with the stored document): `current` and `each`, of which
+ * only the last `slice` items (negative) or the first (positive) are kept, built in one pass
+ * (a capped feed takes a push per notification).
+ */
+function pushed(current: unknown, path: string, {each, slice}: {each: unknown[]; slice?: number}): unknown[] {
+  if (current !== undefined && !Array.isArray(current)) throw new Error(`$push on non-array field "${path}"`)
+  const old = (current as unknown[] | undefined) ?? []
+  const total = old.length + each.length
+  let from = 0
+  let to = total
+  if (slice !== undefined) {
+    if (slice < 0) from = Math.max(0, total + slice)
+    else to = Math.min(total, slice)
   }
-  for (const [path, value] of Object.entries(update.$set ?? {})) set(path, copyData(value))
-  for (const path of Object.keys(update.$unset ?? {})) {
-    const parts = split(path)
-    const parent = parentOf(path, parts, false)
-    if (parent) delete parent[parts[parts.length - 1]]
-  }
-  for (const [path, delta] of Object.entries(update.$inc ?? {})) {
-    const current = getPath(result, path)
-    if (current !== undefined && current !== null && typeof current !== 'number') {
-      throw new Error(`$inc on non-numeric field "${path}"`)
-    }
-    set(path, ((current as number | undefined) ?? 0) + delta)
-  }
-  for (const [path, value] of Object.entries(update.$max ?? {})) {
-    const current = getPath(result, path)
-    if (current === undefined || compareValues(value, current) > 0) set(path, copyData(value))
-  }
-  for (const [path, value] of Object.entries(update.$min ?? {})) {
-    const current = getPath(result, path)
-    if (current === undefined || compareValues(value, current) < 0) set(path, copyData(value))
-  }
-  for (const [path, value] of Object.entries(update.$addToSet ?? {})) {
-    const current = getPath(result, path)
-    if (current !== undefined && !Array.isArray(current)) throw new Error(`$addToSet on non-array field "${path}"`)
-    const list = (current as unknown[] | undefined) ?? []
-    // A new array: the old one may be shared with the stored document.
-    if (!list.some((item) => deepEqual(item, value))) set(path, [...list, copyData(value)])
-  }
-  for (const [path, {each, slice}] of Object.entries(update.$push ?? {})) {
-    const current = getPath(result, path)
-    if (current !== undefined && !Array.isArray(current)) throw new Error(`$push on non-array field "${path}"`)
-    let list = [...((current as unknown[] | undefined) ?? []), ...each.map(copyData)]
-    if (slice !== undefined) list = slice < 0 ? list.slice(slice) : slice === 0 ? [] : list.slice(0, slice)
-    set(path, list)
-  }
-  return result
+  const list = new Array<unknown>(to - from)
+  for (let i = from; i < to; i++) list[i - from] = i < old.length ? old[i] : copyData(each[i - old.length])
+  return list
 }
 
 /**

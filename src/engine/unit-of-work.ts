@@ -18,7 +18,7 @@
  * and the events are handled again, reading the document as it is now.
  */
 import type {EventEnvelope} from '../core/envelope.js'
-import {APPLIED_FIELD, applyUpdate} from '../core/projection-update.js'
+import {APPLIED_FIELD, DocDraft} from '../core/projection-update.js'
 import type {ExpectedVersion, HandledRecord, Leaderboards, ProjectionDoc, ProjectionStore, ProjectionUpdate, Store, StoreWrites} from '../core/ports.js'
 
 export interface ProjectionWrite {
@@ -458,14 +458,15 @@ export class PendingUnits<T> {
     } finally {
       siblings.doneReading()
     }
-    let doc: Record<string, unknown> | null = base
+    // One copy for all of a hot document's uncommitted writes, not one per write.
+    let draft: DocDraft | null = null
     for (const layer of siblings.layers(own)) {
-      for (const write of layer.writesFor(key) ?? []) {
-        doc = applyUpdate(doc, write.update, {isInsert: doc === null})
-        doc._id = id
-      }
+      for (const write of layer.writesFor(key) ?? []) (draft ??= new DocDraft(base)).apply(write.update)
     }
-    return doc as ProjectionDoc | null
+    if (draft === null) return base
+    const doc = draft.doc!
+    doc._id = id
+    return doc as ProjectionDoc
   }
 }
 
@@ -474,9 +475,13 @@ export class PendingUnits<T> {
  * fails the one handler that wrote it instead of every event committed with it.
  */
 function checkPaths(update: ProjectionUpdate): void {
-  for (const operator of Object.values(update)) {
-    for (const path of Object.keys(operator ?? {})) {
-      if (path === APPLIED_FIELD || path.startsWith(`${APPLIED_FIELD}.`)) throw new Error(`"${APPLIED_FIELD}" is reserved for applyOnce bookkeeping`)
+  // for-in, not Object.values/keys: this runs for every write a handler makes.
+  for (const operator in update) {
+    const paths = update[operator as keyof ProjectionUpdate]
+    for (const path in paths) {
+      if (path.startsWith(APPLIED_FIELD) && (path.length === APPLIED_FIELD.length || path.charCodeAt(APPLIED_FIELD.length) === 46)) {
+        throw new Error(`"${APPLIED_FIELD}" is reserved for applyOnce bookkeeping`)
+      }
     }
   }
 }

@@ -226,6 +226,27 @@ describe('consumer runner: one unit of work per commit', () => {
     expect(h.events.some((e) => e.type === 'store_error' && e.phase === 'commit')).toBe(true)
   })
 
+  it("a handler writing the store's bookkeeping field fails alone (to the DLQ); a field that only starts with its name is data", async () => {
+    const group = serviceName()
+    const events = ['_applied', '_applied.x', '_appliedAt'].map((path) => ({path, event: h.event('user.registered')}))
+    h.start(
+      {
+        name: group,
+        consumes: ['user.registered'],
+        async handle(e, ctx) {
+          const path = events.find((item) => item.event.event_id === e.event_id)!.path
+          await ctx.store.projections.update('uow_reserved', e.event_id, {$set: {[path]: 1}})
+        },
+      },
+      {retryDelaysMs: [0, 0, 0]},
+    )
+    await h.send(events.map((item) => item.event))
+    await until(async () => expect(await h.store.dlq.count({group})).toBe(2), 10_000)
+    const failed = (await h.store.dlq.list({group})).map((r) => [r.event_id, r.error.error.message])
+    expect(failed.sort()).toEqual(events.slice(0, 2).map((item) => [item.event.event_id, expect.stringMatching(/"_applied" is reserved/)]).sort())
+    await until(async () => expect(await h.store.projections.get('uow_reserved', events[2].event.event_id)).toEqual({_id: events[2].event.event_id, _appliedAt: 1}))
+  })
+
   it('a unit refused whole goes in event by event; the one always refused reaches the DLQ when its deliveries are spent', async () => {
     const group = serviceName()
     const good = Array.from({length: 3}, () => h.event('user.registered'))

@@ -3,7 +3,7 @@
  * every adapter; these tests pin the edge cases of the reference itself (purity, errors, filters).
  */
 import {describe, it, expect} from 'vitest'
-import {applyUpdate, compareValues, matchesFilter} from '../../src/core/projection-update.js'
+import {applyUpdate, compareValues, DocDraft, matchesFilter} from '../../src/core/projection-update.js'
 
 describe('applyUpdate', () => {
   it('never mutates its input', () => {
@@ -114,5 +114,52 @@ describe('applyUpdate copies on write', () => {
     // an untouched field may be shared; a touched one never is
     expect(next.counters).not.toBe(original.counters)
     expect(next.streak).not.toBe(original.streak)
+  })
+})
+
+describe('DocDraft: several updates of one document', () => {
+  const updates = [
+    {$inc: {'counters.a': 1, n: 1}, $setOnInsert: {created: true}},
+    {$set: {'streak.current': 2}, $push: {items: {each: [{n: 2}], slice: -2}}},
+    {$inc: {'counters.a': 1}, $addToSet: {tags: 'y'}, $unset: {gone: true}},
+    {$push: {items: {each: [{n: 3}], slice: -2}}, $max: {'streak.longest': 5}, $min: {low: 1}},
+  ] as const
+  const oneByOne = (doc: Record<string, unknown> | null) => updates.reduce<Record<string, unknown> | null>((d, u) => applyUpdate(d, u, {isInsert: d === null}), doc)
+  const drafted = (doc: Record<string, unknown> | null, owned = false) => {
+    const draft = new DocDraft(doc, {owned})
+    for (const u of updates) draft.apply(u)
+    return draft.doc
+  }
+  const given = () => ({_id: 'u', n: 1, counters: {a: 1, b: 7}, streak: {current: 1}, items: [{n: 1}], tags: ['x'], gone: 1, low: 3, untouched: {deep: [1]}})
+
+  it('leaves it as applyUpdate one after the other would, and the document given unchanged', () => {
+    const doc = given()
+    const snapshot = structuredClone(doc)
+    expect(drafted(doc)).toEqual(oneByOne(doc))
+    expect(doc).toEqual(snapshot)
+    // a new document: $setOnInsert applies to the first update only, as with isInsert
+    expect(drafted(null)).toEqual(oneByOne(null))
+    expect(drafted(null)).toMatchObject({created: true, n: 1})
+  })
+
+  it('owned, changes the document in place and copies nothing', () => {
+    const doc = given()
+    const counters = doc.counters
+    const expected = oneByOne(structuredClone(doc))
+    expect(drafted(doc, true)).toBe(doc)
+    expect(doc).toEqual(expected)
+    expect(doc.counters).toBe(counters)
+  })
+
+  it('shared, copies a nested object the first time an update reaches into it, then changes that copy', () => {
+    const doc = given()
+    const draft = new DocDraft(doc)
+    draft.apply({$inc: {'counters.a': 1}})
+    const counters = draft.doc!.counters
+    expect(counters).not.toBe(doc.counters)
+    draft.apply({$inc: {'counters.b': 1}})
+    expect(draft.doc!.counters).toBe(counters)
+    expect(draft.doc!.counters).toEqual({a: 2, b: 8})
+    expect(draft.doc!.untouched).toBe(doc.untouched)
   })
 })

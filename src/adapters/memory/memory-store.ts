@@ -28,7 +28,7 @@ import type {
 import {copyData} from '../../core/copy.js'
 import {handledConflict, StaleReadError} from '../../core/errors.js'
 import {compileTypeGlobs} from '../../core/glob.js'
-import {APPLIED_FIELD, APPLIED_LIMIT, applyUpdate, compareValues, getPath, matchesFilter, type Doc} from '../../core/projection-update.js'
+import {APPLIED_FIELD, APPLIED_LIMIT, applyUpdate, compareValues, DocDraft, getPath, matchesFilter, type Doc} from '../../core/projection-update.js'
 
 export interface MemoryStoreOptions {
   /** Wall clock for leases and ttls (tests may inject one). */
@@ -294,7 +294,8 @@ export class MemoryStore implements Store {
     const taken = handled.filter((r) => !r.again && this.handledRecords.has(handledKey(r.event_id, r.group)))
     if (taken.length > 0) throw handledConflict(taken)
     this.checkVersions(writes.expect ?? [])
-    const staged = new Map<string, {collection: string; id: string; doc: Doc; applied: string[]}>()
+    // A draft per document: a hot one takes many writes in a commit and is copied once.
+    const staged = new Map<string, {collection: string; id: string; draft: DocDraft; applied: string[]}>()
     const named = new Map<string, {collection: string; id: string}>()
     for (const {collection, id, update, eventId} of writes.projections ?? []) {
       rejectBookkeeping(update)
@@ -302,18 +303,18 @@ export class MemoryStore implements Store {
       named.set(key, {collection, id})
       let entry = staged.get(key)
       if (eventId !== undefined && (entry?.applied.includes(eventId) || this.appliedIds.get(collection)?.get(id)?.has(eventId))) continue
-      const existing = entry ? entry.doc : (this.collections.get(collection)?.get(id) ?? null)
-      const next = applyUpdate(existing, update, {isInsert: existing === null})
-      next._id = id
       if (!entry) {
-        entry = {collection, id, doc: next, applied: []}
+        entry = {collection, id, draft: new DocDraft(this.collections.get(collection)?.get(id) ?? null), applied: []}
         staged.set(key, entry)
-      } else entry.doc = next
+      }
+      entry.draft.apply(update)
       if (eventId !== undefined) entry.applied.push(eventId)
     }
-    for (const {collection, id, doc, applied} of staged.values()) {
+    for (const {collection, id, draft, applied} of staged.values()) {
       let docs = this.collections.get(collection)
       if (!docs) this.collections.set(collection, (docs = new Map()))
+      const doc = draft.doc!
+      doc._id = id
       docs.set(id, doc)
       if (applied.length === 0) continue
       let byDoc = this.appliedIds.get(collection)

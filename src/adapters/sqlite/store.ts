@@ -55,7 +55,7 @@ import type {
 } from '../../core/ports.js'
 import {typeGlobToRegExpSource} from '../../core/glob.js'
 import {appliedCount, appliedList, fingerprint, holds, MIGRATION_FUNCTION, NO_APPLIED, withApplied, type Fingerprint} from './applied.js'
-import {APPLIED_FIELD, APPLIED_LIMIT, applyUpdate, compareValues, getPath, matchesFilter, type Doc} from '../../core/projection-update.js'
+import {APPLIED_FIELD, APPLIED_LIMIT, compareValues, DocDraft, getPath, matchesFilter, type Doc} from '../../core/projection-update.js'
 import {UserError} from '../../errors.js'
 import {handledConflict, StaleReadError} from '../../core/errors.js'
 
@@ -422,7 +422,8 @@ interface StagedDoc {
   collection: string
   id: string
   exists: boolean
-  doc: Doc | null
+  /** The document as the unit's writes so far leave it (null: none yet). */
+  draft: DocDraft
   /** Fingerprints of the last applied event ids (applied.ts). */
   applied: Buffer
   dirty: boolean
@@ -1057,16 +1058,16 @@ export class SqliteStore implements Store {
     let entry = staged.get(key)
     if (!entry) {
       const row = this.selectProjection.get(collection, id) as [string, unknown] | undefined
+      // Parsed here, the document is the draft's own: changed in place, never copied.
       entry = row
-        ? {collection, id, exists: true, doc: JSON.parse(row[0]) as Doc, applied: appliedList(row[1]), dirty: false}
-        : {collection, id, exists: false, doc: null, applied: NO_APPLIED, dirty: false}
+        ? {collection, id, exists: true, draft: new DocDraft(JSON.parse(row[0]) as Doc, {owned: true}), applied: appliedList(row[1]), dirty: false}
+        : {collection, id, exists: false, draft: new DocDraft(null, {owned: true}), applied: NO_APPLIED, dirty: false}
       staged.set(key, entry)
     }
     const print = eventId === null ? null : this.fingerprintOf(eventId)
     if (print && holds(entry.applied, print)) return false
-    const next = applyUpdate(entry.doc, update, {isInsert: entry.doc === null})
-    next._id = id
-    entry.doc = next
+    entry.draft.apply(update)
+    entry.draft.doc!._id = id
     entry.dirty = true
     // After applyUpdate: an update that throws must not count as applied.
     if (print) entry.applied = withApplied(entry.applied, print, APPLIED_LIMIT)
@@ -1096,7 +1097,7 @@ export class SqliteStore implements Store {
         if (entry.exists) this.bumpVersion.run(entry.collection, entry.id)
         continue
       }
-      const json = JSON.stringify(entry.doc)
+      const json = JSON.stringify(entry.draft.doc)
       // Derivable from the list, and still written: a tektree of schema 4 that has the file open
       // reads it.
       const count = appliedCount(entry.applied)
