@@ -68,7 +68,9 @@ describe.skipIf(missing !== '')(`tektree services in two processes ${missing ? `
       },
       {timeoutMs: 150_000, intervalMs: 250, message: 'verify to find no difference'},
     ).catch((error: Error) => {
-      throw new Error(`${error.message}\nlast verify:\n${last.slice(0, 3000)}`)
+      // What each process said (retries, refusals, errors): a difference seen once must be explainable.
+      const said = services.map((s, i) => `services ${i + 1} stderr:\n${s.stderr.slice(-4000)}\nservices ${i + 1} stdout:\n${s.stdout.slice(-2000)}`).join('\n')
+      throw new Error(`${error.message}\nlast verify:\n${last.slice(0, 3000)}\n${said}`)
     })
     const verdict = JSON.parse(last)
     expect(verdict.differences).toEqual([])
