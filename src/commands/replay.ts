@@ -3,6 +3,7 @@ import {BaseCommand, catalogFlag, runtimeFlags, UserError} from '../cli/base.js'
 import {confirm} from '../cli/confirm.js'
 import {parseWhen} from '../cli/dlq-flags.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
+import type {EventEnvelope} from '../core/envelope.js'
 import type {ReplayResult} from '../ops/replay.js'
 import type {ShadowResult} from '../ops/shadow.js'
 
@@ -12,7 +13,7 @@ export default class Replay extends BaseCommand<typeof Replay> {
 
 --shadow runs one group's handlers over the whole log into a scratch copy of its projections (in this process) and prints where the result differs from the live state, field by field, committing nothing; with --rules DIR it answers "what would these rules change?".
 
---from-scratch rebuilds a group: it drops the group's projections (and, for gamification, the leaderboards), then replays every event the group consumes; \`tektree verify\` then checks the result. Live events and replayed ones would not be ordered against each other, so it first waits up to 30 s for the groups to go quiet (no backlog, nothing arriving, an empty outbox) and, while a load goes on, refuses and drops nothing.
+--from-scratch rebuilds a group: it drops the group's projections (and, for gamification, the leaderboards), then replays every event the group consumes, from the store and from the archive (events \`tektree archive run\` moved out of the store took effect too; the data dir's archive, or --archive DIR); \`tektree verify\` then checks the result. Live events and replayed ones would not be ordered against each other, so it first waits up to 30 s for the groups to go quiet (no backlog, nothing arriving, an empty outbox) and, while a load goes on, refuses and drops nothing.
 
 Exit codes: 0 sent (or, with --shadow, no difference), 1 not confirmed or differences found, 2 bad usage or the groups not quiet, 130 interrupted.`
   static override enableJsonFlag = true
@@ -36,6 +37,8 @@ Exit codes: 0 sent (or, with --shadow, no difference), 1 not confirmed or differ
     rules: Flags.string({summary: 'The rules folder the services run with (default: the shipped fixtures/catalog/rules); for --shadow.'}),
     show: Flags.integer({summary: 'Most differences to list with --shadow (all are counted).', default: 20, min: 0}),
     yes: Flags.boolean({char: 'y', summary: 'Do not ask before --from-scratch drops projections.', default: false}),
+    archive: Flags.string({summary: "With --from-scratch or --shadow, replay the events archived in this folder too. Default: the data dir's archive, when there is one.", env: 'TEKTREE_ARCHIVE_DIR', exclusive: ['ignore-archive']}),
+    'ignore-archive': Flags.boolean({summary: "With --from-scratch or --shadow, read the store alone (the archived events' effects are then lost, or shown as differences).", default: false}),
     catalog: catalogFlag,
     ...runtimeFlags,
   }
@@ -77,6 +80,7 @@ Exit codes: 0 sent (or, with --shadow, no difference), 1 not confirmed or differ
         fromScratch,
         dryRun,
         ratePerSec: this.flags.rate,
+        archived: fromScratch ? await this.archived() : undefined,
         signal: stop.signal,
         onProgress: progress ? ({read, sent}) => process.stderr.write(`\rread ${read}, sent ${sent}\u001B[K`) : undefined,
         quiet: {
@@ -126,7 +130,8 @@ Exit codes: 0 sent (or, with --shadow, no difference), 1 not confirmed or differ
       const results: ShadowResult[] = []
       for (const group of groups) {
         const service = services.find((s) => s.name === group.name)!
-        const result = await shadowReplay({live: runtime, catalog, validator, service, collections: group.collections, leaderboards: group.leaderboards, signal: stop.signal})
+        const archived = await this.archived()
+        const result = await shadowReplay({live: runtime, catalog, validator, service, collections: group.collections, leaderboards: group.leaderboards, archived, signal: stop.signal})
         results.push(result)
         if (!this.jsonEnabled()) this.renderShadow(result)
         if (result.interrupted) {
@@ -142,6 +147,13 @@ Exit codes: 0 sent (or, with --shadow, no difference), 1 not confirmed or differ
     }
   }
 
+  /** The archive's events, when there is an archive to read (read again for each pass over it). */
+  private async archived(): Promise<AsyncIterable<EventEnvelope> | undefined> {
+    if (this.flags['ignore-archive']) return undefined
+    const {archivedEvents} = await import('../cli/archive-flags.js')
+    return archivedEvents(this.flags.archive)
+  }
+
   private renderShadow(result: ShadowResult): void {
     const cut = (text: string, width: number) => (text.length <= width ? text : `${text.slice(0, width - 1)}…`)
     const show = (value: unknown) => (value === undefined ? '(none)' : JSON.stringify(value))
@@ -154,11 +166,14 @@ Exit codes: 0 sent (or, with --shadow, no difference), 1 not confirmed or differ
   }
 
   private render(result: ReplayResult, dryRun: boolean): void {
+    const n = (value: number) => value.toLocaleString('en-US')
     if (result.dropped.collections.length > 0) this.log(`dropped ${result.dropped.collections.length} collection(s)${result.dropped.boards > 0 ? ` and ${result.dropped.boards} leaderboard(s)` : ''}`)
-    this.log(`${result.read} event(s) read, ${result.sent} ${dryRun ? 'would be sent (dry run)' : 'sent'}${result.interrupted ? ' before the interruption: run it again to go on' : ''}`)
-    for (const [group, n] of Object.entries(result.byGroup)) this.log(`  ${String(n).padStart(8)}  ${group}`)
+    const archived = result.archived > 0 ? ` (${n(result.archived)} from the archive)` : ''
+    this.log(`${n(result.read)} event(s) read${archived}, ${n(result.sent)} ${dryRun ? 'would be sent (dry run)' : 'sent'}${result.interrupted ? ' before the interruption: run it again to go on' : ''}`)
+    for (const [group, count] of Object.entries(result.byGroup)) this.log(`  ${n(count).padStart(8)}  ${group}`)
     if (!dryRun && result.sent > 0) this.log('The groups handle them as their services run; `tektree lag` shows the progress.')
   }
+
 }
 
 const cutLine = (text: string) => (text.length <= 79 ? text : `${text.slice(0, 78)}…`)

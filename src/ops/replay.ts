@@ -6,12 +6,14 @@
  * derived events again: they committed with its ledger record (a document's own guard remembers
  * its last 256 events only). `fromScratch` drops the
  * group's projections (and, for gamification, the leaderboards) first and replays every event it
- * consumes, in store order: the group's state is rebuilt from the log. It does so only once the
+ * consumes, in store order, with the archived events merged in by time: the group's state is
+ * rebuilt from the log. It does so only once the
  * groups are quiet (untilQuiet), as Kafka's reset tools wait for an inactive group.
  */
 import type {Catalog} from '../catalog/types.js'
 import {pause, pauseUntil} from '../core/pause.js'
 import type {EventEnvelope} from '../core/envelope.js'
+import {withArchived} from '../core/merged-log.js'
 import type {EventQuery} from '../core/ports.js'
 import type {Runtime} from '../core/runtime.js'
 import {directMessage, directTopicSpec, REPLAY_AGAIN, REPLAY_HEADER, REPLAY_REBUILD} from '../engine/direct.js'
@@ -37,13 +39,21 @@ export interface ReplayOptions {
   ratePerSec?: number
   signal?: AbortSignal
   onProgress?: (progress: {read: number; sent: number}) => void
+  /**
+   * fromScratch: the events archived out of the store (`tektree archive run`). The state being
+   * rebuilt held their effects, so they are replayed too, merged in by time as verify reads them;
+   * a replay of chosen events reads the store alone (an archived event's ledger record went with it).
+   */
+  archived?: AsyncIterable<EventEnvelope>
   /** fromScratch: how long to wait for the groups to go quiet, and how far apart to look. */
   quiet?: {timeoutMs?: number; intervalMs?: number; onWait?: (state: Quiet) => void}
 }
 
 export interface ReplayResult {
-  /** Events read from the store that matched. */
+  /** Events read from the store (and the archive) that matched. */
   read: number
+  /** Of those, read from the archive (fromScratch). */
+  archived: number
   /** Messages sent, and per group. */
   sent: number
   byGroup: Record<string, number>
@@ -59,7 +69,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
   const dropped = {collections: [] as string[], boards: 0}
   if (options.fromScratch && !options.dryRun) {
     const state = await untilQuiet(runtime, groups.map((g) => g.name), {...options.quiet, signal})
-    if (signal?.aborted) return {read: 0, sent: 0, byGroup, dropped, interrupted: true}
+    if (signal?.aborted) return {read: 0, archived: 0, sent: 0, byGroup, dropped, interrupted: true}
     if (!state.quiet) throw busyError(state)
     await dropState(runtime, groups, dropped)
   }
@@ -67,6 +77,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
   const rate = options.ratePerSec && options.ratePerSec > 0 ? options.ratePerSec : null
   const started = Date.now()
   let read = 0
+  let fromArchive = 0
   let sent = 0
   let batch: ReturnType<typeof directMessage>[] = []
   const flush = async () => {
@@ -77,20 +88,22 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
     options.onProgress?.({read, sent})
   }
   const query: EventQuery = options.fromScratch ? {order: 'asc'} : {...options.query, order: 'asc'}
-  for await (const event of runtime.store.events.query(query)) {
-    if (signal?.aborted) return {read, sent, byGroup, dropped, interrupted: true}
+  const done = (interrupted: boolean): ReplayResult => ({read, archived: fromArchive, sent, byGroup, dropped, interrupted})
+  for await (const {event, archived} of withArchived(runtime.store.events.query(query), options.fromScratch ? options.archived : undefined)) {
+    if (signal?.aborted) return done(true)
     read++
+    if (archived) fromArchive++
     for (const group of targets(groups, event)) {
       byGroup[group.name]++
       batch.push(directMessage(catalog, group.name, event, {[REPLAY_HEADER]: options.fromScratch ? REPLAY_REBUILD : REPLAY_AGAIN}))
     }
     if (batch.length >= BATCH || (rate !== null && read % Math.max(1, Math.floor(rate / 10)) === 0)) {
       await flush()
-      if (rate !== null && !(await pauseUntil(started + (read / rate) * 1000, signal))) return {read, sent, byGroup, dropped, interrupted: true}
+      if (rate !== null && !(await pauseUntil(started + (read / rate) * 1000, signal))) return done(true)
     }
   }
   await flush()
-  return {read, sent, byGroup, dropped, interrupted: false}
+  return done(false)
 }
 
 function targets(groups: readonly ReplayGroup[], event: EventEnvelope): ReplayGroup[] {

@@ -9,6 +9,8 @@ import type {Catalog} from '../catalog/types.js'
 import type {EventValidator} from '../catalog/validate.js'
 import {createMemoryBus, createMemoryLeaderboards, createMemoryStore} from '../adapters/memory/index.js'
 import {SystemClock} from '../core/clock.js'
+import type {EventEnvelope} from '../core/envelope.js'
+import {withArchived} from '../core/merged-log.js'
 import {APPLIED_FIELD} from '../core/projection-update.js'
 import type {Leaderboards, ProjectionDoc, Store} from '../core/ports.js'
 import {resolveSubscription, startConsumer, type ServiceDefinition} from '../engine/consumer.js'
@@ -26,6 +28,8 @@ export interface ShadowOptions {
   leaderboards?: boolean
   signal?: AbortSignal
   onProgress?: (events: number) => void
+  /** Events archived out of the store: the live state holds their effects, so the shadow reads them too. */
+  archived?: AsyncIterable<EventEnvelope>
 }
 
 export interface ShadowDifference {
@@ -60,7 +64,7 @@ export async function shadowReplay(options: ShadowOptions): Promise<ShadowResult
   try {
     await bus.ensureTopics(catalog.topics())
     let batch: ReturnType<typeof toOutgoingMessage>[] = []
-    for await (const event of live.store.events.query({order: 'asc'})) {
+    for await (const {event} of withArchived(live.store.events.query({order: 'asc'}), options.archived)) {
       if (signal?.aborted) return {group: service.name, events, documents: {live: 0, shadow: 0}, differences: [], interrupted: true}
       const definition = catalog.get(event.event_type)
       if (!definition || !accepts(definition)) continue

@@ -13,6 +13,7 @@
 import type {Catalog} from '../catalog/types.js'
 import type {EventEnvelope} from '../core/envelope.js'
 import type {Leaderboards, ProjectionDoc, Store} from '../core/ports.js'
+import {withArchived} from '../core/merged-log.js'
 import {ALL_TIME_BOARD, areaBoard, levelForXp, loadGamificationRules, weeklyBoard, type GamificationRules} from './gamification/rules.js'
 import {loadNotificationRules} from './notification/index.js'
 import {dayOf, daysBetween, isoWeek, monthOf} from './util.js'
@@ -76,37 +77,15 @@ export async function verifyProjections(options: VerifyOptions): Promise<VerifyR
     ids.add(record.event_id)
   }
   const oracle = new Oracle(catalog, rules, notificationRules.actors, deadLettered)
-  const archived = await sortedByTime(options.archived)
-  const archivedIds = new Set(archived.map((event) => event.event_id))
-  const counted = new Set<string>()
   let events = 0
   let fromArchive = 0
-  let next = 0
-  const add = (event: EventEnvelope, archivedCopy: boolean) => {
-    if (archivedIds.has(event.event_id)) {
-      if (counted.has(event.event_id)) return
-      counted.add(event.event_id)
-      if (archivedCopy) fromArchive++
-    }
+  for await (const {event, archived} of withArchived(store.events.query({order: 'asc'}), options.archived)) {
     events++
+    if (archived) fromArchive++
     oracle.add(event)
   }
-  for await (const event of store.events.query({order: 'asc'})) {
-    const at = Date.parse(event.timestamp)
-    while (next < archived.length && Date.parse(archived[next].timestamp) <= at) add(archived[next++], true)
-    add(event, false)
-  }
-  while (next < archived.length) add(archived[next++], true)
   const result = await oracle.compare(store, leaderboards)
   return {...result, events, ...(options.archived ? {archived: fromArchive} : {})}
-}
-
-async function sortedByTime(events: AsyncIterable<EventEnvelope> | undefined): Promise<EventEnvelope[]> {
-  const out: EventEnvelope[] = []
-  if (!events) return out
-  for await (const event of events) out.push(event)
-  // Stable: events of one timestamp keep the archive's order (their append order within a file).
-  return out.map((event, i) => ({event, i, at: Date.parse(event.timestamp)})).sort((a, b) => a.at - b.at || a.i - b.i).map((x) => x.event)
 }
 
 class Oracle {

@@ -3,6 +3,7 @@
  * every adapter; these tests pin the edge cases of the reference itself (purity, errors, filters).
  */
 import {describe, it, expect} from 'vitest'
+import type {ProjectionUpdate} from '../../src/core/ports.js'
 import {applyUpdate, compareValues, DocDraft, matchesFilter} from '../../src/core/projection-update.js'
 
 describe('applyUpdate', () => {
@@ -118,12 +119,12 @@ describe('applyUpdate copies on write', () => {
 })
 
 describe('DocDraft: several updates of one document', () => {
-  const updates = [
+  const updates: ProjectionUpdate[] = [
     {$inc: {'counters.a': 1, n: 1}, $setOnInsert: {created: true}},
     {$set: {'streak.current': 2}, $push: {items: {each: [{n: 2}], slice: -2}}},
     {$inc: {'counters.a': 1}, $addToSet: {tags: 'y'}, $unset: {gone: true}},
     {$push: {items: {each: [{n: 3}], slice: -2}}, $max: {'streak.longest': 5}, $min: {low: 1}},
-  ] as const
+  ]
   const oneByOne = (doc: Record<string, unknown> | null) => updates.reduce<Record<string, unknown> | null>((d, u) => applyUpdate(d, u, {isInsert: d === null}), doc)
   const drafted = (doc: Record<string, unknown> | null, owned = false) => {
     const draft = new DocDraft(doc, {owned})
