@@ -21,7 +21,7 @@ The demo runs every TekTree service on the runtime (embedded by default, --in-pr
     '<%= config.bin %> <%= command.id %> achievement --json',
   ]
   static override args = {
-    pattern: Args.string({description: 'Which choreography.', options: [...NAMES], required: true}),
+    pattern: Args.string({description: 'Which choreography.', options: [...NAMES], required: true, ignoreStdin: true}),
   }
   static override flags = {
     'mail-dir': Flags.string({summary: 'Folder for the .eml files of the email service.', default: join('.tektree', 'mail')}),

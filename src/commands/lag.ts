@@ -30,7 +30,7 @@ Exit codes: 0 done, 1 a group over --max-lag, 2 bad usage or an unknown group.`
     '<%= config.bin %> <%= command.id %> --max-lag 0 --json',
   ]
   static override args = {
-    group: Args.string({description: 'Only this consumer group (a service name, e.g. gamification).'}),
+    group: Args.string({description: 'Only this consumer group (a service name, e.g. gamification).', ignoreStdin: true}),
   }
   static override flags = {
     partitions: Flags.boolean({summary: 'A row per partition too, with its owner.', default: false}),

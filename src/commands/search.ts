@@ -17,7 +17,7 @@ The index is empty until the services have handled some events: the examples fin
     '<%= config.bin %> <%= command.id %> redis --json',
   ]
   static override args = {
-    query: Args.string({description: 'Words to look for.', required: true}),
+    query: Args.string({description: 'Words to look for.', required: true, ignoreStdin: true}),
   }
   static override flags = {
     kind: Flags.string({summary: 'Only this kind of document.', options: ['question', 'insight', 'discussion', 'resource', 'area', 'user']}),

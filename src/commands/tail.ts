@@ -17,7 +17,7 @@ TYPE_GLOB... picks event types ("social.*", "user.registered"); the topics read 
     '<%= config.bin %> <%= command.id %> --from beginning --limit 20 | jq .event_type',
     '<%= config.bin %> <%= command.id %> --where payload.author_id=0b9f3c1e-8a4d-4e2b-9f6a-2d7c1e5b3a90',
   ]
-  static override args = {types: Args.string({description: 'Event type globs (all types when none).'})}
+  static override args = {types: Args.string({description: 'Event type globs (all types when none).', ignoreStdin: true})}
   static override flags = {
     from: Flags.string({summary: 'beginning, latest, an ISO time, or a duration ago (10m). Default: latest when following, else beginning.'}),
     follow: Flags.boolean({summary: 'Wait for new events once caught up (default on a terminal).', allowNo: true}),

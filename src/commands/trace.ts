@@ -10,7 +10,7 @@ export default class TraceCommand extends BaseCommand<typeof TraceCommand> {
   static override description = `Finds the event's journey (every event with its correlation id, each under the event that caused it) and, for every event in it, when it was appended and, per consumer group, whether it was handled (when, after how many attempts, how long after the event), dead-lettered (with the error) or not yet. A tree on a terminal, JSON otherwise (or with --json).`
   static override enableJsonFlag = true
   static override examples = ['<%= config.bin %> <%= command.id %> 0b9f3c1e-8a4d-4e2b-9f6a-2d7c1e5b3a90', '<%= config.bin %> <%= command.id %> --correlation 5d1e7a20-3c4b-4f1e-8a2d-6b9c0e1f2a34 --json']
-  static override args = {eventId: Args.string({description: 'An event id (from `tektree tail`, a DLQ entry, a log line).'})}
+  static override args = {eventId: Args.string({description: 'An event id (from `tektree tail`, a DLQ entry, a log line).', ignoreStdin: true})}
   static override flags = {
     correlation: Flags.string({summary: 'Trace a correlation id instead of an event id.'}),
     catalog: catalogFlag,

@@ -21,8 +21,8 @@ Exit codes: 0 every breaking change is covered by a major bump, 1 an un-bumped b
   ]
 
   static override args = {
-    old: Args.string({description: 'The catalog before the change (AsyncAPI 3, YAML or JSON).', required: true}),
-    new: Args.string({description: 'The catalog after the change.', required: true}),
+    old: Args.string({description: 'The catalog before the change (AsyncAPI 3, YAML or JSON).', required: true, ignoreStdin: true}),
+    new: Args.string({description: 'The catalog after the change.', required: true, ignoreStdin: true}),
   }
 
   public async run(): Promise<{changes: CatalogChange[]; summary: DiffSummary}> {

@@ -20,7 +20,7 @@ An unknown TYPE fails with exit code 2 and the closest known names.`
   ]
 
   static override args = {
-    type: Args.string({description: 'Event type or alias, e.g. user.registered', required: true}),
+    type: Args.string({description: 'Event type or alias, e.g. user.registered', required: true, ignoreStdin: true}),
   }
 
   static override flags = {

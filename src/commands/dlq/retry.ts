@@ -10,7 +10,7 @@ export default class DlqRetry extends BaseCommand<typeof DlqRetry> {
   static override enableJsonFlag = true
   static override strict = false
   static override examples = ['<%= config.bin %> <%= command.id %> payment:0b9f3c1e-8a4d-4e2b-9f6a-2d7c1e5b3a90', '<%= config.bin %> <%= command.id %> ID1 ID2 --dry-run']
-  static override args = {id: Args.string({description: 'Entry ids (GROUP:EVENT_ID), one or more.', required: true})}
+  static override args = {id: Args.string({description: 'Entry ids (GROUP:EVENT_ID), one or more.', required: true, ignoreStdin: true})}
   static override flags = {...redriveFlags, catalog: catalogFlag, ...runtimeFlags}
 
   public async run(): Promise<RedriveReport> {

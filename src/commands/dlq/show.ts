@@ -9,7 +9,7 @@ export default class DlqShow extends BaseCommand<typeof DlqShow> {
   static override enableJsonFlag = true
   static override examples = ['<%= config.bin %> <%= command.id %> payment:0b9f3c1e-8a4d-4e2b-9f6a-2d7c1e5b3a90', '<%= config.bin %> <%= command.id %> ID --json']
   static override args = {
-    id: Args.string({description: 'The entry id, GROUP:EVENT_ID, as `tektree dlq list` prints it.', required: true}),
+    id: Args.string({description: 'The entry id, GROUP:EVENT_ID, as `tektree dlq list` prints it.', required: true, ignoreStdin: true}),
   }
   static override flags = {...runtimeFlags}
 
