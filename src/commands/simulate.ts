@@ -3,7 +3,7 @@ import {BaseCommand, catalogFlag, metricsPortFlag, runtimeFlags, UserError} from
 import {createStyle} from '../cli/style.js'
 import {exitCodeFor, parseThresholds} from '../simulator/assertions.js'
 import {createProgressWriter} from '../simulator/progress.js'
-import {renderSummary, writeReport, type SimulationReport} from '../simulator/report.js'
+import {renderSummary, reportPathProblem, writeReport, type SimulationReport} from '../simulator/report.js'
 import {runSimulation} from '../simulator/run.js'
 import {applyOverrides, loadScenario, parseDuration} from '../simulator/scenario.js'
 
@@ -62,6 +62,10 @@ Exit codes: 0 all assertions hold, 1 an assertion failed, the drain did not fini
       warmup: flags.warmup,
     })
     parseThresholds(scenario.assert) // a bad threshold fails now (exit 2), before any traffic
+    const reportProblem = flags.report ? reportPathProblem(flags.report) : null
+    if (reportProblem) {
+      throw new UserError(`Cannot write the report to ${flags.report}: ${reportProblem}`, {code: 'INVALID_FLAG', hint: 'Give --report a file in a folder that exists and you can write to. Nothing was run.', exitCode: 2})
+    }
     let drainTimeoutMs: number
     try {
       drainTimeoutMs = parseDuration(flags['drain-timeout'])
@@ -142,10 +146,15 @@ Exit codes: 0 all assertions hold, 1 an assertion failed, the drain did not fini
       progress.done()
     }
 
-    if (flags.report) writeReport(flags.report, report)
-    if (human) {
-      this.log(renderSummary(report, createStyle(process.stdout), {reportPath: flags.report}))
-      if (flags.report) this.log(`Report written to ${flags.report}`)
+    // The summary first: should the report's file fail now (the disk filled up), the run's figures are not lost.
+    if (human) this.log(renderSummary(report, createStyle(process.stdout), {reportPath: flags.report}))
+    if (flags.report) {
+      try {
+        writeReport(flags.report, report)
+      } catch (error) {
+        throw new UserError(`The report could not be written to ${flags.report}: ${(error as Error).message}`, {code: 'REPORT_NOT_WRITTEN', hint: human ? 'The summary above has its figures; --json prints the whole report on stdout.' : undefined, exitCode: 1})
+      }
+      if (human) this.log(`Report written to ${flags.report}`)
     }
     const code = exitCodeFor(report.assertions)
     if (code !== 0) {

@@ -2,7 +2,8 @@
  * The simulation report: one object (written with --report FILE.json and returned by --json) and a
  * summary table for people.
  */
-import {writeFileSync} from 'node:fs'
+import {accessSync, constants, existsSync, statSync, writeFileSync} from 'node:fs'
+import {dirname, resolve} from 'node:path'
 import {columns, createStyle, stripAnsi, truncate, visibleWidth, type Style} from '../cli/style.js'
 import type {LatencySummary} from '../core/metrics.js'
 import type {AssertMetric, ThresholdResult} from './assertions.js'
@@ -244,4 +245,20 @@ function wrapStyled(text: string, width: number): string[] {
 
 export function writeReport(path: string, report: SimulationReport): void {
   writeFileSync(path, JSON.stringify(report, null, 2) + '\n')
+}
+
+/**
+ * Why the report cannot be written to `path` (its folder missing or not writable, a folder in its
+ * place), or null: asked before the run, so a long run is not thrown away at its end.
+ */
+export function reportPathProblem(path: string): string | null {
+  const folder = dirname(resolve(path))
+  if (!existsSync(folder)) return `the folder ${folder} does not exist`
+  if (existsSync(path) && statSync(path).isDirectory()) return `${path} is a folder`
+  try {
+    accessSync(existsSync(path) ? path : folder, constants.W_OK)
+  } catch {
+    return `${existsSync(path) ? path : `the folder ${folder}`} is not writable`
+  }
+  return null
 }
