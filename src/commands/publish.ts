@@ -10,6 +10,7 @@ import type {Catalog} from '../catalog/types.js'
 import {errorContract, type ErrorContract, type EventEnvelope} from '../core/envelope.js'
 import {eventLimits, type EventLimits} from '../core/limits.js'
 import type {RuntimeDescription} from '../core/runtime.js'
+import type {Store} from '../core/ports.js'
 import type {Publisher} from '../engine/publisher.js'
 
 export interface PublishSummary {
@@ -48,6 +49,8 @@ export interface PublishStreamOptions {
   limits?: EventLimits
   /** A bad line, or (code EVENT_ID_CONFLICT) an event_id the store holds with other content. */
   onInvalid: (error: ErrorContract, line: number) => void | Promise<void>
+  /** The ids of the events this stream appended (not duplicates, conflicts or rejected lines). */
+  onAppended?: (eventIds: string[]) => void
 }
 
 /**
@@ -78,6 +81,11 @@ export async function publishNdjson(options: PublishStreamOptions): Promise<{rea
     totals.published += count(result.accepted)
     totals.duplicates += count(result.duplicates)
     for (const rejected of result.rejected ?? []) await invalid(asContract(rejected.error), lineNumbers[rejected.index] ?? 0)
+    if (options.onAppended && count(result.accepted) > 0) {
+      const not = new Set<string>(result.duplicates ?? [])
+      for (const {index} of [...(result.rejected ?? []), ...(result.conflicts ?? [])]) not.add(events[index].event_id)
+      options.onAppended(events.map((e) => e.event_id).filter((id) => !not.has(id)))
+    }
     for (const conflict of result.conflicts ?? []) {
       totals.conflicts++
       const contract = asContract(conflict.error)
@@ -179,6 +187,7 @@ Exit codes: 0 every line published (or a duplicate), 1 a line was invalid, rejec
       const {publisher} = pipeline
       if (!json && file === '-' && process.stdin.isTTY) process.stderr.write('Reading NDJSON from stdin (Ctrl+D ends)...\n')
       let totals
+      const appended: string[] = []
       try {
         const input = file === '-' ? process.stdin : createReadStream(file, {highWaterMark: 1 << 20})
         totals = await publishNdjson({
@@ -186,6 +195,7 @@ Exit codes: 0 every line published (or a duplicate), 1 a line was invalid, rejec
           catalog,
           publisher,
           batchSize: this.flags['batch-size'],
+          onAppended: (ids) => appended.push(...ids),
           onInvalid: (error) => {
             if (json) {
               if (errors.length < this.flags['max-errors']) errors.push(error)
@@ -195,17 +205,17 @@ Exit codes: 0 every line published (or a duplicate), 1 a line was invalid, rejec
           },
         })
       } finally {
-        try {
-          await pipeline.stop({drainTimeoutMs: 30_000})
-        } catch (error) {
-          // Reported below as events left in the outbox (exit 1); the next relay run publishes them.
-          process.stderr.write(`The outbox could not be drained to the bus: ${(error as Error).message}\n`)
-        }
+        // Its own events on the bus, not the whole outbox: on a store shared with services, others'
+        // events (derived ones, another relay's leases) come and go all the time.
+        const left = await untilPublished(runtime.store, appended, 30_000)
+        // Reported below as events left in the outbox (exit 1); the next relay run publishes them.
+        if (left > 0) process.stderr.write(`The outbox could not be drained to the bus: ${left} of this command's events are not on it after 30 s\n`)
+        await pipeline.stop({drain: false})
       }
       const summary: PublishSummary = {
         source: file,
         ...totals,
-        outbox_pending: await runtime.store.outbox.pending(),
+        outbox_pending: await untilPublished(runtime.store, appended, 0),
         runtime: runtime.describe(),
         errors,
       }
@@ -228,5 +238,24 @@ Exit codes: 0 every line published (or a duplicate), 1 a line was invalid, rejec
     } finally {
       await runtime.close()
     }
+  }
+}
+
+/**
+ * Waits up to `timeoutMs` until the bus has every event of `eventIds` (the store marks each
+ * published); returns how many it still lacks. Only these are this command's to wait for and
+ * report: services beside it append derived events, and other relays lease events, all the time.
+ */
+async function untilPublished(store: Store, eventIds: readonly string[], timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs
+  let waiting = eventIds
+  for (;;) {
+    const still: string[] = []
+    for (let i = 0; i < waiting.length; i += 1_000) {
+      for (const record of await store.events.records(waiting.slice(i, i + 1_000))) if (record.published_at === null) still.push(record.event.event_id)
+    }
+    waiting = still
+    if (waiting.length === 0 || Date.now() >= deadline) return waiting.length
+    await new Promise((resolve) => setTimeout(resolve, 25))
   }
 }

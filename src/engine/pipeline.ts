@@ -41,9 +41,11 @@ export interface Pipeline {
   startConsumer(service: ServiceDefinition, options?: ConsumerOptions): ConsumerHandle
   /**
    * Publishes what is left in the outbox (bounded by drainTimeoutMs, default 10 s; rejects with
-   * DrainTimeoutError), then stops the relay. Consumers are the caller's to stop first.
+   * DrainTimeoutError), then stops the relay. Consumers are the caller's to stop first. `drain:
+   * false` stops at once: the caller waited for what it needed (the rest is another relay's, or
+   * the next run's).
    */
-  stop(options?: {drainTimeoutMs?: number}): Promise<void>
+  stop(options?: {drainTimeoutMs?: number; drain?: boolean}): Promise<void>
 }
 
 /** Builds the pipeline and starts its relay. */
@@ -78,7 +80,7 @@ export function createPipeline(options: PipelineOptions): Pipeline {
         try {
           if (!relay) return
           try {
-            await relay.drain(stopOptions.drainTimeoutMs ?? 10_000)
+            if (stopOptions.drain !== false) await relay.drain(stopOptions.drainTimeoutMs ?? 10_000)
           } finally {
             await relay.stop()
           }

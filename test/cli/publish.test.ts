@@ -14,6 +14,7 @@ import {loadCatalog} from '../../src/catalog/load.js'
 import {createValidator} from '../../src/catalog/validate.js'
 import {createPublisher} from '../../src/engine/publisher.js'
 import {createMemoryStore} from '../../src/adapters/memory/index.js'
+import {createSqliteStore} from '../../src/adapters/sqlite/store.js'
 import type {ErrorContract} from '../../src/core/envelope.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
@@ -150,6 +151,22 @@ describe('tektree publish --in-process', () => {
     expect(human.exitCode).toBe(1)
     expect(human.stderr).toMatch(/"code":"EVENT_ID_CONFLICT".*"line":2/)
     expect(human.stderr).toMatch(/1 published .*0 duplicates, 1 conflict, 0 invalid of 2 lines/)
+  })
+
+  it("reports its own events still in the outbox, not the shared store's others (exit 0 beside a relay holding some)", async () => {
+    // A store shared with services: another relay has leased an event, and keeps it for a minute.
+    const storeFile = join(dir, `shared-${randomUUID()}.db`)
+    const other = await createSqliteStore({path: storeFile})
+    try {
+      await other.events.append([registered('someone_else') as never])
+      expect(await other.outbox.claim({owner: 'another-relay', limit: 10, leaseMs: 60_000})).toHaveLength(1)
+      const {exitCode, stdout} = await publish(file('shared', [JSON.stringify(registered('katherine_j'))]), '--store-url', `sqlite:${storeFile}`, '--bus-url', 'memory:', '--json')
+      expect(JSON.parse(stdout)).toMatchObject({published: 1, outbox_pending: 0})
+      expect(exitCode).toBe(0)
+      expect(await other.outbox.pending()).toBe(1)
+    } finally {
+      await other.close()
+    }
   })
 
   it('a missing file is a usage error (exit 2)', async () => {
