@@ -4,6 +4,7 @@ import {parseWhen} from '../cli/dlq-flags.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
 import {printable} from '../core/redact.js'
 import type {TailedEvent, TailFrom} from '../ops/tail.js'
+import {shortEventId} from '../core/event-id.js'
 
 export default class Tail extends BaseCommand<typeof Tail> {
   static override summary = 'Events as they reach the bus, like `kcat -C`: from the start, the end or a time, filtered.'
@@ -89,5 +90,5 @@ export function line({delivery, envelope}: TailedEvent): string {
   const id = printable(String(envelope?.event_id ?? delivery.headers.event_id ?? delivery.id))
   const short = (text: string) => (text.length > 8 ? text.slice(0, 8) : text)
   const cut = (text: string, width: number) => (text.length <= width ? text.padEnd(width) : `${text.slice(0, width - 1)}…`)
-  return `${time}  ${cut(type, 36)}  ${short(printable(delivery.key)).padEnd(8)}  ${short(id).padEnd(8)}  p${delivery.partition}`
+  return `${time}  ${cut(type, 36)}  ${short(printable(delivery.key)).padEnd(8)}  ${shortEventId(id).padEnd(8)}  p${delivery.partition}`
 }

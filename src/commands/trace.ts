@@ -4,6 +4,7 @@ import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
 import {createStyle, type Style} from '../cli/style.js'
 import {formatAge} from '../core/duration.js'
 import type {Trace, TraceHop, TraceNode} from '../ops/trace.js'
+import {shortEventId} from '../core/event-id.js'
 
 export default class TraceCommand extends BaseCommand<typeof TraceCommand> {
   static override summary = 'One event end to end: its journey as a causal tree, and each group that handled each event, when, how.'
@@ -69,7 +70,7 @@ export function renderTrace(trace: Trace, style: Pick<Style, 'ok' | 'warn' | 'ba
   const walk = (node: TraceNode, prefix: string, last: boolean, depth: number) => {
     const branch = depth === 0 ? '' : last ? '└─ ' : '├─ '
     const time = node.timestamp.slice(11, 23)
-    const head = `${prefix}${branch}${node.event_type} ${node.event_id.slice(0, 8)} ${time}`
+    const head = `${prefix}${branch}${node.event_type} ${shortEventId(node.event_id)} ${time}`
     out.push(node.asked ? style.bold(`${cut(head, 77)} <-`) : cut(head, 80))
     const inner = depth === 0 ? '' : `${prefix}${last ? '   ' : '│  '}`
     const items: Array<{kind: 'hop'; hop: TraceHop} | {kind: 'child'; node: TraceNode}> = [...node.hops.map((hop) => ({kind: 'hop' as const, hop})), ...node.children.map((child) => ({kind: 'child' as const, node: child}))]

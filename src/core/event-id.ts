@@ -66,3 +66,12 @@ export function newTraceId(): string {
     if (id !== '00000000000000000000000000000000') return id
   }
 }
+
+/**
+ * An event id shortened for a line of 80 columns: its last 8 characters. An ordered id's first
+ * ones are its time (the same for every event of about a minute, and a derived event's are its
+ * cause's), its last ones random or hashed, so the end tells events apart.
+ */
+export function shortEventId(id: string): string {
+  return id.length > 8 ? id.slice(-8) : id
+}

@@ -16,6 +16,7 @@ import {maskUrl, printable} from '../core/redact.js'
 import type {DlqCause} from '../ops/dlq.js'
 import type {LagRow} from '../ops/lag.js'
 import type {ProcessInfo, TypeRate} from './metrics-window.js'
+import {shortEventId} from '../core/event-id.js'
 
 /** Seed 000, "Event Bus Performance Targets": p95 of publishing and of delivery. */
 export const PUBLISH_P95_TARGET_MS = 10
@@ -473,7 +474,7 @@ function tailView(data: DashboardData, ui: UiState, avail: number): Section[] {
   if (shown.length === 0) lines.push([{text: 'waiting for events...', tone: 'dim'}])
   for (const t of shown) {
     const time = new Date(t.at).toISOString().slice(11, 23)
-    lines.push([{text: `${time}  `, tone: 'dim'}, {text: left(t.type, 36)}, {text: `  ${t.key.slice(0, 8).padEnd(8)}  ${t.id.slice(0, 8).padEnd(8)}  p${t.partition}`}])
+    lines.push([{text: `${time}  `, tone: 'dim'}, {text: left(t.type, 36)}, {text: `  ${t.key.slice(0, 8).padEnd(8)}  ${shortEventId(t.id).padEnd(8)}  p${t.partition}`}])
   }
   return [{id: 'tail', lines}]
 }

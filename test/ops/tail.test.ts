@@ -67,7 +67,7 @@ describe('tail', () => {
 
   it('a terminal line shows the control characters of a type, key or id from the bus escaped', () => {
     const hostile = {
-      delivery: {id: '1-0', topic: 't', partition: 0, key: '\u001b[2Jkey', value: '\u001b]52;c;eA==\u0007', headers: {event_type: 'x\u001b]0;title\u0007', event_id: '\u009b2J\u0000'}, deliveryCount: 0, enqueuedAt: Date.now()},
+      delivery: {id: '1-0', topic: 't', partition: 0, key: '\u001b[2Jkey', value: '\u001b]52;c;eA==\u0007', headers: {event_type: 'x\u001b]0;title\u0007', event_id: '\u0000\u009b2J'}, deliveryCount: 0, enqueuedAt: Date.now()},
       envelope: null,
     }
     const shown = line(hostile)

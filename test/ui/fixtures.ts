@@ -93,7 +93,7 @@ export function busyData(extra: Partial<DashboardData> = {}): DashboardData {
       {type: 'knowledge.question.posted', perSec: 120.5, total: 12_345},
       {type: 'user.registered', perSec: 3, total: 300},
     ],
-    tail: {lines: [{at: NOW - 1000, type: 'social.content.liked', key: 'aggregate-1234567', id: 'event-1234567', partition: 3}], error: null},
+    tail: {lines: [{at: NOW - 1000, type: 'social.content.liked', key: 'aggregate-1234567', id: 'b56b0000-02b3-4ec7-b7a1-0123456789ab', partition: 3}], error: null},
     notice: null,
     ...extra,
   }

@@ -145,7 +145,7 @@ describe('view-model: the other views', () => {
     expect(result.effect).toEqual({type: 'refresh'})
     const screen = text(buildViewModel(busyData(), result.ui, {columns: 80, rows: 24}))
     expect(screen).toContain('type filter "social.*"')
-    expect(screen).toMatch(/social\.content\.liked +aggregat +event-12 +p3/)
+    expect(screen).toMatch(/social\.content\.liked +aggregat +456789ab +p3/)
     expect(tailFilter('social.* Liked')).toEqual({globs: ['social.*'], words: ['liked']})
     expect(tailFilter(' ')).toEqual({globs: [], words: []})
   })

@@ -3,6 +3,7 @@ import {archiveDir, archiveDirFlag, archiveFilterFlags, archiveFilterFrom, check
 import {BaseCommand, catalogFlag} from '../../cli/base.js'
 import {printable} from '../../core/redact.js'
 import type {ArchivedEvent} from '../../ops/archive/index.js'
+import {shortEventId} from '../../core/event-id.js'
 
 export interface ArchiveQueryResult {
   events: Array<{file: string; event: ArchivedEvent['record']['event']; published_at: number | null; handled: ArchivedEvent['record']['handled']}>
@@ -56,5 +57,5 @@ export function line({record: {event}}: ArchivedEvent): string {
   // An archive file is bytes on disk, its aggregate ids anyone's: control characters shown escaped.
   const short = (text: unknown) => printable(String(text ?? '-')).slice(0, 8)
   const cut = (text: string, width: number) => (text.length <= width ? text.padEnd(width) : `${text.slice(0, width - 1)}…`)
-  return `${printable(event.timestamp).slice(0, 19)}Z  ${cut(printable(event.event_type), 34)}  ${short(event.metadata?.aggregate_id).padEnd(8)}  ${short(event.event_id)}`
+  return `${printable(event.timestamp).slice(0, 19)}Z  ${cut(printable(event.event_type), 34)}  ${short(event.metadata?.aggregate_id).padEnd(8)}  ${shortEventId(printable(event.event_id))}`
 }
