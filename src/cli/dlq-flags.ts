@@ -2,6 +2,8 @@
 import {Flags} from '@oclif/core'
 import {parseDuration} from '../core/duration.js'
 import {UserError} from '../errors.js'
+import type {DlqRecord, DlqStore} from '../core/ports.js'
+import {closest} from '../core/suggest.js'
 import type {DlqFilter} from '../ops/dlq.js'
 
 export const dlqFilterFlags = {
@@ -35,4 +37,26 @@ export function dlqFilterFrom(flags: {group?: string; type?: string[]; code?: st
     ...(flags.since ? {since: parseWhen(flags.since, 'since')} : {}),
     ...(flags.until ? {until: parseWhen(flags.until, 'until')} : {}),
   }
+}
+
+/**
+ * When a filter by group or error code matched nothing, what the DLQ does hold, with the closest
+ * names: a typo (`--group gamificaton`, `--code invalid_json`) otherwise reads as an empty DLQ.
+ * On stderr, so that --json and piped output stay the answer.
+ */
+export async function explainNoMatch(dlq: DlqStore, filter: DlqFilter, matched: readonly DlqRecord[]): Promise<void> {
+  if (matched.length > 0 || (filter.group === undefined && !filter.codes?.length)) return
+  const all = await dlq.list({})
+  if (all.length === 0) return
+  const lines: string[] = []
+  const say = (flag: string, asked: readonly string[], held: Iterable<string>) => {
+    const names = [...new Set(held)].sort()
+    const missing = asked.filter((name) => !names.includes(name))
+    if (missing.length === 0) return
+    const near = [...new Set(missing.flatMap((name) => closest(name, names)))]
+    lines.push(`No entry has ${flag} ${missing.join(', ')}${near.length ? ` (did you mean ${near.join(', ')}?)` : ''}; the DLQ holds ${names.slice(0, 12).join(', ')}${names.length > 12 ? ', ...' : ''}.`)
+  }
+  if (filter.group !== undefined) say('--group', [filter.group], all.map((r) => r.group))
+  if (filter.codes?.length) say('--code', filter.codes, all.map((r) => r.error.error.code))
+  for (const line of lines) process.stderr.write(`${line}\n`)
 }

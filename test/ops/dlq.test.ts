@@ -122,6 +122,17 @@ describe('tektree dlq on a store file', () => {
     expect(exported.stdout.trim().split('\n').map((l) => JSON.parse(l).id)).toEqual([entries[0].id, entries[1].id])
   })
 
+  it('a group or code that matches nothing says what the DLQ holds, with the closest names, on stderr', async () => {
+    const group = await cli(['list', '--group', 'paymnt', '--json'])
+    expect(group.code).toBe(0)
+    expect(JSON.parse(group.stdout)).toMatchObject({total: 0})
+    expect(group.stderr).toContain('No entry has --group paymnt (did you mean payment?); the DLQ holds email, payment.')
+    const code = await cli(['purge', '--code', 'handler_failed', '--dry-run'])
+    expect(code.stderr).toContain('No entry has --code handler_failed (did you mean HANDLER_FAILED?)')
+    // a filter that matches says nothing more
+    expect((await cli(['stats', '--group', 'payment'])).stderr).toBe('')
+  })
+
   it('redrive --dry-run sends nothing and says what would go; retry of an unknown id sends nothing (exit 2)', async () => {
     const dry = await cli(['redrive', '--group', 'payment', '--dry-run', '--json'])
     expect(dry.code).toBe(0)

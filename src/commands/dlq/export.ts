@@ -1,5 +1,5 @@
 import {BaseCommand, runtimeFlags} from '../../cli/base.js'
-import {dlqFilterFlags, dlqFilterFrom} from '../../cli/dlq-flags.js'
+import {dlqFilterFlags, dlqFilterFrom, explainNoMatch} from '../../cli/dlq-flags.js'
 import {openRuntimeFromFlags} from '../../cli/runtime-flags.js'
 
 export default class DlqExport extends BaseCommand<typeof DlqExport> {
@@ -14,6 +14,7 @@ export default class DlqExport extends BaseCommand<typeof DlqExport> {
     const runtime = await openRuntimeFromFlags(this.flags)
     try {
       const records = await listDlq(runtime.store.dlq, filter)
+      await explainNoMatch(runtime.store.dlq, filter, records)
       for (const record of records) process.stdout.write(`${JSON.stringify(record)}\n`)
       process.stderr.write(`${records.length} entr${records.length === 1 ? 'y' : 'ies'} exported\n`)
     } finally {

@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand, runtimeFlags} from '../../cli/base.js'
-import {dlqFilterFlags, dlqFilterFrom} from '../../cli/dlq-flags.js'
+import {dlqFilterFlags, dlqFilterFrom, explainNoMatch} from '../../cli/dlq-flags.js'
 import {openRuntimeFromFlags} from '../../cli/runtime-flags.js'
 import type {DlqRecord} from '../../core/ports.js'
 import {printable} from '../../core/redact.js'
@@ -29,6 +29,7 @@ export default class DlqList extends BaseCommand<typeof DlqList> {
     let records: DlqRecord[]
     try {
       records = await listDlq(runtime.store.dlq, filter)
+      await explainNoMatch(runtime.store.dlq, filter, records)
     } finally {
       await runtime.close()
     }

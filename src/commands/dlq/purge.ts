@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand, runtimeFlags} from '../../cli/base.js'
 import {confirm} from '../../cli/confirm.js'
-import {dlqFilterFlags, dlqFilterFrom} from '../../cli/dlq-flags.js'
+import {dlqFilterFlags, dlqFilterFrom, explainNoMatch} from '../../cli/dlq-flags.js'
 import {openRuntimeFromFlags} from '../../cli/runtime-flags.js'
 import {printable} from '../../core/redact.js'
 import type {DlqCause} from '../../ops/dlq.js'
@@ -34,6 +34,7 @@ export default class DlqPurge extends BaseCommand<typeof DlqPurge> {
     const runtime = await openRuntimeFromFlags(this.flags)
     try {
       const records = await listDlq(runtime.store.dlq, filter)
+      await explainNoMatch(runtime.store.dlq, filter, records)
       const causes = groupByCause(records)
       const summary = causes.map(({ids: _ids, ...cause}) => cause)
       const dryRun = this.flags['dry-run']

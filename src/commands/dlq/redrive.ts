@@ -1,5 +1,5 @@
 import {BaseCommand, catalogFlag, runtimeFlags} from '../../cli/base.js'
-import {dlqFilterFlags, dlqFilterFrom} from '../../cli/dlq-flags.js'
+import {dlqFilterFlags, dlqFilterFrom, explainNoMatch} from '../../cli/dlq-flags.js'
 import {redriveFlags, runRedrive, type RedriveReport} from '../../cli/redrive.js'
 import {openRuntimeFromFlags} from '../../cli/runtime-flags.js'
 
@@ -23,6 +23,7 @@ Exit codes: 0 sent, 1 not confirmed, 2 bad usage, 130 interrupted.`
     const runtime = await openRuntimeFromFlags(this.flags)
     try {
       const records = await listDlq(runtime.store.dlq, filter)
+      await explainNoMatch(runtime.store.dlq, filter, records)
       return await runRedrive(runtime, records, this.flags, {log: (line) => this.log(line), json: this.jsonEnabled()})
     } finally {
       await runtime.close()

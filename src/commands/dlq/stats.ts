@@ -1,5 +1,5 @@
 import {BaseCommand, runtimeFlags} from '../../cli/base.js'
-import {dlqFilterFlags, dlqFilterFrom} from '../../cli/dlq-flags.js'
+import {dlqFilterFlags, dlqFilterFrom, explainNoMatch} from '../../cli/dlq-flags.js'
 import {openRuntimeFromFlags} from '../../cli/runtime-flags.js'
 import {createStyle} from '../../cli/style.js'
 import type {DlqStats} from '../../ops/dlq.js'
@@ -17,7 +17,9 @@ export default class DlqStatsCommand extends BaseCommand<typeof DlqStatsCommand>
     const runtime = await openRuntimeFromFlags(this.flags)
     let stats: DlqStats
     try {
-      stats = dlqStats(await listDlq(runtime.store.dlq, filter))
+      const records = await listDlq(runtime.store.dlq, filter)
+      await explainNoMatch(runtime.store.dlq, filter, records)
+      stats = dlqStats(records)
     } finally {
       await runtime.close()
     }
