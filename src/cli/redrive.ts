@@ -35,7 +35,7 @@ export async function runRedrive(runtime: Runtime, records: DlqRecord[], flags: 
   const causes = groupByCause(records).map(({ids: _ids, ...cause}) => cause)
   const groups = [...new Set(records.map((r) => r.group))].sort()
   const stats = await runtime.bus.stats()
-  const idle = groups.filter((g) => !stats.some((s) => s.group === g && s.consumers.some((c) => c.idleMs < 60_000)))
+  const idle = groups.filter((g) => !stats.some((s) => s.group === g && s.consumers.some((c) => c.live)))
   const dryRun = flags['dry-run']
   if (!out.json) {
     out.log(`${records.length} entr${records.length === 1 ? 'y' : 'ies'} to send back to ${groups.join(', ') || 'no group'}${dryRun ? ' (dry run: nothing sent)' : ''}`)

@@ -108,6 +108,11 @@ export interface ConsumerInfo {
   name: string
   pending: number
   idleMs: number
+  /**
+   * A member of the group now (its heartbeats hold), as against one gone that still holds pending
+   * entries. Idle time alone cannot tell: a live consumer of a quiet topic is idle for minutes.
+   */
+  live: boolean
 }
 
 export interface PartitionStats {

@@ -81,7 +81,9 @@ export function lagRows(before: LagSample | null, now: LagSample, options: {part
   const rows: LagRow[] = []
   const sorted = [...now.groups].sort((a, b) => a.group.localeCompare(b.group) || a.topic.localeCompare(b.topic))
   for (const stats of sorted) {
-    const idle = stats.consumers.map((c) => c.idleMs)
+    // The group's consumers now: one gone that still holds pending entries is not running.
+    const running = stats.consumers.filter((c) => c.live)
+    const idle = running.map((c) => c.idleMs)
     rows.push({
       group: stats.group,
       topic: stats.topic,
@@ -89,7 +91,7 @@ export function lagRows(before: LagSample | null, now: LagSample, options: {part
       lag: stats.lag,
       pending: stats.pending,
       oldestPendingAgeMs: stats.oldestPendingAgeMs,
-      consumers: stats.consumers.map((c) => c.name),
+      consumers: running.map((c) => c.name),
       idleMs: idle.length === 0 ? null : Math.min(...idle),
       ...motion(previous.get(rowKey(stats.group, stats.topic, null)), stats, seconds),
     })
@@ -140,6 +142,7 @@ export function byGroup(sample: LagSample): LagSample {
       if (known) {
         known.pending += c.pending
         known.idleMs = Math.min(known.idleMs, c.idleMs)
+        known.live ||= c.live
       } else m.consumers.push({...c})
     }
   }

@@ -171,7 +171,7 @@ export class DashboardFeed {
       const record = await store.dlq.get(id)
       if (!record) return this.say(`${id} is no longer in the DLQ`)
       await redrive({bus, catalog: this.options.catalog, records: [record]})
-      const running = this.lagNow?.groups.some((g) => g.group === record.group && g.consumers.some((c) => c.idleMs < 60_000))
+      const running = this.lagNow?.groups.some((g) => g.group === record.group && g.consumers.some((c) => c.live))
       this.say(`sent ${id} back to ${record.group}; it leaves the DLQ once handled${running ? '' : ` (no consumer of ${record.group} runs: it waits for tektree services)`}`)
       this.dlq = null
     } catch (error) {

@@ -419,7 +419,8 @@ function groupView(data: DashboardData, ui: UiState, width: number, avail: numbe
     rows.push(groupRow(row, label, width, false))
   }
   const consumerLines: Line[] = [[{text: `CONSUMERS (${consumers.length})`, tone: 'bold'}, {text: `${' '.repeat(4)}pending, idle`, tone: 'dim'}]]
-  for (const c of consumers) consumerLines.push([{text: `  ${c.name}  ${count(c.pending)}  ${formatAge(c.idleMs)}`}])
+  // One gone (crashed) is listed while it holds pending entries, as gone.
+  for (const c of consumers) consumerLines.push(c.live ? [{text: `  ${c.name}  ${count(c.pending)}  ${formatAge(c.idleMs)}`}] : [{text: `  ${c.name}  ${count(c.pending)}  gone`, tone: 'dim'}])
   if (consumers.length === 0) consumerLines.push([{text: '  none', tone: 'dim'}])
   // The consumers keep up to a third of the room; the topic and partition rows get the rest.
   const consumerRoom = Math.min(consumerLines.length, Math.max(2, Math.floor((avail - 2) / 3)))

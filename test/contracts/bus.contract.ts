@@ -395,6 +395,7 @@ export function busContract(name: string, factory: BusFactory, options: BusContr
       expect(stats.pending).toBe(0)
       expect(stats.lag).toBe(0)
       expect(stats.consumers.map((c) => c.name).sort()).toEqual(['consumer-a', 'consumer-b'])
+      expect(stats.consumers.every((c) => c.live)).toBe(true)
     }, 60_000)
 
     it('when a consumer closes, the other takes its partitions and gets its unacked messages again', async () => {
@@ -421,7 +422,7 @@ export function busContract(name: string, factory: BusFactory, options: BusContr
 
     it('when a consumer stops polling without closing (a crash), the other takes over after its lease', async () => {
       const partitions = 4
-      const {topic, a, b} = await twoOwners(partitions)
+      const {topic, group, a, b} = await twoOwners(partitions)
       const keys = Array.from({length: 16}, (_, i) => `key-${i}`)
       await bus.publish(keys.flatMap((key) => messages(topic, key, 3)))
       const unackedByA = await consumeUntil(a, (all) => all.length > 0, {ack: false})
@@ -436,6 +437,10 @@ export function busContract(name: string, factory: BusFactory, options: BusContr
         expect(redelivered.deliveryCount).toBeGreaterThan(1)
       }
       expect(b.assignment()).toHaveLength(partitions)
+      // Stats tell the dead consumer from the live one (listed or not, A is not running).
+      const [stats] = await bus.stats({group, topic})
+      expect(stats.consumers.find((c) => c.name === 'consumer-a')?.live ?? false).toBe(false)
+      expect(stats.consumers.find((c) => c.name === 'consumer-b')?.live).toBe(true)
     }, 60_000)
 
     it("a partition's new owner gets what the previous one left unacked first, before newer entries, without waiting the visibility timeout", async () => {

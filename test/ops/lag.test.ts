@@ -74,13 +74,13 @@ describe('lag', () => {
   })
 
   it("names a group's consumers over all its topics, not only its first topic's", () => {
-    const stats = (topic: string, consumers: Array<{name: string; idleMs: number}>) => ({
+    const stats = (topic: string, consumers: Array<{name: string; idleMs: number; live?: boolean}>) => ({
       group: 'analytics',
       topic,
       lag: 0,
       pending: 0,
       oldestPendingAgeMs: null,
-      consumers: consumers.map((c) => ({...c, pending: 0})),
+      consumers: consumers.map((c) => ({live: true, ...c, pending: 0})),
       partitions: [],
       acked: 0,
     })
@@ -91,6 +91,8 @@ describe('lag', () => {
         stats('tektree.direct.analytics', []),
         stats('tektree.knowledge', [{name: 'w1', idleMs: 900}]),
         stats('tektree.user', [{name: 'w1', idleMs: 40}, {name: 'w2', idleMs: 70}]),
+        // a consumer gone, its pending entries left: not counted as running
+        stats('tektree.social', [{name: 'gone', idleMs: 5, live: false}]),
       ],
     })
     expect(renderLag(rows)[1]).toBe('analytics (2 consumers, least idle 40ms)')
@@ -107,7 +109,7 @@ describe('lag', () => {
           lag: 123_456_789,
           pending: 9_999_999,
           oldestPendingAgeMs: 86_400_000 * 3,
-          consumers: [{name: long, pending: 1, idleMs: 5}],
+          consumers: [{name: long, pending: 1, idleMs: 5, live: true}],
           partitions: [{partition: 11, lag: 1, pending: 2, oldestPendingAgeMs: 3, owner: long, acked: 4}],
           acked: 4,
         },
@@ -127,14 +129,14 @@ describe('byGroup', () => {
       lag,
       pending,
       oldestPendingAgeMs: oldest,
-      consumers: [{name: 'c1', pending, idleMs: topic === 'a' ? 50 : 10}],
+      consumers: [{name: 'c1', pending, idleMs: topic === 'a' ? 50 : 10, live: true}],
       partitions: [{partition: 0, lag, pending, oldestPendingAgeMs: oldest, owner: 'c1', acked}],
       acked,
     })
     const before = byGroup({at: 0, groups: [stats('a', 10, 0, 100, null), stats('b', 10, 0, 100, null)]})
     const now = byGroup({at: 1000, groups: [stats('a', 5, 1, 110, 200), stats('b', 0, 0, 125, null)]})
     expect(now.groups).toHaveLength(1)
-    expect(now.groups[0].consumers).toEqual([{name: 'c1', pending: 1, idleMs: 10}])
+    expect(now.groups[0].consumers).toEqual([{name: 'c1', pending: 1, idleMs: 10, live: true}])
     const [row] = lagRows(before, now)
     expect(row).toMatchObject({group: 'g', topic: '*', lag: 5, pending: 1, oldestPendingAgeMs: 200, outPerSec: 35, inPerSec: 21, trend: 'shrinking'})
   })

@@ -84,7 +84,7 @@ export function busyData(extra: Partial<DashboardData> = {}): DashboardData {
       groupRow('gamification', 3, {topic: 'tektree.knowledge', partition: 1, consumers: []}),
       groupRow('gamification', 3, {topic: 'tektree.social'}),
     ],
-    consumers: {gamification: [{name: 'gamification-host-1-0', pending: 3, idleMs: 15}]},
+    consumers: {gamification: [{name: 'gamification-host-1-0', pending: 3, idleMs: 15, live: true}]},
     lagError: null,
     dlq: {total: 120, threshold: 100, causes: [cause(0), cause(1), cause(2)]},
     entry: null,

@@ -575,7 +575,7 @@ export class KafkaBus implements Bus {
           })
         }
         const ages = partitions.map((p) => p.oldestPendingAgeMs).filter((a): a is number => a !== null)
-        const consumers: ConsumerInfo[] = g.members.map((m) => ({name: m.name, pending: pendingBy.get(m.name) ?? 0, idleMs: activeBy.has(m.name) ? Math.max(0, now - activeBy.get(m.name)!) : 0}))
+        const consumers: ConsumerInfo[] = g.members.map((m) => ({name: m.name, pending: pendingBy.get(m.name) ?? 0, idleMs: activeBy.has(m.name) ? Math.max(0, now - activeBy.get(m.name)!) : 0, live: true}))
         out.push({
           group: g.group,
           topic,

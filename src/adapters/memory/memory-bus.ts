@@ -390,6 +390,7 @@ export class MemoryBus implements Bus {
             name,
             pending: perConsumer.get(name) ?? 0,
             idleMs: Math.max(0, now - (group.members.get(name)?.lastSeen ?? group.departed.get(name) ?? now)),
+            live: group.members.has(name) && this.isLive(group.members.get(name)!, now),
           })),
           partitions,
           acked: partitions.reduce((sum, p) => sum + (p.acked ?? 0), 0),

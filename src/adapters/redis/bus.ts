@@ -380,6 +380,22 @@ export class RedisBus implements Bus {
     return out
   }
 
+  /** Each group's members whose heartbeats hold now (the membership ZSET's scores are expiries, server time). */
+  private async liveMembers(groups: readonly string[]): Promise<Map<string, Set<string>>> {
+    const out = new Map<string, Set<string>>()
+    if (groups.length === 0) return out
+    const [time, ...members] = await this.exec([['TIME'], ...groups.map((g) => ['ZRANGE', this.membersKey(g), '0', '-1', 'WITHSCORES'])], true)
+    const [seconds, micros] = time as [string, string]
+    const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)
+    groups.forEach((group, i) => {
+      const flat = Array.isArray(members[i]) ? (members[i] as string[]) : []
+      const names = new Set<string>()
+      for (let k = 0; k + 1 < flat.length; k += 2) if (Number(flat[k + 1]) > now) names.add(flat[k])
+      out.set(group, names)
+    })
+    return out
+  }
+
   async stats(filter: {group?: string; topic?: string} = {}): Promise<GroupStats[]> {
     this.check()
     const topics = await this.allTopics()
@@ -412,6 +428,7 @@ export class RedisBus implements Bus {
       true,
     )
     const lags = await Promise.all(rows.map((r) => this.lagOf(r.stream, r.group, r.info)))
+    const live = await this.liveMembers([...new Set(rows.map((r) => r.group))])
     const out = new Map<string, GroupStats & {consumerMap: Map<string, ConsumerInfo>}>()
     rows.forEach((r, i) => {
       const id = `${r.group}\u0000${r.topic}`
@@ -440,9 +457,14 @@ export class RedisBus implements Bus {
           const prev = stats.consumerMap.get(name)
           const pending = Number(c.pending ?? 0)
           const idle = Number(c.idle ?? 0)
-          stats.consumerMap.set(name, prev ? {name, pending: prev.pending + pending, idleMs: Math.min(prev.idleMs, idle)} : {name, pending, idleMs: idle})
+          const isLive = live.get(r.group)?.has(name) ?? false
+          // A consumer gone for good stays listed by Redis: shown while it holds pending entries only.
+          if (!isLive && pending === 0 && !prev) continue
+          stats.consumerMap.set(name, prev ? {name, pending: prev.pending + pending, idleMs: Math.min(prev.idleMs, idle), live: isLive} : {name, pending, idleMs: idle, live: isLive})
         }
       }
+      // A live member that has read nothing from these partitions yet is not in XINFO: it is there.
+      for (const name of live.get(r.group) ?? []) if (!stats.consumerMap.has(name)) stats.consumerMap.set(name, {name, pending: 0, idleMs: 0, live: true})
     })
     return [...out.values()]
       .sort((a, b) => (a.group === b.group ? (a.topic < b.topic ? -1 : 1) : a.group < b.group ? -1 : 1))
