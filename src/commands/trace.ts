@@ -11,7 +11,7 @@ export default class TraceCommand extends BaseCommand<typeof TraceCommand> {
   static override description = `Finds the event's journey (every event with its correlation id, each under the event that caused it) and, for every event in it, when it was appended and, per consumer group, whether it was handled (when, after how many attempts, how long after the event), dead-lettered (with the error) or not yet. A tree on a terminal, JSON otherwise (or with --json).`
   static override enableJsonFlag = true
   static override examples = ['<%= config.bin %> <%= command.id %> 0b9f3c1e-8a4d-4e2b-9f6a-2d7c1e5b3a90', '<%= config.bin %> <%= command.id %> --correlation 5d1e7a20-3c4b-4f1e-8a2d-6b9c0e1f2a34 --json']
-  static override args = {eventId: Args.string({description: 'An event id (from `tektree tail`, a DLQ entry, a log line).', ignoreStdin: true})}
+  static override args = {eventId: Args.string({description: 'An event id (from `tektree tail --json`, a log line), or a DLQ entry id (GROUP:EVENT_ID).', ignoreStdin: true})}
   static override flags = {
     correlation: Flags.string({summary: 'Trace a correlation id instead of an event id.'}),
     catalog: catalogFlag,
@@ -19,7 +19,8 @@ export default class TraceCommand extends BaseCommand<typeof TraceCommand> {
   }
 
   public async run(): Promise<Trace> {
-    const eventId = this.args.eventId
+    // A DLQ entry's id (GROUP:EVENT_ID, as `dlq list --flat` prints it) names its event.
+    const eventId = this.args.eventId?.replace(/^[^:]+:(?=[0-9a-f]{8}-[0-9a-f]{4}-)/i, '')
     const correlationId = this.flags.correlation
     if ((eventId === undefined) === (correlationId === undefined)) {
       throw new UserError('Give an event id or --correlation ID (one of them)', {code: 'INVALID_ARGS', hint: 'e.g. tektree trace 0b9f3c1e-8a4d-4e2b-9f6a-2d7c1e5b3a90', exitCode: 2})
@@ -38,7 +39,7 @@ export default class TraceCommand extends BaseCommand<typeof TraceCommand> {
     if (!trace) {
       throw new UserError(eventId ? `The store holds no event ${eventId}` : `The store holds no event with correlation id ${correlationId}`, {
         code: 'UNKNOWN_EVENT',
-        hint: 'Event ids are in `tektree tail` and `tektree dlq list --flat`; archived ones in `tektree archive query`.',
+        hint: 'Event ids are in `tektree tail --json` and `tektree dlq list --flat` (GROUP:EVENT_ID); archived ones in `tektree archive query`.',
         exitCode: 2,
       })
     }
