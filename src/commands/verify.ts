@@ -3,6 +3,7 @@ import {BaseCommand, catalogFlag, runtimeFlags} from '../cli/base.js'
 import {createStyle, wrap} from '../cli/style.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
 import type {EventEnvelope} from '../core/envelope.js'
+import type {Runtime} from '../core/runtime.js'
 import type {VerifyResult} from '../services/verify.js'
 
 export default class Verify extends BaseCommand<typeof Verify> {
@@ -30,13 +31,18 @@ Exit codes: 0 no difference, 1 differences found.`
     const [{loadCatalog}, {verifyProjections}] = await Promise.all([import('../catalog/load.js'), import('../services/verify.js')])
     const catalog = await loadCatalog(this.flags.catalog)
     const runtime = await openRuntimeFromFlags(this.flags)
-    let result: VerifyResult
+    let result: VerifyResult & {in_flight?: number | null}
     try {
       result = await verifyProjections({store: runtime.store, leaderboards: runtime.leaderboards, catalog, archived: await this.archived()})
+      // Differences while the services still have events to handle are mostly those events.
+      if (result.differences.length > 0) result = {...result, in_flight: await inFlight(runtime)}
     } finally {
       await runtime.close()
     }
     if (!this.jsonEnabled()) this.render(result)
+    if (result.in_flight) {
+      process.stderr.write(`${result.in_flight.toLocaleString('en-US')} event(s) are still in flight (not yet handled, or not yet on the bus): the services have not caught up, and the differences may be theirs. Run verify again once \`tektree lag\` shows 0.\n`)
+    }
     if (result.differences.length > 0) process.exitCode = 1
     return result
   }
@@ -64,5 +70,15 @@ Exit codes: 0 no difference, 1 differences found.`
       this.log(style.fitTable(['projection', 'id', 'field', 'expected', 'actual'], diff))
       if (count > shown.length) for (const line of wrap(`... and ${count - shown.length} more (--show N, or --json for all)`, style.width)) this.log(line)
     }
+  }
+}
+
+/** Events the groups have yet to handle, and events not yet on the bus; null when the bus does not answer. */
+async function inFlight(runtime: Pick<Runtime, 'bus' | 'store'>): Promise<number | null> {
+  try {
+    const groups = await runtime.bus.stats()
+    return groups.reduce((sum, g) => sum + g.lag + g.pending, 0) + (await runtime.store.outbox.pending())
+  } catch {
+    return null
   }
 }
