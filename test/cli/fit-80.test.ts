@@ -97,3 +97,16 @@ describe('tektree catalog list at 80 columns', () => {
     expect(wide.find((l) => l.startsWith('com.example.platform.domain0.'))).toMatch(/^com\.example\.platform\.domain0\.\S+ +12\.10\.3 +a-producer-service +compliance-archive indefinite +gamification, notification/)
   })
 })
+
+describe('tektree catalog show at 80 columns', () => {
+  it("the header lines fit, for the type whose line was longest (social.content.liked's was 108)", async () => {
+    const {requireBuild, runCli} = await import('./run-cli.js')
+    requireBuild()
+    const result = await runCli(['catalog', 'show', 'social.content.liked'], {env: {NO_COLOR: '1'}})
+    expect(result.code).toBe(0)
+    const lines = result.stdout.split('\n')
+    const header = lines.slice(0, lines.indexOf(''))
+    expect(header.join('\n')).toContain('retention: ')
+    expectFits(header)
+  })
+})
