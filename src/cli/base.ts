@@ -23,7 +23,7 @@ export const catalogFlag = Flags.string({
 /** Flags of every command that talks to a runtime (bus, store); URLs are checked in BaseCommand.init. */
 export const runtimeFlags = {
   'bus-url': Flags.string({
-    summary: 'The bus (and leaderboards) by URL instead of the embedded runtime: redis://HOST:PORT, rediss://..., kafka://HOST:PORT (leaderboards then in this process), or memory: (in this process).',
+    summary: 'The bus (and leaderboards) by URL instead of the embedded runtime: redis://HOST:PORT, rediss://..., kafka://HOST:PORT (leaderboards then in the store), or memory: (in this process).',
     env: 'TEKTREE_BUS_URL',
     helpGroup: 'RUNTIME',
   }),
