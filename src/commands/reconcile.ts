@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 import {BaseCommand, catalogFlag, runtimeFlags, UserError} from '../cli/base.js'
 import {openRuntimeFromFlags} from '../cli/runtime-flags.js'
 import type {ReconcileResult} from '../engine/reconcile.js'
+import type {RuntimeDescription} from '../core/runtime.js'
 import {parseDuration} from '../core/duration.js'
 
 export default class Reconcile extends BaseCommand<typeof Reconcile> {
@@ -41,8 +42,7 @@ Exit codes: 0 nothing missing, or everything missing republished; 1 --dry-run fo
     let boardsWithBus = false
     try {
       result = await reconcile({store: runtime.store, bus: runtime.bus, catalog, sinceMs, dryRun: this.flags['dry-run'], listLimit: Math.max(this.flags.show, 100)})
-      const parts = runtime.describe()
-      boardsWithBus = parts.leaderboards.kind === parts.bus.kind && parts.leaderboards.location === parts.bus.location
+      boardsWithBus = leaderboardsOnBus(runtime.describe())
     } finally {
       await runtime.close()
     }
@@ -63,6 +63,11 @@ Exit codes: 0 nothing missing, or everything missing republished; 1 --dry-run fo
  */
 export const LEADERBOARDS_HINT =
   'The leaderboards are on the same server and lost what it lost; rebuild them from the log: tektree replay --group gamification --from-scratch'
+
+/** Whether LEADERBOARDS_HINT applies: the leaderboards are on the bus's server (Redis), not in the store (Kafka). */
+export function leaderboardsOnBus(parts: RuntimeDescription): boolean {
+  return parts.leaderboards.kind === parts.bus.kind && parts.leaderboards.location === parts.bus.location
+}
 
 export function summaryLine(r: ReconcileResult): string {
   const tail = [r.trimmed > 0 ? `${r.trimmed} older than what the bus retains` : '', r.skipped > 0 ? `${r.skipped} published meanwhile, left for next time` : '']

@@ -5,7 +5,7 @@ import {fitLines, terminalWidth} from '../cli/style.js'
 import {maskUrl} from '../errors.js'
 import {upEmbeddedRuntime, type UpResult} from '../embedded/index.js'
 import type {ReconcileResult} from '../engine/reconcile.js'
-import {LEADERBOARDS_HINT, summaryLine} from './reconcile.js'
+import {LEADERBOARDS_HINT, leaderboardsOnBus, summaryLine} from './reconcile.js'
 
 export const dataDirFlag = Flags.string({
   summary: 'Directory of the embedded runtime: discovery file, store file and server data.',
@@ -59,12 +59,15 @@ Stop it with \`tektree down\`; see it with \`tektree status\`.`
     if (human) process.stderr.write('Starting the embedded runtime...\n')
     const up = await upEmbeddedRuntime({dataDir: this.flags['data-dir'], readyTimeoutMs: this.flags['ready-timeout'] * 1000, ...(this.flags.bus ? {bus: this.flags.bus as 'redis' | 'kafka'} : {})})
     const result: UpResult & {reconcile?: ReconcileResult; reconcile_error?: string} = up
+    let boardsWithBus = false
     // A redis-server (re)started from its AOF may lack the last second of what it had acknowledged:
     // put back what the store says was published. Not on every command's own server start: this
     // scans the store's published events, which `up` can afford once and a command's run cannot.
     if ((up.started.includes('redis') && up.discovery.redis) || (up.started.includes('kafka') && up.discovery.kafka)) {
       try {
-        result.reconcile = await this.reconcile()
+        const reconciled = await this.reconcile()
+        result.reconcile = reconciled.result
+        boardsWithBus = reconciled.boardsWithBus
       } catch (error) {
         result.reconcile_error = (error as Error).message
         process.exitCode = 1
@@ -93,19 +96,21 @@ Stop it with \`tektree down\`; see it with \`tektree status\`.`
       }
       for (const note of result.notes) this.say(`  note: ${note}`)
       if (result.reconcile) this.say(`  ${summaryLine(result.reconcile)}`)
-      if (result.reconcile && result.reconcile.missing > 0) this.say(`  ${LEADERBOARDS_HINT}`)
+      // On Kafka the leaderboards are in the store, which lost nothing: no rebuild to advise.
+      if (result.reconcile && result.reconcile.missing > 0 && boardsWithBus) this.say(`  ${LEADERBOARDS_HINT}`)
       if (result.reconcile_error) this.say(`  reconcile FAILED: ${result.reconcile_error}; run \`${this.config.bin} reconcile\` once it can reach the bus and the store`)
       this.say(`Discovery file: ${result.discoveryFile}. Stop with \`${this.config.bin} down\`.`)
     }
     return result
   }
 
-  private async reconcile(): Promise<ReconcileResult> {
+  /** The reconcile, and whether the leaderboards are on the bus's server (then they lost what it lost). */
+  private async reconcile(): Promise<{result: ReconcileResult; boardsWithBus: boolean}> {
     const [{loadCatalog}, {reconcile}, {openRuntime}] = await Promise.all([import('../catalog/load.js'), import('../engine/reconcile.js'), import('../adapters/open.js')])
     const catalog = await loadCatalog(this.flags.catalog)
     const runtime = await openRuntime({dataDir: this.flags['data-dir'], command: 'up', log: () => undefined})
     try {
-      return await reconcile({store: runtime.store, bus: runtime.bus, catalog})
+      return {result: await reconcile({store: runtime.store, bus: runtime.bus, catalog}), boardsWithBus: leaderboardsOnBus(runtime.describe())}
     } finally {
       await runtime.close()
     }

@@ -79,6 +79,8 @@ const MAX_BATCH_MESSAGES = 500
 const MAX_BATCH_BYTES = 512 * 1024
 const MAX_IN_FLIGHT = 4
 const READ_MAX_BYTES = 1024 * 1024
+/** How long close() waits for each step that needs the broker (a commit, a disconnect). */
+const CLOSE_WAIT_MS = 5_000
 
 const closedBusError = () => new Error('The Kafka bus is closed')
 
@@ -165,14 +167,19 @@ interface RawCluster {
   }>
 }
 
-/** Runs `task` again while it fails with an error kafkajs marks retriable (a coordinator loading), for up to ~15 s. */
-async function retrying<T>(task: () => Promise<T>): Promise<T> {
+/**
+ * Runs `task` again while it fails with an error kafkajs marks retriable (a coordinator loading), for
+ * up to 75 attempts, each with kafkajs's own retries. `stop` (the bus closed) ends it: a loop left
+ * running against a broker that is gone kept the process alive for minutes after close().
+ */
+async function retrying<T>(task: () => Promise<T>, stop: AbortSignal): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await task()
     } catch (error) {
       if (attempt >= 75 || !isRetriable(error)) throw error
-      await sleep(200)
+      await sleep(200, stop)
+      if (stop.aborted) throw closedBusError()
     }
   }
 }
@@ -185,16 +192,24 @@ function isRetriable(error: unknown): boolean {
   return e.retriable === true || e.originalError?.retriable === true || types.includes(String(e.type)) || types.includes(String(e.originalError?.type))
 }
 
-/** Runs `task` again on any failure, for up to ~10 s (reads that race a topic's creation). */
-async function settled<T>(task: () => Promise<T>): Promise<T> {
+/** Runs `task` again on any failure, for up to 50 attempts (reads that race a topic's creation), until `stop` (as retrying). */
+async function settled<T>(task: () => Promise<T>, stop: AbortSignal): Promise<T> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await task()
     } catch (error) {
       if (attempt >= 50) throw error
-      await sleep(200)
+      await sleep(200, stop)
+      if (stop.aborted) throw closedBusError()
     }
   }
+}
+
+/** Waits for `task` (its failure ignored) for at most `ms`: a broker that is gone is not waited for. The timer does not outlive the wait. */
+async function bounded(task: Promise<unknown> | undefined, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([task?.catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))])
+  clearTimeout(timer)
 }
 
 function errorType(error: unknown): string {
@@ -214,6 +229,8 @@ export class KafkaBus implements Bus {
   private producerReady?: Promise<Producer>
   private cluster?: Promise<RawCluster>
   private closed = false
+  /** @internal Aborted by close() once the subscriptions have committed: every retry loop gives up. */
+  readonly stopping = new AbortController()
 
   constructor(
     /** @internal */ readonly admin: Admin,
@@ -266,7 +283,7 @@ export class KafkaBus implements Bus {
 
   /** @internal Low and high watermarks per partition (retried: a topic just made may not be known to kafkajs's metadata yet). */
   topicOffsets(topic: string): Promise<Array<{partition: number; offset: string; high: string; low: string}>> {
-    return settled(() => this.admin.fetchTopicOffsets(topic))
+    return settled(() => this.admin.fetchTopicOffsets(topic), this.stopping.signal)
   }
 
   async ensureTopics(specs: readonly TopicSpec[]): Promise<void> {
@@ -305,7 +322,7 @@ export class KafkaBus implements Bus {
           const count = await this.partitionCount(spec.name)
           if (count === null) throw new Error(`Topic "${spec.name}" was created but the broker does not list it yet`)
           return count
-        }))
+        }, this.stopping.signal))
       if (partitions < spec.partitions) {
         // Routing by partitionFor(key, fewer) would put keys where tektree's other processes do not look.
         throw new Error(
@@ -314,7 +331,7 @@ export class KafkaBus implements Bus {
         )
       }
       if (existing !== null && spec.retention?.maxAgeMs !== undefined) {
-        await retrying(() => this.admin.alterConfigs({validateOnly: false, resources: [{type: 2, name: spec.name, configEntries: [{name: 'retention.ms', value: retentionMs}]}]}))
+        await retrying(() => this.admin.alterConfigs({validateOnly: false, resources: [{type: 2, name: spec.name, configEntries: [{name: 'retention.ms', value: retentionMs}]}]}), this.stopping.signal)
       }
       const previous = this.topicCache.get(spec.name)
       const retention = spec.retention ?? previous?.retention
@@ -332,6 +349,11 @@ export class KafkaBus implements Bus {
         maxInFlightRequests: MAX_IN_FLIGHT,
       })
       await producer.connect()
+      if (this.closed) {
+        // close() ran meanwhile and did not see it: its connections would keep the process alive.
+        await bounded(producer.disconnect(), CLOSE_WAIT_MS)
+        throw closedBusError()
+      }
       this.producer = producer
       return producer
     })()
@@ -426,7 +448,7 @@ export class KafkaBus implements Bus {
    */
   private async registerGroup(group: string, topics: readonly string[], from: 'earliest' | 'latest'): Promise<void> {
     // A fresh broker loads its offsets topic for a moment (COORDINATOR_LOAD_IN_PROGRESS): retried.
-    const committed = await retrying(() => this.admin.fetchOffsets({groupId: group, topics: [...topics]}))
+    const committed = await retrying(() => this.admin.fetchOffsets({groupId: group, topics: [...topics]}), this.stopping.signal)
     for (const {topic, partitions} of committed) {
       if (partitions.some((p) => Number(p.offset) >= 0)) continue
       const ends = await this.topicOffsets(topic)
@@ -450,7 +472,7 @@ export class KafkaBus implements Bus {
               },
             ],
           })
-        })
+        }, this.stopping.signal)
       } catch {
         // The group has members already: it has (or will have) its own position.
       }
@@ -485,11 +507,11 @@ export class KafkaBus implements Bus {
     let ids: string[]
     if (onlyGroup !== undefined) ids = [onlyGroup]
     else {
-      const {groups} = await retrying(() => this.admin.listGroups())
+      const {groups} = await retrying(() => this.admin.listGroups(), this.stopping.signal)
       ids = groups.filter((g) => g.protocolType === 'consumer' || g.protocolType === '').map((g) => g.groupId)
     }
     if (ids.length === 0) return []
-    const {groups: described} = await retrying(() => this.admin.describeGroups(ids))
+    const {groups: described} = await retrying(() => this.admin.describeGroups(ids), this.stopping.signal)
     const out = []
     for (const description of described) {
       const members: Array<{name: string; owned: Array<{topic: string; partition: number}>}> = []
@@ -513,7 +535,7 @@ export class KafkaBus implements Bus {
       }
       const offsets = new Map<string, {offset: number; meta: CommitMeta}>()
       if (description.state !== 'Dead') {
-        const fetched = await retrying(() => this.admin.fetchOffsets({groupId: description.groupId}))
+        const fetched = await retrying(() => this.admin.fetchOffsets({groupId: description.groupId}), this.stopping.signal)
         for (const {topic, partitions} of fetched) {
           for (const p of partitions) {
             if (Number(p.offset) < 0) continue
@@ -645,6 +667,11 @@ export class KafkaBus implements Bus {
       const create = (this.kafka as unknown as Record<symbol, (options: Record<string, unknown>) => RawCluster>)[symbol]
       const cluster = create({allowAutoTopicCreation: false})
       await cluster.connect()
+      if (this.closed) {
+        // As in getProducer: made while close() ran, it is closed here.
+        await bounded(cluster.disconnect(), CLOSE_WAIT_MS)
+        throw closedBusError()
+      }
       return cluster
     })()
     return this.cluster.catch((error: unknown) => {
@@ -752,13 +779,18 @@ export class KafkaBus implements Bus {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    // The subscriptions commit what was acked before anything stops retrying (their close is bounded).
     await Promise.allSettled([...this.subscriptions].map((s) => s.close()))
+    // Then what is still under way (a probe, a read, a commit after its bounded wait) gives up after
+    // kafkajs's own retries: with the broker gone, it retried for minutes and kept the process alive.
+    this.stopping.abort()
     const cluster = this.cluster
     this.cluster = undefined
-    await Promise.allSettled([
-      this.producer?.disconnect(),
-      cluster?.then((c) => c.disconnect()),
-      this.admin.disconnect(),
+    // Bounded: kafkajs may wait on a request to a broker that is gone. What publish() resolved was acked.
+    await Promise.all([
+      bounded(this.producer?.disconnect(), CLOSE_WAIT_MS),
+      bounded(cluster?.then((c) => c.disconnect()), CLOSE_WAIT_MS),
+      bounded(this.admin.disconnect(), CLOSE_WAIT_MS),
     ])
   }
 }
@@ -851,7 +883,14 @@ class KafkaSubscription implements Subscription {
       heartbeatInterval: Math.max(100, Math.min(1_000, Math.floor(session / 4))),
       maxWaitTimeInMs: Math.min(200, Math.floor(session / 4)),
       allowAutoTopicCreation: false,
-      retry: {retries: 10, initialRetryTime: 100, maxRetryTime: 1_000},
+      retry: {
+        retries: 10,
+        initialRetryTime: 100,
+        maxRetryTime: 1_000,
+        // kafkajs restarts a crashed consumer (a broker gone) on a timer that its disconnect() can miss
+        // (a restart under way): after close() it went on restarting for good and kept the process alive.
+        restartOnFailure: async () => !this.closed && this.consumer === consumer,
+      },
     })
     this.consumer = consumer
     let resolveJoin!: () => void
@@ -872,7 +911,7 @@ class KafkaSubscription implements Subscription {
     })
     await consumer.connect()
     // Topics made a moment ago may not be in the broker's metadata yet (UNKNOWN_TOPIC_OR_PARTITION).
-    await retrying(() => consumer.subscribe({topics: [...this.topics], fromBeginning: true}))
+    await retrying(() => consumer.subscribe({topics: [...this.topics], fromBeginning: true}), this.bus.stopping.signal)
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -910,7 +949,7 @@ class KafkaSubscription implements Subscription {
     const topics = [...new Set(list.map((o) => o.topic))]
     try {
       // Just after a topic is made, kafkajs's metadata may not know its leaders yet: try again shortly.
-      const committed = await settled(() => this.bus.admin.fetchOffsets({groupId: this.group, topics}))
+      const committed = await settled(() => this.bus.admin.fetchOffsets({groupId: this.group, topics}), this.bus.stopping.signal)
       for (const topic of topics) {
         const ends = await this.bus.topicOffsets(topic)
         for (const o of list.filter((x) => x.topic === topic)) {
@@ -1167,7 +1206,7 @@ class KafkaSubscription implements Subscription {
     if (offsets.length === 0) return
     const answered = this.commitsAnswered
     try {
-      await retrying(() => consumer.commitOffsets(offsets))
+      await retrying(() => consumer.commitOffsets(offsets), this.bus.stopping.signal)
       const made = this.commitsAnswered > answered
       for (const o of offsets) {
         if (made) this.unconfirmed.delete(tpKey(o.topic, o.partition))
@@ -1236,7 +1275,7 @@ class KafkaSubscription implements Subscription {
   private async closeNow(): Promise<void> {
     if (this.closed) return
     // Acks made before close() are committed before the group is left (bounded: a broker may be gone).
-    if (this.consumer && !this.expired) await Promise.race([this.flushCommits(), sleep(5_000)])
+    if (this.consumer && !this.expired) await bounded(this.flushCommits(), CLOSE_WAIT_MS)
     this.closed = true
     this.closeController.abort()
     this.wake?.()
@@ -1249,7 +1288,7 @@ class KafkaSubscription implements Subscription {
     this.joined?.resolve()
     // Leaves the group at once (LeaveGroup): the partitions move now; nothing more is committed.
     // Bounded: kafkajs waits for a join under way, which a broker going down can hold up.
-    await Promise.race([consumer?.disconnect().catch(() => undefined), sleep(5_000)])
+    await bounded(consumer?.disconnect(), CLOSE_WAIT_MS)
   }
 }
 
