@@ -10,7 +10,7 @@ import type {Catalog} from '../catalog/types.js'
 import {errorContract, type ErrorContract, type EventEnvelope} from '../core/envelope.js'
 import {eventLimits, type EventLimits} from '../core/limits.js'
 import type {RuntimeDescription} from '../core/runtime.js'
-import type {Store} from '../core/ports.js'
+import type {Bus, Store} from '../core/ports.js'
 import type {Publisher} from '../engine/publisher.js'
 
 export interface PublishSummary {
@@ -228,7 +228,7 @@ Exit codes: 0 every line published (or a duplicate), 1 a line was invalid, rejec
         )
       }
       const bus = summary.runtime.bus
-      if (!json && bus.forThisCommand && summary.published > 0) {
+      if (!json && summary.published > 0 && (bus.forThisCommand || !(await consumersRunning(runtime.bus)))) {
         // Nothing else was using this bus, so no service saw these events: say where they wait.
         const where = bus.dataDir ? relative(process.cwd(), dirname(bus.dataDir)) || '.' : 'the data dir'
         process.stderr.write(`No services run here: the events wait in ${where} until \`tektree services\` processes them.\n`)
@@ -257,5 +257,14 @@ async function untilPublished(store: Store, eventIds: readonly string[], timeout
     waiting = still
     if (waiting.length === 0 || Date.now() >= deadline) return waiting.length
     await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+}
+
+/** Whether any consumer group has a consumer running now (true when the bus cannot say: nothing is claimed then). */
+async function consumersRunning(bus: Bus): Promise<boolean> {
+  try {
+    return (await bus.stats()).some((g) => g.consumers.some((c) => c.live))
+  } catch {
+    return true
   }
 }

@@ -56,14 +56,28 @@ describe('publish with no runtime up', () => {
     }
   })
 
-  it('with `tektree up` running, publish does not say it (services may be consuming there)', async () => {
+  it('with `tektree up` running, publish says it while no services run there, and not once they do', {timeout: 120_000}, async () => {
     const up = await runCli(['up'], {cwd: dir, env: env()})
     expect(up.code, up.stderr).toBe(0)
     try {
-      const published = await runCli(['publish'], {cwd: dir, env: env(), stdin: draft('9b2d4c6e-1a3f-4e5b-8c7d-0e1f2a3b4c5d', 'grace')})
-      expect(published.code, published.stderr).toBe(0)
-      expect(published.stderr).toContain('1 published')
-      expect(published.stderr).not.toContain('No services run here')
+      const alone = await runCli(['publish'], {cwd: dir, env: env(), stdin: draft('9b2d4c6e-1a3f-4e5b-8c7d-0e1f2a3b4c5d', 'grace')})
+      expect(alone.code, alone.stderr).toBe(0)
+      expect(alone.stderr).toContain('1 published')
+      expect(alone.stderr).toContain('No services run here')
+      const services = spawn(process.execPath, [BIN, 'services', '--workers', '1'], {cwd: dir, env: {...process.env, NO_COLOR: '1', ...env()}, stdio: ['ignore', 'pipe', 'ignore']})
+      try {
+        let said = ''
+        services.stdout!.on('data', (chunk) => (said += chunk))
+        for (let i = 0; i < 120 && !said.includes('Running gamification'); i++) await new Promise((resolve) => setTimeout(resolve, 250))
+        expect(said).toContain('Running gamification')
+        const beside = await runCli(['publish'], {cwd: dir, env: env(), stdin: draft('1c3e5a7b-2d4f-4a6b-8c9d-0e1f2a3b4c5e', 'hedy')})
+        expect(beside.code, beside.stderr).toBe(0)
+        expect(beside.stderr).toContain('1 published')
+        expect(beside.stderr).not.toContain('No services run here')
+      } finally {
+        services.kill('SIGINT')
+        await new Promise((resolve) => services.once('exit', resolve))
+      }
     } finally {
       await runCli(['down'], {cwd: dir, env: env()})
     }
