@@ -34,6 +34,8 @@ Idempotent: when the runtime is already up it says so; a part that died is start
 
 With --bus kafka the bus is a single-node Kafka broker (KRaft, data in <data-dir>/kafka) instead of redis-server: Java 17+ and the broker's jars (scripts/provision-kafka.sh; fetched with Maven on first use where it is installed). Commands then attach to it as to redis-server; the leaderboards live in the store (Kafka has no sorted sets).
 
+A bus that cannot be started fails \`up\` (exit 2) and stops what it started; only when redis-server is not installed do commands run the bus in-process instead.
+
 Stop it with \`tektree down\`; see it with \`tektree status\`.`
   static override enableJsonFlag = true
   static override examples = [

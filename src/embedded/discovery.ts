@@ -217,11 +217,32 @@ export async function withDiscoveryLock<T>(dataDir: string, fn: () => Promise<T>
     }
     await sleep(Math.min(200, 20 + attempt * 10))
   }
+  heldLocks.add(lockPath)
+  releaseLocksAtExit()
   try {
     return await fn()
   } finally {
+    heldLocks.delete(lockPath)
     rmSync(lockPath, {force: true})
   }
+}
+
+/** Locks this process holds: a signal's process.exit() skips the `finally` that removes them. */
+const heldLocks = new Set<string>()
+let locksReleasedAtExit = false
+
+function releaseLocksAtExit(): void {
+  if (locksReleasedAtExit) return
+  locksReleasedAtExit = true
+  process.on('exit', () => {
+    for (const lockPath of heldLocks) {
+      try {
+        if (readFileSync(lockPath, 'utf8').trim() === String(process.pid)) rmSync(lockPath, {force: true})
+      } catch {
+        // gone already
+      }
+    }
+  })
 }
 
 /** Read-modify-write of runtime.json under the lock; `change` returns the new content (or undefined: unchanged). */

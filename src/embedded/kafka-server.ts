@@ -41,6 +41,8 @@ export interface StartKafkaServerOptions {
   readyTimeoutMs?: number
   /** Where ports not given come from (default: a free one from the OS; tests inject a taken one). */
   choosePort?: () => Promise<number>
+  /** Told each JVM's pid as soon as it is spawned, before it is ready (`up` stops it on Ctrl+C meanwhile). */
+  onSpawn?: (pid: number) => void
 }
 
 export interface KafkaServerHandle {
@@ -235,6 +237,7 @@ export async function startKafkaServer(options: StartKafkaServerOptions): Promis
       closeSync(fd)
     }
     if (options.detached) spawned.unref()
+    if (spawned.pid) options.onSpawn?.(spawned.pid)
     const spawnError = new Promise<Error>((resolveError) => spawned.once('error', resolveError))
     spawned.on('error', () => undefined) // reported through spawnError
     child = spawned
