@@ -32,7 +32,10 @@ import {
   newerDiscoveryError,
   pingMongo,
   pingRedis,
+  busFilePath,
+  readBusKind,
   readDiscovery,
+  recordBusKind,
   removeDiscovery,
   resolveDataDir,
   saveDiscovery,
@@ -569,13 +572,24 @@ export async function serverForCommand(part: PartName, dataDir: string, options:
 /**
  * The Kafka broker runtime.json lists (`tektree up --bus kafka`): null when it lists none; one that
  * does not answer is a UserError (exit 2), as for any listed part. Commands never start a broker
- * for their own run: without `up --bus kafka` the bus is redis-server.
+ * for their own run: without `up --bus kafka` the bus is redis-server, except in a directory whose
+ * bus is Kafka (bus.json): there a command without the broker is a UserError (exit 2), not a
+ * redis-server that has none of its events.
  */
 export async function listedKafka(dataDir: string, pingTimeoutMs = 2_000): Promise<DiscoveredServer | null> {
   const read = readDiscovery(dataDir)
   if (read.state === 'newer') throw newerDiscoveryError(read.path, read.version)
   const server = read.state === 'found' ? read.discovery.kafka : undefined
-  if (!server) return null
+  if (!server) {
+    const remembered = readBusKind(dataDir)
+    if (remembered?.kind !== 'kafka') return null
+    throw new UserError(`The bus of ${dataDir} is a Kafka broker (its data is in ${join(dataDir, 'kafka')}), and it is not running`, {
+      code: 'EMBEDDED_BUS_DOWN',
+      hint: `\`tektree up\` starts it again (commands do not start a broker for their own run); to move this directory to redis-server on purpose: \`tektree up --bus redis --switch-bus\`.`,
+      exitCode: 2,
+      details: {bus: 'kafka', file: remembered.path},
+    })
+  }
   const health = await checkPart('kafka', server, pingTimeoutMs)
   if (!health.answers) throw partDownError('kafka', server, health, dataDir, pingTimeoutMs)
   return server
@@ -619,6 +633,11 @@ export interface UpResult {
   unavailable: Array<{part: PartName; reason: string}>
   /** Anything else worth a line: a part that could not get its old port back, a server taken over from a command. */
   notes: string[]
+  /**
+   * Which server is the bus and why: --bus, the one running, the one this directory last ran
+   * (bus.json), or redis-server for a directory that never ran one. Absent when the bus was skipped.
+   */
+  bus?: {kind: BusPartName; from: 'flag' | 'running' | 'remembered' | 'default'; file: string; switched_from?: BusPartName}
 }
 
 export interface UpOptions {
@@ -627,14 +646,21 @@ export interface UpOptions {
   readyTimeoutMs?: number
   /** Skip a part (tests, or a machine that only wants the bus). */
   skip?: PartName[]
-  /** Which server is the bus (default: the one the runtime has, else redis-server). */
+  /** Which server is the bus (default: the one the runtime has, else the one the directory last ran, else redis-server). */
   bus?: BusPartName
+  /** Let `bus` differ from the kind the directory last ran (a deliberate move; its old bus' data is left behind). */
+  switchBus?: boolean
 }
+
+/** The bus a directory last ran, in words: "a Kafka broker". */
+const BUS_WORDS: Record<BusPartName, string> = {redis: 'redis-server', kafka: 'a Kafka broker'}
 
 /**
  * Starts whatever part of the embedded runtime is not running yet; idempotent. A dead part comes
  * back on the port it had, so clients that were connected (ioredis reconnects to the same URL) and
- * running `tektree services` recover by themselves. A bus that cannot be started fails `up`
+ * running `tektree services` recover by themselves. The bus is the kind the directory last ran
+ * unless --bus says otherwise, and a different one only with switchBus: its data (and, on Kafka,
+ * the leaderboards in the store) belongs to that kind. A bus that cannot be started fails `up`
  * (exit 2) and stops what it started, except redis-server not being installed (commands then run
  * the bus in-process, as documented).
  */
@@ -647,7 +673,9 @@ export async function upEmbeddedRuntime(options: UpOptions = {}): Promise<UpResu
     if (read.state === 'newer') throw newerDiscoveryError(read.path, read.version)
     const existing = read.state === 'found' ? read.discovery : undefined
     const wasUp = Boolean(existing?.up)
-    const busPart: BusPartName = options.bus ?? (existing?.kafka ? 'kafka' : 'redis')
+    const remembered = readBusKind(dataDir)
+    const busFrom: NonNullable<UpResult['bus']>['from'] = options.bus ? 'flag' : existing?.kafka ? 'running' : remembered ? 'remembered' : 'default'
+    const busPart: BusPartName = options.bus ?? (existing?.kafka ? 'kafka' : (remembered?.kind ?? 'redis'))
     const otherBus: BusPartName = busPart === 'kafka' ? 'redis' : 'kafka'
     const other = existing?.[otherBus]
     if (other && !skip.has(busPart) && (await checkPart(otherBus, other)).alive) {
@@ -657,6 +685,19 @@ export async function upEmbeddedRuntime(options: UpOptions = {}): Promise<UpResu
         hint: other.owner_pid !== undefined ? `It belongs to the tektree command with pid ${other.owner_pid}: wait for it to end, then \`tektree up --bus ${busPart}\`.` : `\`tektree down\` first (the data stays), then \`tektree up --bus ${busPart}\`.`,
         exitCode: 2,
         details: {running: otherBus, wanted: busPart},
+      })
+    }
+    if (remembered && remembered.kind !== busPart && !skip.has(busPart) && !options.switchBus) {
+      // Its streams or topics, and on Kafka the leaderboards kept in the store, belong to that kind:
+      // an empty other bus in their place makes every later verify, lag or tail wrong.
+      throw new UserError(`${dataDir} last ran ${BUS_WORDS[remembered.kind]} as its bus (its data is in ${join(dataDir, remembered.kind)}); \`--bus ${busPart}\` would start an empty ${PART_PROGRAM[busPart]} in its place`, {
+        code: 'EMBEDDED_BUS_MISMATCH',
+        hint:
+          `\`tektree up\` (without --bus) starts ${BUS_WORDS[remembered.kind]} again. To move this directory to ${PART_PROGRAM[busPart]} on purpose: ` +
+          `\`tektree up --bus ${busPart} --switch-bus\` (the store's events are republished to it; then rebuild the leaderboards with \`tektree replay --group gamification --from-scratch\`), ` +
+          `or \`tektree down --purge\` first to start afresh (deletes the data).`,
+        exitCode: 2,
+        details: {last_ran: remembered.kind, wanted: busPart, file: remembered.path},
       })
     }
     const discovery: Discovery = {version: emptyDiscovery(dataDir).version, data_dir: dataDir}
@@ -756,8 +797,13 @@ export async function upEmbeddedRuntime(options: UpOptions = {}): Promise<UpResu
 
       discovery.up = started.length === 0 && wasUp && existing?.up ? existing.up : {started_at: new Date().toISOString(), started_by_pid: process.pid}
       const discoveryFile = saveDiscovery(dataDir, discovery)!
+      let bus: UpResult['bus']
+      if (discovery[busPart]) {
+        recordBusKind(dataDir, busPart)
+        bus = {kind: busPart, from: busFrom, file: busFilePath(dataDir), ...(remembered && remembered.kind !== busPart ? {switched_from: remembered.kind} : {})}
+      }
       const state = started.length === 0 && wasUp ? 'already-up' : 'started'
-      return {state, discoveryFile, discovery, started, kept, unavailable, notes}
+      return {state, discoveryFile, discovery, started, kept, unavailable, notes, ...(bus ? {bus} : {})}
     } finally {
       // Recorded in runtime.json now, or stopped above: no longer for a signal to stop.
       for (const part of started) settleStarted(discovery[part]!.pid)
@@ -833,7 +879,10 @@ export interface EmbeddedStatus {
 
 const IN_PROCESS_NOTE = 'in-process parts live inside each command: other terminals cannot attach to them'
 
-function idleBus(): PartStatus {
+function idleBus(dataDir: string): PartStatus {
+  if (readBusKind(dataDir)?.kind === 'kafka') {
+    return {state: 'absent', mode: 'embedded', kind: 'kafka', data_dir: join(dataDir, 'kafka'), note: 'this data dir\'s bus is a Kafka broker: `tektree up` starts it again (commands do not start one for their own run)'}
+  }
   const found = findRedisServer()
   return found.ok
     ? {state: 'absent', mode: 'per-command', kind: 'redis', note: 'a command that needs it starts redis-server in <data-dir>/redis for its run, and others attach to it meanwhile (`tektree up` keeps one running)'}
@@ -892,7 +941,7 @@ export async function embeddedStatus(options: {dataDir?: string; now?: () => num
     return storeFileStatus(storeFilePath(dataDir), 'file')
   }
   if (read.state !== 'found') {
-    const status: EmbeddedStatus = {data_dir: dataDir, discovery_file: null, state: 'down', bus: idleBus(), store: await idleStore()}
+    const status: EmbeddedStatus = {data_dir: dataDir, discovery_file: null, state: 'down', bus: idleBus(dataDir), store: await idleStore()}
     if (read.state === 'invalid') {
       removeDiscovery(dataDir)
       status.state = 'stale'
@@ -918,7 +967,7 @@ export async function embeddedStatus(options: {dataDir?: string; now?: () => num
   const after = readDiscovery(dataDir)
   const current = after.state === 'found' ? after.discovery : emptyDiscovery(dataDir)
 
-  const bus = current.kafka ? serverStatus('kafka', current.kafka, health.get('kafka') ?? (await checkPart('kafka', current.kafka))) : current.redis ? serverStatus('redis', current.redis, health.get('redis')!) : idleBus()
+  const bus = current.kafka ? serverStatus('kafka', current.kafka, health.get('kafka') ?? (await checkPart('kafka', current.kafka))) : current.redis ? serverStatus('redis', current.redis, health.get('redis')!) : idleBus(dataDir)
   if (bus.state === 'running' && bus.mode === 'per-command') {
     bus.note = `started by ${bus.owner_command ? `\`tektree ${bus.owner_command}\`` : 'a tektree command'} (pid ${bus.owner_pid}${current.redis && !ownerAlive(current.redis) ? ', gone: the next command adopts it, `tektree down` stops it' : ''}) for its run; other commands attach to it meanwhile`
   }
@@ -997,7 +1046,8 @@ export async function downEmbeddedRuntime(options: {dataDir?: string; graceMs?: 
         })
       }
       const store = storeFilePath(dataDir)
-      for (const path of [join(dataDir, 'redis'), join(dataDir, 'kafka'), join(dataDir, 'mongo'), store, `${store}-wal`, `${store}-shm`, `${store}-journal`]) {
+      // bus.json too: with the bus' data gone, the next `up` may pick either kind afresh.
+      for (const path of [join(dataDir, 'redis'), join(dataDir, 'kafka'), join(dataDir, 'mongo'), store, `${store}-wal`, `${store}-shm`, `${store}-journal`, busFilePath(dataDir)]) {
         if (existsSync(path)) {
           rmSync(path, {recursive: true, force: true})
           result.purged.push(path)

@@ -1,5 +1,8 @@
 /**
  * `tektree up` and the bus a data dir has, end to end with the built CLI in throwaway data dirs:
+ * - a dir remembers its bus across `down` (bus.json): plain `up` brings back the kind it last ran,
+ *   `--bus` naming the other kind is refused (exit 2) unless --switch-bus, a command without the
+ *   Kafka broker up is refused rather than given an empty redis-server, `down --purge` forgets it;
  * - Ctrl+C while `up` starts a server stops that server and releases the lock (exit 130): the
  *   servers run in their own process group, so the signal never reaches them;
  * - a bus `up` cannot start fails it (exit 2) instead of "The embedded runtime is up".
@@ -95,7 +98,30 @@ afterEach(async () => {
   }
 })
 
-describe.skipIf(Boolean(redisUnavailable) || !onPath('redis-server'))('up and its bus (redis-server)', () => {
+describe.skipIf(Boolean(redisUnavailable) || !onPath('redis-server'))('up and the bus a data dir last ran (redis-server)', () => {
+  it('a dir that ran redis-server refuses `up --bus kafka` (exit 2, no broker started) and says how to switch; down --purge forgets it', async () => {
+    const dir = freshDir()
+    await ok(dir, ['up'])
+    await ok(dir, ['down'])
+    expect(JSON.parse(readFileSync(join(dir, 'data', 'bus.json'), 'utf8'))).toMatchObject({bus: 'redis'})
+    const refused = await tektree(dir, ['up', '--bus', 'kafka'])
+    expect(refused.code, refused.stderr).toBe(2)
+    expect(refused.stderr).toContain('last ran redis-server as its bus')
+    expect(refused.stderr).toContain('--bus kafka --switch-bus')
+    expect(refused.stderr).toContain('down --purge')
+    expect(refused.stderr).not.toMatch(/\n\s+at /) // no stack trace
+    expect(existsSync(join(dir, 'data', 'kafka'))).toBe(false)
+    expect(existsSync(join(dir, 'data', 'runtime.json'))).toBe(false)
+
+    const usage = await tektree(dir, ['up', '--switch-bus'])
+    expect(usage.code).toBe(2)
+    expect(usage.stderr).toContain('--switch-bus needs --bus')
+
+    const purge = await ok(dir, ['down', '--purge'])
+    expect(purge.stdout).toContain(join(dir, 'data', 'bus.json'))
+    expect(existsSync(join(dir, 'data', 'bus.json'))).toBe(false)
+  }, 60_000)
+
   it('a bus dir held by a redis-server runtime.json does not list fails `up` with exit 2, naming the pid; nothing is left up', async () => {
     const dir = freshDir()
     const foreign = await startServer('redis', {dir: join(dir, 'data', 'redis')})
@@ -132,7 +158,36 @@ describe.skipIf(Boolean(redisUnavailable) || !onPath('redis-server'))('up and it
   }, 60_000)
 })
 
-describe.skipIf(Boolean(kafkaUnavailable))(`up and its bus (Kafka)${kafkaUnavailable ? ` (skipped: ${kafkaUnavailable})` : ''}`, () => {
+describe.skipIf(Boolean(kafkaUnavailable))(`up and the bus a data dir last ran (Kafka)${kafkaUnavailable ? ` (skipped: ${kafkaUnavailable})` : ''}`, () => {
+  it('down then plain up brings the Kafka broker back and says so; --bus redis and a command without the broker are refused (exit 2)', async () => {
+    const dir = freshDir()
+    await ok(dir, ['up', '--bus', 'kafka'])
+    await ok(dir, ['demo', 'registration'])
+    await ok(dir, ['down'])
+
+    const status = JSON.parse((await ok(dir, ['status', '--json'])).stdout) as {bus: {kind: string}}
+    expect(status.bus.kind).toBe('kafka')
+    const refused = await tektree(dir, ['up', '--bus', 'redis'])
+    expect(refused.code, refused.stderr).toBe(2)
+    expect(refused.stderr).toContain('last ran a Kafka broker as its bus')
+    expect(refused.stderr).toContain('--bus redis --switch-bus')
+    // Without the broker a command is refused too, rather than given an empty redis-server.
+    const verify = await tektree(dir, ['verify'])
+    expect(verify.code, verify.stdout).toBe(2)
+    expect(verify.stderr).toContain('is a Kafka broker')
+    expect(existsSync(join(dir, 'data', 'redis'))).toBe(false)
+
+    const up = await ok(dir, ['up'])
+    expect(up.stdout).toMatch(/bus kafka .* started/)
+    expect(up.stdout).toContain('note: the bus is Kafka, the one this data dir last ran')
+    expect(up.stdout).toContain('none missing')
+    const again = JSON.parse((await ok(dir, ['verify', '--json'])).stdout) as {differences: unknown[]; events: number}
+    expect(again.events).toBeGreaterThan(0)
+    expect(again.differences).toEqual([])
+    await ok(dir, ['down'])
+    expect(existsSync(join(dir, 'data', 'redis'))).toBe(false)
+  }, 90_000)
+
   it('Ctrl+C while `up --bus kafka` waits for the broker stops the broker and releases the lock (exit 130); the next up starts it', async () => {
     const dir = freshDir()
     const properties = join(dir, 'data', 'kafka', 'server.properties')
