@@ -409,8 +409,26 @@ function installHooks(): void {
   process.prependListener('SIGTERM', sigterm)
 }
 
+/** How many calls hold the hooks for the whole of their work (see withStartHooks). */
+let pinned = 0
+
+/**
+ * Runs `fn` (`up`'s work under the lock) with the hooks installed throughout, not only while a server
+ * starts: Node's default exit on a signal would skip the exit handler that releases the lock.
+ */
+async function withStartHooks<T>(fn: () => Promise<T>): Promise<T> {
+  pinned++
+  installHooks()
+  try {
+    return await fn()
+  } finally {
+    pinned--
+    uninstallHooksWhenIdle()
+  }
+}
+
 function uninstallHooksWhenIdle(): void {
-  if (!hooks || owned.size > 0 || starting.size > 0) return
+  if (!hooks || owned.size > 0 || starting.size > 0 || pinned > 0) return
   process.off('exit', hooks.exit)
   process.off('SIGINT', hooks.sigint)
   process.off('SIGTERM', hooks.sigterm)
@@ -668,7 +686,7 @@ export async function upEmbeddedRuntime(options: UpOptions = {}): Promise<UpResu
   const dataDir = resolveDataDir(options.dataDir)
   const readyTimeoutMs = options.readyTimeoutMs ?? 90_000
   const skip = new Set(options.skip ?? [])
-  return withDiscoveryLock(dataDir, async () => {
+  return withDiscoveryLock(dataDir, () => withStartHooks(async () => {
     const read = readDiscovery(dataDir)
     if (read.state === 'newer') throw newerDiscoveryError(read.path, read.version)
     const existing = read.state === 'found' ? read.discovery : undefined
@@ -808,7 +826,7 @@ export async function upEmbeddedRuntime(options: UpOptions = {}): Promise<UpResu
       // Recorded in runtime.json now, or stopped above: no longer for a signal to stop.
       for (const part of started) settleStarted(discovery[part]!.pid)
     }
-  })
+  }))
 }
 
 /** `up` could not have the bus it was to start: what is wrong and what to do (exit 2). */
