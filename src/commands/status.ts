@@ -83,6 +83,9 @@ export function renderStatus(s: StatusResult, style: Style, bin = 'tektree'): st
   if (s.cleaned) say(`cleaned: ${s.cleaned}`, '  ', detail)
   if (s.overrides.bus_url) say(`TEKTREE_BUS_URL / TEKTREE_REDIS_URL is set: commands use ${s.overrides.bus_url} for the bus`, '  ', detail)
   if (s.overrides.store_url) say(`TEKTREE_STORE_URL / TEKTREE_MONGO_URL is set: commands use ${s.overrides.store_url} for the store`, '  ', detail)
-  if (s.state === 'down' || s.state === 'stale') say(`Start it with \`${bin} up\` (optional: commands share the store file and start their own bus without it).`)
+  if (s.state === 'down' || s.state === 'stale') {
+    // A Kafka dir's commands have no bus of their own to start (see the bus line).
+    say(s.bus.kind === 'kafka' ? `Start it with \`${bin} up\` (commands in this directory need its Kafka broker).` : `Start it with \`${bin} up\` (optional: commands share the store file and start their own bus without it).`)
+  }
   return out
 }

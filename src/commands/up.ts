@@ -1,6 +1,6 @@
 import {existsSync, statSync} from 'node:fs'
 import {Flags} from '@oclif/core'
-import {BaseCommand, catalogFlag} from '../cli/base.js'
+import {BaseCommand, catalogFlag, UserError} from '../cli/base.js'
 import {fitLines, terminalWidth} from '../cli/style.js'
 import {maskUrl} from '../errors.js'
 import {upEmbeddedRuntime, type UpResult} from '../embedded/index.js'
@@ -34,17 +34,21 @@ Idempotent: when the runtime is already up it says so; a part that died is start
 
 With --bus kafka the bus is a single-node Kafka broker (KRaft, data in <data-dir>/kafka) instead of redis-server: Java 17+ and the broker's jars (scripts/provision-kafka.sh; fetched with Maven on first use where it is installed). Commands then attach to it as to redis-server; the leaderboards live in the store (Kafka has no sorted sets).
 
+A data dir remembers its bus (<data-dir>/bus.json, kept by \`down\`, deleted by \`down --purge\`): \`up\` without --bus starts the kind it last ran, and --bus naming the other kind is refused (exit 2), since that bus would have none of the dir's events and leaderboards; --switch-bus moves the dir on purpose. A bus that cannot be started fails \`up\` (exit 2) and stops what it started; only when redis-server is not installed do commands run the bus in-process instead.
+
 Stop it with \`tektree down\`; see it with \`tektree status\`.`
   static override enableJsonFlag = true
   static override examples = [
     '<%= config.bin %> <%= command.id %>',
     '<%= config.bin %> <%= command.id %> --json',
     '<%= config.bin %> <%= command.id %> --bus kafka',
+    '<%= config.bin %> <%= command.id %> --bus redis --switch-bus',
     'TEKTREE_DATA_DIR=/tmp/tt <%= config.bin %> <%= command.id %>',
   ]
   static override flags = {
     'data-dir': dataDirFlag,
     bus: Flags.string({summary: 'The bus server: redis (redis-server) or kafka (a single-node broker). Default: the one the runtime has, else redis.', options: ['redis', 'kafka']}),
+    'switch-bus': Flags.boolean({summary: 'Let --bus differ from the kind this data dir last ran: moves it to that bus (the old bus\' data stays behind, unused).', default: false}),
     'ready-timeout': Flags.integer({summary: 'Seconds to wait for each server to answer.', default: 90, min: 1}),
     catalog: catalogFlag,
   }
@@ -56,8 +60,11 @@ Stop it with \`tektree down\`; see it with \`tektree status\`.`
 
   public async run(): Promise<UpResult & {reconcile?: ReconcileResult; reconcile_error?: string}> {
     const human = !this.jsonEnabled()
+    if (this.flags['switch-bus'] && !this.flags.bus) {
+      throw new UserError('--switch-bus needs --bus naming the bus to move this data dir to', {code: 'USAGE', hint: `e.g. \`${this.config.bin} up --bus redis --switch-bus\`; see \`${this.config.bin} up --help\`.`, exitCode: 2})
+    }
     if (human) process.stderr.write('Starting the embedded runtime...\n')
-    const up = await upEmbeddedRuntime({dataDir: this.flags['data-dir'], readyTimeoutMs: this.flags['ready-timeout'] * 1000, ...(this.flags.bus ? {bus: this.flags.bus as 'redis' | 'kafka'} : {})})
+    const up = await upEmbeddedRuntime({dataDir: this.flags['data-dir'], readyTimeoutMs: this.flags['ready-timeout'] * 1000, ...(this.flags.bus ? {bus: this.flags.bus as 'redis' | 'kafka'} : {}), switchBus: this.flags['switch-bus']})
     const result: UpResult & {reconcile?: ReconcileResult; reconcile_error?: string} = up
     let boardsWithBus = false
     // A redis-server (re)started from its AOF may lack the last second of what it had acknowledged:
@@ -94,6 +101,9 @@ Stop it with \`tektree down\`; see it with \`tektree status\`.`
         this.say(`  ${missing.part === 'mongo' ? 'store' : 'bus  '} unavailable: ${missing.reason}`)
         this.say(`        commands run this part in-process; other terminals cannot attach to it.`)
       }
+      // redis-server remembered is what plain `up` always started: only Kafka is worth a line.
+      if (result.bus?.from === 'remembered' && result.bus.kind === 'kafka') this.say(`  note: the bus is Kafka, the one this data dir last ran (${result.bus.file}); \`--bus redis --switch-bus\` moves it`)
+      if (result.bus?.switched_from) this.say(`  note: the bus moved from ${result.bus.switched_from === 'kafka' ? 'Kafka' : 'redis-server'} to ${result.bus.kind === 'kafka' ? 'Kafka' : 'redis-server'} (--switch-bus); the old one's data stays, unused`)
       for (const note of result.notes) this.say(`  note: ${note}`)
       if (result.reconcile) this.say(`  ${summaryLine(result.reconcile)}`)
       // On Kafka the leaderboards are in the store, which lost nothing: no rebuild to advise.

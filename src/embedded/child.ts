@@ -60,13 +60,14 @@ export function waitExit(child: ChildProcess, timeoutMs: number): Promise<boolea
   })
 }
 
-/** Runs a program to its end: its stdout, or an error with the end of what it said. */
-export function runProgram(file: string, args: string[], timeoutMs: number): Promise<string> {
+/** Runs a program to its end: its stdout, or an error with the end of what it said. `onSpawn` is told its pid. */
+export function runProgram(file: string, args: string[], timeoutMs: number, onSpawn?: (pid: number) => void): Promise<string> {
   return new Promise((resolveRun, reject) => {
-    execFile(file, args, {timeout: timeoutMs, maxBuffer: 4 * 1024 * 1024}, (error, stdout, stderr) => {
+    const child = execFile(file, args, {timeout: timeoutMs, maxBuffer: 4 * 1024 * 1024}, (error, stdout, stderr) => {
       if (error) reject(new Error(`${file} ${args.slice(-4).join(' ')} failed: ${String(stderr || stdout || error.message).trim().slice(-1_500)}`))
       else resolveRun(String(stdout))
     })
+    if (child.pid) onSpawn?.(child.pid)
   })
 }
 

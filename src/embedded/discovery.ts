@@ -153,6 +153,53 @@ export function emptyDiscovery(dataDir: string): Discovery {
   return {version: DISCOVERY_VERSION, data_dir: dataDir}
 }
 
+// ------------------------------------------------------------------------------ the bus this directory ran
+
+/**
+ * <dataDir>/bus.json: which server was this directory's bus the last time it ran one. runtime.json
+ * goes with `down`, but the bus' data stays (Redis' streams and leaderboards, or Kafka's topics with
+ * the leaderboards in the store): the next `up` must bring back the same kind, not an empty other one.
+ */
+export const BUS_FILE = 'bus.json'
+
+export type BusKind = 'redis' | 'kafka'
+
+export interface RememberedBus {
+  kind: BusKind
+  /** recorded: bus.json says so; inferred: a directory from before bus.json holds one server's data only. */
+  source: 'recorded' | 'inferred'
+  path: string
+}
+
+export function busFilePath(dataDir: string): string {
+  return join(dataDir, BUS_FILE)
+}
+
+/** The bus kind `dataDir` last ran, or null when it never ran one (or cannot tell). */
+export function readBusKind(dataDir: string): RememberedBus | null {
+  const path = busFilePath(dataDir)
+  try {
+    const kind = (JSON.parse(readFileSync(path, 'utf8')) as {bus?: unknown}).bus
+    if (kind === 'redis' || kind === 'kafka') return {kind, source: 'recorded', path}
+  } catch {
+    // absent or unreadable: infer below
+  }
+  // Written by a tektree before bus.json: only one server's data in the directory tells which.
+  const kafka = existsSync(join(dataDir, 'kafka', 'data', 'meta.properties'))
+  const redis = existsSync(join(dataDir, 'redis'))
+  if (kafka !== redis) return {kind: kafka ? 'kafka' : 'redis', source: 'inferred', path}
+  return null
+}
+
+/** Records the bus kind `dataDir` runs now (written to a temp file and renamed, like runtime.json). */
+export function recordBusKind(dataDir: string, kind: BusKind): void {
+  mkdirSync(dataDir, {recursive: true})
+  const path = busFilePath(dataDir)
+  const temp = `${path}.${process.pid}.tmp`
+  writeFileSync(temp, `${JSON.stringify({bus: kind, recorded_at: new Date().toISOString()})}\n`)
+  renameSync(temp, path)
+}
+
 // ------------------------------------------------------------------------------ the lock
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -217,11 +264,32 @@ export async function withDiscoveryLock<T>(dataDir: string, fn: () => Promise<T>
     }
     await sleep(Math.min(200, 20 + attempt * 10))
   }
+  heldLocks.add(lockPath)
+  releaseLocksAtExit()
   try {
     return await fn()
   } finally {
+    heldLocks.delete(lockPath)
     rmSync(lockPath, {force: true})
   }
+}
+
+/** Locks this process holds: a signal's process.exit() skips the `finally` that removes them. */
+const heldLocks = new Set<string>()
+let locksReleasedAtExit = false
+
+function releaseLocksAtExit(): void {
+  if (locksReleasedAtExit) return
+  locksReleasedAtExit = true
+  process.on('exit', () => {
+    for (const lockPath of heldLocks) {
+      try {
+        if (readFileSync(lockPath, 'utf8').trim() === String(process.pid)) rmSync(lockPath, {force: true})
+      } catch {
+        // gone already
+      }
+    }
+  })
 }
 
 /** Read-modify-write of runtime.json under the lock; `change` returns the new content (or undefined: unchanged). */

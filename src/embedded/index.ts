@@ -18,7 +18,7 @@ import {closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, re
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {UserError} from '../errors.js'
-import {noteInterruption} from '../core/interrupt.js'
+import {interruption, noteInterruption} from '../core/interrupt.js'
 import {freePort, onPath, runProgram as run, sleep} from './child.js'
 import {findJava, KAFKA_INSTALL_HINT, kafkaAvailable, portOpen, startKafkaServer} from './kafka-server.js'
 import {
@@ -32,7 +32,10 @@ import {
   newerDiscoveryError,
   pingMongo,
   pingRedis,
+  busFilePath,
+  readBusKind,
   readDiscovery,
+  recordBusKind,
   removeDiscovery,
   resolveDataDir,
   saveDiscovery,
@@ -150,6 +153,8 @@ export interface StartServerOptions {
   /** A port to listen on (`up` restarting a part on the port it had); default a free one. */
   port?: number
   readyTimeoutMs?: number
+  /** Told the server's pid as soon as it is spawned, before it answers (see startTracked). */
+  onSpawn?: (pid: number) => void
 }
 
 /** Starts redis-server (AOF everysec), mongod or a Kafka broker on 127.0.0.1, detached; resolves once it answers. */
@@ -160,7 +165,7 @@ export async function startServer(part: PartName, options: StartServerOptions): 
   const readyTimeoutMs = options.readyTimeoutMs ?? 30_000
   mkdirSync(dir, {recursive: true})
   if (part === 'kafka') {
-    const handle = await startKafkaServer({dir, port: options.port, detached: true, readyTimeoutMs})
+    const handle = await startKafkaServer({dir, port: options.port, detached: true, readyTimeoutMs, onSpawn: options.onSpawn})
     return {url: handle.url, port: handle.port, pid: handle.pid, version: handle.version, data_dir: dir, persistent: true, log_file: handle.logFile, command: `${dir}/server.properties`}
   }
   const port = options.port ?? (await freePort())
@@ -182,6 +187,7 @@ export async function startServer(part: PartName, options: StartServerOptions): 
       ],
       logFile,
     )
+    options.onSpawn?.(pid)
     await waitReady(pid, () => pingRedis(port, 500), readyTimeoutMs, `${version} on port ${port}`, logFile)
     return {url: `redis://127.0.0.1:${port}`, port, pid, version, data_dir: dir, persistent: true, log_file: logFile, command: 'redis-server'}
   }
@@ -189,6 +195,7 @@ export async function startServer(part: PartName, options: StartServerOptions): 
   const url = `mongodb://127.0.0.1:${port}`
   const logFile = join(dir, 'mongod.log')
   const pid = spawnDetached(found.bin, ['--dbpath', dir, '--bind_ip', '127.0.0.1', '--port', String(port), '--logpath', logFile], join(dir, 'mongod.out'))
+  options.onSpawn?.(pid)
   await waitReady(pid, () => pingMongo(url, 1_000), readyTimeoutMs, `${version} on port ${port}`, logFile)
   return {url, port, pid, version, data_dir: dir, persistent: true, log_file: logFile, command: 'mongod'}
 }
@@ -296,6 +303,56 @@ interface Owned {
 }
 
 const owned = new Map<string, Owned>()
+
+/**
+ * Servers this process spawned that nothing records yet (not in runtime.json, not `owned`): pid -> a
+ * word of its command line. They run in their own process group, so a Ctrl+C while they start never
+ * reaches them; the hooks below stop them, or they would hold their data directory with no one to stop them.
+ */
+const starting = new Map<number, string>()
+
+/** The word of a server's command line checked before signalling its pid (as DiscoveredServer.command). */
+function commandWord(part: PartName, dir: string): string {
+  return part === 'kafka' ? `${dir}/server.properties` : part === 'redis' ? 'redis-server' : 'mongod'
+}
+
+/**
+ * startServer, with the server in `starting` from its spawn until the caller records it and calls
+ * settleStarted(pid) (or it fails to start): a signal meanwhile stops it.
+ */
+async function startTracked(part: PartName, options: StartServerOptions): Promise<DiscoveredServer> {
+  const spawned: number[] = []
+  installHooks()
+  let server: DiscoveredServer | undefined
+  try {
+    server = await startServer(part, {
+      ...options,
+      onSpawn: (pid) => {
+        spawned.push(pid)
+        starting.set(pid, commandWord(part, options.dir))
+      },
+    })
+    return server
+  } finally {
+    // A broker that lost a port race was spawned again: only the one that answered is left to settle.
+    for (const pid of spawned) if (pid !== server?.pid) starting.delete(pid)
+    uninstallHooksWhenIdle()
+  }
+}
+
+/** The server `pid` is recorded now (runtime.json or `owned`): no longer this process' to stop on a signal. */
+function settleStarted(pid: number): void {
+  starting.delete(pid)
+  uninstallHooksWhenIdle()
+}
+
+/** SIGTERM (their clean shutdown), SIGKILL after a grace, to the servers still starting. */
+async function stopStarting(): Promise<void> {
+  const pids = [...starting]
+  starting.clear()
+  await Promise.allSettled(pids.map(async ([pid, word]) => (isAlive(pid) && commandMatches(pid, word) ? terminate(pid, 5_000) : undefined)))
+}
+
 let hooks: {exit: () => void; sigint: () => void; sigterm: () => void} | undefined
 
 function ownedKey(dataDir: string | null, part: PartName, pid: number): string {
@@ -311,6 +368,13 @@ function ownedKey(dataDir: string | null, part: PartName, pid: number): string {
 function installHooks(): void {
   if (hooks) return
   const exit = () => {
+    for (const [pid, word] of starting) {
+      try {
+        if (isAlive(pid) && commandMatches(pid, word)) process.kill(pid, 'SIGTERM')
+      } catch {
+        // gone
+      }
+    }
     for (const entry of owned.values()) {
       if (entry.dataDir) {
         // `tektree up` may have taken it over meanwhile: then it is no longer ours to stop.
@@ -328,10 +392,12 @@ function installHooks(): void {
     }
   }
   const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
+    // Nothing else knows of a server still starting: stopped here, whoever handles the signal.
+    const startingStopped = stopStarting()
     // Prepended, so this runs first: any other listener is the command's own, and it owns the signal.
     if (process.listenerCount(signal) > 1) return
     const code = signal === 'SIGINT' ? 130 : 143
-    const stopped = Promise.race([stopAllOwned(), sleep(10_000)]).then(() => undefined)
+    const stopped = Promise.race([Promise.allSettled([startingStopped, stopAllOwned()]), sleep(10_000)]).then(() => undefined)
     noteInterruption({signal, exitCode: code, stopped})
     void stopped.finally(() => process.exit(code))
   }
@@ -343,8 +409,26 @@ function installHooks(): void {
   process.prependListener('SIGTERM', sigterm)
 }
 
+/** How many calls hold the hooks for the whole of their work (see withStartHooks). */
+let pinned = 0
+
+/**
+ * Runs `fn` (`up`'s work under the lock) with the hooks installed throughout, not only while a server
+ * starts: Node's default exit on a signal would skip the exit handler that releases the lock.
+ */
+async function withStartHooks<T>(fn: () => Promise<T>): Promise<T> {
+  pinned++
+  installHooks()
+  try {
+    return await fn()
+  } finally {
+    pinned--
+    uninstallHooksWhenIdle()
+  }
+}
+
 function uninstallHooksWhenIdle(): void {
-  if (!hooks || owned.size > 0) return
+  if (!hooks || owned.size > 0 || starting.size > 0 || pinned > 0) return
   process.off('exit', hooks.exit)
   process.off('SIGINT', hooks.sigint)
   process.off('SIGTERM', hooks.sigterm)
@@ -476,11 +560,13 @@ export async function serverForCommand(part: PartName, dataDir: string, options:
     if (holder !== null) {
       const tempDir = mkdtempSync(join(tmpdir(), `tektree-${part}-`))
       try {
-        const privateServer = await startServer(part, {dir: tempDir, readyTimeoutMs: options.readyTimeoutMs})
+        const privateServer = await startTracked(part, {dir: tempDir, readyTimeoutMs: options.readyTimeoutMs})
+        const release = own({part, server: privateServer, dataDir: null, tempDir, refs: 1})
+        settleStarted(privateServer.pid)
         const note =
           `${dir} is in use by another ${part === 'redis' ? 'redis-server' : 'mongod'} (pid ${holder}) that runtime.json does not list: ` +
           `this command's ${PART_LABEL[part]} runs in a temp dir and its data goes when it ends (stop pid ${holder}, or name it with --${PART_LABEL[part]}-url)`
-        return {how: 'private', server: privateServer, note, release: own({part, server: privateServer, dataDir: null, tempDir, refs: 1})} as const
+        return {how: 'private', server: privateServer, note, release} as const
       } catch (error) {
         rmSync(tempDir, {recursive: true, force: true})
         return {how: 'unavailable', reason: `${part === 'redis' ? 'redis-server' : 'mongod'} could not be started (${(error as Error).message.split('\n')[0]})`} as const
@@ -488,27 +574,40 @@ export async function serverForCommand(part: PartName, dataDir: string, options:
     }
     let started: DiscoveredServer
     try {
-      started = await startServer(part, {dir, readyTimeoutMs: options.readyTimeoutMs})
+      started = await startTracked(part, {dir, readyTimeoutMs: options.readyTimeoutMs})
     } catch (error) {
       return {how: 'unavailable', reason: `${part === 'redis' ? 'redis-server' : 'mongod'} could not be started (${(error as Error).message.split('\n')[0]})`} as const
     }
     const mine: DiscoveredServer = {...started, owner_pid: process.pid, ...(options.ownerCommand ? {owner_command: options.ownerCommand} : {})}
     discovery[part] = mine
     saveDiscovery(dataDir, discovery)
-    return {how: 'owned', server: mine, started: true, release: own({part, server: mine, dataDir, refs: 1})} as const
+    const release = own({part, server: mine, dataDir, refs: 1})
+    settleStarted(mine.pid)
+    return {how: 'owned', server: mine, started: true, release} as const
   })
 }
 
 /**
  * The Kafka broker runtime.json lists (`tektree up --bus kafka`): null when it lists none; one that
  * does not answer is a UserError (exit 2), as for any listed part. Commands never start a broker
- * for their own run: without `up --bus kafka` the bus is redis-server.
+ * for their own run: without `up --bus kafka` the bus is redis-server, except in a directory whose
+ * bus is Kafka (bus.json): there a command without the broker is a UserError (exit 2), not a
+ * redis-server that has none of its events.
  */
 export async function listedKafka(dataDir: string, pingTimeoutMs = 2_000): Promise<DiscoveredServer | null> {
   const read = readDiscovery(dataDir)
   if (read.state === 'newer') throw newerDiscoveryError(read.path, read.version)
   const server = read.state === 'found' ? read.discovery.kafka : undefined
-  if (!server) return null
+  if (!server) {
+    const remembered = readBusKind(dataDir)
+    if (remembered?.kind !== 'kafka') return null
+    throw new UserError(`The bus of ${dataDir} is a Kafka broker (its data is in ${join(dataDir, 'kafka')}), and it is not running`, {
+      code: 'EMBEDDED_BUS_DOWN',
+      hint: `\`tektree up\` starts it again (commands do not start a broker for their own run); to move this directory to redis-server on purpose: \`tektree up --bus redis --switch-bus\`.`,
+      exitCode: 2,
+      details: {bus: 'kafka', file: remembered.path},
+    })
+  }
   const health = await checkPart('kafka', server, pingTimeoutMs)
   if (!health.answers) throw partDownError('kafka', server, health, dataDir, pingTimeoutMs)
   return server
@@ -518,8 +617,10 @@ export async function listedKafka(dataDir: string, pingTimeoutMs = 2_000): Promi
 export async function startPrivateServer(part: PartName, options: {readyTimeoutMs?: number} = {}): Promise<{server: DiscoveredServer; release(): Promise<void>}> {
   const tempDir = mkdtempSync(join(tmpdir(), `tektree-${part}-`))
   try {
-    const server = await startServer(part, {dir: tempDir, readyTimeoutMs: options.readyTimeoutMs})
-    return {server, release: own({part, server, dataDir: null, tempDir, refs: 1})}
+    const server = await startTracked(part, {dir: tempDir, readyTimeoutMs: options.readyTimeoutMs})
+    const release = own({part, server, dataDir: null, tempDir, refs: 1})
+    settleStarted(server.pid)
+    return {server, release}
   } catch (error) {
     rmSync(tempDir, {recursive: true, force: true})
     throw error
@@ -550,6 +651,11 @@ export interface UpResult {
   unavailable: Array<{part: PartName; reason: string}>
   /** Anything else worth a line: a part that could not get its old port back, a server taken over from a command. */
   notes: string[]
+  /**
+   * Which server is the bus and why: --bus, the one running, the one this directory last ran
+   * (bus.json), or redis-server for a directory that never ran one. Absent when the bus was skipped.
+   */
+  bus?: {kind: BusPartName; from: 'flag' | 'running' | 'remembered' | 'default'; file: string; switched_from?: BusPartName}
 }
 
 export interface UpOptions {
@@ -558,25 +664,36 @@ export interface UpOptions {
   readyTimeoutMs?: number
   /** Skip a part (tests, or a machine that only wants the bus). */
   skip?: PartName[]
-  /** Which server is the bus (default: the one the runtime has, else redis-server). */
+  /** Which server is the bus (default: the one the runtime has, else the one the directory last ran, else redis-server). */
   bus?: BusPartName
+  /** Let `bus` differ from the kind the directory last ran (a deliberate move; its old bus' data is left behind). */
+  switchBus?: boolean
 }
+
+/** The bus a directory last ran, in words: "a Kafka broker". */
+const BUS_WORDS: Record<BusPartName, string> = {redis: 'redis-server', kafka: 'a Kafka broker'}
 
 /**
  * Starts whatever part of the embedded runtime is not running yet; idempotent. A dead part comes
  * back on the port it had, so clients that were connected (ioredis reconnects to the same URL) and
- * running `tektree services` recover by themselves.
+ * running `tektree services` recover by themselves. The bus is the kind the directory last ran
+ * unless --bus says otherwise, and a different one only with switchBus: its data (and, on Kafka,
+ * the leaderboards in the store) belongs to that kind. A bus that cannot be started fails `up`
+ * (exit 2) and stops what it started, except redis-server not being installed (commands then run
+ * the bus in-process, as documented).
  */
 export async function upEmbeddedRuntime(options: UpOptions = {}): Promise<UpResult> {
   const dataDir = resolveDataDir(options.dataDir)
   const readyTimeoutMs = options.readyTimeoutMs ?? 90_000
   const skip = new Set(options.skip ?? [])
-  return withDiscoveryLock(dataDir, async () => {
+  return withDiscoveryLock(dataDir, () => withStartHooks(async () => {
     const read = readDiscovery(dataDir)
     if (read.state === 'newer') throw newerDiscoveryError(read.path, read.version)
     const existing = read.state === 'found' ? read.discovery : undefined
     const wasUp = Boolean(existing?.up)
-    const busPart: BusPartName = options.bus ?? (existing?.kafka ? 'kafka' : 'redis')
+    const remembered = readBusKind(dataDir)
+    const busFrom: NonNullable<UpResult['bus']>['from'] = options.bus ? 'flag' : existing?.kafka ? 'running' : remembered ? 'remembered' : 'default'
+    const busPart: BusPartName = options.bus ?? (existing?.kafka ? 'kafka' : (remembered?.kind ?? 'redis'))
     const otherBus: BusPartName = busPart === 'kafka' ? 'redis' : 'kafka'
     const other = existing?.[otherBus]
     if (other && !skip.has(busPart) && (await checkPart(otherBus, other)).alive) {
@@ -588,11 +705,26 @@ export async function upEmbeddedRuntime(options: UpOptions = {}): Promise<UpResu
         details: {running: otherBus, wanted: busPart},
       })
     }
+    if (remembered && remembered.kind !== busPart && !skip.has(busPart) && !options.switchBus) {
+      // Its streams or topics, and on Kafka the leaderboards kept in the store, belong to that kind:
+      // an empty other bus in their place makes every later verify, lag or tail wrong.
+      throw new UserError(`${dataDir} last ran ${BUS_WORDS[remembered.kind]} as its bus (its data is in ${join(dataDir, remembered.kind)}); \`--bus ${busPart}\` would start an empty ${PART_PROGRAM[busPart]} in its place`, {
+        code: 'EMBEDDED_BUS_MISMATCH',
+        hint:
+          `\`tektree up\` (without --bus) starts ${BUS_WORDS[remembered.kind]} again. To move this directory to ${PART_PROGRAM[busPart]} on purpose: ` +
+          `\`tektree up --bus ${busPart} --switch-bus\` (the store's events are republished to it; then rebuild the leaderboards with \`tektree replay --group gamification --from-scratch\`), ` +
+          `or \`tektree down --purge\` first to start afresh (deletes the data).`,
+        exitCode: 2,
+        details: {last_ran: remembered.kind, wanted: busPart, file: remembered.path},
+      })
+    }
     const discovery: Discovery = {version: emptyDiscovery(dataDir).version, data_dir: dataDir}
     const started: PartName[] = []
     const kept: PartName[] = []
     const unavailable: UpResult['unavailable'] = []
     const notes: string[] = []
+    /** A bus that could not be had, when that fails `up` (see below). */
+    let busFailure: {reason: string; holder?: number} | undefined
 
     // The store first: a bad store file fails `up` before any server is started for nothing.
     // mongod where one is (or was) the store; a runtime that had the SQLite file keeps it.
@@ -630,17 +762,19 @@ export async function upEmbeddedRuntime(options: UpOptions = {}): Promise<UpResu
       const holder = holderOf(part, dir, known ? [known.pid] : [])
       if (holder !== null) {
         // Two servers on one data directory would corrupt it.
-        unavailable.push({part, reason: `${dir} is in use by another ${part === 'kafka' ? 'Kafka broker' : PART_PROGRAM[part]} (pid ${holder}) that runtime.json does not list: stop it, then \`tektree up\` again`})
+        const reason = `${dir} is in use by another ${part === 'kafka' ? 'Kafka broker' : PART_PROGRAM[part]} (pid ${holder}) that runtime.json does not list`
+        if (part === busPart) busFailure = {reason, holder}
+        unavailable.push({part, reason: `${reason}: stop it, then \`tektree up\` again`})
         return
       }
       try {
-        discovery[part] = await startServer(part, {dir, port, readyTimeoutMs})
+        discovery[part] = await startTracked(part, {dir, port, readyTimeoutMs})
         started.push(part)
       } catch (error) {
-        if (port !== undefined) {
+        if (port !== undefined && !interruption()) {
           // Its old port may be taken by now: a new port beats no server, but clients must be told.
           try {
-            discovery[part] = await startServer(part, {dir, readyTimeoutMs})
+            discovery[part] = await startTracked(part, {dir, readyTimeoutMs})
             started.push(part)
             notes.push(`${PART_LABEL[part]}: port ${port} could not be had again (${(error as Error).message.split('\n')[0]}); it runs on ${discovery[part]!.port} now: restart commands that were attached`)
             return
@@ -648,25 +782,66 @@ export async function upEmbeddedRuntime(options: UpOptions = {}): Promise<UpResu
             error = second
           }
         }
-        unavailable.push({part, reason: (error as Error).message})
+        const reason = (error as Error).message
+        // Only redis-server not being installed leaves the bus to each command in-process (README).
+        if (part === busPart && (busPart === 'kafka' || options.bus || findRedisServer().ok)) busFailure = {reason}
+        unavailable.push({part, reason})
       }
     }
-    await Promise.all(([busPart, 'mongo'] as const).filter((part) => !skip.has(part) && (part !== 'mongo' || useMongod)).map(bring))
+    try {
+      await Promise.all(([busPart, 'mongo'] as const).filter((part) => !skip.has(part) && (part !== 'mongo' || useMongod)).map(bring))
 
-    if (!discovery.redis && !discovery.kafka && !discovery.mongo && !discovery.sqlite) {
-      saveDiscovery(dataDir, {...(existing ?? emptyDiscovery(dataDir)), up: undefined})
-      throw new UserError(`Could not start the embedded runtime: ${unavailable.map((u) => `${u.part}: ${u.reason}`).join('; ')}`, {
-        code: 'EMBEDDED_UNAVAILABLE',
-        hint: busPart === 'kafka' ? `For the bus: ${KAFKA_INSTALL_HINT}.` : `For the bus: ${REDIS_INSTALL_HINT}.`,
-        exitCode: 1,
-        details: {unavailable},
-      })
+      const interrupted = interruption()
+      if (interrupted) {
+        // Ctrl+C while the servers started: the signal hook stops them (they are not recorded).
+        await interrupted.stopped
+        throw new Error(`interrupted by ${interrupted.signal}`)
+      }
+      if (busFailure) {
+        // Nothing half up: the servers started for this `up` go, runtime.json stays as it was.
+        await Promise.allSettled(started.map((part) => stopServer(part, discovery[part]!, 10_000)))
+        throw busUnavailableError(dataDir, busPart, busFailure)
+      }
+
+      if (!discovery.redis && !discovery.kafka && !discovery.mongo && !discovery.sqlite) {
+        saveDiscovery(dataDir, {...(existing ?? emptyDiscovery(dataDir)), up: undefined})
+        throw new UserError(`Could not start the embedded runtime: ${unavailable.map((u) => `${u.part}: ${u.reason}`).join('; ')}`, {
+          code: 'EMBEDDED_UNAVAILABLE',
+          hint: busPart === 'kafka' ? `For the bus: ${KAFKA_INSTALL_HINT}.` : `For the bus: ${REDIS_INSTALL_HINT}.`,
+          exitCode: 1,
+          details: {unavailable},
+        })
+      }
+
+      discovery.up = started.length === 0 && wasUp && existing?.up ? existing.up : {started_at: new Date().toISOString(), started_by_pid: process.pid}
+      const discoveryFile = saveDiscovery(dataDir, discovery)!
+      let bus: UpResult['bus']
+      if (discovery[busPart]) {
+        recordBusKind(dataDir, busPart)
+        bus = {kind: busPart, from: busFrom, file: busFilePath(dataDir), ...(remembered && remembered.kind !== busPart ? {switched_from: remembered.kind} : {})}
+      }
+      const state = started.length === 0 && wasUp ? 'already-up' : 'started'
+      return {state, discoveryFile, discovery, started, kept, unavailable, notes, ...(bus ? {bus} : {})}
+    } finally {
+      // Recorded in runtime.json now, or stopped above: no longer for a signal to stop.
+      for (const part of started) settleStarted(discovery[part]!.pid)
     }
+  }))
+}
 
-    discovery.up = started.length === 0 && wasUp && existing?.up ? existing.up : {started_at: new Date().toISOString(), started_by_pid: process.pid}
-    const discoveryFile = saveDiscovery(dataDir, discovery)!
-    const state = started.length === 0 && wasUp ? 'already-up' : 'started'
-    return {state, discoveryFile, discovery, started, kept, unavailable, notes}
+/** `up` could not have the bus it was to start: what is wrong and what to do (exit 2). */
+function busUnavailableError(dataDir: string, bus: BusPartName, failure: {reason: string; holder?: number}): UserError {
+  const hint =
+    failure.holder !== undefined
+      ? `Stop it (\`kill ${failure.holder}\`; an interrupted \`tektree up\` of an older tektree could leave one), then \`tektree up\` again.`
+      : bus === 'kafka'
+        ? `Check the reason above (the broker's log is ${join(dataDir, 'kafka', 'kafka.log')}); for Java and the broker's jars: ${KAFKA_INSTALL_HINT}.`
+        : `Check the reason above (redis-server's log is ${join(dataDir, 'redis', 'redis.log')}); to install it: ${REDIS_INSTALL_HINT}.`
+  return new UserError(`Could not start the bus of ${dataDir} (${PART_PROGRAM[bus]}): ${failure.reason.split('\n')[0]}`, {
+    code: 'EMBEDDED_BUS_UNAVAILABLE',
+    hint,
+    exitCode: 2,
+    details: {bus, reason: failure.reason, ...(failure.holder !== undefined ? {holder_pid: failure.holder} : {})},
   })
 }
 
@@ -722,7 +897,10 @@ export interface EmbeddedStatus {
 
 const IN_PROCESS_NOTE = 'in-process parts live inside each command: other terminals cannot attach to them'
 
-function idleBus(): PartStatus {
+function idleBus(dataDir: string): PartStatus {
+  if (readBusKind(dataDir)?.kind === 'kafka') {
+    return {state: 'absent', mode: 'embedded', kind: 'kafka', data_dir: join(dataDir, 'kafka'), note: 'this data dir\'s bus is a Kafka broker: `tektree up` starts it again (commands do not start one for their own run)'}
+  }
   const found = findRedisServer()
   return found.ok
     ? {state: 'absent', mode: 'per-command', kind: 'redis', note: 'a command that needs it starts redis-server in <data-dir>/redis for its run, and others attach to it meanwhile (`tektree up` keeps one running)'}
@@ -781,7 +959,7 @@ export async function embeddedStatus(options: {dataDir?: string; now?: () => num
     return storeFileStatus(storeFilePath(dataDir), 'file')
   }
   if (read.state !== 'found') {
-    const status: EmbeddedStatus = {data_dir: dataDir, discovery_file: null, state: 'down', bus: idleBus(), store: await idleStore()}
+    const status: EmbeddedStatus = {data_dir: dataDir, discovery_file: null, state: 'down', bus: idleBus(dataDir), store: await idleStore()}
     if (read.state === 'invalid') {
       removeDiscovery(dataDir)
       status.state = 'stale'
@@ -807,7 +985,7 @@ export async function embeddedStatus(options: {dataDir?: string; now?: () => num
   const after = readDiscovery(dataDir)
   const current = after.state === 'found' ? after.discovery : emptyDiscovery(dataDir)
 
-  const bus = current.kafka ? serverStatus('kafka', current.kafka, health.get('kafka') ?? (await checkPart('kafka', current.kafka))) : current.redis ? serverStatus('redis', current.redis, health.get('redis')!) : idleBus()
+  const bus = current.kafka ? serverStatus('kafka', current.kafka, health.get('kafka') ?? (await checkPart('kafka', current.kafka))) : current.redis ? serverStatus('redis', current.redis, health.get('redis')!) : idleBus(dataDir)
   if (bus.state === 'running' && bus.mode === 'per-command') {
     bus.note = `started by ${bus.owner_command ? `\`tektree ${bus.owner_command}\`` : 'a tektree command'} (pid ${bus.owner_pid}${current.redis && !ownerAlive(current.redis) ? ', gone: the next command adopts it, `tektree down` stops it' : ''}) for its run; other commands attach to it meanwhile`
   }
@@ -886,7 +1064,8 @@ export async function downEmbeddedRuntime(options: {dataDir?: string; graceMs?: 
         })
       }
       const store = storeFilePath(dataDir)
-      for (const path of [join(dataDir, 'redis'), join(dataDir, 'kafka'), join(dataDir, 'mongo'), store, `${store}-wal`, `${store}-shm`, `${store}-journal`]) {
+      // bus.json too: with the bus' data gone, the next `up` may pick either kind afresh.
+      for (const path of [join(dataDir, 'redis'), join(dataDir, 'kafka'), join(dataDir, 'mongo'), store, `${store}-wal`, `${store}-shm`, `${store}-journal`, busFilePath(dataDir)]) {
         if (existsSync(path)) {
           rmSync(path, {recursive: true, force: true})
           result.purged.push(path)

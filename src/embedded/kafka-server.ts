@@ -41,6 +41,8 @@ export interface StartKafkaServerOptions {
   readyTimeoutMs?: number
   /** Where ports not given come from (default: a free one from the OS; tests inject a taken one). */
   choosePort?: () => Promise<number>
+  /** Told each JVM's pid as soon as it is spawned (the broker's, and the one formatting its directory): `up` stops them on Ctrl+C. */
+  onSpawn?: (pid: number) => void
 }
 
 export interface KafkaServerHandle {
@@ -187,8 +189,12 @@ function readTail(file: string, chars = 1_500): string {
   }
 }
 
-/** Writes the configuration and formats the data directory once (a formatted one is kept). */
-export async function prepareKafkaDir(java: string, classpath: string, dir: string, port: number, controllerPort: number): Promise<string> {
+/**
+ * Writes the configuration and formats the data directory once (a formatted one is kept). `onSpawn`
+ * is told the formatting JVM's pid: it names <dir>/server.properties like the broker, and an
+ * interrupted `up` must not leave it behind, holding the directory.
+ */
+export async function prepareKafkaDir(java: string, classpath: string, dir: string, port: number, controllerPort: number, onSpawn?: (pid: number) => void): Promise<string> {
   mkdirSync(join(dir, 'data'), {recursive: true})
   const config = join(dir, 'server.properties')
   writeFileSync(config, serverProperties(dir, port, controllerPort))
@@ -199,7 +205,7 @@ export async function prepareKafkaDir(java: string, classpath: string, dir: stri
     let clusterId = randomBytes(16).toString('base64url')
     // One starting with '-' would read as an option (Kafka's own random ids avoid them too).
     while (clusterId.startsWith('-')) clusterId = randomBytes(16).toString('base64url')
-    await run(java, [...KAFKA_JVM_FLAGS, `-Dlog4j2.configurationFile=${join(dir, 'log4j2.properties')}`, '-cp', classpath, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', config], 60_000)
+    await run(java, [...KAFKA_JVM_FLAGS, `-Dlog4j2.configurationFile=${join(dir, 'log4j2.properties')}`, '-cp', classpath, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', config], 60_000, onSpawn)
   }
   return config
 }
@@ -219,7 +225,7 @@ export async function startKafkaServer(options: StartKafkaServerOptions): Promis
     for (let i = 0; controllerPort === port && i < 10; i++) controllerPort = await pickPort()
   }
   await choosePorts()
-  let config = await prepareKafkaDir(java, classpath, options.dir, port, controllerPort)
+  let config = await prepareKafkaDir(java, classpath, options.dir, port, controllerPort, options.onSpawn)
   const logFile = join(options.dir, 'kafka.log')
   const readyTimeoutMs = options.readyTimeoutMs ?? 60_000
   const args = () => [...KAFKA_JVM_FLAGS, `-Dlog4j2.configurationFile=${join(options.dir, 'log4j2.properties')}`, '-cp', classpath, 'kafka.Kafka', config]
@@ -235,6 +241,7 @@ export async function startKafkaServer(options: StartKafkaServerOptions): Promis
       closeSync(fd)
     }
     if (options.detached) spawned.unref()
+    if (spawned.pid) options.onSpawn?.(spawned.pid)
     const spawnError = new Promise<Error>((resolveError) => spawned.once('error', resolveError))
     spawned.on('error', () => undefined) // reported through spawnError
     child = spawned
@@ -273,7 +280,7 @@ export async function startKafkaServer(options: StartKafkaServerOptions): Promis
     } catch (error) {
       if (portsGiven || attempt >= 3 || !lostPortRace(logFile)) throw error
       await choosePorts()
-      config = await prepareKafkaDir(java, classpath, options.dir, port, controllerPort)
+      config = await prepareKafkaDir(java, classpath, options.dir, port, controllerPort, options.onSpawn)
     }
   }
 

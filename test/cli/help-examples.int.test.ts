@@ -136,6 +136,7 @@ const NOT_RUN: Record<string, string> = {
   'tektree archive verify --dir /backups/tektree-archive --json': 'needs your archive copy in /backups',
   'TEKTREE_DATA_DIR=/tmp/tt tektree up': 'starts a server with its data in a shared /tmp/tt',
   'tektree up --bus kafka': 'the runtime here is up with redis-server (test/cli/up-kafka.int.test.ts runs up --bus kafka)',
+  'tektree up --bus redis --switch-bus': 'the runtime here is up with redis-server already (test/cli/up-bus.int.test.ts covers --switch-bus)',
   'git show main:fixtures/catalog/tektree.asyncapi.yaml > /tmp/old.yaml && tektree catalog diff /tmp/old.yaml fixtures/catalog/tektree.asyncapi.yaml':
     'needs a git checkout of tektree with a main branch; writes /tmp/old.yaml',
 }
