@@ -7,7 +7,7 @@ import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import path from 'node:path'
 import {describe, expect, it} from 'vitest'
-import {createSqliteStore} from '../../src/adapters/sqlite/store.js'
+import {storeWithOneEvent} from './one-event-store.js'
 import {requireBuild, runCli} from './run-cli.js'
 
 describe('trace GROUP:EVENT_ID', () => {
@@ -15,25 +15,7 @@ describe('trace GROUP:EVENT_ID', () => {
     requireBuild()
     const dir = mkdtempSync(path.join(tmpdir(), 'tektree-trace-'))
     try {
-      const file = path.join(dir, 'store.db')
-      const store = await createSqliteStore({path: file})
-      const id = randomUUID()
-      await store.events.append([
-        {
-          event_id: id,
-          event_type: 'user.registered',
-          event_version: '1.0.0',
-          timestamp: new Date().toISOString(),
-          source_service: 'user',
-          payload: {user_id: randomUUID(), username: 'ada_l', email_hash: `sha256:${'0'.repeat(64)}`, signup_source: 'web'},
-          trace_id: randomUUID().replaceAll('-', ''),
-          correlation_id: id,
-          causation_id: null,
-          producer_id: 'test',
-          metadata: {},
-        },
-      ])
-      await store.close()
+      const {file, eventId: id} = await storeWithOneEvent(dir)
       const args = ['--store-url', `sqlite:${file}`, '--bus-url', 'memory:', '--json']
       const byEntry = await runCli(['trace', `payment:${id}`, ...args])
       expect(byEntry.code, byEntry.stderr).toBe(0)

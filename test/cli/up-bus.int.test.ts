@@ -15,16 +15,13 @@ import {fileURLToPath} from 'node:url'
 import {afterEach, describe, expect, inject, it} from 'vitest'
 import {onPath} from '../../src/embedded/child.js'
 import {holderOf, isAlive, startServer, stopServer} from '../../src/embedded/index.js'
+import type {CliResult} from './run-cli.js'
 
 const kafkaUnavailable = inject('kafkaUnavailable')
 const redisUnavailable = inject('redisUnavailable')
 const BIN = join(fileURLToPath(import.meta.url), '..', '..', '..', 'bin', 'run.js')
 
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
+type Run = Pick<CliResult, 'code' | 'stdout' | 'stderr'>
 
 const dirs: string[] = []
 
