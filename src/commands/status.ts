@@ -60,8 +60,9 @@ export function renderStatus(s: StatusResult, style: Style, bin = 'tektree'): st
   const detail = '        '
   const line = (label: string, p: PartStatus) => {
     if (p.kind === 'sqlite') {
-      const health = p.state === 'running' ? '' : p.state === 'absent' ? ' (not created yet)' : `: ${style.bad('CANNOT BE OPENED')}`
-      const facts = [p.version, p.size_bytes !== undefined ? formatSize(p.size_bytes) : undefined, p.events !== undefined ? `${p.events} events` : undefined].filter(Boolean)
+      const health = p.state === 'running' || p.state === 'absent' ? '' : `: ${style.bad('CANNOT BE OPENED')}`
+      // One parenthesis: "(not created yet) (SQLite 3.53.2)" read as two afterthoughts.
+      const facts = [p.state === 'absent' ? 'not created yet' : undefined, p.version, p.size_bytes !== undefined ? formatSize(p.size_bytes) : undefined, p.events !== undefined ? `${p.events} events` : undefined].filter(Boolean)
       say(`${p.path}${health}${facts.length > 0 ? ` (${facts.join(', ')})` : ''}`, `  ${label} `, detail)
       if (p.error) say(p.error, detail)
       if (p.quarantined) say(`${style.warn(`${p.quarantined} QUARANTINED`)}: event(s) the bus refused, set aside out of the outbox`, detail)

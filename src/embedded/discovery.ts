@@ -244,11 +244,10 @@ function tryLock(lockPath: string): boolean {
  * `timeoutMs` for another holder (which may be starting a server).
  */
 export async function withDiscoveryLock<T>(dataDir: string, fn: () => Promise<T>, timeoutMs = 120_000): Promise<T> {
-  mkdirSync(dataDir, {recursive: true})
   const lockPath = join(dataDir, LOCK_FILE)
   const deadline = Date.now() + timeoutMs
   for (let attempt = 0; ; attempt++) {
-    if (tryLock(lockPath)) break
+    if (unwritableDir(() => (mkdirSync(dataDir, {recursive: true}), tryLock(lockPath)), dataDir)) break
     if (Date.now() >= deadline) {
       let holder = ''
       try {
@@ -271,6 +270,26 @@ export async function withDiscoveryLock<T>(dataDir: string, fn: () => Promise<T>
   } finally {
     heldLocks.delete(lockPath)
     rmSync(lockPath, {force: true})
+  }
+}
+
+/**
+ * `fn`, with a data dir that cannot be written (read-only disk, no permission, a file in its place)
+ * as a user error naming it, as the store file's errors are, not an "unexpected error".
+ */
+function unwritableDir<T>(fn: () => T, dataDir: string): T {
+  try {
+    return fn()
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? ''
+    if (!/^(EROFS|EACCES|EPERM|ENOTDIR|EEXIST|ENOSPC)$/.test(code)) throw error
+    throw new UserError(`Cannot write the data directory ${dataDir}: ${(error as Error).message}`, {
+      code: 'DATA_DIR_UNWRITABLE',
+      hint: 'Make sure it is a directory, writable by this user, on a disk with space left; or use another one (run from another directory, or set TEKTREE_DATA_DIR).',
+      exitCode: 2,
+      details: {path: dataDir},
+      cause: error,
+    })
   }
 }
 
