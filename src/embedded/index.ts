@@ -14,9 +14,9 @@
  * tektree, which drains and reports, and not the servers under it.
  */
 import {spawn} from 'node:child_process'
-import {closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync} from 'node:fs'
+import {closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync} from 'node:fs'
 import {tmpdir} from 'node:os'
-import {join} from 'node:path'
+import {basename, join} from 'node:path'
 import {UserError} from '../errors.js'
 import {interruption, noteInterruption} from '../core/interrupt.js'
 import {freePort, onPath, runProgram as run, sleep} from './child.js'
@@ -1024,6 +1024,59 @@ export interface DownResult {
   discovery_file_removed: boolean
 }
 
+/**
+ * Refuses to delete the data while another process has the store file open (`tektree services`,
+ * a simulate): it would go on with a deleted file. A process ending just now (its terminal closed)
+ * is waited for a moment. Where /proc cannot tell (not Linux), nothing is refused.
+ */
+async function refuseWhileOpen(file: string): Promise<void> {
+  let holders = processesHolding(file)
+  for (let i = 0; i < 20 && holders.length > 0; i++) {
+    await sleep(100)
+    holders = processesHolding(file)
+  }
+  if (holders.length === 0) return
+  throw new UserError(`Not purging: ${holders.map((h) => `pid ${h.pid} (${h.command})`).join(', ')} has the store file ${file} open`, {
+    code: 'DATA_IN_USE',
+    hint: 'Stop those commands first (Ctrl+C in their terminals), then run `tektree down --purge` again. The servers were stopped; nothing was deleted.',
+    exitCode: 2,
+    details: {pids: holders.map((h) => h.pid)},
+  })
+}
+
+/** Other processes with `file` open, from /proc (none where there is no /proc). */
+export function processesHolding(file: string): Array<{pid: number; command: string}> {
+  if (!existsSync(file) || !existsSync('/proc/self/fd')) return []
+  const target = realpathSync(file)
+  const out: Array<{pid: number; command: string}> = []
+  for (const entry of readdirSync('/proc')) {
+    const pid = Number(entry)
+    if (!Number.isInteger(pid) || pid === process.pid) continue
+    let fds: string[]
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`)
+    } catch {
+      continue // gone, or not ours to look at
+    }
+    const holds = fds.some((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`) === target
+      } catch {
+        return false
+      }
+    })
+    if (!holds) continue
+    let command = ''
+    try {
+      command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).map((arg) => basename(arg)).slice(0, 4).join(' ')
+    } catch {
+      // gone meanwhile
+    }
+    out.push({pid, command: command || 'a process'})
+  }
+  return out
+}
+
 export async function downEmbeddedRuntime(options: {dataDir?: string; graceMs?: number; purge?: boolean} = {}): Promise<DownResult> {
   const dataDir = resolveDataDir(options.dataDir)
   const graceMs = options.graceMs ?? 10_000
@@ -1056,6 +1109,7 @@ export async function downEmbeddedRuntime(options: {dataDir?: string; graceMs?: 
       result.discovery_file_removed = true
     }
     if (options.purge) {
+      await refuseWhileOpen(storeFilePath(dataDir))
       if (result.left.length > 0) {
         throw new UserError(`Not purging ${dataDir}: ${result.left.map((l) => `the ${PART_LABEL[l.part]} (pid ${l.pid}) of the tektree command with pid ${l.owner_pid}`).join(', ')} still runs`, {
           code: 'DATA_IN_USE',
