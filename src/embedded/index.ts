@@ -353,7 +353,7 @@ async function stopStarting(): Promise<void> {
   await Promise.allSettled(pids.map(async ([pid, word]) => (isAlive(pid) && commandMatches(pid, word) ? terminate(pid, 5_000) : undefined)))
 }
 
-let hooks: {exit: () => void; sigint: () => void; sigterm: () => void} | undefined
+let hooks: {exit: () => void; sigint: () => void; sigterm: () => void; sighup: () => void} | undefined
 
 function ownedKey(dataDir: string | null, part: PartName, pid: number): string {
   return dataDir ? `${dataDir}\0${part}` : `private\0${pid}`
@@ -391,22 +391,25 @@ function installHooks(): void {
       if (entry.tempDir) rmSync(entry.tempDir, {recursive: true, force: true})
     }
   }
-  const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
+  // SIGHUP: the terminal was closed; without a handler Node ends at once and leaves the servers running.
+  const onSignal = (signal: 'SIGINT' | 'SIGTERM' | 'SIGHUP') => {
     // Nothing else knows of a server still starting: stopped here, whoever handles the signal.
     const startingStopped = stopStarting()
     // Prepended, so this runs first: any other listener is the command's own, and it owns the signal.
     if (process.listenerCount(signal) > 1) return
-    const code = signal === 'SIGINT' ? 130 : 143
+    const code = signal === 'SIGINT' ? 130 : signal === 'SIGHUP' ? 129 : 143
     const stopped = Promise.race([Promise.allSettled([startingStopped, stopAllOwned()]), sleep(10_000)]).then(() => undefined)
     noteInterruption({signal, exitCode: code, stopped})
     void stopped.finally(() => process.exit(code))
   }
   const sigint = () => onSignal('SIGINT')
   const sigterm = () => onSignal('SIGTERM')
-  hooks = {exit, sigint, sigterm}
+  const sighup = () => onSignal('SIGHUP')
+  hooks = {exit, sigint, sigterm, sighup}
   process.on('exit', exit)
   process.prependListener('SIGINT', sigint)
   process.prependListener('SIGTERM', sigterm)
+  process.prependListener('SIGHUP', sighup)
 }
 
 /** How many calls hold the hooks for the whole of their work (see withStartHooks). */
@@ -432,6 +435,7 @@ function uninstallHooksWhenIdle(): void {
   process.off('exit', hooks.exit)
   process.off('SIGINT', hooks.sigint)
   process.off('SIGTERM', hooks.sigterm)
+  process.off('SIGHUP', hooks.sighup)
   hooks = undefined
 }
 

@@ -215,6 +215,23 @@ describe.skipIf(Boolean(reason))(`the CLI on one data dir (${reason ?? 'redis-se
     }
   })
 
+  it('the terminal closed (SIGHUP) under a command that follows (tail --follow): exit 129, its redis-server stopped and unlisted', async () => {
+    const dir = tempDir()
+    const run = start(dir, ['tail', '--follow'], {detached: true})
+    try {
+      const redis = await ownRedis(dir, run.child.pid!)
+      signalGroup(run.child.pid!, 'SIGHUP')
+      const result = await Promise.race([run.done, sleep(30_000).then(() => null)])
+      expect(result, 'tail did not end after SIGHUP').not.toBeNull()
+      expect(result!.code).toBe(129)
+      // Node's default for SIGHUP ended the process at once and left the server running.
+      expect(isAlive(redis.pid)).toBe(false)
+      expect(existsSync(join(dir, 'data', 'runtime.json'))).toBe(false)
+    } finally {
+      if (run.child.exitCode === null) signalGroup(run.child.pid!, 'SIGKILL')
+    }
+  })
+
   it('services say when the bus stops answering and when it answers again (redis-server killed -9, then up)', async () => {
     const dir = tempDir()
     await ok(dir, ['up'])
