@@ -82,7 +82,7 @@ Exit codes: 0 sent (or, with --shadow, no difference), 1 not confirmed or differ
         ratePerSec: this.flags.rate,
         archived: fromScratch ? await this.archived() : undefined,
         signal: stop.signal,
-        onProgress: progress ? ({read, sent}) => process.stderr.write(`\rread ${read}, sent ${sent}\u001B[K`) : undefined,
+        onProgress: progress ? ({read, sent}) => process.stderr.write(`\rread ${read}, ${dryRun ? 'would send' : 'sent'} ${sent}\u001B[K`) : undefined,
         quiet: {
           onWait: progress
             ? (state) => {
