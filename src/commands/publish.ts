@@ -188,6 +188,7 @@ Exit codes: 0 every line published (or a duplicate), 1 a line was invalid, rejec
       if (!json && file === '-' && process.stdin.isTTY) process.stderr.write('Reading NDJSON from stdin (Ctrl+D ends)...\n')
       let totals
       const appended: string[] = []
+      let left = 0
       try {
         const input = file === '-' ? process.stdin : createReadStream(file, {highWaterMark: 1 << 20})
         totals = await publishNdjson({
@@ -207,7 +208,7 @@ Exit codes: 0 every line published (or a duplicate), 1 a line was invalid, rejec
       } finally {
         // Its own events on the bus, not the whole outbox: on a store shared with services, others'
         // events (derived ones, another relay's leases) come and go all the time.
-        const left = await untilPublished(runtime.store, appended, 30_000)
+        left = await untilPublished(runtime.store, appended, 30_000)
         // Reported below as events left in the outbox (exit 1); the next relay run publishes them.
         if (left > 0) process.stderr.write(`The outbox could not be drained to the bus: ${left} of this command's events are not on it after 30 s\n`)
         await pipeline.stop({drain: false})
@@ -215,7 +216,7 @@ Exit codes: 0 every line published (or a duplicate), 1 a line was invalid, rejec
       const summary: PublishSummary = {
         source: file,
         ...totals,
-        outbox_pending: await untilPublished(runtime.store, appended, 0),
+        outbox_pending: left,
         runtime: runtime.describe(),
         errors,
       }

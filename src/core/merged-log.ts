@@ -18,6 +18,11 @@ export interface LogEntry {
  */
 export async function* withArchived(log: AsyncIterable<EventEnvelope>, archived: AsyncIterable<EventEnvelope> | undefined): AsyncGenerator<LogEntry> {
   const sorted = await sortedByTime(archived)
+  if (sorted.length === 0) {
+    // No archive (the usual case): the store's log as it is, without a date parse per event.
+    for await (const event of log) yield {event, archived: false}
+    return
+  }
   const archivedIds = new Set(sorted.map((event) => event.event_id))
   const given = new Set<string>()
   const fresh = (event: EventEnvelope) => {
